@@ -1,0 +1,170 @@
+package collectors
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sink is what a collector hands its readings to (Telegraf's Accumulator).
+// Publish must be cheap and must not retain pts after it returns.
+type Sink interface {
+	Publish(source string, pts []Point)
+}
+
+// Collector is one source of readings. The constructor has no side effects,
+// Validate makes no network calls, Start launches the collector's goroutines
+// and returns, and Stop is safe to call after a failed or partial Start.
+type Collector interface {
+	Name() string
+	Validate() error
+	Start(ctx context.Context, sink Sink) error
+	Stop() error
+}
+
+// Output stores points durably. Enqueue may block to apply back-pressure but
+// must not lose points it accepted.
+type Output interface {
+	Enqueue(pts []Point) error
+}
+
+// Metrics are the collectors' Prometheus series.
+type Metrics struct {
+	Collected   *prometheus.CounterVec // points collected, by collector
+	Dropped     *prometheus.CounterVec // points dropped, by stage and reason
+	SubsDropped prometheus.Counter
+}
+
+// NewMetrics registers the collector series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Collected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_points_collected_total", Help: "Points accepted from collectors.",
+		}, []string{"collector"}),
+		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_points_dropped_total", Help: "Points dropped, by stage and reason.",
+		}, []string{"stage", "reason"}),
+	}
+	reg.MustRegister(m.Collected, m.Dropped)
+	return m
+}
+
+// Pipeline is the Sink the collectors share: it updates the state cache and
+// hands points to the output.
+type Pipeline struct {
+	state   *State
+	out     Output
+	metrics *Metrics
+	log     *slog.Logger
+	limiter *RateLimitedLog
+}
+
+// NewPipeline wires the state cache to an output.
+func NewPipeline(state *State, out Output, m *Metrics, log *slog.Logger) *Pipeline {
+	return &Pipeline{state: state, out: out, metrics: m, log: log, limiter: NewRateLimitedLog(log, time.Minute)}
+}
+
+// State returns the live cache.
+func (p *Pipeline) State() *State { return p.state }
+
+// Publish implements Sink.
+func (p *Pipeline) Publish(source string, pts []Point) {
+	if len(pts) == 0 {
+		return
+	}
+	accepted, rejected := p.state.Apply(pts)
+	if len(rejected) > 0 {
+		p.metrics.Dropped.WithLabelValues("ingest", "unknown_asset").Add(float64(len(rejected)))
+		p.limiter.Warn("unknown_asset:"+source, "points for undeclared assets dropped; declare the asset under assets:",
+			"collector", source, "asset", pts[rejected[0]].Asset, "count", len(rejected))
+		kept := make([]Point, 0, accepted)
+		next := 0
+		for i := range pts {
+			if next < len(rejected) && rejected[next] == i {
+				next++
+				continue
+			}
+			kept = append(kept, pts[i])
+		}
+		pts = kept
+	}
+	if len(pts) == 0 {
+		return
+	}
+	p.metrics.Collected.WithLabelValues(source).Add(float64(len(pts)))
+	if err := p.out.Enqueue(pts); err != nil {
+		p.metrics.Dropped.WithLabelValues("output", "enqueue_failed").Add(float64(len(pts)))
+		p.limiter.Error("enqueue", "points could not be queued for storage", "collector", source, "count", len(pts), "err", err)
+	}
+}
+
+// RunStaleSweep marks fields stale every interval until ctx ends. now is the
+// clock (time.Now in production).
+func (p *Pipeline) RunStaleSweep(ctx context.Context, every time.Duration, now func() time.Time) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.SweepStale(now())
+		}
+	}
+}
+
+// SweepStale publishes stale-quality points for fields not refreshed in time.
+func (p *Pipeline) SweepStale(now time.Time) int {
+	pts := p.state.StalePoints(now)
+	if len(pts) > 0 {
+		p.Publish("stale-sweep", pts)
+	}
+	return len(pts)
+}
+
+// RateLimitedLog logs at most once per interval per key, counting what it
+// suppressed, so a flood of bad payloads cannot flood the log.
+type RateLimitedLog struct {
+	log   *slog.Logger
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+	supp  map[string]int
+	now   func() time.Time
+}
+
+// NewRateLimitedLog builds a limiter.
+func NewRateLimitedLog(log *slog.Logger, every time.Duration) *RateLimitedLog {
+	return &RateLimitedLog{log: log, every: every, last: map[string]time.Time{}, supp: map[string]int{}, now: time.Now}
+}
+
+func (r *RateLimitedLog) allow(key string) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if t, ok := r.last[key]; ok && now.Sub(t) < r.every {
+		r.supp[key]++
+		return 0, false
+	}
+	n := r.supp[key]
+	r.supp[key] = 0
+	r.last[key] = now
+	return n, true
+}
+
+// Warn logs at warn level unless key logged within the interval.
+func (r *RateLimitedLog) Warn(key, msg string, args ...any) {
+	if n, ok := r.allow(key); ok {
+		r.log.Warn(msg, append(args, "suppressed_since_last", n)...)
+	}
+}
+
+// Error logs at error level unless key logged within the interval.
+func (r *RateLimitedLog) Error(key, msg string, args ...any) {
+	if n, ok := r.allow(key); ok {
+		r.log.Error(msg, append(args, "suppressed_since_last", n)...)
+	}
+}
