@@ -122,8 +122,8 @@ func TestPlanCoalescesAndSplits(t *testing.T) {
 	regs := []Register{
 		{Name: "a", Table: HoldingRegister, Address: 0, Type: TypeUint16},
 		{Name: "b", Table: HoldingRegister, Address: 2, Type: TypeFloat32},
-		{Name: "c", Table: HoldingRegister, Address: 20, Type: TypeUint16},     // gap 16 > max_gap 10: new read
-		{Name: "d", Table: HoldingRegister, Address: 140, Type: TypeFloat64},   // would exceed 125 registers
+		{Name: "c", Table: HoldingRegister, Address: 20, Type: TypeUint16},   // gap 16 > max_gap 10: new read
+		{Name: "d", Table: HoldingRegister, Address: 140, Type: TypeFloat64}, // would exceed 125 registers
 		{Name: "e", Table: HoldingRegister, Address: 20, Type: TypeBool, Bit: bit(3)},
 		{Name: "f", Table: Coil, Address: 0, Type: TypeBool},
 		{Name: "g", Table: Coil, Address: 1999, Type: TypeBool}, // 2000 bits: still one read
