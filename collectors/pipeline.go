@@ -26,9 +26,12 @@ type Collector interface {
 }
 
 // Output stores points durably. Enqueue may block to apply back-pressure but
-// must not lose points it accepted.
+// must not lose points it accepted. Flush returns once every point enqueued
+// before it is durable (on the disk queue), so a collector may then
+// acknowledge its source (MQTT PUBACK).
 type Output interface {
 	Enqueue(pts []Point) error
+	Flush() error
 }
 
 // Metrics are the collectors' Prometheus series.
@@ -100,6 +103,12 @@ func (p *Pipeline) Publish(source string, pts []Point) {
 		p.limiter.Error("enqueue", "points could not be queued for storage", "collector", source, "count", len(pts), "err", err)
 	}
 }
+
+// Flush makes every point published so far durable (see Output).
+func (p *Pipeline) Flush() error { return p.out.Flush() }
+
+// Flusher is implemented by sinks that can make published points durable.
+type Flusher interface{ Flush() error }
 
 // RunStaleSweep marks fields stale every interval until ctx ends. now is the
 // clock (time.Now in production).

@@ -255,7 +255,7 @@ func (w *Writer) tick(ctx context.Context) {
 func (w *Writer) send(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for {
-		rec, ok, err := w.q.Peek()
+		rec, ok, err := w.q.PeekBatch(w.cfg.BatchSize)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -293,7 +293,7 @@ func (w *Writer) send(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if err := w.q.Ack(rec.Count); err != nil {
+		if err := w.q.Ack(); err != nil {
 			w.limiter.Error("ack", "acknowledging a delivered batch failed", "err", err)
 		}
 	}

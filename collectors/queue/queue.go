@@ -58,6 +58,12 @@ type Record struct {
 	Enqueued time.Time
 }
 
+type peekState struct {
+	bytes   int64
+	records int
+	points  int
+}
+
 type segment struct {
 	id      uint64
 	size    int64 // bytes written
@@ -76,7 +82,7 @@ type Queue struct {
 	reader  *os.File // the read segment, opened lazily
 	readID  uint64
 	readOff int64
-	peeked  int64 // bytes of the record returned by the last Peek, 0 if none
+	peek    peekState // what the last Peek returned, until Ack
 	notify  chan struct{}
 	closed  bool
 }
@@ -340,7 +346,7 @@ func (q *Queue) dropOldestLocked() error {
 		q.reader.Close()
 		q.reader = nil
 	}
-	q.readID, q.readOff, q.peeked = q.segs[0].id, 0, 0
+	q.readID, q.readOff, q.peek = q.segs[0].id, 0, peekState{}
 	if err := q.writeCursor(); err != nil {
 		return err
 	}
@@ -352,60 +358,90 @@ func (q *Queue) dropOldestLocked() error {
 
 // Peek returns the oldest unacknowledged record. ok is false when the queue
 // is empty. Records older than MaxAge are dropped on the way.
-func (q *Queue) Peek() (rec Record, ok bool, err error) {
+func (q *Queue) Peek() (Record, bool, error) { return q.PeekBatch(0) }
+
+// PeekBatch returns consecutive unacknowledged records of one segment,
+// joined, holding at most maxPoints points (but always at least one record
+// when the queue is not empty; maxPoints 0 means exactly one). Ack
+// acknowledges all of them.
+func (q *Queue) PeekBatch(maxPoints int) (rec Record, ok bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.peek = peekState{}
+	for {
+		next, n, more, err := q.nextLocked(q.peek.bytes)
+		if err != nil || !more {
+			return rec, ok, err
+		}
+		if ok && rec.Count+next.Count > maxPoints {
+			return rec, true, nil
+		}
+		if ok {
+			rec.Data = append(rec.Data, next.Data...)
+			rec.Count += next.Count
+		} else {
+			rec, ok = next, true
+		}
+		q.peek.bytes += n
+		q.peek.points += next.Count
+		q.peek.records++
+	}
+}
+
+// nextLocked reads the record ahead bytes past the cursor. With ahead == 0 it
+// first moves past finished segments, damaged data and expired records; with
+// ahead > 0 it stays within the cursor's segment and leaves damage for later.
+func (q *Queue) nextLocked(ahead int64) (rec Record, n int64, ok bool, err error) {
 	for {
 		if q.closed {
-			return Record{}, false, errors.New("queue: closed")
+			return Record{}, 0, false, errors.New("queue: closed")
 		}
 		seg := q.segs[0]
-		if q.readOff >= seg.size {
-			if len(q.segs) == 1 {
-				return Record{}, false, nil
+		if q.readOff+ahead >= seg.size {
+			if ahead > 0 || len(q.segs) == 1 {
+				return Record{}, 0, false, nil
 			}
 			if err := q.advanceSegmentLocked(); err != nil {
-				return Record{}, false, err
+				return Record{}, 0, false, err
 			}
 			continue
 		}
 		if q.reader == nil {
 			f, err := os.Open(q.segPath(q.readID))
 			if err != nil {
-				return Record{}, false, fmt.Errorf("queue: open segment: %w", err)
+				return Record{}, 0, false, fmt.Errorf("queue: open segment: %w", err)
 			}
 			q.reader = f
 		}
-		n, _, _, rerr := readRecordAt(q.reader, q.readOff, &rec)
+		n, _, _, rerr := readRecordAt(q.reader, q.readOff+ahead, &rec)
 		if rerr != nil {
+			if ahead > 0 {
+				return Record{}, 0, false, nil
+			}
 			// Damage in the middle of the queue: skip the rest of this segment.
 			q.opts.OnDrop(DropCorrupt, seg.records, seg.points)
 			seg.records, seg.points, seg.bytes = 0, 0, 0
 			q.readOff = seg.size
-			if len(q.segs) == 1 {
-				return Record{}, false, nil
-			}
 			continue
 		}
-		if q.opts.MaxAge > 0 && q.opts.Now().Sub(rec.Enqueued) > q.opts.MaxAge {
+		if ahead == 0 && q.opts.MaxAge > 0 && q.opts.Now().Sub(rec.Enqueued) > q.opts.MaxAge {
 			q.opts.OnDrop(DropAge, 1, rec.Count)
-			q.consumeLocked(n, rec.Count)
+			q.consumeLocked(n, 1, rec.Count)
 			if err := q.writeCursor(); err != nil {
-				return Record{}, false, err
+				return Record{}, 0, false, err
 			}
 			continue
 		}
-		q.peeked = n
-		return rec, true, nil
+		return rec, n, true, nil
 	}
 }
 
-func (q *Queue) consumeLocked(n int64, points int) {
+func (q *Queue) consumeLocked(bytes int64, records, points int) {
 	seg := q.segs[0]
-	q.readOff += n
-	seg.records--
+	q.readOff += bytes
+	seg.records -= records
 	seg.points -= points
-	seg.bytes -= n
+	seg.bytes -= bytes
 }
 
 func (q *Queue) advanceSegmentLocked() error {
@@ -425,17 +461,17 @@ func (q *Queue) advanceSegmentLocked() error {
 	return nil
 }
 
-// Ack removes the record returned by the last Peek.
-func (q *Queue) Ack(points int) error {
+// Ack removes the records returned by the last Peek or PeekBatch.
+func (q *Queue) Ack() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.peeked == 0 {
-		// The peeked record's segment was dropped for space meanwhile (and
-		// counted as dropped): nothing left to acknowledge.
+	if q.peek.records == 0 {
+		// Nothing peeked, or the peeked records' segment was dropped for
+		// space meanwhile (and counted as dropped).
 		return nil
 	}
-	q.consumeLocked(q.peeked, points)
-	q.peeked = 0
+	q.consumeLocked(q.peek.bytes, q.peek.records, q.peek.points)
+	q.peek = peekState{}
 	return q.writeCursor()
 }
 

@@ -39,7 +39,7 @@ func drain(t *testing.T, q *Queue) []string {
 			return out
 		}
 		out = append(out, string(rec.Data))
-		if err := q.Ack(rec.Count); err != nil {
+		if err := q.Ack(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +65,7 @@ func TestFIFOAcrossSegmentsAndReopen(t *testing.T) {
 		if want := fmt.Sprintf("rec-%03d", i); string(rec.Data[:7]) != want {
 			t.Fatalf("record %d = %q, want %q", i, rec.Data[:7], want)
 		}
-		if err := q.Ack(rec.Count); err != nil {
+		if err := q.Ack(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,5 +174,32 @@ func TestMaxBytesMustExceedTwoSegments(t *testing.T) {
 	_, err := Open(Options{Dir: t.TempDir(), SegmentBytes: 1000, MaxBytes: 1500})
 	if err == nil || err.Error() != "queue: max_bytes 1500 must be at least twice the segment size 1000" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPeekBatchJoinsRecordsUpToMaxPoints(t *testing.T) {
+	q, _ := open(t, t.TempDir(), func(o *Options) { o.SegmentBytes = 1 << 16 })
+	defer q.Close()
+	for i := 0; i < 10; i++ {
+		q.Append([]byte(fmt.Sprintf("l%d\n", i)), 3)
+	}
+	rec, ok, err := q.PeekBatch(10) // 3 records of 3 points fit in 10
+	if err != nil || !ok || rec.Count != 9 || string(rec.Data) != "l0\nl1\nl2\n" {
+		t.Fatalf("PeekBatch = %q (%d points), %v, %v", rec.Data, rec.Count, ok, err)
+	}
+	// Not acknowledged: the same batch comes again.
+	rec, _, _ = q.PeekBatch(10)
+	if rec.Count != 9 {
+		t.Fatalf("re-peek got %d points", rec.Count)
+	}
+	if err := q.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats(); s.Records != 7 || s.Points != 21 {
+		t.Fatalf("after ack: %+v", s)
+	}
+	rec, _, _ = q.PeekBatch(1) // one record even when it exceeds maxPoints
+	if string(rec.Data) != "l3\n" {
+		t.Fatalf("got %q", rec.Data)
 	}
 }
