@@ -1,0 +1,90 @@
+package mqtt
+
+import (
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Message is the part of an MQTT message the collector uses.
+type Message interface {
+	Topic() string
+	Payload() []byte
+	Ack()
+}
+
+// Handler receives messages for one filter, in order.
+type Handler func(Message)
+
+// ConnOptions is what a Conn needs to know before it connects.
+type ConnOptions struct {
+	Config    *Config
+	Routes    map[string]Handler // filter → handler, registered before connecting
+	OnConnect func()             // after every (re)connect: subscribe here
+	OnLost    func(error)
+}
+
+// Conn is the part of an MQTT client the collector uses. Connect must not
+// block on the network: it connects and reconnects in the background.
+type Conn interface {
+	Connect()
+	Subscribe(filters map[string]byte) error
+	Publish(topic string, qos byte, retained bool, payload string) error
+	Disconnect()
+}
+
+// Factory builds a Conn; tests may swap it.
+type Factory func(ConnOptions) Conn
+
+// PahoFactory builds connections on github.com/eclipse/paho.mqtt.golang.
+func PahoFactory(o ConnOptions) Conn {
+	c := o.Config
+	opts := paho.NewClientOptions().
+		AddBroker(c.Broker).
+		SetClientID(c.ClientID).
+		SetUsername(c.Username).
+		SetPassword(c.Password).
+		SetCleanSession(c.CleanSession).
+		SetKeepAlive(c.KeepAlive).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(c.MaxReconnect).
+		SetOrderMatters(true).
+		SetAutoAckDisabled(true). // PUBACK once the points are on disk
+		SetOnConnectHandler(func(paho.Client) { o.OnConnect() }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnLost(err) })
+	if c.StatusTopic != "" {
+		opts.SetWill(c.StatusTopic, "offline", 1, true)
+	}
+	cl := paho.NewClient(opts)
+	for filter, h := range o.Routes {
+		h := h
+		cl.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m) })
+	}
+	return &pahoConn{c: cl}
+}
+
+type pahoConn struct{ c paho.Client }
+
+func (p *pahoConn) Connect() { p.c.Connect() }
+
+func (p *pahoConn) Subscribe(filters map[string]byte) error {
+	// Handlers are the routes added at construction; nil keeps them.
+	t := p.c.SubscribeMultiple(filters, nil)
+	if !t.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("mqtt: subscribe timed out")
+	}
+	return t.Error()
+}
+
+func (p *pahoConn) Publish(topic string, qos byte, retained bool, payload string) error {
+	t := p.c.Publish(topic, qos, retained, payload)
+	if !t.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("mqtt: publish to %s timed out", topic)
+	}
+	return t.Error()
+}
+
+func (p *pahoConn) Disconnect() { p.c.Disconnect(500) }

@@ -1,0 +1,292 @@
+// Package mqtt collects readings published over MQTT (water-leak sensors,
+// elevator controllers, lighting circuits) on github.com/eclipse/paho.mqtt.golang.
+//
+// Messages are received at QoS 1 in a persistent session and acknowledged
+// (PUBACK) only once the points they carried are on the disk queue, so
+// neither a broker disconnect nor a gateway crash loses a message: anything
+// unacknowledged is redelivered by the broker.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// Metrics are the MQTT series.
+type Metrics struct {
+	Messages  *prometheus.CounterVec // subscription, result (ok, bad_payload)
+	Connected prometheus.Gauge
+	Lost      prometheus.Counter
+}
+
+// NewMetrics registers the MQTT series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_mqtt_messages_total",
+			Help: "MQTT messages by subscription and result (ok, bad_payload)."}, []string{"subscription", "result"}),
+		Connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_mqtt_connected", Help: "1 while connected to the broker with every subscription in place."}),
+		Lost:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_mqtt_connection_lost_total", Help: "Broker connections lost."}),
+	}
+	reg.MustRegister(m.Messages, m.Connected, m.Lost)
+	return m
+}
+
+// OnlineField is the availability point published for availability topics.
+const OnlineField = "online"
+
+// maxTrackedAssets bounds the memory used to mark fields stale when a device
+// goes offline.
+const maxTrackedAssets = 100000
+
+// Collector subscribes to the configured topics.
+type Collector struct {
+	cfg     Config
+	factory Factory
+	metrics *Metrics
+	log     *slog.Logger
+	limiter *collectors.RateLimitedLog
+
+	sink    collectors.Sink
+	flusher collectors.Flusher
+	conn    Conn
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex // guards pending and seen
+	pending []Message
+	seen    map[string]map[string]string // asset → field → unit
+	flushMu sync.Mutex                   // one flush-and-ack at a time, in order
+}
+
+var _ collectors.Collector = (*Collector)(nil)
+
+// New builds the collector; factory may be nil for paho. No I/O happens here.
+func New(cfg Config, factory Factory, m *Metrics, log *slog.Logger) *Collector {
+	if factory == nil {
+		factory = PahoFactory
+	}
+	cfg.SetDefaults()
+	return &Collector{cfg: cfg, factory: factory, metrics: m, log: log, limiter: collectors.NewRateLimitedLog(log, 10*time.Second),
+		seen: map[string]map[string]string{}}
+}
+
+// Name implements collectors.Collector.
+func (c *Collector) Name() string { return "mqtt" }
+
+// Validate implements collectors.Collector.
+func (c *Collector) Validate() error { return c.cfg.Validate() }
+
+// Start registers the routes and connects in the background.
+func (c *Collector) Start(ctx context.Context, sink collectors.Sink) error {
+	if err := c.cfg.Validate(); err != nil { // compiles the topic patterns
+		return err
+	}
+	c.sink = sink
+	c.flusher, _ = sink.(collectors.Flusher)
+	routes := map[string]Handler{}
+	filters := map[string]byte{}
+	for i := range c.cfg.Subs {
+		s := &c.cfg.Subs[i]
+		routes[s.filter] = chain(routes[s.filter], func(m Message) bool { return c.handleData(s, m) })
+		filters[s.filter] = byte(c.cfg.QoS)
+	}
+	for i := range c.cfg.Availability {
+		a := &c.cfg.Availability[i]
+		routes[a.filter] = chain(routes[a.filter], func(m Message) bool { return c.handleAvailability(a, m) })
+		filters[a.filter] = byte(c.cfg.QoS)
+	}
+	for f, h := range routes {
+		h := h
+		routes[f] = func(m Message) { h(m); c.queueAck(m) }
+	}
+	c.conn = c.factory(ConnOptions{
+		Config: &c.cfg,
+		Routes: routes,
+		OnConnect: func() {
+			// With a persistent session the broker remembers these, but a
+			// broker that lost its state must learn them again.
+			go func() {
+				if err := c.conn.Subscribe(filters); err != nil {
+					c.log.Error("subscribe failed", "err", err)
+					return
+				}
+				c.metrics.Connected.Set(1)
+				c.log.Info("connected and subscribed", "broker", c.cfg.Broker, "subscriptions", len(filters))
+				if c.cfg.StatusTopic != "" {
+					if err := c.conn.Publish(c.cfg.StatusTopic, 1, true, "online"); err != nil {
+						c.log.Warn("status publish failed", "err", err)
+					}
+				}
+			}()
+		},
+		OnLost: func(err error) {
+			c.metrics.Connected.Set(0)
+			c.metrics.Lost.Inc()
+			c.log.Warn("MQTT connection lost; reconnecting with backoff", "err", err)
+		},
+	})
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go c.ackLoop(ctx)
+	c.conn.Connect()
+	return nil
+}
+
+// chain runs every handler registered for one filter; each ignores topics
+// its own pattern does not match.
+func chain(prev Handler, next func(Message) bool) Handler {
+	return func(m Message) {
+		if prev != nil {
+			prev(m)
+		}
+		next(m)
+	}
+}
+
+func (c *Collector) handleData(s *Subscription, m Message) bool {
+	pts, err := Parse(s, m.Topic(), m.Payload(), time.Now())
+	if errors.Is(err, ErrNoMatch) {
+		return false
+	}
+	if err != nil {
+		c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload").Inc()
+		payload := m.Payload()
+		if len(payload) > 200 {
+			payload = payload[:200]
+		}
+		c.limiter.Warn("bad:"+s.Topic, "bad MQTT payload", "topic", m.Topic(), "err", err, "payload", string(payload))
+	} else {
+		c.metrics.Messages.WithLabelValues(s.Topic, "ok").Inc()
+	}
+	if len(pts) > 0 {
+		c.remember(pts)
+		c.sink.Publish("mqtt", pts)
+	}
+	return true
+}
+
+func (c *Collector) remember(pts []collectors.Point) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range pts {
+		fields, ok := c.seen[p.Asset]
+		if !ok {
+			if len(c.seen) >= maxTrackedAssets {
+				continue
+			}
+			fields = map[string]string{}
+			c.seen[p.Asset] = fields
+		}
+		fields[p.Field] = p.Unit
+	}
+}
+
+func (c *Collector) handleAvailability(a *Availability, m Message) bool {
+	caps, ok := captures(a.names, a.filter, m.Topic())
+	if !ok {
+		return false
+	}
+	asset := expand(a.Asset, caps)
+	now := time.Now()
+	var online bool
+	switch string(m.Payload()) {
+	case a.Online:
+		online = true
+	case a.Offline:
+	default:
+		c.metrics.Messages.WithLabelValues(a.Topic, "bad_payload").Inc()
+		c.limiter.Warn("avail:"+a.Topic, "availability payload is neither online nor offline", "topic", m.Topic(),
+			"payload", string(m.Payload()), "online", a.Online, "offline", a.Offline)
+		return true
+	}
+	c.metrics.Messages.WithLabelValues(a.Topic, "ok").Inc()
+	pts := []collectors.Point{{Asset: asset, Field: OnlineField, Value: collectors.Bool(online), Quality: collectors.QualityGood, Time: now}}
+	if !online {
+		// The device said it is gone: its last values are no longer live.
+		c.mu.Lock()
+		for field, unit := range c.seen[asset] {
+			pts = append(pts, collectors.Point{Asset: asset, Field: field, Unit: unit, Quality: collectors.QualityStale, Time: now})
+		}
+		c.mu.Unlock()
+		c.log.Warn("device offline", "device", asset)
+	}
+	c.sink.Publish("mqtt", pts)
+	return true
+}
+
+// queueAck holds a message's PUBACK until its points are durable.
+func (c *Collector) queueAck(m Message) {
+	if c.flusher == nil {
+		m.Ack()
+		return
+	}
+	c.mu.Lock()
+	c.pending = append(c.pending, m)
+	full := len(c.pending) >= c.cfg.AckBatch
+	c.mu.Unlock()
+	if full {
+		c.flushAndAck()
+	}
+}
+
+// flushAndAck makes every published point durable, then acknowledges the
+// messages that carried them, in arrival order.
+func (c *Collector) flushAndAck() {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := c.flusher.Flush(); err != nil {
+		// Not durable: leave them unacknowledged so the broker redelivers.
+		c.limiter.Error("flush", "points not durable; MQTT messages left unacknowledged for redelivery", "err", err, "messages", len(batch))
+		return
+	}
+	for _, m := range batch {
+		m.Ack()
+	}
+}
+
+func (c *Collector) ackLoop(ctx context.Context) {
+	defer c.wg.Done()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.flushAndAck()
+		}
+	}
+}
+
+// Stop acknowledges what is durable and disconnects; safe after a partial Start.
+func (c *Collector) Stop() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	if c.conn != nil {
+		if c.flusher != nil {
+			c.flushAndAck()
+		}
+		if c.cfg.StatusTopic != "" {
+			_ = c.conn.Publish(c.cfg.StatusTopic, 1, true, "offline")
+		}
+		c.conn.Disconnect()
+	}
+	c.metrics.Connected.Set(0)
+	return nil
+}

@@ -1,0 +1,167 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/gateway/testenv"
+)
+
+// durableSink records points and counts flushes, like the pipeline.
+type durableSink struct {
+	mu      sync.Mutex
+	pts     []collectors.Point
+	flushes int
+}
+
+func (s *durableSink) Publish(_ string, pts []collectors.Point) {
+	s.mu.Lock()
+	s.pts = append(s.pts, pts...)
+	s.mu.Unlock()
+}
+func (s *durableSink) Flush() error { s.mu.Lock(); s.flushes++; s.mu.Unlock(); return nil }
+
+func (s *durableSink) snapshot() []collectors.Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]collectors.Point(nil), s.pts...)
+}
+
+func (s *durableSink) waitCount(t *testing.T, field string, n int, within time.Duration) []collectors.Point {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var got []collectors.Point
+		for _, p := range s.snapshot() {
+			if p.Field == field {
+				got = append(got, p)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s points after %s, want %d", len(got), field, within, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func publisher(t *testing.T, broker string) paho.Client {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func pub(t *testing.T, c paho.Client, topic, payload string) {
+	t.Helper()
+	if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+func testConfig(broker string) Config {
+	return Config{Broker: broker, ClientID: "gw-test", Subs: []Subscription{
+		{Topic: "site/{building}/leak/{id}", Asset: "leak-{id}", Fields: []Field{{Name: "wet", Path: "state", Type: TypeBool}, {Name: "battery", Path: "bat"}}},
+		{Topic: "site/lift/{car}/floor", Asset: "{car}", Format: FormatValue, Fields: []Field{{Name: "floor", Type: TypeInt}}},
+	}, Availability: []Availability{{Topic: "site/status/{id}", Asset: "leak-{id}"}}}
+}
+
+func startCollector(t *testing.T, cfg Config, sink collectors.Sink) (*Collector, *Metrics) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(cfg, nil, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.Connected) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("collector did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c, m
+}
+
+func TestIngestMalformedAndAvailability(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	sink := &durableSink{}
+	c, m := startCollector(t, testConfig(broker.URL), sink)
+	defer c.Stop()
+
+	p := publisher(t, broker.URL)
+	pub(t, p, "site/B3/leak/7", `{"state":"wet","bat":88}`)
+	pub(t, p, "site/B3/leak/7", `{"state":`)     // malformed
+	pub(t, p, "site/lift/car-1/floor", "twelve") // malformed
+	pub(t, p, "site/lift/car-1/floor", "12")
+	pub(t, p, "site/status/7", "offline")
+
+	sink.waitCount(t, "online", 1, 5*time.Second)
+	byKey := map[string]collectors.Point{}
+	for _, pt := range sink.snapshot() {
+		byKey[pt.Asset+"."+pt.Field] = pt
+	}
+	if pt := byKey["leak-7.wet"]; pt.Quality != collectors.QualityStale {
+		t.Errorf("leak-7.wet after offline: %v", pt)
+	}
+	if pt := byKey["car-1.floor"]; pt.Value.I != 12 {
+		t.Errorf("car-1.floor = %v", pt.Value)
+	}
+	if pt := byKey["leak-7.online"]; pt.Value.B {
+		t.Errorf("leak-7.online = %v", pt.Value)
+	}
+	if n := testutil.ToFloat64(m.Messages.WithLabelValues("site/{building}/leak/{id}", "bad_payload")) +
+		testutil.ToFloat64(m.Messages.WithLabelValues("site/lift/{car}/floor", "bad_payload")); n != 2 {
+		t.Errorf("bad payloads counted %v, want 2", n)
+	}
+}
+
+// Messages published while the gateway is away are delivered when it comes
+// back with the same client id (QoS 1, persistent session), and messages
+// are acknowledged only after a Flush made them durable.
+func TestPersistentSessionLosesNothingAcrossRestart(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	cfg := testConfig(broker.URL)
+	sink := &durableSink{}
+	c, _ := startCollector(t, cfg, sink)
+	p := publisher(t, broker.URL)
+	pub(t, p, "site/lift/car-1/floor", "0")
+	sink.waitCount(t, "floor", 1, 5*time.Second)
+	c.Stop()
+
+	for i := 1; i <= 500; i++ {
+		pub(t, p, "site/lift/car-1/floor", fmt.Sprint(i))
+	}
+	sink2 := &durableSink{}
+	c2, _ := startCollector(t, cfg, sink2)
+	defer c2.Stop()
+	got := sink2.waitCount(t, "floor", 500, 20*time.Second)
+	for i, pt := range got[:500] {
+		if pt.Value.I != int64(i+1) {
+			t.Fatalf("message %d carried %d: lost or reordered", i+1, pt.Value.I)
+		}
+	}
+	sink2.mu.Lock()
+	defer sink2.mu.Unlock()
+	if sink2.flushes == 0 {
+		t.Fatal("messages acknowledged without a flush")
+	}
+}

@@ -1,0 +1,288 @@
+package mqtt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// captures matches a topic against a compiled pattern and returns the
+// named levels; ok is false when the topic does not match.
+func captures(names []string, filter, topic string) (map[string]string, bool) {
+	levels := strings.Split(topic, "/")
+	pat := strings.Split(filter, "/")
+	out := map[string]string{}
+	for i, p := range pat {
+		if p == "#" {
+			return out, true
+		}
+		if i >= len(levels) {
+			return nil, false
+		}
+		if p != "+" && p != levels[i] {
+			return nil, false
+		}
+		if names[i] != "" {
+			out[names[i]] = levels[i]
+		}
+	}
+	return out, len(levels) == len(pat)
+}
+
+func expand(tmpl string, caps map[string]string) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	var b strings.Builder
+	for rest := tmpl; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		b.WriteString(rest[:i])
+		b.WriteString(caps[rest[i+1:i+j]])
+		rest = rest[i+j+1:]
+	}
+}
+
+var (
+	defaultTrue  = []string{"true", "1", "on", "yes", "wet", "alarm", "active", "open", "running", "high", "tripped", "fault", "trapped"}
+	defaultFalse = []string{"false", "0", "off", "no", "dry", "normal", "inactive", "closed", "stopped", "low", "ok", "clear"}
+)
+
+// ParseBool normalises the many ways devices say true and false.
+func ParseBool(s string, extraTrue, extraFalse []string) (bool, error) {
+	s = strings.TrimSpace(s)
+	for _, w := range extraTrue {
+		if strings.EqualFold(s, w) {
+			return true, nil
+		}
+	}
+	for _, w := range extraFalse {
+		if strings.EqualFold(s, w) {
+			return false, nil
+		}
+	}
+	for _, w := range defaultTrue {
+		if strings.EqualFold(s, w) {
+			return true, nil
+		}
+	}
+	for _, w := range defaultFalse {
+		if strings.EqualFold(s, w) {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%q is not a boolean word; fix: add it to true_values or false_values", s)
+}
+
+// convert turns a decoded JSON value (or a raw payload string) into the field type.
+func convert(f *Field, raw any) (collectors.Value, error) {
+	switch f.Type {
+	case TypeString:
+		switch v := raw.(type) {
+		case string:
+			return collectors.String(v), nil
+		case json.Number:
+			return collectors.String(v.String()), nil
+		case bool:
+			return collectors.String(strconv.FormatBool(v)), nil
+		}
+	case TypeBool:
+		switch v := raw.(type) {
+		case bool:
+			return collectors.Bool(v), nil
+		case json.Number:
+			fl, err := v.Float64()
+			if err != nil {
+				return collectors.Value{}, err
+			}
+			return collectors.Bool(fl != 0), nil
+		case string:
+			b, err := ParseBool(v, f.TrueValues, f.FalseValues)
+			return collectors.Bool(b), err
+		}
+	case TypeFloat:
+		var s string
+		switch v := raw.(type) {
+		case json.Number:
+			s = v.String()
+		case string:
+			s = strings.TrimSpace(v)
+		case bool:
+			if v {
+				return collectors.Float(1), nil
+			}
+			return collectors.Float(0), nil
+		}
+		if s != "" {
+			fl, err := strconv.ParseFloat(s, 64)
+			if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
+				return collectors.Value{}, fmt.Errorf("%q is not a finite number", s)
+			}
+			return collectors.Float(fl), nil
+		}
+	case TypeInt:
+		var s string
+		switch v := raw.(type) {
+		case json.Number:
+			s = v.String()
+		case string:
+			s = strings.TrimSpace(v)
+		case bool:
+			if v {
+				return collectors.Int(1), nil
+			}
+			return collectors.Int(0), nil
+		}
+		if s != "" {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return collectors.Int(i), nil
+			}
+			fl, err := strconv.ParseFloat(s, 64)
+			if err != nil || fl != math.Trunc(fl) || math.Abs(fl) > 1<<53 {
+				return collectors.Value{}, fmt.Errorf("%q is not an integer", s)
+			}
+			return collectors.Int(int64(fl)), nil
+		}
+	}
+	return collectors.Value{}, fmt.Errorf("a %T cannot be a %s", raw, f.Type)
+}
+
+// lookup follows a dotted path through decoded JSON.
+func lookup(doc any, path string) (any, bool) {
+	cur := doc
+	for path != "" {
+		var key string
+		key, path, _ = strings.Cut(path, ".")
+		switch v := cur.(type) {
+		case map[string]any:
+			var ok bool
+			if cur, ok = v[key]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil, false
+			}
+			cur = v[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, cur != nil
+}
+
+func parseTime(ts *Timestamp, raw any) (time.Time, error) {
+	if ts.Format == TimeRFC3339 {
+		s, ok := raw.(string)
+		if !ok {
+			return time.Time{}, fmt.Errorf("timestamp is a %T, want an RFC 3339 string", raw)
+		}
+		return time.Parse(time.RFC3339Nano, s)
+	}
+	var n json.Number
+	switch v := raw.(type) {
+	case json.Number:
+		n = v
+	case string:
+		n = json.Number(v)
+	default:
+		return time.Time{}, fmt.Errorf("timestamp is a %T, want a number", raw)
+	}
+	if i, err := n.Int64(); err == nil {
+		switch ts.Format {
+		case TimeUnix:
+			return time.Unix(i, 0), nil
+		case TimeUnixMs:
+			return time.UnixMilli(i), nil
+		case TimeUnixUs:
+			return time.UnixMicro(i), nil
+		}
+		return time.Unix(0, i), nil
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return time.Time{}, fmt.Errorf("timestamp %q is not a number", n)
+	}
+	scale := map[TimeFormat]float64{TimeUnix: 1e9, TimeUnixMs: 1e6, TimeUnixUs: 1e3, TimeUnixNs: 1}[ts.Format]
+	ns := f * scale
+	if math.Abs(ns) > math.MaxInt64 {
+		return time.Time{}, fmt.Errorf("timestamp %q is out of range", n)
+	}
+	return time.Unix(0, int64(ns)), nil
+}
+
+// ErrNoMatch means the topic does not match the subscription's pattern.
+var ErrNoMatch = errors.New("topic does not match")
+
+// Parse turns one message into points. Every problem is an error naming the
+// field; points decoded before a bad optional field are still returned.
+// It is a pure function of its inputs (fuzzed in parse_fuzz_test.go).
+func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]collectors.Point, error) {
+	caps, ok := captures(s.names, s.filter, topic)
+	if !ok {
+		return nil, ErrNoMatch
+	}
+	asset := expand(s.Asset, caps)
+	if asset == "" {
+		return nil, fmt.Errorf("topic %s gives an empty asset id", topic)
+	}
+	at := now
+	if s.Format == FormatValue {
+		f := &s.Fields[0]
+		v, err := convert(f, string(payload))
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", f.Name, err)
+		}
+		return []collectors.Point{{Asset: asset, Field: expand(f.Name, caps), Value: v, Unit: f.Unit, Quality: collectors.QualityGood, Time: at}}, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(payload)))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("payload has data after the JSON value")
+	}
+	if s.Timestamp != nil {
+		raw, ok := lookup(doc, s.Timestamp.Path)
+		if !ok {
+			return nil, fmt.Errorf("timestamp path %q is missing", s.Timestamp.Path)
+		}
+		t, err := parseTime(s.Timestamp, raw)
+		if err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
+		at = t
+	}
+	pts := make([]collectors.Point, 0, len(s.Fields))
+	var errs []error
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		raw, ok := lookup(doc, f.Path)
+		if !ok {
+			if !f.Optional {
+				errs = append(errs, fmt.Errorf("field %s: path %q is missing", f.Name, f.Path))
+			}
+			continue
+		}
+		v, err := convert(f, raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %w", f.Name, err))
+			continue
+		}
+		pts = append(pts, collectors.Point{Asset: asset, Field: expand(f.Name, caps), Value: v, Unit: f.Unit, Quality: collectors.QualityGood, Time: at})
+	}
+	return pts, errors.Join(errs...)
+}
