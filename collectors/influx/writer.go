@@ -71,25 +71,20 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// FieldError is a validation error tied to a config key (relative to influxdb:).
-type FieldError struct{ Path, Msg string }
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
-
 // Validate checks the config without touching the network.
 func (c *Config) Validate() error {
 	u, err := url.Parse(c.URL)
 	if c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return &FieldError{"url", fmt.Sprintf("%q is not an http(s) URL; fix: e.g. http://127.0.0.1:8086", c.URL)}
+		return collectors.Errorf("url", "%q is not an http(s) URL; fix: e.g. http://127.0.0.1:8086", c.URL)
 	}
 	if c.Bucket == "" {
-		return &FieldError{"bucket", `is required; fix: the 2.x bucket name, or "database/autogen" for InfluxDB 1.8`}
+		return collectors.Errorf("bucket", `is required; fix: the 2.x bucket name, or "database/autogen" for InfluxDB 1.8`)
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
-		return &FieldError{"batch_size", fmt.Sprintf("%d is out of range; fix: 1..100000", c.BatchSize)}
+		return collectors.Errorf("batch_size", "%d is out of range; fix: 1..100000", c.BatchSize)
 	}
 	if c.Queue.MaxBytes < 2*c.Queue.SegmentBytes {
-		return &FieldError{"queue.max_bytes", fmt.Sprintf("%d must be at least twice queue.segment_bytes (%d)", c.Queue.MaxBytes, c.Queue.SegmentBytes)}
+		return collectors.Errorf("queue.max_bytes", "%d must be at least twice queue.segment_bytes (%d)", c.Queue.MaxBytes, c.Queue.SegmentBytes)
 	}
 	return nil
 }

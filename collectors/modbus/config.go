@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"fmt"
+	"github.com/propgate/gateway/collectors"
 	"math"
 	"net"
 	"strconv"
@@ -192,14 +193,7 @@ func (d *Device) LinkKey() string {
 	return string(d.Transport) + ":" + d.Address
 }
 
-// FieldError ties a validation message to a config path relative to modbus:.
-type FieldError struct{ Path, Msg string }
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
-
-func ferr(path, format string, a ...any) error {
-	return &FieldError{Path: path, Msg: fmt.Sprintf(format, a...)}
-}
+var ferr = collectors.Errorf
 
 // SetDefaults fills unset values and resolves templates; it must run before Validate.
 func (c *Config) SetDefaults() {

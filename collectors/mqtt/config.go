@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"fmt"
+	"github.com/propgate/gateway/collectors"
 	"net/url"
 	"strings"
 	"time"
@@ -97,14 +98,7 @@ type Config struct {
 	Availability []Availability `yaml:"availability"`
 }
 
-// FieldError ties a validation message to a path relative to mqtt:.
-type FieldError struct{ Path, Msg string }
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
-
-func ferr(path, format string, a ...any) error {
-	return &FieldError{Path: path, Msg: fmt.Sprintf(format, a...)}
-}
+var ferr = collectors.Errorf
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {
