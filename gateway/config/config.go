@@ -1,0 +1,402 @@
+// Package config loads the gateway's YAML configuration: ${ENV} substitution,
+// strict decoding (unknown keys are errors), defaults, validation of each
+// section, then cross-references, in that order. Every error names the file,
+// the line and, where there is one, the fix. Secrets are never printed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/collectors/influx"
+	"github.com/propgate/gateway/collectors/modbus"
+	"github.com/propgate/gateway/collectors/mqtt"
+	"github.com/propgate/gateway/collectors/sim"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Site      string        `yaml:"site"`
+	HTTP      HTTP          `yaml:"http"`
+	Log       Log           `yaml:"log"`
+	Assets    []Asset       `yaml:"assets"`
+	InfluxDB  influx.Config `yaml:"influxdb"`
+	Modbus    modbus.Config `yaml:"modbus"`
+	MQTT      *mqtt.Config  `yaml:"mqtt"`
+	Simulator sim.Config    `yaml:"simulator"`
+	Stale     StaleSweep    `yaml:"stale"`
+	path      string
+	root      *yaml.Node
+}
+
+// HTTP is the http: section.
+type HTTP struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+}
+
+// Log is the log: section.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// StaleSweep configures how often fields are checked for staleness.
+type StaleSweep struct {
+	Every time.Duration `yaml:"check_every"` // default 5s
+}
+
+// Asset is one declared piece of equipment.
+type Asset struct {
+	ID         string        `yaml:"id"`
+	Kind       string        `yaml:"kind"`
+	Name       string        `yaml:"name"`
+	Building   string        `yaml:"building"`
+	Floor      string        `yaml:"floor"`
+	Location   string        `yaml:"location"`
+	StaleAfter time.Duration `yaml:"stale_after"` // default 0: fields never go stale
+}
+
+// Path is the file the config was loaded from.
+func (c *Config) Path() string { return c.path }
+
+// CollectorAssets converts the declared assets.
+func (c *Config) CollectorAssets() []collectors.Asset {
+	out := make([]collectors.Asset, len(c.Assets))
+	for i, a := range c.Assets {
+		out[i] = collectors.Asset{ID: a.ID, Kind: collectors.AssetKind(a.Kind), Name: a.Name, Building: a.Building, Floor: a.Floor, Location: a.Location, StaleAfter: a.StaleAfter}
+	}
+	return out
+}
+
+// SimEndpoints lists the Modbus devices the simulator should serve.
+func (c *Config) SimEndpoints() []sim.Endpoint {
+	var out []sim.Endpoint
+	for _, d := range c.Modbus.Devices {
+		out = append(out, sim.Endpoint{Asset: d.Asset, Address: d.Address, Unit: uint8(d.UnitID)})
+	}
+	return out
+}
+
+// Error is a config error at a place in a file.
+type Error struct {
+	File string
+	Line int
+	Path string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, substitutes, decodes, defaults and validates a config file.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, raw, os.LookupEnv)
+}
+
+var envRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// substitute replaces ${NAME} and ${NAME:-default}; $$ is a literal $.
+func substitute(file string, raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var errs []error
+	lines := bytes.Split(raw, []byte("\n"))
+	for i, line := range lines {
+		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			continue
+		}
+		lines[i] = envRE.ReplaceAllFunc(line, func(m []byte) []byte {
+			if string(m) == "$$" {
+				return []byte("$")
+			}
+			sub := envRE.FindSubmatch(m)
+			name := string(sub[1])
+			if v, ok := lookup(name); ok {
+				return []byte(v)
+			}
+			if bytes.Contains(m, []byte(":-")) {
+				return sub[2]
+			}
+			errs = append(errs, &Error{File: file, Line: i + 1, Msg: fmt.Sprintf("environment variable %s is not set; fix: export %s, or write ${%s:-default}", name, name, name)})
+			return m
+		})
+	}
+	return bytes.Join(lines, []byte("\n")), errors.Join(errs...)
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// Parse loads a config from bytes; lookup resolves ${ENV} references.
+func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	raw, err := substitute(file, raw, lookup)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &Error{File: file, Msg: "the file is empty; fix: start from configs/demo.yaml"}
+	}
+	cfg := &Config{path: file, root: &root}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return nil, yamlError(file, err)
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := lineRE.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return &Error{File: file, Line: n, Msg: m[2]}
+		}
+		return &Error{File: file, Msg: msg}
+	}
+	var errs []error
+	for _, e := range te.Errors {
+		if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			keys := knownKeys()[m[3]]
+			errs = append(errs, &Error{File: file, Line: n, Msg: fmt.Sprintf("unknown key %q; fix: check the spelling (valid here: %s)", m[2], strings.Join(keys, ", "))})
+			continue
+		}
+		if m := lineRE.FindStringSubmatch(e); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			errs = append(errs, &Error{File: file, Line: n, Msg: m[2]})
+			continue
+		}
+		errs = append(errs, &Error{File: file, Msg: e})
+	}
+	return errors.Join(errs...)
+}
+
+// knownKeys maps each config struct type name (as yaml.v3 prints it) to its keys.
+func knownKeys() map[string][]string {
+	out := map[string][]string{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || out[t.String()] != nil {
+			return
+		}
+		var keys []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			keys = append(keys, tag)
+		}
+		sort.Strings(keys)
+		out[t.String()] = keys
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).IsExported() {
+				walk(t.Field(i).Type)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	return out
+}
+
+func (c *Config) setDefaults() {
+	if c.Site == "" {
+		c.Site = "default"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Stale.Every == 0 {
+		c.Stale.Every = 5 * time.Second
+	}
+	c.InfluxDB.SetDefaults()
+	c.Modbus.SetDefaults()
+	if c.MQTT != nil {
+		c.MQTT.SetDefaults()
+	}
+	if c.Simulator.Broker == "" && c.MQTT != nil {
+		c.Simulator.Broker = c.MQTT.Broker
+	}
+	c.Simulator.SetDefaults()
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// validate checks each section, then the references between them.
+func (c *Config) validate() error {
+	var errs []error
+	add := func(section string, err error) {
+		if err == nil {
+			return
+		}
+		var fe *collectors.FieldError
+		if errors.As(err, &fe) {
+			path := section
+			if strings.HasPrefix(fe.Path, "[") {
+				path = section + fe.Path
+			} else if fe.Path != "" {
+				path = section + "." + fe.Path
+			}
+			errs = append(errs, c.errAt(path, fe.Msg))
+			return
+		}
+		errs = append(errs, c.errAt(section, err.Error()))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		add("http", collectors.Errorf("listen", "%q is not host:port; fix: e.g. 127.0.0.1:8080", c.HTTP.Listen))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log", collectors.Errorf("level", "%q is not a level; fix: debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("log", collectors.Errorf("format", "%q is not a format; fix: text or json", c.Log.Format))
+	}
+	if len(c.Assets) == 0 {
+		add("assets", collectors.Errorf("", "no assets are declared; fix: list the site's equipment under assets:"))
+	}
+	ids := map[string]int{}
+	for i, a := range c.Assets {
+		p := fmt.Sprintf("[%d]", i)
+		switch {
+		case !idRE.MatchString(a.ID):
+			add("assets", collectors.Errorf(p+".id", "%q is not a valid id; fix: letters, digits, '.', '_' or '-', e.g. b3-pump-room", a.ID))
+		case ids[a.ID] > 0:
+			add("assets", collectors.Errorf(p+".id", "%q is declared twice (also assets[%d]); fix: give each asset its own id", a.ID, ids[a.ID]-1))
+		}
+		ids[a.ID] = i + 1
+		if !idRE.MatchString(a.Kind) {
+			add("assets", collectors.Errorf(p+".kind", "%q is not a kind; fix: pump_room, distribution_panel, water_sensor, elevator, lighting or your own", a.Kind))
+		}
+		if a.StaleAfter < 0 {
+			add("assets", collectors.Errorf(p+".stale_after", "must not be negative"))
+		}
+	}
+	add("influxdb", c.InfluxDB.Validate())
+	add("modbus", c.Modbus.Validate())
+	if c.MQTT != nil {
+		add("mqtt", c.MQTT.Validate())
+	}
+	// Cross-references.
+	for i, d := range c.Modbus.Devices {
+		if d.Asset != "" && ids[d.Asset] == 0 {
+			add("modbus", collectors.Errorf(fmt.Sprintf("devices[%d].asset", i), "%q is not declared under assets:; fix: declare it or correct the id", d.Asset))
+		}
+	}
+	if c.MQTT != nil {
+		for i, s := range c.MQTT.Subs {
+			if !strings.Contains(s.Asset, "{") && s.Asset != "" && ids[s.Asset] == 0 {
+				add("mqtt", collectors.Errorf(fmt.Sprintf("subscriptions[%d].asset", i), "%q is not declared under assets:", s.Asset))
+			}
+		}
+	}
+	if c.Simulator.Enabled {
+		if c.Simulator.Broker == "" {
+			add("simulator", collectors.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))
+		}
+		for i, d := range c.Modbus.Devices {
+			host, _, _ := net.SplitHostPort(d.Address)
+			if d.Transport != modbus.TCP || (host != "127.0.0.1" && host != "localhost") {
+				add("simulator", collectors.Errorf("enabled", "the simulator serves Modbus TCP on loopback only, but modbus.devices[%d] is %s %s; fix: use 127.0.0.1 addresses in a simulated config", i, d.Transport, d.Address))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// errAt builds an Error for a path like modbus.devices[2].address, with the
+// line of the deepest node of that path present in the file.
+func (c *Config) errAt(path, msg string) error {
+	return &Error{File: c.path, Line: lineOf(c.root, path), Path: path, Msg: msg}
+}
+
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, part := range splitPath(path) {
+		var next *yaml.Node
+		if idx, err := strconv.Atoi(part); err == nil && n.Kind == yaml.SequenceNode {
+			if idx < len(n.Content) {
+				next = n.Content[idx]
+			}
+		} else if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind != yaml.ScalarNode {
+			line = n.Line
+		}
+	}
+	return line
+}
+
+// splitPath turns a.b[2].c into a, b, 2, c.
+func splitPath(p string) []string {
+	p = strings.ReplaceAll(p, "[", ".")
+	p = strings.ReplaceAll(p, "]", "")
+	var out []string
+	for _, s := range strings.Split(p, ".") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
