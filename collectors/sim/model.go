@@ -8,8 +8,8 @@ package sim
 
 import (
 	"math"
-	"strings"
 	"math/rand"
+	"strings"
 	"sync"
 )
 
@@ -100,8 +100,8 @@ type WaterSensor struct {
 	ID       string  `json:"-"`
 	Building string  `json:"-"`
 	Floor    string  `json:"-"`
-	State   string  `json:"state"` // dry, wet
-	Battery float64 `json:"battery"`
+	State    string  `json:"state"` // dry, wet
+	Battery  float64 `json:"battery"`
 }
 
 // Lighting is one circuit's state.

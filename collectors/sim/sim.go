@@ -160,7 +160,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 	}
 	if s.cfg.Broker != "" && s.hasMQTTAssets() {
 		opts := paho.NewClientOptions().AddBroker(s.cfg.Broker).SetClientID(fmt.Sprintf("simulator-%d", time.Now().UnixNano())).
-			SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(500 * time.Millisecond).
+			SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(500*time.Millisecond).
 			SetWill(s.cfg.TopicPrefix+"/simulator/status", "offline", 1, true)
 		s.client = paho.NewClient(opts)
 		s.client.Connect() // retries in the background

@@ -1,0 +1,211 @@
+// Package dashboard serves the gateway's HTTP API: health, metrics, the live
+// asset state and the simulator's scenario controls. The wall display and the
+// operator console build on it.
+package dashboard
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// Scenarios is the simulator as the API sees it.
+type Scenarios interface {
+	Inject(name, target string) error
+	Clear(name string) error
+	Active() map[string]string
+}
+
+// Deps are what the API serves.
+type Deps struct {
+	State     *collectors.State
+	Gatherer  prometheus.Gatherer
+	Scenarios Scenarios // nil when the simulator is off
+	Log       *slog.Logger
+}
+
+// API is the HTTP API. Mark it ready once collection runs.
+type API struct {
+	deps  Deps
+	ready atomic.Bool
+	mux   *http.ServeMux
+}
+
+// NewAPI builds the handlers.
+func NewAPI(d Deps) *API {
+	a := &API{deps: d, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /healthz", a.healthz)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Log.Handler(), slog.LevelError)}))
+	a.mux.HandleFunc("GET /api/v1/assets", a.assets)
+	a.mux.HandleFunc("GET /api/v1/assets/{id}", a.asset)
+	a.mux.HandleFunc("GET /api/v1/simulator/scenarios", a.scenarios)
+	a.mux.HandleFunc("POST /api/v1/simulator/scenarios/{name}", a.inject)
+	a.mux.HandleFunc("DELETE /api/v1/simulator/scenarios/{name}", a.clear)
+	return a
+}
+
+// SetReady marks collection as running (or not).
+func (a *API) SetReady(ok bool) { a.ready.Store(ok) }
+
+// Handler returns the root handler.
+func (a *API) Handler() http.Handler { return a.mux }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !a.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// AssetView is one asset in /api/v1/assets.
+type AssetView struct {
+	ID       string                           `json:"id"`
+	Kind     collectors.AssetKind             `json:"kind"`
+	Name     string                           `json:"name,omitempty"`
+	Building string                           `json:"building,omitempty"`
+	Floor    string                           `json:"floor,omitempty"`
+	Location string                           `json:"location,omitempty"`
+	Fields   map[string]collectors.FieldState `json:"fields"`
+}
+
+func view(s collectors.AssetState) AssetView {
+	return AssetView{ID: s.ID, Kind: s.Kind, Name: s.Name, Building: s.Building, Floor: s.Floor, Location: s.Location, Fields: s.Fields}
+}
+
+func (a *API) assets(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for key := range q {
+		if key != "kind" && key != "building" {
+			writeError(w, http.StatusBadRequest, "unknown query parameter "+key+"; the filters are kind and building")
+			return
+		}
+	}
+	out := []AssetView{}
+	for _, s := range a.deps.State.Snapshot() {
+		if k := q.Get("kind"); k != "" && string(s.Kind) != k {
+			continue
+		}
+		if b := q.Get("building"); b != "" && s.Building != b {
+			continue
+		}
+		out = append(out, view(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) asset(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, s := range a.deps.State.Snapshot() {
+		if s.ID == id {
+			writeJSON(w, http.StatusOK, view(s))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no asset "+id)
+}
+
+// ScenarioRequest is the optional body of a scenario injection.
+type ScenarioRequest struct {
+	Target string `json:"target,omitempty"` // asset the scenario hits; default: the first that fits
+}
+
+func (a *API) scenarioDeps(w http.ResponseWriter) bool {
+	if a.deps.Scenarios == nil {
+		writeError(w, http.StatusNotFound, "the simulator is not enabled in this gateway's config (simulator.enabled)")
+		return false
+	}
+	return true
+}
+
+func (a *API) scenarios(w http.ResponseWriter, _ *http.Request) {
+	if !a.scenarioDeps(w) {
+		return
+	}
+	active := a.deps.Scenarios.Active()
+	type item struct {
+		Name   string `json:"name"`
+		Target string `json:"target,omitempty"`
+	}
+	out := []item{}
+	for name, target := range active {
+		out = append(out, item{name, target})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) inject(w http.ResponseWriter, r *http.Request) {
+	if !a.scenarioDeps(w) {
+		return
+	}
+	var req ScenarioRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "body: "+err.Error()+`; expected {"target": "<asset id>"} or no body`)
+			return
+		}
+	}
+	if req.Target != "" {
+		if _, ok := a.deps.State.Asset(req.Target); !ok {
+			writeError(w, http.StatusBadRequest, "target "+req.Target+" is not a declared asset")
+			return
+		}
+	}
+	if err := a.deps.Scenarios.Inject(r.PathValue("name"), req.Target); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "active", "target": req.Target})
+}
+
+func (a *API) clear(w http.ResponseWriter, r *http.Request) {
+	if !a.scenarioDeps(w) {
+		return
+	}
+	if err := a.deps.Scenarios.Clear(r.PathValue("name")); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "cleared"})
+}
+
+func statusOf(err error) int {
+	if strings.HasPrefix(err.Error(), "unknown scenario") {
+		return http.StatusNotFound
+	}
+	return http.StatusConflict // the simulator is not running
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	gwc "github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/collectors/influx"
+	"github.com/propgate/gateway/collectors/modbus"
+	"github.com/propgate/gateway/collectors/mqtt"
+	"github.com/propgate/gateway/collectors/sim"
+	"github.com/propgate/gateway/dashboard"
+	"github.com/propgate/gateway/gateway/config"
+)
+
+// App wires the collectors, the storage and the API together.
+type App struct {
+	cfg *config.Config
+	log *slog.Logger
+}
+
+// NewApp builds the app; nothing starts until Run.
+func NewApp(cfg *config.Config, log *slog.Logger) *App { return &App{cfg: cfg, log: log} }
+
+// Run starts everything, serves until ctx ends, then stops in reverse order:
+// collectors first, then the writer (which persists whatever is pending).
+func (a *App) Run(ctx context.Context) (err error) {
+	cfg, log := a.cfg, a.log
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := gwc.NewMetrics(reg)
+	assets := cfg.CollectorAssets()
+	state := gwc.NewState(assets)
+
+	writer := influx.New(cfg.InfluxDB, cfg.Site, assets, reg, metrics.Dropped, log.With("component", "influx"))
+	if err := writer.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if serr := writer.Stop(5 * time.Second); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	pipeline := gwc.NewPipeline(state, writer, metrics, log.With("component", "pipeline"))
+
+	var simulator *sim.Simulator
+	if cfg.Simulator.Enabled {
+		simulator = sim.New(cfg.Simulator, assets, cfg.SimEndpoints(), log.With("component", "simulator"))
+		if err := simulator.Validate(); err != nil {
+			return fmt.Errorf("simulator: %w", err)
+		}
+		if err := simulator.Start(ctx); err != nil {
+			return err
+		}
+		defer simulator.Stop()
+	}
+
+	var cols []gwc.Collector
+	if len(cfg.Modbus.Devices) > 0 {
+		cols = append(cols, modbus.New(cfg.Modbus, nil, modbus.NewMetrics(reg), log.With("component", "modbus")))
+	}
+	if cfg.MQTT != nil {
+		cols = append(cols, mqtt.New(*cfg.MQTT, nil, mqtt.NewMetrics(reg), log.With("component", "mqtt")))
+	}
+	for _, c := range cols {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", c.Name(), err)
+		}
+	}
+	started := cols[:0:0]
+	defer func() {
+		for i := len(started) - 1; i >= 0; i-- {
+			if serr := started[i].Stop(); serr != nil {
+				log.Warn("collector stop", "collector", started[i].Name(), "err", serr)
+			}
+		}
+	}()
+	for _, c := range cols {
+		if err := c.Start(ctx, pipeline); err != nil {
+			return fmt.Errorf("%s: %w", c.Name(), err)
+		}
+		started = append(started, c)
+	}
+	go pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now)
+
+	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http")}
+	if simulator != nil {
+		deps.Scenarios = simulator
+	}
+	api := dashboard.NewAPI(deps)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	api.SetReady(true)
+	log.Info("gateway running", "site", cfg.Site, "http", "http://"+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http: %w", err)
+	}
+	log.Info("shutting down: stopping collectors, persisting queued points")
+	api.SetReady(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return nil
+}

@@ -1,0 +1,84 @@
+// Command gateway is the facilities-monitoring gateway: it collects readings
+// from Modbus and MQTT equipment, keeps the live state, stores every reading
+// in InfluxDB through a durable queue and serves the HTTP API.
+//
+//	gateway [run] -config configs/demo.yaml   run the gateway
+//	gateway check -config FILE                 validate a config and exit
+//	gateway simulate -config FILE              run only the simulated site
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/propgate/gateway/gateway/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("gateway "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "configs/demo.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch cmd {
+	case "run", "check", "simulate":
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate\n", cmd)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: invalid config:\n%v\n", err)
+		return 1
+	}
+	if cmd == "check" {
+		fmt.Fprintf(stdout, "%s: ok (%d assets, %d Modbus devices, %d MQTT subscriptions)\n", *path, len(cfg.Assets), len(cfg.Modbus.Devices), mqttSubs(cfg))
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if cmd == "simulate" {
+		err = simulate(ctx, cfg, log)
+	} else {
+		err = NewApp(cfg, log).Run(ctx)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func mqttSubs(cfg *config.Config) int {
+	if cfg.MQTT == nil {
+		return 0
+	}
+	return len(cfg.MQTT.Subs)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need, idempotently, on a fresh
+# Debian/Ubuntu machine with Go: Mosquitto, pymodbus and mbpoll (independent
+# Modbus peers), Chromium (browser tests) from Debian, and InfluxDB 1.8 built
+# from source into bin/influxd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
+/usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian's mosquitto package starts a system broker on 1883; the tests and the
+# demo run their own, so stop it to leave the port free.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi
+
+if [ ! -x bin/influxd ]; then
+  echo "install-deps: building InfluxDB 1.8.10 into bin/influxd (about a minute)"
+  GOBIN="$PWD/bin" GOFLAGS=-mod=mod go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10
+fi
+echo "install-deps: ok"
