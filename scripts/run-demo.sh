@@ -5,16 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=""
-if [ -z "${INFLUX_URL:-}" ] || [ -z "${MQTT_BROKER:-}" ]; then
-  vars=$(scripts/services.sh start)
+user_influx=${INFLUX_URL:-}; user_bucket=${INFLUX_BUCKET:-}; user_mqtt=${MQTT_BROKER:-}
+if [ -z "$user_influx" ] || [ -z "$user_mqtt" ]; then
+  eval "$(scripts/services.sh start)" # sets INFLUX_URL, INFLUX_BUCKET, MQTT_BROKER
   started=yes
-  while IFS='=' read -r k v; do
-    case $k in
-      INFLUX_URL|INFLUX_BUCKET) [ -z "${INFLUX_URL_USER:-}" ] && [ -z "${!k:-}" ] && export "$k=$v" ;;
-      MQTT_BROKER) [ -z "${MQTT_BROKER:-}" ] && export "$k=$v" ;;
-    esac
-  done <<< "$vars"
+  [ -n "$user_influx" ] && INFLUX_URL=$user_influx && INFLUX_BUCKET=$user_bucket
+  [ -n "$user_mqtt" ] && MQTT_BROKER=$user_mqtt
 fi
+export INFLUX_URL INFLUX_BUCKET MQTT_BROKER
 export GATEWAY_DATA=${GATEWAY_DATA:-$PWD/.run/data}
 export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
 mkdir -p "$GATEWAY_DATA"

@@ -122,6 +122,7 @@ type site struct {
 	sensors   []*WaterSensor
 	lights    []*Lighting
 	scenarios map[string]string // name → target asset ("" for the default)
+	wasOutage bool
 }
 
 func round(v, step float64) float64 { return math.Round(v/step) * step }
@@ -178,16 +179,30 @@ func (s *site) step() {
 		p.encode()
 	}
 	entrap := s.has(Entrapment)
+	outageOnset := outage && !s.wasOutage
+	s.wasOutage = outage
 	for i, e := range s.lifts {
+		if outageOnset {
+			// Supply lost: the first car stops between floors with passengers
+			// inside; the others had reached a landing and open their doors.
+			if i == 0 {
+				e.BetweenFloors, e.Trapped, e.Alarm, e.Door, e.FaultCode = true, 2, true, "closed", 12
+			} else {
+				e.BetweenFloors, e.Trapped, e.Alarm, e.Door = false, 0, false, "open"
+			}
+		}
 		target := s.scenarios[Entrapment]
 		trappedHere := entrap && (target == e.ID || (target == "" && i == 0))
 		switch {
 		case outage || trappedHere || s.floodedBuilding(e.Building):
 			e.Running, e.Direction = false, "idle"
+			if outage {
+				break
+			}
 			if trappedHere && !e.Alarm {
 				e.BetweenFloors, e.Trapped, e.Alarm, e.Door, e.FaultCode = true, 3, true, "closed", 41
 			}
-			if s.floodedBuilding(e.Building) && !outage && !trappedHere {
+			if s.floodedBuilding(e.Building) && !trappedHere {
 				// Flooding plan: cars sent to the top floor and parked.
 				e.Floor, e.BetweenFloors, e.Door = e.Floors, false, "closed"
 			}

@@ -1,0 +1,121 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/gateway/testenv"
+)
+
+func newSite() *site {
+	s := &site{rnd: rand.New(rand.NewSource(1)), scenarios: map[string]string{}}
+	s.pumps = []*pumpRoom{{id: "b3-pump", building: "B3", outlet: 0.4, sump: 0.3}}
+	s.pumps[0].coils[PumpCoilRun1] = true
+	s.panels = []*panel{{id: "b3-panel", building: "B3", breaker: true}}
+	for i := 1; i <= 3; i++ {
+		s.lifts = append(s.lifts, &Elevator{ID: fmt.Sprintf("lift-%d", i), Building: "B3", Floors: 18, Floor: 5, target: 9})
+	}
+	s.sensors = []*WaterSensor{{ID: "leak-b1", Building: "B3", Floor: "B1"}, {ID: "leak-roof", Building: "B3", Floor: "R"}, {ID: "leak-b5", Building: "B5", Floor: "B1"}}
+	s.lights = []*Lighting{{ID: "lobby", rated: 5}}
+	return s
+}
+
+func TestPowerOutageTrapsOneCarAndStopsPumps(t *testing.T) {
+	s := newSite()
+	for i := 0; i < 5; i++ {
+		s.step()
+	}
+	s.scenarios[PowerOutage] = ""
+	for i := 0; i < 5; i++ {
+		s.step()
+	}
+	if !s.lifts[0].BetweenFloors || s.lifts[0].Trapped == 0 || !s.lifts[0].Alarm {
+		t.Fatalf("car 1 should be trapped between floors: %+v", *s.lifts[0])
+	}
+	for _, e := range s.lifts[1:] {
+		if e.BetweenFloors || e.Trapped != 0 || e.Running {
+			t.Fatalf("%s should stand at a floor, empty: %+v", e.ID, *e)
+		}
+	}
+	p := s.pumps[0]
+	if p.run1 || p.holding[PumpStatus]&1 != 0 || p.outlet > 0.1 {
+		t.Fatalf("pump still running without power: run1=%v outlet=%.2f", p.run1, p.outlet)
+	}
+	if s.panels[0].mains || s.panels[0].holding[PanelStatus]&1 != 0 || s.panels[0].holding[PanelVoltageA] != 0 {
+		t.Fatal("panel still reports mains")
+	}
+	if s.lights[0].On {
+		t.Fatal("lights on during outage")
+	}
+	delete(s.scenarios, PowerOutage)
+	for i := 0; i < 3; i++ {
+		s.step()
+	}
+	if s.lifts[0].Trapped != 0 || !s.panels[0].mains || !s.pumps[0].run1 {
+		t.Fatal("site did not recover after the outage")
+	}
+}
+
+func TestFloodingWetsBasementSensorsAndParksCars(t *testing.T) {
+	s := newSite()
+	s.scenarios[Flooding] = ""
+	for i := 0; i < 45; i++ { // the sump rises 0.08 m a tick from 0.3 m to off-scale at 3.5 m
+		s.step()
+	}
+	wet := map[string]string{}
+	for _, w := range s.sensors {
+		wet[w.ID] = w.State
+	}
+	if wet["leak-b1"] != "wet" || wet["leak-roof"] != "dry" || wet["leak-b5"] != "dry" {
+		t.Fatalf("sensors: %v", wet)
+	}
+	p := s.pumps[0]
+	if p.holding[PumpStatus]&(1<<3) == 0 || p.holding[PumpSumpLevel] != 0xFFFF {
+		t.Fatalf("sump: status %b level %x", p.holding[PumpStatus], p.holding[PumpSumpLevel])
+	}
+	for _, e := range s.lifts {
+		if e.Floor != e.Floors || e.Running {
+			t.Fatalf("%s not parked at the top floor: %+v", e.ID, *e)
+		}
+	}
+}
+
+func TestEntrapmentTargetsOneCar(t *testing.T) {
+	s := newSite()
+	s.scenarios[Entrapment] = "lift-2"
+	s.step()
+	if s.lifts[1].Trapped != 3 || !s.lifts[1].Alarm || s.lifts[0].Trapped != 0 {
+		t.Fatalf("lifts: %+v %+v", *s.lifts[0], *s.lifts[1])
+	}
+}
+
+// The simulated pump room is a real Modbus TCP server: mbpoll, an
+// independent client, reads the documented registers from it.
+func TestModbusServerAgainstMbpoll(t *testing.T) {
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s := New(Config{Tick: 1e9}, []collectors.Asset{{ID: "pump", Kind: collectors.KindPumpRoom}}, []Endpoint{{Asset: "pump", Address: addr, Unit: 3}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	out, err := exec.Command("mbpoll", "-m", "tcp", "-a", "3", "-0", "-r", "4", "-c", "1", "-1", "-p", fmt.Sprint(port), "127.0.0.1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mbpoll (make deps installs it): %v\n%s", err, out)
+	}
+	// Status register 4: pump 1 running (bit 0) and inlet valve open (bit 4) = 17.
+	if !strings.Contains(string(out), "[4]: \t17") {
+		t.Fatalf("mbpoll output:\n%s", out)
+	}
+	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment` {
+		t.Fatalf("err = %v", err)
+	}
+}
