@@ -1,0 +1,131 @@
+package collectors
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type memOut struct {
+	pts     []Point
+	fail    error
+	flushes int
+}
+
+func (m *memOut) Enqueue(p []Point) error {
+	if m.fail != nil {
+		return m.fail
+	}
+	m.pts = append(m.pts, p...)
+	return nil
+}
+func (m *memOut) Flush() error { m.flushes++; return nil }
+
+func newPipeline(t *testing.T) (*Pipeline, *memOut, *Metrics) {
+	state := NewState([]Asset{
+		{ID: "pump", Kind: KindPumpRoom, StaleAfter: 10 * time.Second},
+		{ID: "lift", Kind: KindElevator},
+	})
+	out := &memOut{}
+	m := NewMetrics(prometheus.NewRegistry())
+	return NewPipeline(state, out, m, slog.New(slog.NewTextHandler(io.Discard, nil))), out, m
+}
+
+func TestPipelineFillsKindAndDropsUnknownAssets(t *testing.T) {
+	p, out, m := newPipeline(t)
+	t0 := time.Unix(1000, 0)
+	p.Publish("test", []Point{
+		{Asset: "pump", Field: "pressure", Value: Float(0.3), Time: t0},
+		{Asset: "ghost", Field: "x", Value: Float(1), Time: t0},
+		{Asset: "lift", Field: "floor", Value: Int(3), Time: t0},
+	})
+	if len(out.pts) != 2 || out.pts[0].Kind != KindPumpRoom || out.pts[1].Kind != KindElevator {
+		t.Fatalf("output got %v", out.pts)
+	}
+	if n := testutil.ToFloat64(m.Dropped.WithLabelValues("ingest", "unknown_asset")); n != 1 {
+		t.Fatalf("unknown_asset drops = %v", n)
+	}
+	if n := testutil.ToFloat64(m.Collected.WithLabelValues("test")); n != 2 {
+		t.Fatalf("collected = %v", n)
+	}
+	out.fail = errors.New("disk full")
+	p.Publish("test", []Point{{Asset: "pump", Field: "pressure", Value: Float(0.3), Time: t0}})
+	if n := testutil.ToFloat64(m.Dropped.WithLabelValues("output", "enqueue_failed")); n != 1 {
+		t.Fatalf("enqueue_failed drops = %v", n)
+	}
+}
+
+func TestBadReadKeepsLastValueAndStaleSweep(t *testing.T) {
+	p, out, _ := newPipeline(t)
+	t0 := time.Unix(1000, 0)
+	p.Publish("test", []Point{{Asset: "pump", Field: "pressure", Value: Float(0.3), Quality: QualityGood, Time: t0}})
+	p.Publish("test", []Point{{Asset: "pump", Field: "pressure", Quality: QualityBad, Time: t0.Add(time.Second)}})
+	f, _ := p.State().Get("pump", "pressure")
+	if f.Quality != QualityBad || f.Value.F != 0.3 {
+		t.Fatalf("after a bad read: %+v", f)
+	}
+	p.Publish("test", []Point{{Asset: "pump", Field: "pressure", Value: Float(0.31), Quality: QualityGood, Time: t0.Add(2 * time.Second)}})
+	p.Publish("test", []Point{{Asset: "lift", Field: "floor", Value: Int(1), Time: t0}}) // lift never goes stale
+
+	if n := p.SweepStale(t0.Add(12 * time.Second)); n != 0 {
+		t.Fatalf("swept %d fields 10s after the last reading; stale_after is 10s", n)
+	}
+	before := len(out.pts)
+	if n := p.SweepStale(t0.Add(12*time.Second + time.Millisecond)); n != 1 {
+		t.Fatalf("swept %d, want 1", n)
+	}
+	if got := out.pts[before]; got.Quality != QualityStale || got.Asset != "pump" || got.Field != "pressure" {
+		t.Fatalf("stale point %v", got)
+	}
+	if f, _ := p.State().Get("pump", "pressure"); f.Quality != QualityStale || f.Value.F != 0.31 {
+		t.Fatalf("state after sweep %+v", f)
+	}
+	if n := p.SweepStale(t0.Add(time.Minute)); n != 0 {
+		t.Fatalf("a stale field was swept again")
+	}
+}
+
+func TestSlowSubscriberIsCountedNotBlocking(t *testing.T) {
+	p, _, _ := newPipeline(t)
+	fast := p.State().Subscribe(100)
+	slow := p.State().Subscribe(2)
+	defer fast.Close()
+	defer slow.Close()
+	for i := 0; i < 10; i++ {
+		p.Publish("test", []Point{{Asset: "lift", Field: "floor", Value: Int(int64(i)), Time: time.Unix(int64(i), 0)}})
+	}
+	if len(fast.C) != 10 || fast.Dropped() != 0 {
+		t.Fatalf("fast subscriber: %d queued, %d dropped", len(fast.C), fast.Dropped())
+	}
+	if len(slow.C) != 2 || slow.Dropped() != 8 {
+		t.Fatalf("slow subscriber: %d queued, %d dropped", len(slow.C), slow.Dropped())
+	}
+	snap := p.State().Snapshot()
+	if len(snap) != 2 || snap[1].Fields["floor"].Value.I != 9 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+}
+
+func TestRateLimitedLog(t *testing.T) {
+	var buf testWriter
+	r := NewRateLimitedLog(slog.New(slog.NewTextHandler(&buf, nil)), time.Minute)
+	now := time.Unix(0, 0)
+	r.now = func() time.Time { return now }
+	for i := 0; i < 100; i++ {
+		r.Warn("k", "bad payload")
+	}
+	now = now.Add(61 * time.Second)
+	r.Warn("k", "bad payload")
+	if buf.lines != 2 {
+		t.Fatalf("%d log lines for 101 events, want 2", buf.lines)
+	}
+}
+
+type testWriter struct{ lines int }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.lines++; return len(p), nil }
