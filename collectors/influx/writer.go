@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -117,6 +118,7 @@ type Writer struct {
 	n       int // points in buf
 	stopped bool
 
+	draining   atomic.Bool // Stop: send what is queued without lingering
 	cancelSend context.CancelFunc
 	cancelTick context.CancelFunc
 	wg         sync.WaitGroup
@@ -249,7 +251,35 @@ func (w *Writer) tick(ctx context.Context) {
 // send delivers queued records in order, forever, until ctx ends.
 func (w *Writer) send(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var lingerFrom time.Time
 	for {
+		// Linger until a full batch is queued or the flush interval has
+		// passed since the queue became non-empty: few, large writes. The
+		// decision uses the queue's in-memory counters, not its files.
+		if st := w.q.Stats(); st.Points == 0 {
+			lingerFrom = time.Time{}
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.q.Notify():
+			case <-time.After(time.Second):
+			}
+			continue
+		} else if st.Points < w.cfg.BatchSize && !w.draining.Load() {
+			if lingerFrom.IsZero() {
+				lingerFrom = time.Now()
+			}
+			if wait := time.Until(lingerFrom.Add(w.cfg.FlushInterval)); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-w.q.Notify():
+				case <-time.After(wait):
+				}
+				continue
+			}
+		}
+		lingerFrom = time.Time{}
 		rec, ok, err := w.q.PeekBatch(w.cfg.BatchSize)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -262,12 +292,6 @@ func (w *Writer) send(ctx context.Context) {
 			continue
 		}
 		if !ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.q.Notify():
-			case <-time.After(time.Second):
-			}
 			continue
 		}
 		retry, err := w.deliver(ctx, string(rec.Data), rec.Count)
@@ -360,6 +384,7 @@ func (w *Writer) Stop(drain time.Duration) error {
 	w.mu.Unlock()
 	w.cancelTick()
 	w.wg.Wait()
+	w.draining.Store(true)
 	deadline := time.Now().Add(drain)
 	for w.q.Stats().Points > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

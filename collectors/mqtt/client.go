@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -55,6 +56,9 @@ func PahoFactory(o ConnOptions) Conn {
 		SetAutoAckDisabled(true). // PUBACK once the points are on disk
 		SetOnConnectHandler(func(paho.Client) { o.OnConnect() }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnLost(err) })
+	if u, err := url.Parse(c.Broker); err == nil && u.Scheme != "ws" && u.Scheme != "wss" {
+		opts.SetCustomOpenConnectionFn(openBuffered)
+	}
 	if c.StatusTopic != "" {
 		opts.SetWill(c.StatusTopic, "offline", 1, true)
 	}

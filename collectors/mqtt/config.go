@@ -67,8 +67,11 @@ type Subscription struct {
 	Fields    []Field    `yaml:"fields"`
 	Timestamp *Timestamp `yaml:"timestamp"`
 
-	filter string
-	names  []string // capture name per topic level ("" for literal or +)
+	filter    string
+	names     []string // capture name per topic level ("" for literal or +)
+	extract   *extractor
+	fieldPath []int // path id per field
+	tsPath    int
 }
 
 // Availability is a device's online/offline topic (often its last will).
@@ -253,6 +256,22 @@ func (c *Config) Validate() error {
 			if (len(f.TrueValues) > 0 || len(f.FalseValues) > 0) && f.Type != TypeBool {
 				return ferr(fp, "true_values/false_values apply to bool fields only")
 			}
+		}
+		var paths []string
+		for _, f := range s.Fields {
+			paths = append(paths, f.Path)
+		}
+		if s.Timestamp != nil {
+			paths = append(paths, s.Timestamp.Path)
+		}
+		var ids map[string]int
+		s.extract, ids = newExtractor(paths)
+		s.fieldPath = s.fieldPath[:0]
+		for _, f := range s.Fields {
+			s.fieldPath = append(s.fieldPath, ids[f.Path])
+		}
+		if s.Timestamp != nil {
+			s.tsPath = ids[s.Timestamp.Path]
 		}
 		if s.Timestamp != nil {
 			if s.Format != FormatJSON || s.Timestamp.Path == "" {

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,29 +158,14 @@ func convert(f *Field, raw any) (collectors.Value, error) {
 	return collectors.Value{}, fmt.Errorf("a %T cannot be a %s", raw, f.Type)
 }
 
-// lookup follows a dotted path through decoded JSON.
-func lookup(doc any, path string) (any, bool) {
-	cur := doc
-	for path != "" {
-		var key string
-		key, path, _ = strings.Cut(path, ".")
-		switch v := cur.(type) {
-		case map[string]any:
-			var ok bool
-			if cur, ok = v[key]; !ok {
-				return nil, false
-			}
-		case []any:
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 || i >= len(v) {
-				return nil, false
-			}
-			cur = v[i]
-		default:
-			return nil, false
-		}
+// decodeError explains why a payload is not valid JSON, as encoding/json says it.
+func decodeError(payload []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("payload is not JSON: %w", err)
 	}
-	return cur, cur != nil
+	return errors.New("payload has data after the JSON value")
 }
 
 func parseTime(ts *Timestamp, raw any) (time.Time, error) {
@@ -246,18 +232,14 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 		}
 		return []collectors.Point{{Asset: asset, Field: expand(f.Name, caps), Value: v, Unit: f.Unit, Quality: collectors.QualityGood, Time: at}}, nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	if !json.Valid(payload) {
+		return nil, decodeError(payload)
 	}
-	if dec.More() {
-		return nil, errors.New("payload has data after the JSON value")
-	}
+	vals := make([]any, s.extract.paths)
+	s.extract.extract(payload, vals)
 	if s.Timestamp != nil {
-		raw, ok := lookup(doc, s.Timestamp.Path)
-		if !ok {
+		raw := vals[s.tsPath]
+		if raw == nil {
 			return nil, fmt.Errorf("timestamp path %q is missing", s.Timestamp.Path)
 		}
 		t, err := parseTime(s.Timestamp, raw)
@@ -270,8 +252,8 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 	var errs []error
 	for i := range s.Fields {
 		f := &s.Fields[i]
-		raw, ok := lookup(doc, f.Path)
-		if !ok {
+		raw := vals[s.fieldPath[i]]
+		if raw == nil {
 			if !f.Optional {
 				errs = append(errs, fmt.Errorf("field %s: path %q is missing", f.Name, f.Path))
 			}

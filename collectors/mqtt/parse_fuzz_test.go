@@ -1,6 +1,11 @@
 package mqtt
 
 import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,6 +28,57 @@ func FuzzParse(f *testing.F) {
 		for _, p := range pts {
 			if p.Asset == "" || p.Field == "" {
 				t.Fatalf("point without asset or field: %+v", p)
+			}
+		}
+	})
+}
+
+// lookupRef is the reference: decode everything with encoding/json, then walk.
+func lookupRef(doc any, path string) any {
+	cur := doc
+	for _, key := range strings.Split(path, ".") {
+		switch v := cur.(type) {
+		case map[string]any:
+			cur = v[key]
+		case []any:
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			cur = v[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// FuzzExtractMatchesEncodingJSON: on every valid JSON document the extractor
+// finds exactly what encoding/json finds.
+func FuzzExtractMatchesEncodingJSON(f *testing.F) {
+	paths := []string{"state", "battery.level", "radio.0.rssi", "a.b.c", "x", "l.1", "e\u00e9"}
+	x, ids := newExtractor(paths)
+	f.Add([]byte(`{"state":"wet","battery":{"level":87.5},"radio":[{"rssi":-71}],"ts":1}`))
+	f.Add([]byte(`{"a":{"b":{"c":[1,{"d":"}"}]}},"x":null,"l":[0,"\u00e9\"",2],"state":"a","state":"b"}`))
+	f.Add([]byte(` [ {"state" : true } ] `))
+	f.Add([]byte(`{"e\u00e9":{"k":"v"},"battery":[],"x":-1.5e-3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var doc any
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatalf("valid JSON did not decode: %v", err)
+		}
+		vals := make([]any, x.paths)
+		x.extract(b, vals)
+		for _, p := range paths {
+			want := lookupRef(doc, p)
+			got := vals[ids[p]]
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("path %s in %s: extractor %#v, encoding/json %#v", p, b, got, want)
 			}
 		}
 	})

@@ -83,6 +83,7 @@ type Queue struct {
 	readID  uint64
 	readOff int64
 	peek    peekState // what the last Peek returned, until Ack
+	cursor  *os.File
 	notify  chan struct{}
 	closed  bool
 }
@@ -259,13 +260,17 @@ func (q *Queue) readCursor() (uint64, int64, error) {
 	return id, off, nil
 }
 
+// writeCursor overwrites the fixed-width cursor record in place: one pwrite,
+// well inside a disk sector, so it is never torn.
 func (q *Queue) writeCursor() error {
-	path := filepath.Join(q.opts.Dir, "cursor")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", q.readID, q.readOff)), 0o640); err != nil {
-		return fmt.Errorf("queue: write cursor: %w", err)
+	if q.cursor == nil {
+		f, err := os.OpenFile(filepath.Join(q.opts.Dir, "cursor"), os.O_CREATE|os.O_RDWR, 0o640)
+		if err != nil {
+			return fmt.Errorf("queue: open cursor: %w", err)
+		}
+		q.cursor = f
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if _, err := q.cursor.WriteAt([]byte(fmt.Sprintf("%020d %020d\n", q.readID, q.readOff)), 0); err != nil {
 		return fmt.Errorf("queue: write cursor: %w", err)
 	}
 	return nil
@@ -363,42 +368,61 @@ func (q *Queue) Peek() (Record, bool, error) { return q.PeekBatch(0) }
 // PeekBatch returns consecutive unacknowledged records of one segment,
 // joined, holding at most maxPoints points (but always at least one record
 // when the queue is not empty; maxPoints 0 means exactly one). Ack
-// acknowledges all of them.
+// acknowledges all of them. The records after the first are read from the
+// segment with one pread.
 func (q *Queue) PeekBatch(maxPoints int) (rec Record, ok bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.peek = peekState{}
-	for {
-		next, n, more, err := q.nextLocked(q.peek.bytes)
-		if err != nil || !more {
-			return rec, ok, err
-		}
-		if ok && rec.Count+next.Count > maxPoints {
-			return rec, true, nil
-		}
-		if ok {
-			rec.Data = append(rec.Data, next.Data...)
-			rec.Count += next.Count
-		} else {
-			rec, ok = next, true
-		}
-		q.peek.bytes += n
-		q.peek.points += next.Count
-		q.peek.records++
+	first, n, ok, err := q.nextLocked()
+	if err != nil || !ok {
+		return Record{}, false, err
 	}
+	rec = first
+	q.peek = peekState{bytes: n, records: 1, points: first.Count}
+	seg := q.segs[0]
+	rest := seg.size - q.readOff - n
+	if maxPoints <= first.Count || rest <= 0 {
+		return rec, true, nil
+	}
+	chunk := make([]byte, min(rest, 8<<20))
+	if _, err := q.reader.ReadAt(chunk, q.readOff+n); err != nil && !errors.Is(err, io.EOF) {
+		return rec, true, nil // the rest is read record by record next time
+	}
+	data := make([]byte, 0, len(first.Data)+len(chunk))
+	data = append(data, first.Data...)
+	for off := 0; off+headerSize <= len(chunk); {
+		length := int(binary.LittleEndian.Uint32(chunk[off:]))
+		count := int(binary.LittleEndian.Uint32(chunk[off+8:]))
+		end := off + headerSize + length
+		if end > len(chunk) || rec.Count+count > maxPoints {
+			break
+		}
+		payload := chunk[off+headerSize : end]
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(chunk[off+4:]) {
+			break // damage: handled when the cursor reaches it
+		}
+		data = append(data, payload...)
+		rec.Count += count
+		q.peek.bytes += int64(end - off)
+		q.peek.records++
+		q.peek.points += count
+		off = end
+	}
+	rec.Data = data
+	return rec, true, nil
 }
 
-// nextLocked reads the record ahead bytes past the cursor. With ahead == 0 it
-// first moves past finished segments, damaged data and expired records; with
-// ahead > 0 it stays within the cursor's segment and leaves damage for later.
-func (q *Queue) nextLocked(ahead int64) (rec Record, n int64, ok bool, err error) {
+// nextLocked reads the record at the cursor, first moving past finished
+// segments, damaged data and expired records.
+func (q *Queue) nextLocked() (rec Record, n int64, ok bool, err error) {
 	for {
 		if q.closed {
 			return Record{}, 0, false, errors.New("queue: closed")
 		}
 		seg := q.segs[0]
-		if q.readOff+ahead >= seg.size {
-			if ahead > 0 || len(q.segs) == 1 {
+		if q.readOff >= seg.size {
+			if len(q.segs) == 1 {
 				return Record{}, 0, false, nil
 			}
 			if err := q.advanceSegmentLocked(); err != nil {
@@ -413,18 +437,15 @@ func (q *Queue) nextLocked(ahead int64) (rec Record, n int64, ok bool, err error
 			}
 			q.reader = f
 		}
-		n, _, _, rerr := readRecordAt(q.reader, q.readOff+ahead, &rec)
+		n, _, _, rerr := readRecordAt(q.reader, q.readOff, &rec)
 		if rerr != nil {
-			if ahead > 0 {
-				return Record{}, 0, false, nil
-			}
 			// Damage in the middle of the queue: skip the rest of this segment.
 			q.opts.OnDrop(DropCorrupt, seg.records, seg.points)
 			seg.records, seg.points, seg.bytes = 0, 0, 0
 			q.readOff = seg.size
 			continue
 		}
-		if ahead == 0 && q.opts.MaxAge > 0 && q.opts.Now().Sub(rec.Enqueued) > q.opts.MaxAge {
+		if q.opts.MaxAge > 0 && q.opts.Now().Sub(rec.Enqueued) > q.opts.MaxAge {
 			q.opts.OnDrop(DropAge, 1, rec.Count)
 			q.consumeLocked(n, 1, rec.Count)
 			if err := q.writeCursor(); err != nil {
@@ -521,6 +542,9 @@ func (q *Queue) Close() error {
 	var errs []error
 	if q.reader != nil {
 		errs = append(errs, q.reader.Close())
+	}
+	if q.cursor != nil {
+		errs = append(errs, q.cursor.Sync(), q.cursor.Close())
 	}
 	errs = append(errs, q.head.Sync(), q.head.Close())
 	return errors.Join(errs...)
