@@ -19,8 +19,23 @@ import (
 // Consecutive points of one asset with one timestamp share a line.
 
 var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`, "\n", `\n`)
-var fieldKeyEscaper = tagEscaper
 var stringEscaper = strings.NewReplacer(`"`, `\"`, `\`, `\\`, "\n", `\n`)
+
+// appendKey appends a field key, escaping only when needed (a Replacer
+// allocates even when it changes nothing; this runs for every point).
+func appendKey(buf []byte, k string) []byte {
+	if strings.ContainsAny(k, ", =\n") {
+		return append(buf, tagEscaper.Replace(k)...)
+	}
+	return append(buf, k...)
+}
+
+func appendString(buf []byte, s string) []byte {
+	if strings.ContainsAny(s, "\"\\\n") {
+		return append(buf, stringEscaper.Replace(s)...)
+	}
+	return append(buf, s...)
+}
 
 // seriesKeys precomputes "measurement,tags" per asset.
 func seriesKeys(site string, assets []collectors.Asset) map[string]string {
@@ -51,7 +66,7 @@ func seriesKeys(site string, assets []collectors.Asset) map[string]string {
 // carries nothing to store (a good point without a value).
 func appendField(buf []byte, p *collectors.Point) ([]byte, bool) {
 	if p.Quality != collectors.QualityGood {
-		buf = append(buf, fieldKeyEscaper.Replace(p.Field)...)
+		buf = appendKey(buf, p.Field)
 		buf = append(buf, `_quality="`...)
 		buf = append(buf, p.Quality.String()...)
 		return append(buf, '"'), true
@@ -62,22 +77,22 @@ func appendField(buf []byte, p *collectors.Point) ([]byte, bool) {
 		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
 			return buf, false
 		}
-		buf = append(buf, fieldKeyEscaper.Replace(p.Field)...)
+		buf = appendKey(buf, p.Field)
 		buf = append(buf, '=')
 		return strconv.AppendFloat(buf, v.F, 'g', -1, 64), true
 	case collectors.ValueInt:
-		buf = append(buf, fieldKeyEscaper.Replace(p.Field)...)
+		buf = appendKey(buf, p.Field)
 		buf = append(buf, '=')
 		buf = strconv.AppendInt(buf, v.I, 10)
 		return append(buf, 'i'), true
 	case collectors.ValueBool:
-		buf = append(buf, fieldKeyEscaper.Replace(p.Field)...)
+		buf = appendKey(buf, p.Field)
 		buf = append(buf, '=')
 		return strconv.AppendBool(buf, v.B), true
 	case collectors.ValueString:
-		buf = append(buf, fieldKeyEscaper.Replace(p.Field)...)
+		buf = appendKey(buf, p.Field)
 		buf = append(buf, `="`...)
-		buf = append(buf, stringEscaper.Replace(v.S)...)
+		buf = appendString(buf, v.S)
 		return append(buf, '"'), true
 	}
 	return buf, false

@@ -94,7 +94,8 @@ func (c *Collector) Start(ctx context.Context, sink collectors.Sink) error {
 	filters := map[string]byte{}
 	for i := range c.cfg.Subs {
 		s := &c.cfg.Subs[i]
-		routes[s.filter] = chain(routes[s.filter], func(m Message) bool { return c.handleData(s, m) })
+		ok, bad := c.metrics.Messages.WithLabelValues(s.Topic, "ok"), c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload")
+		routes[s.filter] = chain(routes[s.filter], func(m Message) bool { return c.handleData(s, ok, bad, m) })
 		filters[s.filter] = byte(c.cfg.QoS)
 	}
 	for i := range c.cfg.Availability {
@@ -150,23 +151,25 @@ func chain(prev Handler, next func(Message) bool) Handler {
 	}
 }
 
-func (c *Collector) handleData(s *Subscription, m Message) bool {
+func (c *Collector) handleData(s *Subscription, ok, bad prometheus.Counter, m Message) bool {
 	pts, err := Parse(s, m.Topic(), m.Payload(), time.Now())
 	if errors.Is(err, ErrNoMatch) {
 		return false
 	}
 	if err != nil {
-		c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload").Inc()
+		bad.Inc()
 		payload := m.Payload()
 		if len(payload) > 200 {
 			payload = payload[:200]
 		}
 		c.limiter.Warn("bad:"+s.Topic, "bad MQTT payload", "topic", m.Topic(), "err", err, "payload", string(payload))
 	} else {
-		c.metrics.Messages.WithLabelValues(s.Topic, "ok").Inc()
+		ok.Inc()
 	}
 	if len(pts) > 0 {
-		c.remember(pts)
+		if len(c.cfg.Availability) > 0 {
+			c.remember(pts) // to mark them stale when their device goes offline
+		}
 		c.sink.Publish("mqtt", pts)
 	}
 	return true

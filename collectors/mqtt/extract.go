@@ -50,15 +50,14 @@ func newExtractor(paths []string) (*extractor, map[string]int) {
 	return x, ids
 }
 
-// extract fills vals (len x.paths) with the values at each path, decoded as
-// encoding/json with UseNumber would (string, json.Number, bool, or a map or
-// slice for compound values); nil where a path is missing or null. The
-// payload must be valid JSON.
-func (x *extractor) extract(b []byte, vals []any) {
+// extract fills vals (len x.paths) with the raw JSON token at each path (a
+// sub-slice of b), nil where a path is missing or null. The payload must be
+// valid JSON.
+func (x *extractor) extract(b []byte, vals [][]byte) {
 	x.walk(b, skipWS(b, 0), x.root, vals)
 }
 
-func (x *extractor) walk(b []byte, i int, n *trie, vals []any) int {
+func (x *extractor) walk(b []byte, i int, n *trie, vals [][]byte) int {
 	if n == nil {
 		return skipValue(b, i)
 	}
@@ -103,13 +102,18 @@ func (x *extractor) walk(b []byte, i int, n *trie, vals []any) int {
 	} else {
 		i = skipValue(b, i)
 	}
-	if n.id >= 0 {
-		vals[n.id] = token(b[start:i])
+	if n.id >= 0 && b[start] != 'n' { // null counts as missing
+		vals[n.id] = b[start:i]
 	}
 	return i
 }
 
+// token decodes a raw token as encoding/json with UseNumber would: string,
+// json.Number, bool, or a map or slice for compound values.
 func token(t []byte) any {
+	if t == nil {
+		return nil
+	}
 	switch t[0] {
 	case '"':
 		s := t[1 : len(t)-1]

@@ -85,46 +85,78 @@ func ParseBool(s string, extraTrue, extraFalse []string) (bool, error) {
 	return false, fmt.Errorf("%q is not a boolean word; fix: add it to true_values or false_values", s)
 }
 
-// convert turns a decoded JSON value (or a raw payload string) into the field type.
-func convert(f *Field, raw any) (collectors.Value, error) {
+// raw is a value as it arrived: a JSON token, or a whole plain payload.
+type raw struct {
+	text  string // the string's content, or the literal's text
+	isStr bool   // a JSON string or a plain payload (text to interpret)
+	lit   byte   // JSON literal: 't', 'f', '0' for numbers, '{' for compound
+}
+
+func rawToken(tok []byte) raw {
+	switch tok[0] {
+	case '"':
+		body := tok[1 : len(tok)-1]
+		if !needsDecode(body) {
+			return raw{text: string(body), isStr: true}
+		}
+		var s string
+		_ = json.Unmarshal(tok, &s)
+		return raw{text: s, isStr: true}
+	case 't', 'f', '{', '[':
+		return raw{lit: tok[0]}
+	}
+	return raw{text: string(tok), lit: '0'}
+}
+
+func (r raw) describe() string {
+	switch {
+	case r.isStr:
+		return fmt.Sprintf("%q", r.text)
+	case r.lit == '{' || r.lit == '[':
+		return "a JSON object or array"
+	case r.lit == 't' || r.lit == 'f':
+		return "a boolean"
+	}
+	return r.text
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// convert turns a raw value into the field type.
+func convert(f *Field, r raw) (collectors.Value, error) {
 	switch f.Type {
 	case TypeString:
-		switch v := raw.(type) {
-		case string:
-			return collectors.String(v), nil
-		case json.Number:
-			return collectors.String(v.String()), nil
-		case bool:
-			return collectors.String(strconv.FormatBool(v)), nil
+		switch {
+		case r.isStr, r.lit == '0':
+			return collectors.String(r.text), nil
+		case r.lit == 't' || r.lit == 'f':
+			return collectors.String(strconv.FormatBool(r.lit == 't')), nil
 		}
 	case TypeBool:
-		switch v := raw.(type) {
-		case bool:
-			return collectors.Bool(v), nil
-		case json.Number:
-			fl, err := v.Float64()
+		switch {
+		case r.lit == 't' || r.lit == 'f':
+			return collectors.Bool(r.lit == 't'), nil
+		case r.lit == '0':
+			fl, err := strconv.ParseFloat(r.text, 64)
 			if err != nil {
 				return collectors.Value{}, err
 			}
 			return collectors.Bool(fl != 0), nil
-		case string:
-			b, err := ParseBool(v, f.TrueValues, f.FalseValues)
+		case r.isStr:
+			b, err := ParseBool(r.text, f.TrueValues, f.FalseValues)
 			return collectors.Bool(b), err
 		}
 	case TypeFloat:
-		var s string
-		switch v := raw.(type) {
-		case json.Number:
-			s = v.String()
-		case string:
-			s = strings.TrimSpace(v)
-		case bool:
-			if v {
-				return collectors.Float(1), nil
-			}
-			return collectors.Float(0), nil
-		}
-		if s != "" {
+		switch {
+		case r.lit == 't' || r.lit == 'f':
+			return collectors.Float(float64(b2i(r.lit == 't'))), nil
+		case r.isStr || r.lit == '0':
+			s := strings.TrimSpace(r.text)
 			fl, err := strconv.ParseFloat(s, 64)
 			if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
 				return collectors.Value{}, fmt.Errorf("%q is not a finite number", s)
@@ -132,19 +164,11 @@ func convert(f *Field, raw any) (collectors.Value, error) {
 			return collectors.Float(fl), nil
 		}
 	case TypeInt:
-		var s string
-		switch v := raw.(type) {
-		case json.Number:
-			s = v.String()
-		case string:
-			s = strings.TrimSpace(v)
-		case bool:
-			if v {
-				return collectors.Int(1), nil
-			}
-			return collectors.Int(0), nil
-		}
-		if s != "" {
+		switch {
+		case r.lit == 't' || r.lit == 'f':
+			return collectors.Int(b2i(r.lit == 't')), nil
+		case r.isStr || r.lit == '0':
+			s := strings.TrimSpace(r.text)
 			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 				return collectors.Int(i), nil
 			}
@@ -155,7 +179,7 @@ func convert(f *Field, raw any) (collectors.Value, error) {
 			return collectors.Int(int64(fl)), nil
 		}
 	}
-	return collectors.Value{}, fmt.Errorf("a %T cannot be a %s", raw, f.Type)
+	return collectors.Value{}, fmt.Errorf("%s cannot be a %s", r.describe(), f.Type)
 }
 
 // decodeError explains why a payload is not valid JSON, as encoding/json says it.
@@ -168,24 +192,18 @@ func decodeError(payload []byte) error {
 	return errors.New("payload has data after the JSON value")
 }
 
-func parseTime(ts *Timestamp, raw any) (time.Time, error) {
+func parseTime(ts *Timestamp, r raw) (time.Time, error) {
 	if ts.Format == TimeRFC3339 {
-		s, ok := raw.(string)
-		if !ok {
-			return time.Time{}, fmt.Errorf("timestamp is a %T, want an RFC 3339 string", raw)
+		if !r.isStr {
+			return time.Time{}, fmt.Errorf("timestamp is %s, want an RFC 3339 string", r.describe())
 		}
-		return time.Parse(time.RFC3339Nano, s)
+		return time.Parse(time.RFC3339Nano, r.text)
 	}
-	var n json.Number
-	switch v := raw.(type) {
-	case json.Number:
-		n = v
-	case string:
-		n = json.Number(v)
-	default:
-		return time.Time{}, fmt.Errorf("timestamp is a %T, want a number", raw)
+	if !r.isStr && r.lit != '0' {
+		return time.Time{}, fmt.Errorf("timestamp is %s, want a number", r.describe())
 	}
-	if i, err := n.Int64(); err == nil {
+	n := r.text
+	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
 		switch ts.Format {
 		case TimeUnix:
 			return time.Unix(i, 0), nil
@@ -196,7 +214,7 @@ func parseTime(ts *Timestamp, raw any) (time.Time, error) {
 		}
 		return time.Unix(0, i), nil
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return time.Time{}, fmt.Errorf("timestamp %q is not a number", n)
 	}
@@ -226,7 +244,7 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 	at := now
 	if s.Format == FormatValue {
 		f := &s.Fields[0]
-		v, err := convert(f, string(payload))
+		v, err := convert(f, raw{text: string(payload), isStr: true})
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", f.Name, err)
 		}
@@ -235,14 +253,19 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 	if !json.Valid(payload) {
 		return nil, decodeError(payload)
 	}
-	vals := make([]any, s.extract.paths)
+	var buf [8][]byte
+	vals := buf[:0]
+	if s.extract.paths > len(buf) {
+		vals = make([][]byte, s.extract.paths)
+	}
+	vals = vals[:s.extract.paths]
 	s.extract.extract(payload, vals)
 	if s.Timestamp != nil {
-		raw := vals[s.tsPath]
-		if raw == nil {
+		tok := vals[s.tsPath]
+		if tok == nil {
 			return nil, fmt.Errorf("timestamp path %q is missing", s.Timestamp.Path)
 		}
-		t, err := parseTime(s.Timestamp, raw)
+		t, err := parseTime(s.Timestamp, rawToken(tok))
 		if err != nil {
 			return nil, fmt.Errorf("timestamp: %w", err)
 		}
@@ -252,14 +275,14 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 	var errs []error
 	for i := range s.Fields {
 		f := &s.Fields[i]
-		raw := vals[s.fieldPath[i]]
-		if raw == nil {
+		tok := vals[s.fieldPath[i]]
+		if tok == nil {
 			if !f.Optional {
 				errs = append(errs, fmt.Errorf("field %s: path %q is missing", f.Name, f.Path))
 			}
 			continue
 		}
-		v, err := convert(f, raw)
+		v, err := convert(f, rawToken(tok))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("field %s: %w", f.Name, err))
 			continue
