@@ -76,7 +76,7 @@ func (b *bank) set(addr int, v ...uint16) {
 	b.mu.Unlock()
 }
 
-func serve(t *testing.T, b smb.RequestHandler) string {
+func serve(t testing.TB, b smb.RequestHandler) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s, err := smb.NewServer(&smb.ServerConfiguration{URL: "tcp://" + addr, Timeout: 30 * time.Second, MaxClients: 10, Logger: log.New(io.Discard, "", 0)}, b)
