@@ -6,6 +6,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // Message is the part of an MQTT message the collector uses.
@@ -62,6 +63,11 @@ func PahoFactory(o ConnOptions) Conn {
 	if c.StatusTopic != "" {
 		opts.SetWill(c.StatusTopic, "offline", 1, true)
 	}
+	// paho's store only lives in memory, so it cannot carry anything across a
+	// restart; the broker's persistent session does that. Keeping inbound
+	// QoS 1 messages and outbound PUBACKs in it costs a lock and a map write
+	// per message for nothing: the broker redelivers what we did not ack.
+	opts.SetStore(discardStore{})
 	cl := paho.NewClient(opts)
 	for filter, h := range o.Routes {
 		h := h
@@ -92,3 +98,14 @@ func (p *pahoConn) Publish(topic string, qos byte, retained bool, payload string
 }
 
 func (p *pahoConn) Disconnect() { p.c.Disconnect(500) }
+
+// discardStore is a paho.Store that keeps nothing.
+type discardStore struct{}
+
+func (discardStore) Open()                             {}
+func (discardStore) Put(string, packets.ControlPacket) {}
+func (discardStore) Get(string) packets.ControlPacket  { return nil }
+func (discardStore) All() []string                     { return nil }
+func (discardStore) Del(string)                        {}
+func (discardStore) Close()                            {}
+func (discardStore) Reset()                            {}
