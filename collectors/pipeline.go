@@ -113,14 +113,19 @@ type Flusher interface{ Flush() error }
 // RunStaleSweep marks fields stale every interval until ctx ends. now is the
 // clock (time.Now in production).
 func (p *Pipeline) RunStaleSweep(ctx context.Context, every time.Duration, now func() time.Time) {
-	t := time.NewTicker(every)
+	Every(ctx, every, func() { p.SweepStale(now()) })
+}
+
+// Every calls fn every interval until ctx ends.
+func Every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p.SweepStale(now())
+			fn()
 		}
 	}
 }

@@ -261,18 +261,10 @@ func (c *Collector) flushAndAck() {
 	}
 }
 
+// ackLoop acknowledges stragglers that did not fill an ack batch.
 func (c *Collector) ackLoop(ctx context.Context) {
 	defer c.wg.Done()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.flushAndAck()
-		}
-	}
+	collectors.Every(ctx, 20*time.Millisecond, c.flushAndAck)
 }
 
 // Stop acknowledges what is durable and disconnects; safe after a partial Start.

@@ -59,27 +59,18 @@ var (
 	defaultFalse = []string{"false", "0", "off", "no", "dry", "normal", "inactive", "closed", "stopped", "low", "ok", "clear"}
 )
 
-// ParseBool normalises the many ways devices say true and false.
+// ParseBool normalises the many ways devices say true and false; a field's
+// own words take precedence over the defaults.
 func ParseBool(s string, extraTrue, extraFalse []string) (bool, error) {
 	s = strings.TrimSpace(s)
-	for _, w := range extraTrue {
-		if strings.EqualFold(s, w) {
-			return true, nil
-		}
-	}
-	for _, w := range extraFalse {
-		if strings.EqualFold(s, w) {
-			return false, nil
-		}
-	}
-	for _, w := range defaultTrue {
-		if strings.EqualFold(s, w) {
-			return true, nil
-		}
-	}
-	for _, w := range defaultFalse {
-		if strings.EqualFold(s, w) {
-			return false, nil
+	for _, words := range []struct {
+		list []string
+		val  bool
+	}{{extraTrue, true}, {extraFalse, false}, {defaultTrue, true}, {defaultFalse, false}} {
+		for _, w := range words.list {
+			if strings.EqualFold(s, w) {
+				return words.val, nil
+			}
 		}
 	}
 	return false, fmt.Errorf("%q is not a boolean word; fix: add it to true_values or false_values", s)
