@@ -58,11 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Pipeline is the Sink the collectors share: it updates the state cache and
 // hands points to the output.
 type Pipeline struct {
-	state   *State
-	out     Output
-	metrics *Metrics
-	log     *slog.Logger
-	limiter *RateLimitedLog
+	state    *State
+	out      Output
+	metrics  *Metrics
+	log      *slog.Logger
+	limiter  *RateLimitedLog
+	counters sync.Map // source → prometheus.Counter
 }
 
 // NewPipeline wires the state cache to an output.
@@ -97,11 +98,22 @@ func (p *Pipeline) Publish(source string, pts []Point) {
 	if len(pts) == 0 {
 		return
 	}
-	p.metrics.Collected.WithLabelValues(source).Add(float64(len(pts)))
+	p.collected(source).Add(float64(len(pts)))
 	if err := p.out.Enqueue(pts); err != nil {
 		p.metrics.Dropped.WithLabelValues("output", "enqueue_failed").Add(float64(len(pts)))
 		p.limiter.Error("enqueue", "points could not be queued for storage", "collector", source, "count", len(pts), "err", err)
 	}
+}
+
+// collected returns the per-collector counter, cached (a label lookup hashes
+// on every call, and Publish runs per message).
+func (p *Pipeline) collected(source string) prometheus.Counter {
+	if c, ok := p.counters.Load(source); ok {
+		return c.(prometheus.Counter)
+	}
+	c := p.metrics.Collected.WithLabelValues(source)
+	p.counters.Store(source, c)
+	return c
 }
 
 // Flush makes every point published so far durable (see Output).

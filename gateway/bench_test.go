@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,11 +79,79 @@ func scrape(url, metric string) float64 {
 	return sum
 }
 
-// BenchmarkMQTTIngest: messages per CPU-second of the gateway process, end to
-// end from a real Mosquitto into a real InfluxDB, with zero loss checked.
-// Each iteration publishes 50,000 4-field JSON messages at QoS 1.
+// publishLoad publishes n 4-field JSON messages at QoS 1 over benchAssets topics.
+func publishLoad(b *testing.B, pub paho.Client, n int) {
+	toks := make([]paho.Token, 0, n)
+	for i := 0; i < n; i++ {
+		payload := fmt.Sprintf(`{"t":%.2f,"h":%.1f,"p":%.3f,"b":%d}`, 20+float64(i%100)/10, 40+float64(i%50), 101.3+float64(i%7)/100, 90-i%10)
+		toks = append(toks, pub.Publish(fmt.Sprintf("bench/s%03d", i%benchAssets), 1, false, payload))
+	}
+	for _, t := range toks {
+		if t.Wait(); t.Error() != nil {
+			b.Fatal(t.Error())
+		}
+	}
+}
+
+func publisherFor(b *testing.B, broker string) paho.Client {
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("bench-pub").SetMaxResumePubInFlight(1000))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	b.Cleanup(func() { pub.Disconnect(100) })
+	return pub
+}
+
+// ingest publishes msgs messages per iteration to a running consumer process
+// and waits until stored() reaches the expected count; it reports the
+// consumer's CPU per message, throughput and peak RSS.
+func ingest(b *testing.B, pid int, pub paho.Client, msgs int, stored func() float64) {
+	var cpuTotal, wallTotal time.Duration
+	sent := 0
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		cpu0, _ := procCPU(pid)
+		want := stored() + float64(msgs)
+		start := time.Now()
+		publishLoad(b, pub, msgs)
+		sent += msgs
+		for deadline := time.Now().Add(2 * time.Minute); stored() < want; {
+			if time.Now().After(deadline) {
+				b.Fatalf("only %v of %v messages stored", stored(), want)
+			}
+			time.Sleep(200 * time.Millisecond) // polling costs the consumer CPU: poll gently
+		}
+		wallTotal += time.Since(start)
+		cpu1, _ := procCPU(pid)
+		cpuTotal += cpu1 - cpu0
+	}
+	b.StopTimer()
+	_, rss := procCPU(pid)
+	b.ReportMetric(float64(cpuTotal.Microseconds())/float64(sent), "µs-cpu/msg")
+	b.ReportMetric(float64(sent)/cpuTotal.Seconds(), "msgs/cpu-s")
+	b.ReportMetric(float64(sent)/wallTotal.Seconds(), "msgs/s")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+	b.Logf("%d messages, consumer CPU %s, wall %s", sent, cpuTotal, wallTotal)
+}
+
+func startProcess(b *testing.B, env []string, argv ...string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	return cmd
+}
+
+const benchMsgs = 50000
+
+// BenchmarkMQTTIngest: CPU of the gateway process per message, end to end
+// from a real Mosquitto into a real InfluxDB, with zero loss checked (every
+// message's four fields counted in InfluxDB, no drop counted).
+// GATEWAY_CPUPROFILE=file writes a CPU profile of the gateway.
 func BenchmarkMQTTIngest(b *testing.B) {
-	const msgs = 50000
 	broker := testenv.StartMosquitto(b)
 	in := testenv.StartInflux(b)
 	dir := b.TempDir()
@@ -91,63 +160,82 @@ func BenchmarkMQTTIngest(b *testing.B) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	listen := strings.TrimSuffix(strings.SplitN(strings.SplitN(cfg, "listen: \"", 2)[1], "\"", 2)[0], "")
-	url := "http://" + listen
-	cmd := exec.Command(binary, "run", "-config", cfgPath)
-	cmd.Stderr = os.Stderr
-	cmd.Env = os.Environ() // GATEWAY_CPUPROFILE=file profiles the gateway
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	url := "http://" + strings.SplitN(strings.SplitN(cfg, "listen: \"", 2)[1], "\"", 2)[0]
+	cmd := startProcess(b, nil, binary, "run", "-config", cfgPath)
 	for deadline := time.Now().Add(20 * time.Second); scrape(url, "gateway_mqtt_connected") != 1; {
 		if time.Now().After(deadline) {
 			b.Fatal("gateway did not connect")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("bench-pub").SetMaxResumePubInFlight(1000))
-	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		b.Fatal(tok.Error())
-	}
-	defer pub.Disconnect(100)
-
-	var cpuTotal, wallTotal time.Duration
-	sent := 0
-	b.ResetTimer()
-	for it := 0; it < b.N; it++ {
-		cpu0, _ := procCPU(cmd.Process.Pid)
-		written0 := scrape(url, "gateway_influx_points_written_total")
-		start := time.Now()
-		toks := make([]paho.Token, 0, msgs)
-		for i := 0; i < msgs; i++ {
-			payload := fmt.Sprintf(`{"t":%.2f,"h":%.1f,"p":%.3f,"b":%d}`, 20+float64(i%100)/10, 40+float64(i%50), 101.3+float64(i%7)/100, 90-i%10)
-			toks = append(toks, pub.Publish(fmt.Sprintf("bench/s%03d", i%benchAssets), 1, false, payload))
-		}
-		for _, t := range toks {
-			t.Wait()
-		}
-		sent += msgs
-		want := written0 + 4*msgs
-		for deadline := time.Now().Add(2 * time.Minute); scrape(url, "gateway_influx_points_written_total") < want; {
-			if time.Now().After(deadline) {
-				b.Fatalf("only %v of %v points written", scrape(url, "gateway_influx_points_written_total"), want)
-			}
-			time.Sleep(200 * time.Millisecond) // scraping costs the gateway CPU: poll gently
-		}
-		wallTotal += time.Since(start)
-		cpu1, _ := procCPU(cmd.Process.Pid)
-		cpuTotal += cpu1 - cpu0
-	}
-	b.StopTimer()
-	_, rss := procCPU(cmd.Process.Pid)
+	pub := publisherFor(b, broker.URL)
+	ingest(b, cmd.Process.Pid, pub, benchMsgs, func() float64 { return scrape(url, "gateway_influx_points_written_total") / 4 })
 	if bad := scrape(url, "gateway_points_dropped_total"); bad > 0 {
 		b.Fatalf("%v points dropped", bad)
 	}
-	stored := in.Query(b, "SELECT count(temperature) FROM sensor")
-	b.ReportMetric(float64(cpuTotal.Microseconds())/float64(sent), "µs-cpu/msg")
-	b.ReportMetric(float64(sent)/cpuTotal.Seconds(), "msgs/cpu-s")
-	b.ReportMetric(float64(sent)/wallTotal.Seconds(), "msgs/s")
-	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
-	b.Logf("%d messages, gateway CPU %s, wall %s; InfluxDB count: %s", sent, cpuTotal, wallTotal, stored)
+	if got, want := countInflux(b, in, "SELECT count(temperature) FROM sensor"), benchMsgs*b.N; got != want {
+		b.Fatalf("InfluxDB holds %d messages, published %d", got, want)
+	}
+}
+
+// BenchmarkMQTTIngestTelegraf runs the same load through Telegraf's
+// mqtt_consumer (QoS 1, persistent session) and influxdb_v2 output, for a
+// side-by-side comparison. TELEGRAF=/path/to/telegraf enables it.
+func BenchmarkMQTTIngestTelegraf(b *testing.B) {
+	bin := os.Getenv("TELEGRAF")
+	if bin == "" {
+		b.Skip("TELEGRAF is not set: no Telegraf binary to compare with")
+	}
+	broker := testenv.StartMosquitto(b)
+	in := testenv.StartInflux(b)
+	conf := filepath.Join(b.TempDir(), "telegraf.conf")
+	toml := fmt.Sprintf(`[agent]
+  interval = "10s"
+  flush_interval = "1s"
+  metric_batch_size = 5000
+  metric_buffer_limit = 1000000
+  omit_hostname = true
+  quiet = true
+[[inputs.mqtt_consumer]]
+  servers = [%q]
+  topics = ["bench/+"]
+  qos = 1
+  client_id = "telegraf-bench"
+  persistent_session = true
+  max_undelivered_messages = 1000
+  data_format = "json"
+[[outputs.influxdb_v2]]
+  urls = [%q]
+  token = ""
+  organization = ""
+  bucket = %q
+`, broker.URL, in.URL, in.Bucket())
+	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := startProcess(b, nil, bin, "--config", conf)
+	time.Sleep(3 * time.Second) // Telegraf has no readiness endpoint; let it subscribe
+	pub := publisherFor(b, broker.URL)
+	ingest(b, cmd.Process.Pid, pub, benchMsgs, func() float64 {
+		return float64(countInflux(b, in, "SELECT count(t) FROM mqtt_consumer"))
+	})
+}
+
+func countInflux(b *testing.B, in *testenv.Influx, q string) int {
+	body := in.Query(b, q)
+	var res struct {
+		Results []struct {
+			Series []struct {
+				Values [][]any `json:"values"`
+			} `json:"series"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		b.Fatal(err)
+	}
+	if len(res.Results) == 0 || len(res.Results[0].Series) == 0 {
+		return 0
+	}
+	n, _ := res.Results[0].Series[0].Values[0][1].(float64)
+	return int(n)
 }

@@ -95,13 +95,13 @@ func (c *Collector) Start(ctx context.Context, sink collectors.Sink) error {
 	for i := range c.cfg.Subs {
 		s := &c.cfg.Subs[i]
 		ok, bad := c.metrics.Messages.WithLabelValues(s.Topic, "ok"), c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload")
-		routes[s.filter] = chain(routes[s.filter], func(m Message) bool { return c.handleData(s, ok, bad, m) })
-		filters[s.filter] = byte(c.cfg.QoS)
+		routes[s.pat.filter] = chain(routes[s.pat.filter], func(m Message) bool { return c.handleData(s, ok, bad, m) })
+		filters[s.pat.filter] = byte(c.cfg.QoS)
 	}
 	for i := range c.cfg.Availability {
 		a := &c.cfg.Availability[i]
-		routes[a.filter] = chain(routes[a.filter], func(m Message) bool { return c.handleAvailability(a, m) })
-		filters[a.filter] = byte(c.cfg.QoS)
+		routes[a.pat.filter] = chain(routes[a.pat.filter], func(m Message) bool { return c.handleAvailability(a, m) })
+		filters[a.pat.filter] = byte(c.cfg.QoS)
 	}
 	for f, h := range routes {
 		h := h
@@ -192,7 +192,7 @@ func (c *Collector) remember(pts []collectors.Point) {
 }
 
 func (c *Collector) handleAvailability(a *Availability, m Message) bool {
-	caps, ok := captures(a.names, a.filter, m.Topic())
+	caps, ok := a.pat.match(m.Topic(), nil)
 	if !ok {
 		return false
 	}

@@ -67,8 +67,7 @@ type Subscription struct {
 	Fields    []Field    `yaml:"fields"`
 	Timestamp *Timestamp `yaml:"timestamp"`
 
-	filter    string
-	names     []string // capture name per topic level ("" for literal or +)
+	pat       pattern
 	extract   *extractor
 	fieldPath []int // path id per field
 	tsPath    int
@@ -81,8 +80,7 @@ type Availability struct {
 	Online  string `yaml:"online"`  // payload meaning online; default "online"
 	Offline string `yaml:"offline"` // default "offline"
 
-	filter string
-	names  []string
+	pat pattern
 }
 
 // Config is the mqtt: section.
@@ -144,7 +142,15 @@ func (c *Config) SetDefaults() {
 
 // compileTopic turns "site/{building}/+/#" into the filter "site/+/+/#" and
 // the capture names per level.
-func compileTopic(topic string) (filter string, names []string, err error) {
+func compileTopic(topic string) (pattern, error) {
+	filter, names, err := compileLevels(topic)
+	if err != nil {
+		return pattern{}, err
+	}
+	return pattern{filter: filter, levels: strings.Split(filter, "/"), names: names}, nil
+}
+
+func compileLevels(topic string) (filter string, names []string, err error) {
 	if topic == "" {
 		return "", nil, fmt.Errorf("is required")
 	}
@@ -219,13 +225,13 @@ func (c *Config) Validate() error {
 	for i := range c.Subs {
 		s := &c.Subs[i]
 		p := fmt.Sprintf("subscriptions[%d]", i)
-		if s.filter, s.names, err = compileTopic(s.Topic); err != nil {
+		if s.pat, err = compileTopic(s.Topic); err != nil {
 			return ferr(p+".topic", "%v", err)
 		}
 		if s.Asset == "" {
 			return ferr(p+".asset", "is required; fix: an asset id, or a template such as {asset}")
 		}
-		if err := checkTemplate(s.Asset, s.names); err != nil {
+		if err := checkTemplate(s.Asset, s.pat.names); err != nil {
 			return ferr(p+".asset", "%v", err)
 		}
 		if s.Format != FormatJSON && s.Format != FormatValue {
@@ -242,7 +248,7 @@ func (c *Config) Validate() error {
 			if f.Name == "" {
 				return ferr(fp+".name", "is required")
 			}
-			if err := checkTemplate(f.Name, s.names); err != nil {
+			if err := checkTemplate(f.Name, s.pat.names); err != nil {
 				return ferr(fp+".name", "%v", err)
 			}
 			if s.Format == FormatJSON && f.Path == "" {
@@ -287,13 +293,13 @@ func (c *Config) Validate() error {
 	for i := range c.Availability {
 		a := &c.Availability[i]
 		p := fmt.Sprintf("availability[%d]", i)
-		if a.filter, a.names, err = compileTopic(a.Topic); err != nil {
+		if a.pat, err = compileTopic(a.Topic); err != nil {
 			return ferr(p+".topic", "%v", err)
 		}
 		if a.Asset == "" {
 			return ferr(p+".asset", "is required")
 		}
-		if err := checkTemplate(a.Asset, a.names); err != nil {
+		if err := checkTemplate(a.Asset, a.pat.names); err != nil {
 			return ferr(p+".asset", "%v", err)
 		}
 	}

@@ -13,32 +13,56 @@ import (
 	"github.com/propgate/gateway/collectors"
 )
 
-// captures matches a topic against a compiled pattern and returns the
-// named levels; ok is false when the topic does not match.
-func captures(names []string, filter, topic string) (map[string]string, bool) {
-	levels := strings.Split(topic, "/")
-	pat := strings.Split(filter, "/")
-	out := map[string]string{}
-	for i, p := range pat {
-		if p == "#" {
-			return out, true
-		}
-		if i >= len(levels) {
-			return nil, false
-		}
-		if p != "+" && p != levels[i] {
-			return nil, false
-		}
-		if names[i] != "" {
-			out[names[i]] = levels[i]
-		}
-	}
-	return out, len(levels) == len(pat)
+// pattern is a compiled topic pattern: the MQTT filter and, per level, the
+// literal to match ("+" and "#" for wildcards) and the capture name.
+type pattern struct {
+	filter string
+	levels []string
+	names  []string
 }
 
-func expand(tmpl string, caps map[string]string) string {
+type capture struct{ name, value string }
+
+// match matches topic level by level without allocating (captures are
+// sub-strings of topic, appended to buf); ok is false when it does not match.
+func (p *pattern) match(topic string, buf []capture) (caps []capture, ok bool) {
+	caps = buf[:0]
+	rest, more := topic, true
+	for i, lit := range p.levels {
+		if lit == "#" {
+			return caps, true
+		}
+		if !more {
+			return nil, false
+		}
+		var level string
+		level, rest, more = strings.Cut(rest, "/")
+		if lit != "+" && lit != level {
+			return nil, false
+		}
+		if p.names[i] != "" {
+			caps = append(caps, capture{p.names[i], level})
+		}
+	}
+	return caps, !more
+}
+
+func lookupCapture(caps []capture, name string) string {
+	for _, c := range caps {
+		if c.name == name {
+			return c.value
+		}
+	}
+	return ""
+}
+
+// expand fills {name} placeholders from captures.
+func expand(tmpl string, caps []capture) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
+	}
+	if strings.HasPrefix(tmpl, "{") && strings.IndexByte(tmpl, '}') == len(tmpl)-1 {
+		return lookupCapture(caps, tmpl[1:len(tmpl)-1]) // the common "{asset}": no copy
 	}
 	var b strings.Builder
 	for rest := tmpl; ; {
@@ -49,7 +73,7 @@ func expand(tmpl string, caps map[string]string) string {
 		}
 		j := strings.IndexByte(rest[i:], '}')
 		b.WriteString(rest[:i])
-		b.WriteString(caps[rest[i+1:i+j]])
+		b.WriteString(lookupCapture(caps, rest[i+1:i+j]))
 		rest = rest[i+j+1:]
 	}
 }
@@ -224,7 +248,8 @@ var ErrNoMatch = errors.New("topic does not match")
 // field; points decoded before a bad optional field are still returned.
 // It is a pure function of its inputs (fuzzed in parse_fuzz_test.go).
 func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]collectors.Point, error) {
-	caps, ok := captures(s.names, s.filter, topic)
+	var capBuf [4]capture
+	caps, ok := s.pat.match(topic, capBuf[:])
 	if !ok {
 		return nil, ErrNoMatch
 	}

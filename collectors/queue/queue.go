@@ -84,6 +84,7 @@ type Queue struct {
 	readOff int64
 	peek    peekState // what the last Peek returned, until Ack
 	cursor  *os.File
+	wbuf    []byte // Append's record buffer, reused
 	notify  chan struct{}
 	closed  bool
 }
@@ -291,12 +292,13 @@ func (q *Queue) Append(data []byte, count int) error {
 		}
 		h = q.segs[len(q.segs)-1]
 	}
-	buf := make([]byte, headerSize+len(data))
+	q.wbuf = append(q.wbuf[:0], make([]byte, headerSize)...)
+	q.wbuf = append(q.wbuf, data...)
+	buf := q.wbuf
 	binary.LittleEndian.PutUint32(buf[0:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(data, crcTable))
 	binary.LittleEndian.PutUint32(buf[8:], uint32(count))
 	binary.LittleEndian.PutUint64(buf[12:], uint64(q.opts.Now().UnixNano()))
-	copy(buf[headerSize:], data)
 	if _, err := q.head.Write(buf); err != nil {
 		// A partial write leaves a torn record that Open truncates; make the
 		// in-memory size match what a reader may safely read.
