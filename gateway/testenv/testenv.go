@@ -53,12 +53,13 @@ func FreePort(t testing.TB) int {
 // Process is a service started for a test. Stop and Start may be called to
 // simulate an outage; the data directory survives them.
 type Process struct {
-	t    testing.TB
-	name string
-	argv []string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	addr string
+	t     testing.TB
+	name  string
+	argv  []string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	addr  string
+	ready func() bool // answers once the service is usable; default: accepts TCP
 }
 
 func (p *Process) Start() {
@@ -75,10 +76,18 @@ func (p *Process) Start() {
 	}
 	p.cmd = cmd
 	deadline := time.Now().Add(30 * time.Second)
+	ready := p.ready
+	if ready == nil {
+		ready = func() bool {
+			c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+	}
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		if ready() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -134,6 +143,15 @@ func StartInflux(t testing.TB) *Influx {
 		Process:  &Process{t: t, name: "influxd", argv: []string{bin, "-config", conf}, addr: fmt.Sprintf("127.0.0.1:%d", port)},
 		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		Database: "gateway",
+	}
+	// influxd accepts connections before its HTTP service answers: wait for /ping.
+	in.ready = func() bool {
+		resp, err := http.Get(in.URL + "/ping")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNoContent
 	}
 	in.Start()
 	t.Cleanup(in.Stop)
