@@ -152,7 +152,10 @@ func chain(prev Handler, next func(Message) bool) Handler {
 }
 
 func (c *Collector) handleData(s *Subscription, ok, bad prometheus.Counter, m Message) bool {
-	pts, err := Parse(s, m.Topic(), m.Payload(), time.Now())
+	// paho calls handlers one at a time (order matters), and sinks do not
+	// keep the slice: one buffer per subscription serves every message.
+	pts, err := ParseInto(s.scratch, s, m.Topic(), m.Payload(), time.Now())
+	s.scratch = pts
 	if errors.Is(err, ErrNoMatch) {
 		return false
 	}

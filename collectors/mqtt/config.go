@@ -71,6 +71,7 @@ type Subscription struct {
 	extract   *extractor
 	fieldPath []int // path id per field
 	tsPath    int
+	scratch   []collectors.Point // the collector's reusable points buffer
 }
 
 // Availability is a device's online/offline topic (often its last will).

@@ -244,10 +244,15 @@ func parseTime(ts *Timestamp, r raw) (time.Time, error) {
 // ErrNoMatch means the topic does not match the subscription's pattern.
 var ErrNoMatch = errors.New("topic does not match")
 
-// Parse turns one message into points. Every problem is an error naming the
+// Parse turns one message into points (see ParseInto).
+func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]collectors.Point, error) {
+	return ParseInto(nil, s, topic, payload, now)
+}
+
+// ParseInto is Parse appending to dst[:0], so a caller can reuse one buffer. Every problem is an error naming the
 // field; points decoded before a bad optional field are still returned.
 // It is a pure function of its inputs (fuzzed in parse_fuzz_test.go).
-func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]collectors.Point, error) {
+func ParseInto(dst []collectors.Point, s *Subscription, topic string, payload []byte, now time.Time) ([]collectors.Point, error) {
 	var capBuf [4]capture
 	caps, ok := s.pat.match(topic, capBuf[:])
 	if !ok {
@@ -264,7 +269,7 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", f.Name, err)
 		}
-		return []collectors.Point{{Asset: asset, Field: expand(f.Name, caps), Value: v, Unit: f.Unit, Quality: collectors.QualityGood, Time: at}}, nil
+		return append(dst[:0], collectors.Point{Asset: asset, Field: expand(f.Name, caps), Value: v, Unit: f.Unit, Quality: collectors.QualityGood, Time: at}), nil
 	}
 	if !json.Valid(payload) {
 		return nil, decodeError(payload)
@@ -287,7 +292,7 @@ func Parse(s *Subscription, topic string, payload []byte, now time.Time) ([]coll
 		}
 		at = t
 	}
-	pts := make([]collectors.Point, 0, len(s.Fields))
+	pts := dst[:0]
 	var errs []error
 	for i := range s.Fields {
 		f := &s.Fields[i]
