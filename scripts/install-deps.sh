@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, idempotently, on a fresh
-# Debian/Ubuntu machine with Go: Mosquitto, pymodbus and mbpoll (independent
-# Modbus peers), Chromium (browser tests) from Debian, and InfluxDB 1.8 built
-# from source into bin/influxd.
+# Debian/Ubuntu machine with Go: Mosquitto; pymodbus, libmodbus and mbpoll
+# (independent Modbus peers) and socat (a serial line between them) from
+# Debian; and InfluxDB 1.8 built from source into bin/influxd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+[ -f /usr/include/modbus/modbus.h ] || need+=(libmodbus-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -159,6 +159,8 @@ func pumpRegs() []Register {
 		{Name: "running", Address: 4, Type: TypeBool, Bit: bit(0)},
 		{Name: "setpoint", Address: 30, Type: TypeFloat32, Writable: true},
 		{Name: "run_cmd", Table: Coil, Address: 1, Writable: true},
+		{Name: "valve_open", Address: 4, Type: TypeBool, Bit: bit(5), Writable: true},
+		{Name: "remote_mode", Address: 4, Type: TypeBool, Bit: bit(7), Writable: true},
 	}
 }
 
@@ -211,6 +213,21 @@ func TestPollDecodesAndWritesVerified(t *testing.T) {
 	}
 	if !b.coils[1] {
 		t.Fatal("coil 1 not set")
+	}
+	// A bool in one bit of a holding register: read-modify-write keeps the
+	// other bits (running, bit 0, stays set).
+	b.set(4, 0b1000_0001)
+	if err := c.Write(ctx, "pump", "valve_open", collectors.Bool(true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, "pump", "remote_mode", collectors.Bool(false)); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	word := b.holding[4]
+	b.mu.Unlock()
+	if word != 0b0010_0001 {
+		t.Fatalf("status register %08b, want 00100001", word)
 	}
 	err := c.Write(ctx, "pump", "pressure", collectors.Float(1))
 	if err == nil || err.Error() != "modbus write pump.pressure: field is not declared writable" {

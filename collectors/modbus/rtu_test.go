@@ -1,8 +1,10 @@
 package modbus
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -52,4 +54,63 @@ func TestRTUOverTCPAgainstPymodbus(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "meter.sp", 2*time.Second, func(p collectors.Point) bool { return p.Value.I == 4242 })
+}
+
+// Serial RTU through goburrow's serial handler, over a pseudo-terminal pair
+// made by socat, against libmodbus (C) serving RTU on the other end.
+func TestSerialRTUAgainstLibmodbus(t *testing.T) {
+	dir := t.TempDir()
+	ours, theirs := filepath.Join(dir, "gateway-tty"), filepath.Join(dir, "device-tty")
+	socat := exec.Command("socat", "pty,raw,echo=0,link="+ours, "pty,raw,echo=0,link="+theirs)
+	if err := socat.Start(); err != nil {
+		t.Fatalf("start socat (make deps installs it): %v", err)
+	}
+	t.Cleanup(func() { socat.Process.Kill(); socat.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := os.Stat(theirs); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socat did not create the pty pair")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	src := filepath.Join(testenv.RepoRoot(t), "testdata", "peers", "libmodbus_rtu_slave.c")
+	bin := filepath.Join(dir, "peer")
+	if out, err := exec.Command("cc", "-o", bin, src, "-lmodbus").CombinedOutput(); err != nil {
+		t.Fatalf("build the libmodbus peer (make deps installs libmodbus-dev): %v\n%s", err, out)
+	}
+	peer := exec.Command(bin, theirs)
+	var peerLog bytes.Buffer
+	peer.Stderr = &peerLog
+	if err := peer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		peer.Process.Kill()
+		peer.Wait()
+		if t.Failed() {
+			t.Logf("libmodbus peer: %s", peerLog.String())
+		}
+	})
+
+	c := New(Config{Devices: []Device{{Asset: "meter", Transport: RTU, Serial: Serial{Port: ours, BaudRate: 19200, Parity: "E"}, UnitID: 5,
+		PollInterval: 100 * time.Millisecond, Timeout: 500 * time.Millisecond, CommLostAfter: 1000,
+		Registers: []Register{{Name: "a", Address: 1}, {Name: "b", Address: 2, Type: TypeInt32, Order: CDAB}}}}},
+		nil, NewMetrics(prometheus.NewRegistry()), quiet())
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	if err := c.Start(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	rec.waitFor(t, "meter.a", 20*time.Second, func(p collectors.Point) bool { return p.Quality == collectors.QualityGood })
+	if p, _ := rec.get("meter.a"); p.Value.I != 201 {
+		t.Fatalf("a = %v, want 201", p.Value)
+	}
+	if p, _ := rec.get("meter.b"); p.Value.I != 203<<16|202 {
+		t.Fatalf("b = %v, want %d (CDAB)", p.Value, 203<<16|202)
+	}
 }

@@ -165,3 +165,38 @@ func TestPersistentSessionLosesNothingAcrossRestart(t *testing.T) {
 		t.Fatal("messages acknowledged without a flush")
 	}
 }
+
+// The broker restarts and forgets everything (no persistence): the collector
+// reconnects with backoff and subscribes again by itself.
+func TestReconnectsAndResubscribesAfterBrokerRestart(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	sink := &durableSink{}
+	c, m := startCollector(t, testConfig(broker.URL), sink)
+	defer c.Stop()
+	p := publisher(t, broker.URL)
+	pub(t, p, "site/lift/car-1/floor", "1")
+	sink.waitCount(t, "floor", 1, 5*time.Second)
+
+	broker.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.Connected) != 0 || testutil.ToFloat64(m.Lost) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("connection loss not noticed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	broker.Start()
+	deadline = time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(m.Connected) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("did not reconnect and resubscribe")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p2 := publisher(t, broker.URL)
+	pub(t, p2, "site/lift/car-1/floor", "2")
+	got := sink.waitCount(t, "floor", 2, 5*time.Second)
+	if got[len(got)-1].Value.I != 2 {
+		t.Fatalf("after the restart got %v", got[len(got)-1].Value)
+	}
+}
