@@ -34,6 +34,12 @@ type Output interface {
 	Flush() error
 }
 
+// Processor sees every accepted point, synchronously, in Publish (the rules
+// engine). It must be quick and must not retain pts.
+type Processor interface {
+	Process(pts []Point)
+}
+
 // Metrics are the collectors' Prometheus series.
 type Metrics struct {
 	Collected   *prometheus.CounterVec // points collected, by collector
@@ -62,9 +68,13 @@ type Pipeline struct {
 	out      Output
 	metrics  *Metrics
 	log      *slog.Logger
-	limiter  *RateLimitedLog
-	counters sync.Map // source → prometheus.Counter
+	limiter    *RateLimitedLog
+	counters   sync.Map // source → prometheus.Counter
+	processors []Processor
 }
+
+// AddProcessor registers a processor; call before collectors start.
+func (p *Pipeline) AddProcessor(proc Processor) { p.processors = append(p.processors, proc) }
 
 // NewPipeline wires the state cache to an output.
 func NewPipeline(state *State, out Output, m *Metrics, log *slog.Logger) *Pipeline {
@@ -99,6 +109,9 @@ func (p *Pipeline) Publish(source string, pts []Point) {
 		return
 	}
 	p.collected(source).Add(float64(len(pts)))
+	for _, proc := range p.processors {
+		proc.Process(pts)
+	}
 	if err := p.out.Enqueue(pts); err != nil {
 		p.metrics.Dropped.WithLabelValues("output", "enqueue_failed").Add(float64(len(pts)))
 		p.limiter.Error("enqueue", "points could not be queued for storage", "collector", source, "count", len(pts), "err", err)
