@@ -64,10 +64,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Pipeline is the Sink the collectors share: it updates the state cache and
 // hands points to the output.
 type Pipeline struct {
-	state    *State
-	out      Output
-	metrics  *Metrics
-	log      *slog.Logger
+	state      *State
+	out        Output
+	metrics    *Metrics
+	log        *slog.Logger
 	limiter    *RateLimitedLog
 	counters   sync.Map // source → prometheus.Counter
 	processors []Processor

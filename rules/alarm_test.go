@@ -124,7 +124,7 @@ func TestAlarmLifecycle(t *testing.T) {
 			{0, "value", 0.10, StateNormal, nil},
 			{5, "value", 0.30, StateNormal, nil}, // back before 10 s: no alarm
 			{6, "value", 0.10, StateNormal, nil},
-			{15, "tick", 0, StateNormal, nil}, // 9 s
+			{15, "tick", 0, StateNormal, nil},  // 9 s
 			{16, "tick", 0, StateUnacked, nil}, // 10 s, no new reading needed
 		}, "normal>unacknowledged@16/engine"},
 		{"off-delay: must stay good 30s before it clears", withDelays(lowPressure(), 0, 30), []step{
