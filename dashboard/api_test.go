@@ -20,7 +20,7 @@ type fakeSim struct{ active map[string]string }
 
 func (f *fakeSim) Inject(name, target string) error {
 	if name != "flooding" {
-		return errors.New(`unknown scenario "` + name + `"; fix: one of power-outage, flooding, entrapment`)
+		return errors.New(`unknown scenario "` + name + `"; fix: one of power-outage, flooding, entrapment, pump-fault`)
 	}
 	f.active[name] = target
 	return nil

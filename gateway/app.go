@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,7 @@ import (
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/rules"
 )
 
 // App wires the collectors, the storage and the API together.
@@ -63,6 +66,36 @@ func (a *App) Run(ctx context.Context) (err error) {
 		defer simulator.Stop()
 	}
 
+	// Rules, alarms and work orders, kept in the embedded database.
+	if err := os.MkdirAll(filepath.Dir(cfg.Rules.Database), 0o750); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	store, err := rules.OpenSQLite(cfg.Rules.Database, cfg.Rules.Webhook != nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	bus := rules.NewBus()
+	engine := rules.NewEngine(cfg.Rules, assets, store, bus, log.With("component", "rules"), time.Now)
+	if err := engine.Load(ctx); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	pipeline.AddProcessor(engine)
+	go engine.Run(ctx, time.Second)
+	if cfg.Rules.Webhook != nil {
+		hook := rules.NewWebhook(*cfg.Rules.Webhook, store, log.With("component", "webhook"))
+		events := bus.Subscribe(256)
+		defer events.Close()
+		go func() {
+			for ev := range events.C {
+				if ev.Type == rules.EventWorkOrder {
+					hook.Notify()
+				}
+			}
+		}()
+		go hook.Run(ctx)
+	}
+
 	var cols []gwc.Collector
 	if len(cfg.Modbus.Devices) > 0 {
 		cols = append(cols, modbus.New(cfg.Modbus, nil, modbus.NewMetrics(reg), log.With("component", "modbus")))
@@ -96,6 +129,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		deps.Scenarios = simulator
 	}
 	api := dashboard.NewAPI(deps)
+	api.MountRules(engine)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -31,8 +31,8 @@ const (
 	ChatterCount  = 3
 )
 
-// Engine is the "who" of automatic transitions.
-const Engine = "engine"
+// ByEngine is the "who" of automatic transitions.
+const ByEngine = "engine"
 
 // Alarm is one rule on one asset. Its reported State is derived from the
 // facts below, so it cannot drift from them.
@@ -137,7 +137,7 @@ func (a *Alarm) Tick(now time.Time, r *Rule) []Transition {
 		if a.Chattering {
 			note = "chattering: activated 3 or more times within a minute; tune the deadband or delays"
 		}
-		out = append(out, a.settle(now, Engine, note)...)
+		out = append(out, a.settle(now, ByEngine, note)...)
 	}
 	if !a.ClearSince.IsZero() && a.Active && now.Sub(a.ClearSince) >= r.OffDelay {
 		a.ClearSince = time.Time{}
@@ -145,10 +145,10 @@ func (a *Alarm) Tick(now time.Time, r *Rule) []Transition {
 		if a.masked() {
 			a.Acked = true // never annunciated: nothing to acknowledge
 		}
-		out = append(out, a.settle(now, Engine, "")...)
+		out = append(out, a.settle(now, ByEngine, "")...)
 	}
 	if !a.ShelvedUntil.IsZero() && !now.Before(a.ShelvedUntil) {
-		out = append(out, a.unmask(now, func() { a.ShelvedUntil = time.Time{} }, Engine, "shelving expired")...)
+		out = append(out, a.unmask(now, func() { a.ShelvedUntil = time.Time{} }, ByEngine, "shelving expired")...)
 	}
 	if a.Chattering && len(a.activations) > 0 && now.Sub(a.activations[len(a.activations)-1]) > ChatterWindow {
 		a.Chattering, a.activations = false, nil
@@ -236,7 +236,7 @@ func (a *Alarm) SetSuppressed(on bool, now time.Time, cause string) []Transition
 		if a.Active && a.State == StateUnacked {
 			a.Acked = true // hidden until the suppression lifts
 		}
-		return a.settle(now, Engine, "suppressed by design: "+cause)
+		return a.settle(now, ByEngine, "suppressed by design: "+cause)
 	}
-	return a.unmask(now, func() { a.Suppressed = false }, Engine, "suppression lifted: "+cause)
+	return a.unmask(now, func() { a.Suppressed = false }, ByEngine, "suppression lifted: "+cause)
 }

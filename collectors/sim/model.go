@@ -42,10 +42,11 @@ const (
 	PowerOutage = "power-outage"
 	Flooding    = "flooding"
 	Entrapment  = "entrapment"
+	PumpFault   = "pump-fault"
 )
 
 // Scenarios lists every scenario the simulator knows.
-var Scenarios = []string{PowerOutage, Flooding, Entrapment}
+var Scenarios = []string{PowerOutage, Flooding, Entrapment, PumpFault}
 
 type pumpRoom struct {
 	id                 string
@@ -156,10 +157,11 @@ func (s *site) step() {
 		if p.flooded = flooding; flooding {
 			p.sump = math.Min(p.sump+0.08, 3.5) // rising water in the sump pit
 		} else {
-			p.sump = math.Max(p.sump-0.05, 0.3+s.rnd.Float64()*0.05)
+			p.sump = math.Max(p.sump-0.05, 0.3+s.rnd.Float64()*0.002)
 		}
 		powered := !outage
-		run1, run2 := p.coils[PumpCoilRun1] && powered, p.coils[PumpCoilRun2] && powered
+		tripped := s.has(PumpFault) && (s.scenarios[PumpFault] == "" || s.scenarios[PumpFault] == p.id)
+		run1, run2 := p.coils[PumpCoilRun1] && powered && !tripped, p.coils[PumpCoilRun2] && powered && !tripped
 		p.run1, p.run2, p.valve = run1, run2, p.coils[PumpCoilValve]
 		switch {
 		case run1 || run2:
@@ -171,9 +173,12 @@ func (s *site) step() {
 			p.flow = 0
 		}
 		p.inlet = 0.12 + s.rnd.NormFloat64()*0.005
-		p.fault = flooding && p.sump > 1.5
+		p.fault = flooding && p.sump > 1.5 || tripped
 		p.faultCode = 0
-		if p.fault {
+		switch {
+		case tripped:
+			p.faultCode = 7 // motor overload trip
+		case p.fault:
 			p.faultCode = 31 // motor insulation / water ingress
 		}
 		p.encode()

@@ -115,7 +115,24 @@ func TestModbusServerAgainstMbpoll(t *testing.T) {
 	if !strings.Contains(string(out), "[4]: \t17") {
 		t.Fatalf("mbpoll output:\n%s", out)
 	}
-	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment` {
+	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment, pump-fault` {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPumpFaultDropsPressureWithMainsPresent(t *testing.T) {
+	s := newSite()
+	s.scenarios[PumpFault] = ""
+	for i := 0; i < 6; i++ {
+		s.step()
+	}
+	p := s.pumps[0]
+	if p.run1 || !p.fault || p.faultCode != 7 || p.outlet > 0.1 || !s.panels[0].mains {
+		t.Fatalf("pump fault: run1=%v fault=%v code=%d outlet=%.2f mains=%v", p.run1, p.fault, p.faultCode, p.outlet, s.panels[0].mains)
+	}
+	delete(s.scenarios, PumpFault)
+	s.step()
+	if !s.pumps[0].run1 || s.pumps[0].outlet < 0.3 {
+		t.Fatal("pump did not restart")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/propgate/gateway/collectors/modbus"
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
+	"github.com/propgate/gateway/rules"
 )
 
 // Config is the whole gateway configuration.
@@ -36,6 +37,7 @@ type Config struct {
 	Modbus    modbus.Config `yaml:"modbus"`
 	MQTT      *mqtt.Config  `yaml:"mqtt"`
 	Simulator sim.Config    `yaml:"simulator"`
+	Rules     rules.Config  `yaml:"rules"`
 	Stale     StaleSweep    `yaml:"stale"`
 	path      string
 	root      *yaml.Node
@@ -263,6 +265,7 @@ func (c *Config) setDefaults() {
 		c.Simulator.Broker = c.MQTT.Broker
 	}
 	c.Simulator.SetDefaults()
+	c.Rules.SetDefaults()
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -323,6 +326,7 @@ func (c *Config) validate() error {
 	if c.MQTT != nil {
 		add("mqtt", c.MQTT.Validate())
 	}
+	add("rules", c.Rules.Validate(c.CollectorAssets()))
 	// Cross-references.
 	for i, d := range c.Modbus.Devices {
 		if d.Asset != "" && ids[d.Asset] == 0 {

@@ -1,0 +1,423 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/propgate/gateway/rules"
+)
+
+// MountRules adds the alarm, work-order and KPI endpoints.
+func (a *API) MountRules(e *rules.Engine) {
+	r := &rulesAPI{e: e}
+	a.mux.HandleFunc("GET /api/v1/alarms", r.alarms)
+	a.mux.HandleFunc("GET /api/v1/alarms/{id}", r.alarm)
+	a.mux.HandleFunc("POST /api/v1/alarms/{id}/ack", r.ack)
+	a.mux.HandleFunc("POST /api/v1/alarms/{id}/shelve", r.shelve)
+	a.mux.HandleFunc("POST /api/v1/alarms/{id}/unshelve", r.unshelve)
+	a.mux.HandleFunc("POST /api/v1/alarms/{id}/out-of-service", r.outOfService)
+	a.mux.HandleFunc("GET /api/v1/workorders", r.workorders)
+	a.mux.HandleFunc("POST /api/v1/workorders", r.createWorkOrder)
+	a.mux.HandleFunc("GET /api/v1/workorders/review", r.review)
+	a.mux.HandleFunc("GET /api/v1/workorders/{id}", r.workorder)
+	a.mux.HandleFunc("PATCH /api/v1/workorders/{id}", r.updateWorkOrder)
+	a.mux.HandleFunc("POST /api/v1/workorders/{id}/transition", r.transition)
+	a.mux.HandleFunc("GET /api/v1/kpis", r.kpis)
+}
+
+type rulesAPI struct{ e *rules.Engine }
+
+// decode reads a JSON body strictly: unknown fields and trailing data are errors.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "body: data after the JSON object")
+		return false
+	}
+	return true
+}
+
+func checkQuery(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	for key := range r.URL.Query() {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || key == a
+		}
+		if !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s; the parameters are %s", key, strings.Join(allowed, ", ")))
+			return false
+		}
+	}
+	return true
+}
+
+// who is the person acting. Until logins exist (the dashboard issue), the
+// request names them; "operator" when it does not.
+func who(by string) string {
+	if strings.TrimSpace(by) == "" {
+		return "operator"
+	}
+	return strings.TrimSpace(by)
+}
+
+var alarmStates = map[string]func(rules.AlarmState) bool{
+	"active":                  rules.AlarmState.Active,
+	"all":                     func(rules.AlarmState) bool { return true },
+	"not_normal":              func(s rules.AlarmState) bool { return s != rules.StateNormal },
+	"unacknowledged":          func(s rules.AlarmState) bool { return s == rules.StateUnacked },
+	"acknowledged":            func(s rules.AlarmState) bool { return s == rules.StateAcked },
+	"returned_unacknowledged": func(s rules.AlarmState) bool { return s == rules.StateRTNUnacked },
+	"shelved":                 func(s rules.AlarmState) bool { return s == rules.StateShelved },
+	"out_of_service":          func(s rules.AlarmState) bool { return s == rules.StateOutOfService },
+	"suppressed":              func(s rules.AlarmState) bool { return s == rules.StateSuppressed },
+	"normal":                  func(s rules.AlarmState) bool { return s == rules.StateNormal },
+}
+
+func (x *rulesAPI) alarms(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "state", "priority", "asset", "rule") {
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" {
+		state = "not_normal"
+	}
+	match, ok := alarmStates[state]
+	if !ok {
+		writeError(w, http.StatusBadRequest, "state "+state+" is not one of active, all, not_normal, unacknowledged, acknowledged, returned_unacknowledged, shelved, out_of_service, suppressed, normal")
+		return
+	}
+	out := x.e.Alarms(func(a *rules.Alarm) bool {
+		return match(a.State) && (q.Get("priority") == "" || string(a.Priority) == q.Get("priority")) &&
+			(q.Get("asset") == "" || a.Asset == q.Get("asset")) && (q.Get("rule") == "" || a.Rule == q.Get("rule"))
+	})
+	if out == nil {
+		out = []rules.Alarm{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type alarmDetail struct {
+	rules.Alarm
+	History []rules.Transition `json:"history"`
+}
+
+func (x *rulesAPI) alarm(w http.ResponseWriter, r *http.Request) {
+	a, ok := x.e.Alarm(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no alarm "+r.PathValue("id"))
+		return
+	}
+	h, err := x.e.Store().AlarmHistory(r.Context(), a.ID)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, alarmDetail{Alarm: a, History: h})
+}
+
+// AlarmAction is the body of ack, shelve, unshelve and out-of-service.
+type AlarmAction struct {
+	Note    string `json:"note"`
+	By      string `json:"by"`
+	Minutes int    `json:"minutes"` // shelve: 1 .. 10080 (a week)
+	On      *bool  `json:"on"`      // out-of-service: true takes it out, false returns it
+}
+
+func (x *rulesAPI) alarmResult(w http.ResponseWriter, a rules.Alarm, err error, id string) {
+	switch {
+	case errors.Is(err, rules.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no alarm "+id)
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+func (x *rulesAPI) ack(w http.ResponseWriter, r *http.Request) {
+	var b AlarmAction
+	if !decode(w, r, &b) {
+		return
+	}
+	a, err := x.e.Ack(r.PathValue("id"), who(b.By), b.Note)
+	x.alarmResult(w, a, err, r.PathValue("id"))
+}
+
+func (x *rulesAPI) shelve(w http.ResponseWriter, r *http.Request) {
+	var b AlarmAction
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.Minutes < 1 || b.Minutes > 10080 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("minutes %d is out of range; shelving needs a time limit of 1 to 10080 minutes", b.Minutes))
+		return
+	}
+	a, err := x.e.Shelve(r.PathValue("id"), time.Duration(b.Minutes)*time.Minute, who(b.By), b.Note)
+	x.alarmResult(w, a, err, r.PathValue("id"))
+}
+
+func (x *rulesAPI) unshelve(w http.ResponseWriter, r *http.Request) {
+	var b AlarmAction
+	if !decode(w, r, &b) {
+		return
+	}
+	a, err := x.e.Unshelve(r.PathValue("id"), who(b.By), b.Note)
+	x.alarmResult(w, a, err, r.PathValue("id"))
+}
+
+func (x *rulesAPI) outOfService(w http.ResponseWriter, r *http.Request) {
+	var b AlarmAction
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.On == nil {
+		writeError(w, http.StatusBadRequest, `"on" is required: true takes the alarm out of service, false returns it`)
+		return
+	}
+	a, err := x.e.SetOutOfService(r.PathValue("id"), *b.On, who(b.By), b.Note)
+	x.alarmResult(w, a, err, r.PathValue("id"))
+}
+
+func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "status", "asset", "category", "limit") {
+		return
+	}
+	q := r.URL.Query()
+	f := rules.WorkOrderFilter{Asset: q.Get("asset"), Category: q.Get("category"), Limit: 500}
+	switch s := q.Get("status"); s {
+	case "", "all":
+	case "open":
+		f.Open = true
+	default:
+		f.Status = rules.Status(s)
+		if !f.Status.Valid() {
+			writeError(w, http.StatusBadRequest, "status "+s+" is not open, all, or a work-order status")
+			return
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 5000 {
+			writeError(w, http.StatusBadRequest, "limit must be 1 .. 5000")
+			return
+		}
+		f.Limit = n
+	}
+	ws, err := x.e.Store().WorkOrders(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if ws == nil {
+		ws = []*rules.WorkOrder{}
+	}
+	writeJSON(w, http.StatusOK, ws)
+}
+
+// NewWorkOrder is the body of POST /api/v1/workorders.
+type NewWorkOrder struct {
+	Category    string         `json:"category"`
+	Asset       string         `json:"asset"`
+	Location    string         `json:"location"`
+	Priority    rules.Priority `json:"priority"`
+	Description string         `json:"description"`
+	Reporter    string         `json:"reporter"`
+}
+
+func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
+	var b NewWorkOrder
+	if !decode(w, r, &b) {
+		return
+	}
+	var missing []string
+	for name, v := range map[string]string{"category": b.Category, "description": b.Description} {
+		if strings.TrimSpace(v) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		writeError(w, http.StatusBadRequest, strings.Join(missing, " and ")+" required")
+		return
+	}
+	if b.Priority == "" {
+		b.Priority = rules.Medium
+	}
+	if b.Asset == "" && b.Location == "" {
+		writeError(w, http.StatusBadRequest, "asset or location required: the engineer must know where to go")
+		return
+	}
+	switch b.Priority {
+	case rules.Critical, rules.High, rules.Medium, rules.Low:
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("priority %q is not critical, high, medium or low", b.Priority))
+		return
+	}
+	wo, err := x.e.CreateWorkOrder(rules.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
+		Description: b.Description, Reporter: who(b.Reporter)})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, wo)
+}
+
+func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, http.StatusBadRequest, "work-order id "+r.PathValue("id")+" is not a positive number")
+		return 0, false
+	}
+	return id, true
+}
+
+type workOrderDetail struct {
+	*rules.WorkOrder
+	History []rules.HistoryEntry `json:"history"`
+}
+
+func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	wo, h, err := x.e.Store().WorkOrder(r.Context(), id)
+	if x.woError(w, err, id) {
+		return
+	}
+	writeJSON(w, http.StatusOK, workOrderDetail{WorkOrder: wo, History: h})
+}
+
+func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
+	var te *rules.TransitionError
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, rules.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no work order %d", id))
+	case errors.As(err, &te), errors.Is(err, rules.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
+	return true
+}
+
+// UpdateBody is the body of PATCH /api/v1/workorders/{id}.
+type UpdateBody struct {
+	rules.WorkOrderUpdate
+	By string `json:"by"`
+}
+
+func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var b UpdateBody
+	if !decode(w, r, &b) {
+		return
+	}
+	wo, err := x.e.UpdateWorkOrder(id, b.WorkOrderUpdate, who(b.By))
+	if x.woError(w, err, id) {
+		return
+	}
+	writeJSON(w, http.StatusOK, wo)
+}
+
+// TransitionBody is the body of POST /api/v1/workorders/{id}/transition.
+type TransitionBody struct {
+	To   rules.Status `json:"to"`
+	Note string       `json:"note"`
+	By   string       `json:"by"`
+}
+
+func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var b TransitionBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.To == "" {
+		writeError(w, http.StatusBadRequest, `"to" is required: the status to move to`)
+		return
+	}
+	wo, err := x.e.Transition(id, b.To, who(b.By), b.Note)
+	if x.woError(w, err, id) {
+		return
+	}
+	writeJSON(w, http.StatusOK, wo)
+}
+
+func (x *rulesAPI) review(w http.ResponseWriter, r *http.Request) {
+	items, err := x.e.Review(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func parseDay(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation("2006-01-02", s, time.Local)
+}
+
+func (x *rulesAPI) kpis(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "from", "to") {
+		return
+	}
+	now := time.Now()
+	from := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.Local) // this month
+	to := now
+	var err error
+	if s := r.URL.Query().Get("from"); s != "" {
+		if from, err = parseDay(s); err != nil {
+			writeError(w, http.StatusBadRequest, "from "+s+" is not a date (2026-11-01) or RFC 3339 time")
+			return
+		}
+	}
+	if s := r.URL.Query().Get("to"); s != "" {
+		if to, err = parseDay(s); err != nil {
+			writeError(w, http.StatusBadRequest, "to "+s+" is not a date (2026-11-30) or RFC 3339 time")
+			return
+		}
+	}
+	if !to.After(from) {
+		writeError(w, http.StatusBadRequest, "to must be after from")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	k, err := x.e.KPIs(ctx, from, to)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}

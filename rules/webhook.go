@@ -1,0 +1,154 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// WebhookConfig posts every created or changed work order to a CMMS or
+// property-management system.
+type WebhookConfig struct {
+	URL        string        `yaml:"url"`
+	Secret     string        `yaml:"secret"` // signs the body: X-Signature: sha256=<hex HMAC>
+	Timeout    time.Duration `yaml:"timeout"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// SetDefaults fills unset values.
+func (c *WebhookConfig) SetDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+}
+
+// Validate checks the webhook section.
+func (c *WebhookConfig) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return collectors.Errorf("url", "%q is not an http(s) URL", c.URL)
+	}
+	return nil
+}
+
+// WebhookPayload is the JSON body of each delivery.
+type WebhookPayload struct {
+	Event     string       `json:"event"` // workorder.created, workorder.updated, workorder.transitioned
+	WorkOrder WorkOrder    `json:"workorder"`
+	Change    HistoryEntry `json:"change"`
+}
+
+func webhookEvent(h HistoryEntry) string {
+	switch {
+	case h.From == "" && h.To == Opened:
+		return "workorder.created"
+	case h.To != "":
+		return "workorder.transitioned"
+	}
+	return "workorder.updated"
+}
+
+// Webhook delivers the outbox in order. A delivery is retried with backoff
+// until the receiver answers 2xx; it carries an Idempotency-Key (the work
+// order's id and version) so a receiver that saw it already can ignore it.
+// The outbox is in the store, so nothing is lost across a restart.
+type Webhook struct {
+	cfg    WebhookConfig
+	store  Store
+	client *http.Client
+	log    *slog.Logger
+	wake   chan struct{}
+}
+
+// NewWebhook builds the sender.
+func NewWebhook(cfg WebhookConfig, store Store, log *slog.Logger) *Webhook {
+	cfg.SetDefaults()
+	return &Webhook{cfg: cfg, store: store, client: &http.Client{Timeout: cfg.Timeout}, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Notify wakes the sender (called on each work-order event).
+func (w *Webhook) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (w *Webhook) Run(ctx context.Context) {
+	backoff := time.Second
+	for {
+		items, err := w.store.PendingOutbox(ctx, 50)
+		if err != nil && ctx.Err() == nil {
+			w.log.Error("reading the webhook outbox failed", "err", err)
+		}
+		failed := false
+		for _, it := range items {
+			if err := w.deliver(ctx, it); err != nil {
+				_ = w.store.OutboxAttempt(ctx, it.ID, false, err.Error())
+				w.log.Warn("work-order webhook failed; will retry", "key", it.Key, "attempt", it.Attempts+1, "retry_in", backoff, "err", err)
+				failed = true
+				break // keep order: nothing later goes before this one
+			}
+			_ = w.store.OutboxAttempt(ctx, it.ID, true, "")
+			backoff = time.Second
+		}
+		wait := time.Minute
+		if failed {
+			wait, backoff = backoff, min(backoff*2, w.cfg.MaxBackoff)
+		} else if len(items) == 50 {
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+			if failed {
+				// a new event does not cut the backoff short
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (w *Webhook) deliver(ctx context.Context, it OutboxItem) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(it.Payload))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", it.Key)
+	if w.cfg.Secret != "" {
+		mac := hmac.New(sha256.New, []byte(w.cfg.Secret))
+		mac.Write(it.Payload)
+		req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}

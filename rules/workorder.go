@@ -1,0 +1,218 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// Status is a work order's place in the lifecycle the property-service
+// plans describe: registered, dispatched, handled, followed up with a
+// call-back, archived.
+type Status string
+
+// Work-order statuses.
+const (
+	Opened       Status = "opened"
+	Dispatched   Status = "dispatched"
+	Accepted     Status = "accepted"
+	InProgress   Status = "in_progress"
+	Resolved     Status = "resolved"
+	CallbackDone Status = "callback_done"
+	Closed       Status = "closed"
+	Cancelled    Status = "cancelled"
+)
+
+// next lists the allowed transitions.
+var next = map[Status][]Status{
+	Opened:       {Dispatched, Accepted, Cancelled},
+	Dispatched:   {Accepted, Opened, Cancelled},
+	Accepted:     {InProgress, Resolved, Cancelled},
+	InProgress:   {Resolved, Cancelled},
+	Resolved:     {CallbackDone, InProgress, Closed},
+	CallbackDone: {Closed, InProgress},
+	Closed:       {},
+	Cancelled:    {},
+}
+
+// Open reports whether the order is still being worked on.
+func (s Status) Open() bool {
+	return s != Closed && s != Cancelled && s != Resolved && s != CallbackDone
+}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool { _, ok := next[s]; return ok }
+
+// CanMove reports whether from → to is allowed.
+func CanMove(from, to Status) bool {
+	for _, s := range next[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// WorkOrder is one job for the engineering or service team.
+type WorkOrder struct {
+	ID                 int64     `json:"id"`
+	Category           string    `json:"category"`
+	Asset              string    `json:"asset,omitempty"`
+	Location           string    `json:"location,omitempty"`
+	Priority           Priority  `json:"priority"`
+	Description        string    `json:"description"`
+	Status             Status    `json:"status"`
+	Source             string    `json:"source"` // "rule" or "manual"
+	Rule               string    `json:"rule,omitempty"`
+	AlarmID            string    `json:"alarm_id,omitempty"`
+	Reporter           string    `json:"reporter,omitempty"`
+	Assignee           string    `json:"assignee,omitempty"`
+	Created            time.Time `json:"created"`
+	ResponseDue        time.Time `json:"response_due"`
+	ResolutionDue      time.Time `json:"resolution_due"`
+	AcceptedAt         time.Time `json:"accepted_at,omitempty"`
+	ResolvedAt         time.Time `json:"resolved_at,omitempty"`
+	CallbackAt         time.Time `json:"callback_at,omitempty"`
+	ClosedAt           time.Time `json:"closed_at,omitempty"`
+	ResponseBreached   bool      `json:"response_breached"`
+	ResolutionBreached bool      `json:"resolution_breached"`
+	Occurrences        int       `json:"occurrences"` // times its rule fired for it
+	Version            int       `json:"version"`     // bumped on every change
+	Updated            time.Time `json:"updated"`
+}
+
+// HistoryEntry is one recorded change of a work order.
+type HistoryEntry struct {
+	WorkOrder int64     `json:"workorder"`
+	At        time.Time `json:"at"`
+	By        string    `json:"by"`
+	From      Status    `json:"from,omitempty"`
+	To        Status    `json:"to,omitempty"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// Deadlines are one SLA: respond (accepted) within, resolve within.
+type Deadlines struct {
+	Response   time.Duration `yaml:"response"`
+	Resolution time.Duration `yaml:"resolution"`
+}
+
+// SLA sets deadlines per category and priority, falling back to the
+// priority's default, then to Default.
+type SLA struct {
+	Default    Deadlines                         `yaml:"default"`
+	Priorities map[Priority]Deadlines            `yaml:"priorities"`
+	Categories map[string]map[Priority]Deadlines `yaml:"categories"`
+}
+
+// SetDefaults: the seeds ask for the emergency team on site within 3
+// minutes; routine repairs within a day.
+func (s *SLA) SetDefaults() {
+	if s.Default == (Deadlines{}) {
+		s.Default = Deadlines{Response: 30 * time.Minute, Resolution: 24 * time.Hour}
+	}
+	if s.Priorities == nil {
+		s.Priorities = map[Priority]Deadlines{
+			Critical: {Response: 3 * time.Minute, Resolution: 2 * time.Hour},
+			High:     {Response: 15 * time.Minute, Resolution: 4 * time.Hour},
+			Medium:   {Response: time.Hour, Resolution: 24 * time.Hour},
+			Low:      {Response: 4 * time.Hour, Resolution: 72 * time.Hour},
+		}
+	}
+}
+
+// Validate checks the SLA.
+func (s *SLA) Validate() error {
+	check := func(path string, d Deadlines) error {
+		if d.Response <= 0 || d.Resolution <= 0 || d.Resolution < d.Response {
+			return collectors.Errorf(path, "response and resolution must be positive and resolution at least response (got %s / %s)", d.Response, d.Resolution)
+		}
+		return nil
+	}
+	if err := check("default", s.Default); err != nil {
+		return err
+	}
+	for p, d := range s.Priorities {
+		if !p.valid() {
+			return collectors.Errorf("priorities."+string(p), "%q is not a priority", p)
+		}
+		if err := check("priorities."+string(p), d); err != nil {
+			return err
+		}
+	}
+	for c, m := range s.Categories {
+		for p, d := range m {
+			if !p.valid() {
+				return collectors.Errorf(fmt.Sprintf("categories.%s.%s", c, p), "%q is not a priority", p)
+			}
+			if err := check(fmt.Sprintf("categories.%s.%s", c, p), d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// For returns the deadlines for a category and priority.
+func (s *SLA) For(category string, p Priority) Deadlines {
+	if d, ok := s.Categories[category][p]; ok {
+		return d
+	}
+	if d, ok := s.Priorities[p]; ok {
+		return d
+	}
+	return s.Default
+}
+
+// TransitionError is an invalid work-order move; nothing is changed.
+type TransitionError struct{ From, To Status }
+
+func (e *TransitionError) Error() string {
+	allowed := make([]string, 0, len(next[e.From]))
+	for _, s := range next[e.From] {
+		allowed = append(allowed, string(s))
+	}
+	if !e.To.Valid() {
+		return fmt.Sprintf("%q is not a status; from %s it can go to %v", e.To, e.From, allowed)
+	}
+	return fmt.Sprintf("a %s work order cannot become %s; from %s it can go to %v", e.From, e.To, e.From, allowed)
+}
+
+// move applies a status change and its timestamps.
+func (w *WorkOrder) move(to Status, now time.Time) error {
+	if !CanMove(w.Status, to) {
+		return &TransitionError{From: w.Status, To: to}
+	}
+	switch to {
+	case Accepted:
+		if w.AcceptedAt.IsZero() {
+			w.AcceptedAt = now
+		}
+	case Resolved:
+		w.ResolvedAt = now
+	case CallbackDone:
+		w.CallbackAt = now
+	case Closed, Cancelled:
+		w.ClosedAt = now
+	case InProgress, Opened:
+		if to == Opened || w.Status == Resolved || w.Status == CallbackDone {
+			w.ResolvedAt, w.CallbackAt = time.Time{}, time.Time{} // reopened for more work
+		}
+	}
+	w.Status = to
+	return nil
+}
+
+// breaches marks deadlines passed at now; it reports whether anything changed.
+func (w *WorkOrder) breaches(now time.Time) (changed []string) {
+	if !w.ResponseBreached && w.AcceptedAt.IsZero() && (w.Status == Opened || w.Status == Dispatched) && now.After(w.ResponseDue) {
+		w.ResponseBreached = true
+		changed = append(changed, "response")
+	}
+	if !w.ResolutionBreached && w.Status.Open() && now.After(w.ResolutionDue) {
+		w.ResolutionBreached = true
+		changed = append(changed, "resolution")
+	}
+	return changed
+}
