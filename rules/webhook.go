@@ -89,7 +89,8 @@ func (w *Webhook) Notify() {
 
 // Run delivers until ctx ends.
 func (w *Webhook) Run(ctx context.Context) {
-	backoff := time.Second
+	first := min(time.Second, w.cfg.MaxBackoff)
+	backoff := first
 	for {
 		items, err := w.store.PendingOutbox(ctx, 50)
 		if err != nil && ctx.Err() == nil {
@@ -104,7 +105,7 @@ func (w *Webhook) Run(ctx context.Context) {
 				break // keep order: nothing later goes before this one
 			}
 			_ = w.store.OutboxAttempt(ctx, it.ID, true, "")
-			backoff = time.Second
+			backoff = first
 		}
 		wait := time.Minute
 		if failed {
