@@ -1,0 +1,94 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+)
+
+func rulesServer(t *testing.T) (*httptest.Server, *rules.Engine) {
+	t.Helper()
+	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}}
+	store, err := rules.OpenSQLite(filepath.Join(t.TempDir(), "gw.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	below := 0.15
+	cfg := rules.Config{Rules: []rules.Rule{{ID: "low-pressure", Target: rules.Target{Kind: "pump_room"}, Field: "p",
+		Threshold: &rules.Threshold{Below: &below}, Priority: rules.High, WorkOrder: &rules.WorkOrderSpec{Category: "plumbing"}}}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := rules.NewEngine(cfg, assets, store, rules.NewBus(), log, time.Now)
+	if err := e.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
+	api.MountRules(e)
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return srv, e
+}
+
+func TestRulesAPI(t *testing.T) {
+	srv, e := rulesServer(t)
+	e.Process([]collectors.Point{{Asset: "pump", Field: "p", Value: collectors.Float(0.05), Quality: collectors.QualityGood}})
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"GET", "/api/v1/alarms?state=active", "", 200, `"id": "low-pressure:pump"`},
+		{"GET", "/api/v1/alarms?state=loud", "", 400, `"error": "state loud is not one of active, all`},
+		{"GET", "/api/v1/alarms?colour=red", "", 400, `"error": "unknown query parameter colour; the parameters are state, priority, asset, rule"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/ack", `{"note": 5}`, 400, `"error": "body: json: cannot unmarshal number into Go struct field AlarmAction.note of type string"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/ack", `{"note": "on it", "whom": "x"}`, 400, `"error": "body: json: unknown field \"whom\""`},
+		{"POST", "/api/v1/alarms/nope/ack", `{}`, 404, `"error": "no alarm nope"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/shelve", `{"minutes": 0}`, 400, `"error": "minutes 0 is out of range; shelving needs a time limit of 1 to 10080 minutes"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/out-of-service", `{}`, 400, `"error": "\"on\" is required: true takes the alarm out of service, false returns it"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/ack", `{"note": "on my way", "by": "wang.li"}`, 200, `"state": "acknowledged"`},
+		{"POST", "/api/v1/alarms/low-pressure:pump/ack", `{}`, 409, `"error": "the alarm is not waiting for acknowledgement"`},
+		{"GET", "/api/v1/alarms/low-pressure:pump", "", 200, `"by": "wang.li"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing"}`, 400, `"error": "description required"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "no water on 12F"}`, 400, `"error": "asset or location required: the engineer must know where to go"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "x", "asset": "ghost"}`, 400, `"error": "asset \"ghost\" is not declared"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "x", "location": "B3 12F", "priority": "urgent"}`, 400, `"error": "priority \"urgent\" is not critical, high, medium or low"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "no water on 12F", "location": "B3 12F", "reporter": "resident 1203"}`, 201, `"status": "opened"`},
+		{"GET", "/api/v1/workorders?status=open", "", 200, `"description": "no water on 12F"`},
+		{"GET", "/api/v1/workorders?status=done", "", 400, `"error": "status done is not open, all, or a work-order status"`},
+		{"GET", "/api/v1/workorders/abc", "", 400, `"error": "work-order id abc is not a positive number"`},
+		{"GET", "/api/v1/workorders/99", "", 404, `"error": "no work order 99"`},
+		{"POST", "/api/v1/workorders/2/transition", `{}`, 400, `"error": "\"to\" is required: the status to move to"`},
+		{"POST", "/api/v1/workorders/2/transition", `{"to": "closed"}`, 409, `"error": "a opened work order cannot become closed; from opened it can go to [dispatched accepted cancelled]"`},
+		{"POST", "/api/v1/workorders/2/transition", `{"to": "accepted", "by": "li.ming"}`, 200, `"status": "accepted"`},
+		{"PATCH", "/api/v1/workorders/2", `{"assignee": "li.ming", "note": "bringing a spare valve"}`, 200, `"assignee": "li.ming"`},
+		{"GET", "/api/v1/workorders/2", "", 200, `"note": "assignee li.ming; bringing a spare valve"`},
+		{"GET", "/api/v1/workorders/review", "", 200, `"sla_status": "ok"`},
+		{"GET", "/api/v1/kpis?from=2026-13-01", "", 400, `"error": "from 2026-13-01 is not a date (2026-11-01) or RFC 3339 time"`},
+		{"GET", "/api/v1/kpis", "", 200, `"workorders": 2`},
+	} {
+		code, body := call(t, c.method, srv.URL+c.path, c.body)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s %s:\n got %d %s\nwant %d %s", c.method, c.path, c.body, code, body, c.code, c.want)
+		}
+	}
+	// Rejected requests changed nothing: one history entry per real change.
+	_, body := call(t, "GET", srv.URL+"/api/v1/workorders/2", "")
+	var wo struct {
+		Version int
+		History []json.RawMessage
+	}
+	json.Unmarshal([]byte(body), &wo)
+	if wo.Version != 3 || len(wo.History) != 3 {
+		t.Fatalf("work order 2: version %d, %d history entries; want 3 and 3", wo.Version, len(wo.History))
+	}
+}
