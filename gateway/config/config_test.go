@@ -38,6 +38,10 @@ func TestConfigErrors(t *testing.T) {
 		{"several_errors.yaml", "testdata/several_errors.yaml:2: log.level: \"loud\" is not a level; fix: debug, info, warn or error\n" +
 			`testdata/several_errors.yaml:4: assets[0].id: "pump room" is not a valid id; fix: letters, digits, '.', '_' or '-', e.g. b3-pump-room`},
 		{"empty.yaml", "testdata/empty.yaml: the file is empty; fix: start from configs/demo.yaml"},
+		{"rule_two_conditions.yaml", "testdata/rule_two_conditions.yaml:7: rules.rules[0]: a rule needs exactly one of threshold, state, rate or no_data (it has 2)"},
+		{"rule_unknown_suppressor.yaml", `testdata/rule_unknown_suppressor.yaml:11: rules.rules[0].suppressed_by[0].rule: "mains-gone" is not a rule id`},
+		{"rule_matches_nothing.yaml", "testdata/rule_matches_nothing.yaml:8: rules.rules[0].target: matches no declared asset; fix: check the asset id, kind, building or floor"},
+		{"rule_bad_priority.yaml", `testdata/rule_bad_priority.yaml:7: rules.rules[0].priority: "urgent" is not a priority; fix: critical, high, medium or low`},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
