@@ -18,14 +18,23 @@ import (
 	"github.com/propgate/gateway/gateway/testenv"
 )
 
-const benchAssets = 100
-
-// benchConfig: 100 sensors publishing 4-field JSON over MQTT, nothing else.
-func benchConfig(in *testenv.Influx, broker, dir string) string {
+// benchConfig: sensors publishing 4-field JSON over MQTT; with rules, each
+// of their fields has a threshold rule (assets × 4 rules).
+func benchConfig(in *testenv.Influx, broker, dir string, assets int, withRules bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "site: bench\nhttp: {listen: \"127.0.0.1:%d\"}\nlog: {level: warn}\nassets:\n", testenv.FreePortNoT())
-	for i := 0; i < benchAssets; i++ {
-		fmt.Fprintf(&b, "  - {id: s%03d, kind: sensor, building: B%d}\n", i, i%5)
+	for i := 0; i < assets; i++ {
+		fmt.Fprintf(&b, "  - {id: s%04d, kind: sensor, building: B%d}\n", i, i%5)
+	}
+	fmt.Fprintf(&b, "rules:\n  database: %q\n  rules:\n", filepath.Join(dir, "gw.db"))
+	if withRules {
+		for i := 0; i < assets; i++ {
+			for _, f := range []string{"temperature", "humidity", "pressure", "battery"} {
+				fmt.Fprintf(&b, "    - {id: r%04d-%s, target: {asset: s%04d}, field: %s, threshold: {above: 1000, deadband: 1}, priority: high}\n", i, f, i, f)
+			}
+		}
+	} else {
+		b.WriteString("    []\n")
 	}
 	fmt.Fprintf(&b, `influxdb: {url: %q, bucket: %q, batch_size: 5000, flush_interval: 1s, queue: {dir: %q}}
 mqtt:
@@ -79,12 +88,12 @@ func scrape(url, metric string) float64 {
 	return sum
 }
 
-// publishLoad publishes n 4-field JSON messages at QoS 1 over benchAssets topics.
-func publishLoad(b *testing.B, pub paho.Client, n int) {
+// publishLoad publishes n 4-field JSON messages at QoS 1 over `assets` topics.
+func publishLoad(b *testing.B, pub paho.Client, n, assets int) {
 	toks := make([]paho.Token, 0, n)
 	for i := 0; i < n; i++ {
 		payload := fmt.Sprintf(`{"t":%.2f,"h":%.1f,"p":%.3f,"b":%d}`, 20+float64(i%100)/10, 40+float64(i%50), 101.3+float64(i%7)/100, 90-i%10)
-		toks = append(toks, pub.Publish(fmt.Sprintf("bench/s%03d", i%benchAssets), 1, false, payload))
+		toks = append(toks, pub.Publish(fmt.Sprintf("bench/s%04d", i%assets), 1, false, payload))
 	}
 	for _, t := range toks {
 		if t.Wait(); t.Error() != nil {
@@ -105,7 +114,7 @@ func publisherFor(b *testing.B, broker string) paho.Client {
 // ingest publishes msgs messages per iteration to a running consumer process
 // and waits until stored() reaches the expected count; it reports the
 // consumer's CPU per message, throughput and peak RSS.
-func ingest(b *testing.B, pid int, pub paho.Client, msgs int, stored func() float64) {
+func ingest(b *testing.B, pid int, pub paho.Client, msgs, assets int, stored func() float64) {
 	var cpuTotal, wallTotal time.Duration
 	sent := 0
 	b.ResetTimer()
@@ -113,7 +122,7 @@ func ingest(b *testing.B, pid int, pub paho.Client, msgs int, stored func() floa
 		cpu0, _ := procCPU(pid)
 		want := stored() + float64(msgs)
 		start := time.Now()
-		publishLoad(b, pub, msgs)
+		publishLoad(b, pub, msgs, assets)
 		sent += msgs
 		for deadline := time.Now().Add(2 * time.Minute); stored() < want; {
 			if time.Now().After(deadline) {
@@ -151,12 +160,18 @@ const benchMsgs = 50000
 // from a real Mosquitto into a real InfluxDB, with zero loss checked (every
 // message's four fields counted in InfluxDB, no drop counted).
 // GATEWAY_CPUPROFILE=file writes a CPU profile of the gateway.
-func BenchmarkMQTTIngest(b *testing.B) {
+func BenchmarkMQTTIngest(b *testing.B) { benchIngest(b, 100, false) }
+
+// BenchmarkMQTTIngest10kRules: the same with 10,000 rules active (2,500
+// assets, a threshold rule on each of their four fields).
+func BenchmarkMQTTIngest10kRules(b *testing.B) { benchIngest(b, 2500, true) }
+
+func benchIngest(b *testing.B, assets int, withRules bool) {
 	broker := testenv.StartMosquitto(b)
 	in := testenv.StartInflux(b)
 	dir := b.TempDir()
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	cfg := benchConfig(in, broker.URL, dir)
+	cfg := benchConfig(in, broker.URL, dir, assets, withRules)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -169,7 +184,7 @@ func BenchmarkMQTTIngest(b *testing.B) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	pub := publisherFor(b, broker.URL)
-	ingest(b, cmd.Process.Pid, pub, benchMsgs, func() float64 { return scrape(url, "gateway_influx_points_written_total") / 4 })
+	ingest(b, cmd.Process.Pid, pub, benchMsgs, assets, func() float64 { return scrape(url, "gateway_influx_points_written_total") / 4 })
 	if bad := scrape(url, "gateway_points_dropped_total"); bad > 0 {
 		b.Fatalf("%v points dropped", bad)
 	}
@@ -216,7 +231,7 @@ func BenchmarkMQTTIngestTelegraf(b *testing.B) {
 	cmd := startProcess(b, nil, bin, "--config", conf)
 	time.Sleep(3 * time.Second) // Telegraf has no readiness endpoint; let it subscribe
 	pub := publisherFor(b, broker.URL)
-	ingest(b, cmd.Process.Pid, pub, benchMsgs, func() float64 {
+	ingest(b, cmd.Process.Pid, pub, benchMsgs, 100, func() float64 {
 		return float64(countInflux(b, in, "SELECT count(t) FROM mqtt_consumer"))
 	})
 }

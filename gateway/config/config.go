@@ -177,6 +177,7 @@ func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.root = nil // only needed for error lines; large configs hold a big node tree
 	return cfg, nil
 }
 
