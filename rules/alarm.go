@@ -2,7 +2,10 @@ package rules
 
 import (
 	"errors"
+	"strings"
 	"time"
+
+	"github.com/propgate/gateway/collectors"
 )
 
 // AlarmState is an alarm's state after ISA-18.2.
@@ -60,7 +63,16 @@ type Alarm struct {
 	AckBy        string    `json:"ack_by,omitempty"`
 	AckNote      string    `json:"ack_note,omitempty"`
 
-	activations []time.Time // within ChatterWindow, for chattering
+	activations []time.Time      // within ChatterWindow, for chattering
+	last        collectors.Value // latest reading; Value is formatted from it when needed
+}
+
+// render fills Value from the latest reading (formatting costs an
+// allocation, so it happens only for transitions, saves and reads).
+func (a *Alarm) render() {
+	if a.last.Type != collectors.ValueNone {
+		a.Value = strings.Trim(a.last.String(), `"`)
+	}
 }
 
 // Transition is one recorded state change.
@@ -102,6 +114,7 @@ func (a *Alarm) settle(now time.Time, by, note string) []Transition {
 	if to == a.State {
 		return nil
 	}
+	a.render()
 	t := Transition{AlarmID: a.ID, From: a.State, To: to, At: now, By: by, Note: note, Value: a.Value}
 	a.State, a.Since = to, now
 	return []Transition{t}
@@ -109,8 +122,8 @@ func (a *Alarm) settle(now time.Time, by, note string) []Transition {
 
 // Observe feeds the rule's condition for a new reading; on- and off-delays
 // are applied here and in Tick.
-func (a *Alarm) Observe(cond bool, value string, now time.Time, r *Rule) []Transition {
-	a.Value = value
+func (a *Alarm) Observe(cond bool, value collectors.Value, now time.Time, r *Rule) []Transition {
+	a.last = value
 	if cond {
 		a.ClearSince = time.Time{}
 		if !a.Active && a.PendingSince.IsZero() {

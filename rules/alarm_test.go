@@ -39,7 +39,7 @@ func run(t *testing.T, r *Rule, steps []step) []Transition {
 			p := collectors.Point{Value: collectors.Float(s.value), Quality: collectors.QualityGood, Time: now}
 			cond, ok := r.evaluate(&p, a.Active, &prev)
 			if ok {
-				tr = a.Observe(cond, fmt.Sprint(s.value), now, r)
+				tr = a.Observe(cond, collectors.Float(s.value), now, r)
 			}
 		case "tick":
 			tr = a.Tick(now, r)

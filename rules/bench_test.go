@@ -46,10 +46,14 @@ func benchEngine(b *testing.B) (*Engine, *clock) {
 func BenchmarkProcess10kRules(b *testing.B) {
 	e, _ := benchEngine(b)
 	batch := make([]collectors.Point, 4)
+	names := make([]string, 2500)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%04d", i)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		a := fmt.Sprintf("s%04d", i%2500)
+		a := names[i%2500]
 		for f := range batch {
 			batch[f] = collectors.Point{Asset: a, Field: fieldNames[f], Value: collectors.Float(float64(i % 90)), Quality: collectors.QualityGood}
 		}

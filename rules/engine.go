@@ -196,7 +196,7 @@ func (e *Engine) Process(pts []collectors.Point) {
 			if r.NoData > 0 {
 				if p.Quality == collectors.QualityGood {
 					in.lastSeen = now
-					tr = in.alarm.Observe(false, p.Value.String(), now, r)
+					tr = in.alarm.Observe(false, p.Value, now, r)
 				}
 			} else {
 				e.applySuppression(in, now)
@@ -204,7 +204,7 @@ func (e *Engine) Process(pts []collectors.Point) {
 				if !ok {
 					continue
 				}
-				tr = in.alarm.Observe(cond, p.Value.String(), now, r)
+				tr = in.alarm.Observe(cond, p.Value, now, r)
 			}
 			e.commit(in, before, tr, now)
 		}
@@ -222,7 +222,7 @@ func (e *Engine) Tick() {
 		var tr []Transition
 		tr = append(tr, e.applySuppression(in, now)...)
 		if in.rule.NoData > 0 && now.Sub(in.lastSeen) > in.rule.NoData {
-			tr = append(tr, in.alarm.Observe(true, "no data since "+in.lastSeen.Format(time.RFC3339), now, in.rule)...)
+			tr = append(tr, in.alarm.Observe(true, collectors.String("no data since "+in.lastSeen.Format(time.RFC3339)), now, in.rule)...)
 		} else {
 			tr = append(tr, in.alarm.Tick(now, in.rule)...)
 		}
@@ -263,6 +263,7 @@ func (e *Engine) commit(in *inst, before facts, tr []Transition, now time.Time) 
 	if len(tr) == 0 && factsOf(in.alarm) == before {
 		return
 	}
+	in.alarm.render()
 	if err := e.store.SaveAlarm(context.Background(), in.alarm, tr); err != nil {
 		e.storeErrors++
 		e.log.Error("saving alarm failed; its state lives in memory until the next change", "alarm", in.alarm.ID, "err", err)
@@ -375,6 +376,7 @@ func (e *Engine) Alarms(filter func(*Alarm) bool) []Alarm {
 	var out []Alarm
 	for _, in := range e.insts {
 		if filter == nil || filter(in.alarm) {
+			in.alarm.render()
 			out = append(out, *in.alarm)
 		}
 	}
@@ -396,6 +398,7 @@ func (e *Engine) Alarm(id string) (Alarm, bool) {
 	if !ok {
 		return Alarm{}, false
 	}
+	in.alarm.render()
 	return *in.alarm, true
 }
 
