@@ -406,3 +406,29 @@ func TestWebhookDeliversInOrderWithRetries(t *testing.T) {
 		t.Fatalf("%d deliveries still pending", len(pending))
 	}
 }
+
+// Every alarm transition and work-order change is published on the bus.
+func TestChangesArePublishedOnTheBus(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), false)
+	sub := h.bus.Subscribe(16)
+	defer sub.Close()
+	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(false))})
+	h.e.Ack("mains-lost:b3-panel", "wang.li", "utility called")
+	var got []string
+	for len(sub.C) > 0 {
+		ev := <-sub.C
+		switch ev.Type {
+		case EventAlarm:
+			got = append(got, fmt.Sprintf("alarm %s %s>%s by %s", ev.Alarm.ID, ev.Transition.From, ev.Transition.To, ev.Transition.By))
+		case EventWorkOrder:
+			got = append(got, fmt.Sprintf("workorder %d %s %s", ev.WorkOrder.ID, ev.WorkOrder.Status, ev.WorkOrder.Category))
+		}
+	}
+	want := "[alarm mains-lost:b3-panel normal>unacknowledged by engine workorder 1 opened electrical alarm mains-lost:b3-panel unacknowledged>acknowledged by wang.li]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("events:\n got %v\nwant %s", got, want)
+	}
+	if sub.Dropped() != 0 {
+		t.Fatal("events dropped")
+	}
+}
