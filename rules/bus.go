@@ -13,6 +13,8 @@ type EventType string
 const (
 	EventAlarm     EventType = "alarm"
 	EventWorkOrder EventType = "workorder"
+	EventIncident  EventType = "incident"
+	EventNotify    EventType = "notify" // a playbook asks for people in roles to be told
 )
 
 // Event is one change, published on the Bus for the dashboard and alerting.
@@ -23,6 +25,8 @@ type Event struct {
 	Transition *Transition   `json:"transition,omitempty"`
 	WorkOrder  *WorkOrder    `json:"workorder,omitempty"`
 	Change     *HistoryEntry `json:"change,omitempty"`
+	Incident   *Incident     `json:"incident,omitempty"`
+	Notify     *Notification `json:"notify,omitempty"`
 }
 
 // Bus fans events out to subscribers without ever blocking the publisher:

@@ -31,6 +31,13 @@ type Store interface {
 	// LatestWorkOrderFor is the newest order a rule opened for an asset.
 	LatestWorkOrderFor(ctx context.Context, rule, asset string) (*WorkOrder, error)
 
+	// CreateIncident inserts in (setting its ID); SaveIncident replaces it.
+	CreateIncident(ctx context.Context, in *Incident) error
+	SaveIncident(ctx context.Context, in *Incident) error
+	Incident(ctx context.Context, id int64) (*Incident, error)
+	// Incidents lists incidents newest first; limit 0 means all.
+	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
+
 	PendingOutbox(ctx context.Context, limit int) ([]OutboxItem, error)
 	OutboxAttempt(ctx context.Context, id int64, delivered bool, errMsg string) error
 
@@ -88,6 +95,10 @@ var migrations = []string{
 	CREATE TABLE outbox (
 		id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
 		attempts INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');`,
+	`CREATE TABLE incidents (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, playbook TEXT NOT NULL, asset TEXT NOT NULL, status TEXT NOT NULL,
+		drill INTEGER NOT NULL, started INTEGER NOT NULL, doc TEXT NOT NULL);
+	CREATE INDEX incidents_status ON incidents(status);`,
 }
 
 // OpenSQLite opens (creating and migrating) the database at path. With
@@ -404,6 +415,82 @@ func (s *SQLite) LatestWorkOrderFor(ctx context.Context, rule, asset string) (*W
 		return nil, err
 	}
 	return ws[0], nil
+}
+
+// CreateIncident implements Store.
+func (s *SQLite) CreateIncident(ctx context.Context, in *Incident) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO incidents (playbook, asset, status, drill, started, doc) VALUES (?, ?, ?, ?, ?, '{}')`,
+		in.Playbook, in.Asset, in.Status, in.Drill, ms(in.Started))
+	if err != nil {
+		return fmt.Errorf("store: create incident: %w", err)
+	}
+	in.ID, err = res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	return s.SaveIncident(ctx, in)
+}
+
+// SaveIncident implements Store.
+func (s *SQLite) SaveIncident(ctx context.Context, in *Incident) error {
+	doc, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE incidents SET status = ?, doc = ? WHERE id = ?`, in.Status, string(doc), in.ID); err != nil {
+		return fmt.Errorf("store: save incident: %w", err)
+	}
+	return nil
+}
+
+func scanIncidents(rows *sql.Rows) ([]*Incident, error) {
+	defer rows.Close()
+	var out []*Incident
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		in := &Incident{}
+		if err := json.Unmarshal([]byte(doc), in); err != nil {
+			return nil, fmt.Errorf("store: incident row: %w", err)
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Incident implements Store.
+func (s *SQLite) Incident(ctx context.Context, id int64) (*Incident, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM incidents WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := scanIncidents(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(ins) == 0 {
+		return nil, ErrNotFound
+	}
+	return ins[0], nil
+}
+
+// Incidents implements Store.
+func (s *SQLite) Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error) {
+	q := `SELECT doc FROM incidents`
+	if openOnly {
+		q += ` WHERE status = 'open'`
+	}
+	q += ` ORDER BY id DESC`
+	if limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: incidents: %w", err)
+	}
+	return scanIncidents(rows)
 }
 
 // PendingOutbox implements Store.

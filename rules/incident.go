@@ -1,0 +1,230 @@
+package rules
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// StepStatus is where a step of an incident stands.
+type StepStatus string
+
+// Step statuses.
+const (
+	StepWaiting StepStatus = "waiting" // its `after` step is not done yet
+	StepActive  StepStatus = "active"
+	StepDone    StepStatus = "done"
+	StepSkipped StepStatus = "skipped"
+)
+
+// StepState is one step of a running incident.
+type StepState struct {
+	ID        string     `json:"id"`
+	Title     string     `json:"title"`
+	Role      string     `json:"role"`
+	Status    StepStatus `json:"status"`
+	Started   time.Time  `json:"started,omitempty"`
+	Due       time.Time  `json:"due,omitempty"`
+	Done      time.Time  `json:"done,omitempty"`
+	By        string     `json:"by,omitempty"`
+	Note      string     `json:"note,omitempty"`
+	Overdue   bool       `json:"overdue"`
+	Optional  bool       `json:"optional"`
+	Evidence  []string   `json:"evidence,omitempty"`
+	Spawned   []string   `json:"spawned,omitempty"` // assets a start_playbook action started incidents for
+	ActionErr string     `json:"action_error,omitempty"`
+}
+
+// Entry is one line of an incident's timeline.
+type Entry struct {
+	At   time.Time `json:"at"`
+	By   string    `json:"by"`
+	Kind string    `json:"kind"` // started, step_started, step_done, step_skipped, overdue, action, evidence, child, closed
+	Step string    `json:"step,omitempty"`
+	Text string    `json:"text"`
+}
+
+// RecordValue is one filled item of the incident record.
+type RecordValue struct {
+	At   time.Time `json:"at"`
+	By   string    `json:"by"`
+	Note string    `json:"note,omitempty"`
+}
+
+// Incident is one run of a playbook.
+type Incident struct {
+	ID       int64                  `json:"id"`
+	Playbook string                 `json:"playbook"`
+	Name     string                 `json:"name"`
+	Drill    bool                   `json:"drill"`
+	Status   string                 `json:"status"` // open, closed
+	Asset    string                 `json:"asset,omitempty"`
+	Building string                 `json:"building,omitempty"`
+	Location string                 `json:"location,omitempty"`
+	Trigger  string                 `json:"trigger"`
+	Parent   int64                  `json:"parent,omitempty"`
+	Children []int64                `json:"children,omitempty"`
+	Started  time.Time              `json:"started"`
+	Closed   time.Time              `json:"closed,omitempty"`
+	Steps    []StepState            `json:"steps"`
+	Record   map[string]RecordValue `json:"record"`
+	Timeline []Entry                `json:"timeline"`
+	Version  int                    `json:"version"`
+}
+
+// clone copies an incident deeply, for readers outside the runner's lock.
+func (in *Incident) clone() *Incident {
+	c := *in
+	c.Children = slices.Clone(in.Children)
+	c.Timeline = slices.Clone(in.Timeline)
+	c.Steps = make([]StepState, len(in.Steps))
+	for i, st := range in.Steps {
+		st.Evidence = slices.Clone(st.Evidence)
+		st.Spawned = slices.Clone(st.Spawned)
+		c.Steps[i] = st
+	}
+	c.Record = maps.Clone(in.Record)
+	return &c
+}
+
+func (in *Incident) step(id string) *StepState {
+	for i := range in.Steps {
+		if in.Steps[i].ID == id {
+			return &in.Steps[i]
+		}
+	}
+	return nil
+}
+
+func (in *Incident) log(at time.Time, by, kind, step, format string, a ...any) {
+	in.Timeline = append(in.Timeline, Entry{At: at, By: by, Kind: kind, Step: step, Text: fmt.Sprintf(format, a...)})
+}
+
+// Reader is the live state the runner checks conditions against.
+type Reader interface {
+	Get(asset, field string) (collectors.FieldState, bool)
+	Snapshot() []collectors.AssetState
+}
+
+// assetsFor resolves which assets a condition (or write, or for_each) covers.
+func assetsFor(kind, scope string, in *Incident, assets []collectors.Asset) []collectors.Asset {
+	if kind == "" {
+		for _, a := range assets {
+			if a.ID == in.Asset {
+				return []collectors.Asset{a}
+			}
+		}
+		return nil
+	}
+	var out []collectors.Asset
+	for _, a := range assets {
+		if string(a.Kind) != kind {
+			continue
+		}
+		if scope != "site" && in.Building != "" && a.Building != in.Building {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func compare(v collectors.Value, op string, want any) bool {
+	switch w := want.(type) {
+	case bool:
+		if v.Type != collectors.ValueBool {
+			return false
+		}
+		if op == "ne" {
+			return v.B != w
+		}
+		return v.B == w
+	case string:
+		if v.Type != collectors.ValueString {
+			return false
+		}
+		if op == "ne" {
+			return v.S != w
+		}
+		return v.S == w
+	}
+	var wf float64
+	switch w := want.(type) {
+	case int:
+		wf = float64(w)
+	case float64:
+		wf = w
+	}
+	f, ok := v.AsFloat()
+	if !ok {
+		return false
+	}
+	switch op {
+	case "ne":
+		return f != wf
+	case "gt":
+		return f > wf
+	case "ge":
+		return f >= wf
+	case "lt":
+		return f < wf
+	case "le":
+		return f <= wf
+	}
+	return f == wf
+}
+
+// holds evaluates a condition; evidence lists the readings it looked at.
+func holds(c Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+	targets := assetsFor(c.Kind, c.Scope, in, assets)
+	if len(targets) == 0 {
+		return false, []string{fmt.Sprintf("no %s asset in scope to check %s", orIncident(c.Kind), c.Field)}
+	}
+	var ev []string
+	for _, a := range targets {
+		fs, ok := r.Get(a.ID, c.Field)
+		if !ok || fs.Quality != collectors.QualityGood {
+			return false, append(ev, fmt.Sprintf("%s.%s has no good reading", a.ID, c.Field))
+		}
+		ev = append(ev, fmt.Sprintf("%s.%s = %s at %s", a.ID, c.Field, strings.Trim(fs.Value.String(), `"`), fs.Time.Format("15:04:05")))
+		if !compare(fs.Value, c.Op, c.Value) {
+			return false, ev
+		}
+	}
+	return true, ev
+}
+
+func orIncident(kind string) string {
+	if kind == "" {
+		return "incident"
+	}
+	return kind
+}
+
+func allHold(cs []Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+	var ev []string
+	for _, c := range cs {
+		ok, e := holds(c, in, assets, r)
+		ev = append(ev, e...)
+		if !ok {
+			return false, ev
+		}
+	}
+	return true, ev
+}
+
+func anyHolds(cs []Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+	var ev []string
+	for _, c := range cs {
+		ok, e := holds(c, in, assets, r)
+		ev = append(ev, e...)
+		if ok {
+			return true, ev
+		}
+	}
+	return false, ev
+}

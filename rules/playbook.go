@@ -1,0 +1,301 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+// Condition is a telemetry check: the field of the incident's asset (no
+// kind), or of every asset of a kind in the incident's building or site.
+// An empty set of assets never holds: what cannot be seen is not verified.
+type Condition struct {
+	Kind  string `yaml:"kind"`
+	Scope string `yaml:"scope"` // building (default with kind) or site
+	Field string `yaml:"field"`
+	Op    string `yaml:"op"` // eq (default), ne, gt, ge, lt, le
+	Value any    `yaml:"value"`
+}
+
+// Case is one outcome of a decision step.
+type Case struct {
+	When []Condition `yaml:"when"`
+	Note string      `yaml:"note"`
+}
+
+// WorkOrderAction opens a work order.
+type WorkOrderAction struct {
+	Category    string   `yaml:"category"`
+	Priority    Priority `yaml:"priority"`
+	Description string   `yaml:"description"`
+}
+
+// SpawnAction starts another playbook, for the incident's asset or for each
+// asset that matches (outage → one entrapment per trapped car). While the
+// step is open, assets that start matching later are picked up too.
+type SpawnAction struct {
+	Playbook string   `yaml:"playbook"`
+	ForEach  *ForEach `yaml:"for_each"`
+}
+
+// ForEach selects assets of a kind in scope matching any of the conditions.
+type ForEach struct {
+	Kind    string      `yaml:"kind"`
+	Scope   string      `yaml:"scope"`
+	WhenAny []Condition `yaml:"when_any"` // conditions here have no kind: they apply to each asset
+}
+
+// WriteAction sets a writable equipment field (Modbus), verified by read-back.
+type WriteAction struct {
+	Kind  string `yaml:"kind"` // empty: the incident's asset
+	Scope string `yaml:"scope"`
+	Field string `yaml:"field"`
+	Value any    `yaml:"value"`
+}
+
+// MQTTAction publishes a command (sirens, LED boards).
+type MQTTAction struct {
+	Topic   string `yaml:"topic"` // {asset} and {building} are replaced
+	Payload string `yaml:"payload"`
+}
+
+// Action is what the gateway does for a step.
+type Action struct {
+	Notify        []string         `yaml:"notify"` // roles
+	WorkOrder     *WorkOrderAction `yaml:"workorder"`
+	StartPlaybook *SpawnAction     `yaml:"start_playbook"`
+	Write         []WriteAction    `yaml:"write"`
+	MQTT          *MQTTAction      `yaml:"mqtt"`
+}
+
+// Completion says how a step completes.
+type Completion string
+
+// Completions.
+const (
+	ByPerson    Completion = "manual"    // through the API, with a note
+	ByTelemetry Completion = "telemetry" // when `when` (all) or `when_any` holds
+	ByDecision  Completion = "decision"  // when the first of `decide`'s cases holds; its note is recorded
+	ByAction    Completion = "action"    // when the step's action has been performed
+)
+
+// Step is one thing the plan says to do.
+type Step struct {
+	ID           string        `yaml:"id"`
+	Title        string        `yaml:"title"`
+	Role         string        `yaml:"role"`
+	After        string        `yaml:"after"`    // starts when this step is done; default: at the start
+	Deadline     time.Duration `yaml:"deadline"` // from the step's start
+	Complete     Completion    `yaml:"complete"`
+	When         []Condition   `yaml:"when"`
+	WhenAny      []Condition   `yaml:"when_any"`
+	Decide       []Case        `yaml:"decide"`
+	Action       *Action       `yaml:"action"`     // performed when the step starts
+	OnOverdue    *Action       `yaml:"on_overdue"` // performed when its deadline passes
+	Escalate     []string      `yaml:"escalate"`   // roles told when it is overdue; default shift_lead
+	Records      string        `yaml:"records"`    // the record field its completion fills
+	NoteRequired bool          `yaml:"note_required"`
+	Optional     bool          `yaml:"optional"` // closing the incident does not wait for it
+}
+
+// Trigger says when a playbook starts by itself.
+type Trigger struct {
+	Rules   []string      `yaml:"rules"`    // an alarm of one of these rules becoming unacknowledged
+	OncePer string        `yaml:"once_per"` // asset (default), building or site: one open incident each
+	Every   time.Duration `yaml:"every"`    // scheduled (the pre-storm checklist)
+}
+
+// RecordField is one item the incident record must hold.
+type RecordField struct {
+	Key   string `yaml:"key"`
+	Label string `yaml:"label"`
+}
+
+// Playbook is an emergency plan.
+type Playbook struct {
+	ID          string        `yaml:"id"`
+	Name        string        `yaml:"name"`
+	Description string        `yaml:"description"`
+	Trigger     Trigger       `yaml:"trigger"`
+	Capture     []string      `yaml:"capture"` // the asset's fields recorded as evidence at the start
+	Record      []RecordField `yaml:"record"`
+	Steps       []Step        `yaml:"steps"`
+}
+
+var stepIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// SetDefaults fills unset values.
+func (p *Playbook) SetDefaults() {
+	if p.Trigger.OncePer == "" {
+		p.Trigger.OncePer = "asset"
+	}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if s.Complete == "" {
+			switch {
+			case len(s.When) > 0 || len(s.WhenAny) > 0:
+				s.Complete = ByTelemetry
+			case len(s.Decide) > 0:
+				s.Complete = ByDecision
+			default:
+				s.Complete = ByPerson
+			}
+		}
+		if len(s.Escalate) == 0 {
+			s.Escalate = []string{"shift_lead"}
+		}
+	}
+}
+
+func validConditions(path string, cs []Condition, withKind bool) error {
+	for i, c := range cs {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if c.Field == "" {
+			return collectors.Errorf(p+".field", "is required")
+		}
+		switch c.Op {
+		case "", "eq", "ne", "gt", "ge", "lt", "le":
+		default:
+			return collectors.Errorf(p+".op", "%q is not an operator; fix: eq, ne, gt, ge, lt or le", c.Op)
+		}
+		switch c.Value.(type) {
+		case bool, int, float64, string:
+		default:
+			return collectors.Errorf(p+".value", "must be a boolean, number or string")
+		}
+		if c.Kind != "" && !withKind {
+			return collectors.Errorf(p+".kind", "conditions here apply to each selected asset: no kind")
+		}
+		if c.Scope != "" && c.Scope != "building" && c.Scope != "site" {
+			return collectors.Errorf(p+".scope", "%q is not a scope; fix: building or site", c.Scope)
+		}
+	}
+	return nil
+}
+
+func validAction(path string, a *Action, playbooks map[string]bool) error {
+	if a == nil {
+		return nil
+	}
+	if a.WorkOrder != nil {
+		if a.WorkOrder.Category == "" {
+			return collectors.Errorf(path+".workorder.category", "is required")
+		}
+		if a.WorkOrder.Priority != "" && !a.WorkOrder.Priority.valid() {
+			return collectors.Errorf(path+".workorder.priority", "%q is not a priority", a.WorkOrder.Priority)
+		}
+	}
+	if sp := a.StartPlaybook; sp != nil {
+		if !playbooks[sp.Playbook] {
+			return collectors.Errorf(path+".start_playbook.playbook", "%q is not a playbook; fix: the id of a file in the playbooks folder", sp.Playbook)
+		}
+		if sp.ForEach != nil {
+			if sp.ForEach.Kind == "" {
+				return collectors.Errorf(path+".start_playbook.for_each.kind", "is required")
+			}
+			if err := validConditions(path+".start_playbook.for_each.when_any", sp.ForEach.WhenAny, false); err != nil {
+				return err
+			}
+		}
+	}
+	for i, w := range a.Write {
+		if w.Field == "" || w.Value == nil {
+			return collectors.Errorf(fmt.Sprintf("%s.write[%d]", path, i), "field and value are required")
+		}
+	}
+	if a.MQTT != nil && a.MQTT.Topic == "" {
+		return collectors.Errorf(path+".mqtt.topic", "is required")
+	}
+	return nil
+}
+
+// Validate checks a playbook; playbooks holds every playbook id, rules
+// every rule id. Paths are relative to the file.
+func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
+	if !ruleIDRE.MatchString(p.ID) {
+		return collectors.Errorf("id", "%q is not a playbook id; fix: lower-case letters, digits, '.', '_' or '-'", p.ID)
+	}
+	if p.Name == "" {
+		return collectors.Errorf("name", "is required")
+	}
+	for i, r := range p.Trigger.Rules {
+		if !rules[r] {
+			return collectors.Errorf(fmt.Sprintf("trigger.rules[%d]", i), "%q is not a rule id (rules.rules in the gateway config)", r)
+		}
+	}
+	switch p.Trigger.OncePer {
+	case "asset", "building", "site":
+	default:
+		return collectors.Errorf("trigger.once_per", "%q is not asset, building or site", p.Trigger.OncePer)
+	}
+	if len(p.Steps) == 0 {
+		return collectors.Errorf("steps", "a playbook needs steps")
+	}
+	records := map[string]bool{}
+	for _, r := range p.Record {
+		records[r.Key] = true
+	}
+	ids := map[string]int{}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
+		if !stepIDRE.MatchString(s.ID) {
+			return collectors.Errorf(path+".id", "%q is not a step id; fix: lower-case letters, digits, '_' or '-'", s.ID)
+		}
+		if j, dup := ids[s.ID]; dup {
+			return collectors.Errorf(path+".id", "%q is already steps[%d]", s.ID, j)
+		}
+		ids[s.ID] = i
+		if s.Title == "" || s.Role == "" {
+			return collectors.Errorf(path, "title and role are required")
+		}
+		if s.After != "" {
+			if _, ok := ids[s.After]; !ok {
+				return collectors.Errorf(path+".after", "%q is not an earlier step", s.After)
+			}
+		}
+		if s.Deadline <= 0 {
+			return collectors.Errorf(path+".deadline", "is required: how long after the step starts it must be done, e.g. 3m")
+		}
+		switch s.Complete {
+		case ByPerson:
+		case ByTelemetry:
+			if len(s.When) == 0 && len(s.WhenAny) == 0 {
+				return collectors.Errorf(path+".when", "a telemetry step needs when or when_any")
+			}
+		case ByDecision:
+			if len(s.Decide) == 0 {
+				return collectors.Errorf(path+".decide", "a decision step needs cases")
+			}
+		case ByAction:
+			if s.Action == nil {
+				return collectors.Errorf(path+".action", "an action step needs an action")
+			}
+		default:
+			return collectors.Errorf(path+".complete", "%q is not manual, telemetry, decision or action", s.Complete)
+		}
+		if err := validConditions(path+".when", s.When, true); err != nil {
+			return err
+		}
+		if err := validConditions(path+".when_any", s.WhenAny, true); err != nil {
+			return err
+		}
+		for j, c := range s.Decide {
+			if err := validConditions(fmt.Sprintf("%s.decide[%d].when", path, j), c.When, true); err != nil {
+				return err
+			}
+		}
+		if err := validAction(path+".action", s.Action, playbooks); err != nil {
+			return err
+		}
+		if err := validAction(path+".on_overdue", s.OnOverdue, playbooks); err != nil {
+			return err
+		}
+		if s.Records != "" && !records[s.Records] {
+			return collectors.Errorf(path+".records", "%q is not a key under record:", s.Records)
+		}
+	}
+	return nil
+}

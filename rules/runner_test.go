@@ -1,0 +1,274 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+)
+
+var siteAssets = []collectors.Asset{
+	{ID: "b3-panel", Kind: "distribution_panel", Name: "B3 panel", Building: "B3", Floor: "B1"},
+	{ID: "b3-pump", Kind: "pump_room", Name: "B3 pump room", Building: "B3", Floor: "B1"},
+	{ID: "b3-lift-1", Kind: "elevator", Name: "B3 car 1", Building: "B3"},
+	{ID: "b3-lift-2", Kind: "elevator", Name: "B3 car 2", Building: "B3"},
+	{ID: "b5-lift-1", Kind: "elevator", Name: "B5 car 1", Building: "B5"},
+}
+
+func testPlaybooks() []Playbook {
+	return []Playbook{
+		{ID: "outage", Name: "Power outage", Trigger: Trigger{Rules: []string{"mains-lost"}, OncePer: "site"},
+			Record: []RecordField{{Key: "start", Label: "Outage start"}, {Key: "cause", Label: "Cause"}, {Key: "restored", Label: "Supply restored"}},
+			Steps: []Step{
+				{ID: "classify", Title: "Internal fault or external loss", Role: "duty_engineer", Deadline: 2 * time.Minute, Records: "start",
+					Decide: []Case{
+						{When: []Condition{{Kind: "distribution_panel", Field: "mains_present", Value: false}, {Kind: "distribution_panel", Field: "main_breaker_closed", Value: true}}, Note: "external supply loss"},
+						{When: []Condition{{Kind: "distribution_panel", Field: "main_breaker_closed", Value: false}}, Note: "internal fault"},
+					}},
+				{ID: "check-lifts", Title: "Check every elevator", Role: "security", Deadline: 3 * time.Minute,
+					Action: &Action{StartPlaybook: &SpawnAction{Playbook: "entrapment", ForEach: &ForEach{Kind: "elevator", Scope: "site",
+						WhenAny: []Condition{{Field: "trapped", Op: "gt", Value: 0}, {Field: "between_floors", Value: true}}}}}},
+				{ID: "call-utility", Title: "Call the utility", Role: "duty_engineer", Deadline: 5 * time.Minute, After: "classify", Records: "cause", NoteRequired: true},
+				{ID: "supply-back", Title: "Incoming supply back", Role: "duty_engineer", Deadline: 4 * time.Hour, Records: "restored",
+					When: []Condition{{Kind: "distribution_panel", Field: "mains_present", Value: true}}},
+				{ID: "verify-cctv", Title: "CCTV back", Role: "duty_engineer", After: "supply-back", Deadline: 10 * time.Minute,
+					When:      []Condition{{Kind: "cctv", Field: "online", Value: true}},
+					OnOverdue: &Action{WorkOrder: &WorkOrderAction{Category: "security_systems", Description: "CCTV not verified after the outage"}}},
+			}},
+		{ID: "entrapment", Name: "Elevator entrapment", Trigger: Trigger{Rules: []string{"trapped"}},
+			Capture: []string{"floor", "trapped"},
+			Steps: []Step{
+				{ID: "released", Title: "Passengers released", Role: "maintenance", Deadline: 30 * time.Minute,
+					When: []Condition{{Field: "trapped", Value: 0}}},
+			}},
+		{ID: "flooding", Name: "Flooding", Steps: []Step{
+			{ID: "cut-source", Title: "Stop the pumps", Role: "duty_engineer", Deadline: 5 * time.Minute, Complete: ByAction,
+				Action: &Action{Write: []WriteAction{{Kind: "pump_room", Field: "pump1_run_cmd", Value: false}}}},
+		}},
+	}
+}
+
+type fakeWriter struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (f *fakeWriter) Write(_ context.Context, asset, field string, v collectors.Value) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes = append(f.writes, fmt.Sprintf("%s.%s=%s", asset, field, v))
+	return nil
+}
+
+type runnerHarness struct {
+	t      *testing.T
+	clock  *clock
+	state  *collectors.State
+	store  *SQLite
+	bus    *Bus
+	sub    *Sub
+	engine *Engine
+	r      *Runner
+	writer *fakeWriter
+}
+
+func newRunner(t *testing.T, path string, c *clock, state *collectors.State) *runnerHarness {
+	t.Helper()
+	store, err := OpenSQLite(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bus := NewBus()
+	h := &runnerHarness{t: t, clock: c, state: state, store: store, bus: bus, sub: bus.Subscribe(1000), writer: &fakeWriter{}}
+	h.engine = NewEngine(Config{}, siteAssets, store, bus, quietLog(), c.now)
+	if err := h.engine.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pbs := testPlaybooks()
+	ids := map[string]bool{}
+	for _, p := range pbs {
+		ids[p.ID] = true
+	}
+	for i := range pbs {
+		pbs[i].SetDefaults()
+		if err := pbs[i].Validate(ids, map[string]bool{"mains-lost": true, "trapped": true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.r = NewRunner(pbs, siteAssets, store, h.engine, state, h.writer, nil, bus, quietLog(), c.now)
+	if err := h.r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *runnerHarness) set(asset, field string, v collectors.Value) {
+	h.state.Apply([]collectors.Point{{Asset: asset, Field: field, Value: v, Quality: collectors.QualityGood, Time: h.clock.t}})
+}
+
+func (h *runnerHarness) notifications() []string {
+	var out []string
+	for len(h.sub.C) > 0 {
+		if ev := <-h.sub.C; ev.Type == EventNotify {
+			out = append(out, fmt.Sprintf("%v overdue=%v", ev.Notify.Roles, ev.Notify.Overdue))
+		}
+	}
+	return out
+}
+
+func outageSite(h *runnerHarness) {
+	h.set("b3-panel", "mains_present", collectors.Bool(false))
+	h.set("b3-panel", "main_breaker_closed", collectors.Bool(true))
+	for id, st := range map[string][2]int64{"b3-lift-1": {2, 1}, "b3-lift-2": {0, 0}, "b5-lift-1": {0, 0}} {
+		h.set(id, "trapped", collectors.Float(float64(st[0])))
+		h.set(id, "between_floors", collectors.Bool(st[1] == 1))
+	}
+}
+
+// The outage playbook: decided from telemetry, one entrapment incident for
+// the trapped car and none for cars at a landing, overdue steps escalate,
+// an unverifiable system becomes a work order, restart in the middle.
+func TestOutagePlaybook(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.db")
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunner(t, path, c, state)
+	outageSite(h)
+	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b3-panel", Rule: "mains-lost", Asset: "b3-panel"},
+		Transition: &Transition{From: StateNormal, To: StateUnacked}})
+	ins, _ := h.r.Incidents(false)
+	if len(ins) != 2 {
+		t.Fatalf("%d incidents, want the outage and one entrapment", len(ins))
+	}
+	outage, lift := ins[1], ins[0]
+	if outage.Playbook != "outage" || lift.Playbook != "entrapment" || lift.Asset != "b3-lift-1" || lift.Parent != outage.ID {
+		t.Fatalf("incidents: %+v / %+v", outage, lift)
+	}
+	if outage.step("classify").Status != StepDone || outage.step("classify").Note[:21] != "external supply loss " {
+		t.Fatalf("classify: %+v", outage.step("classify"))
+	}
+	// A second trigger (the other panel) does not open a second site-wide outage.
+	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b5-panel", Rule: "mains-lost", Asset: "b3-panel"},
+		Transition: &Transition{From: StateNormal, To: StateUnacked}})
+	if ins, _ := h.r.Incidents(true); len(ins) != 2 {
+		t.Fatalf("%d open incidents after a second trigger", len(ins))
+	}
+	h.notifications()
+	// check-lifts is due at 3 min, call-utility at 5 min (after classify,
+	// done at once): each escalates once, just after its deadline.
+	for _, at := range []struct {
+		advance time.Duration
+		want    string
+	}{
+		{3 * time.Minute, "[]"},
+		{time.Second, "[[shift_lead] overdue=true]"},
+		{2*time.Minute - time.Second, "[]"},
+		{time.Second, "[[shift_lead] overdue=true]"},
+		{time.Minute, "[]"},
+	} {
+		c.advance(at.advance)
+		h.r.Tick()
+		if n := fmt.Sprint(h.notifications()); n != at.want {
+			t.Fatalf("notifications at +%s: %s, want %s", c.t.Sub(outage.Started), n, at.want)
+		}
+	}
+	// Restart in the middle: a new runner on the same database continues.
+	h.store.Close()
+	h2 := newRunner(t, path, c, state)
+	if _, err := h2.r.Complete(outage.ID, "call-utility", "wang.li", ""); err == nil || err.Error() != "step call-utility needs a note: Call the utility" {
+		t.Fatalf("complete without note: %v", err)
+	}
+	if _, err := h2.r.Complete(outage.ID, "call-utility", "wang.li", "State Grid: feeder fault, back by 14:00"); err != nil {
+		t.Fatal(err)
+	}
+	h2.set("b3-lift-1", "trapped", collectors.Float(0))
+	h2.set("b3-panel", "mains_present", collectors.Bool(true))
+	c.advance(time.Minute)
+	h2.r.Tick()
+	got, _ := h2.r.Incident(outage.ID)
+	if got.step("supply-back").Status != StepDone || got.Record["restored"].At != c.t || got.Record["cause"].Note == "" {
+		t.Fatalf("after restoration: %+v record %+v", got.step("supply-back"), got.Record)
+	}
+	if l, _ := h2.r.Incident(lift.ID); l.step("released").Status != StepDone {
+		t.Fatalf("entrapment not released from telemetry: %+v", l.step("released"))
+	}
+	// No CCTV asset can confirm it is back: at its deadline, a work order.
+	c.advance(10*time.Minute + time.Second)
+	h2.r.Tick()
+	ws, _ := h2.store.WorkOrders(context.Background(), WorkOrderFilter{Category: "security_systems"})
+	if len(ws) != 1 || !strings.HasPrefix(ws[0].Description, "CCTV not verified after the outage (incident 1") {
+		t.Fatalf("work orders: %+v", ws)
+	}
+	if _, err := h2.r.Close(outage.ID, "li.ming", "done"); err == nil || err.Error() != "steps still open: check-lifts, verify-cctv; complete or skip them first" {
+		t.Fatalf("close with open steps: %v", err)
+	}
+	h2.r.Complete(outage.ID, "check-lifts", "zhao.gang", "all cars checked")
+	h2.r.Skip(outage.ID, "verify-cctv", "li.ming", "CCTV vendor booked, see work order")
+	closed, err := h2.r.Close(outage.ID, "li.ming", "supply restored, all systems checked")
+	if err != nil || closed.Status != "closed" {
+		t.Fatalf("close: %v", err)
+	}
+	md := h2.r.ReportMarkdown(closed)
+	for _, want := range []string{"# Power outage", "| Outage start |", "| Cause |", "State Grid: feeder fault", "| Supply restored |", "| Incidents it started | 2 |", "was overdue"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := h2.r.ReportHTML(closed); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A drill runs the same steps but never touches equipment.
+func TestDrillDoesNotWriteEquipment(t *testing.T) {
+	c := newClock()
+	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets))
+	in, err := h.r.Start("flooding", "b3-pump", true, "li.ming")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.writer.writes) != 0 || !in.Drill || in.step("cut-source").Status != StepDone {
+		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.step("cut-source"))
+	}
+	if !strings.Contains(h.r.ReportMarkdown(in), "# DRILL — Flooding") {
+		t.Fatal("drill report is not marked")
+	}
+	real, _ := h.r.Start("flooding", "b3-pump", false, "li.ming")
+	if fmt.Sprint(h.writer.writes) != "[b3-pump.pump1_run_cmd=false]" || real.step("cut-source").Status != StepDone {
+		t.Fatalf("real incident: writes %v", h.writer.writes)
+	}
+	if real.ID == in.ID {
+		t.Fatal("a drill and a real incident shared an incident")
+	}
+}
+
+func TestPlaybookValidation(t *testing.T) {
+	ids := map[string]bool{"outage": true}
+	rules := map[string]bool{"mains-lost": true}
+	cases := []struct {
+		p    Playbook
+		want string
+	}{
+		{Playbook{ID: "outage", Name: "x", Trigger: Trigger{Rules: []string{"mains-gone"}}, Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute}}},
+			`trigger.rules[0]: "mains-gone" is not a rule id (rules.rules in the gateway config)`},
+		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r"}}}, "steps[0].deadline: is required: how long after the step starts it must be done, e.g. 3m"},
+		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute, After: "b"}}}, `steps[0].after: "b" is not an earlier step`},
+		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute,
+			Action: &Action{StartPlaybook: &SpawnAction{Playbook: "rescue"}}}}}, `steps[0].action.start_playbook.playbook: "rescue" is not a playbook; fix: the id of a file in the playbooks folder`},
+		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute,
+			When: []Condition{{Field: "f", Op: "approx", Value: 1}}}}}, `steps[0].when[0].op: "approx" is not an operator; fix: eq, ne, gt, ge, lt or le`},
+		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute, Records: "arrival"}}}, `steps[0].records: "arrival" is not a key under record:`},
+	}
+	for _, c := range cases {
+		c.p.SetDefaults()
+		if err := c.p.Validate(ids, rules); err == nil || err.Error() != c.want {
+			t.Errorf("err = %v\nwant %s", err, c.want)
+		}
+	}
+}
