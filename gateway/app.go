@@ -108,6 +108,24 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("%s: %w", c.Name(), err)
 		}
 	}
+	// Playbooks: the runner writes to equipment through the Modbus
+	// collector and sends commands through the MQTT collector.
+	var equipment rules.Writer
+	var publisher rules.Publisher
+	for _, c := range cols {
+		switch c := c.(type) {
+		case *modbus.Collector:
+			equipment = c
+		case *mqtt.Collector:
+			publisher = c
+		}
+	}
+	runner := rules.NewRunner(cfg.Playbooks.Loaded, assets, store, engine, state, equipment, publisher, bus, log.With("component", "playbooks"), time.Now)
+	if err := runner.Load(ctx); err != nil {
+		return fmt.Errorf("playbooks: %w", err)
+	}
+	go runner.Run(ctx, time.Second)
+
 	started := cols[:0:0]
 	defer func() {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -130,6 +148,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	api := dashboard.NewAPI(deps)
 	api.MountRules(engine)
+	api.MountIncidents(runner)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

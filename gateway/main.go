@@ -50,7 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cmd == "check" {
-		fmt.Fprintf(stdout, "%s: ok (%d assets, %d Modbus devices, %d MQTT subscriptions)\n", *path, len(cfg.Assets), len(cfg.Modbus.Devices), mqttSubs(cfg))
+		fmt.Fprintf(stdout, "%s: ok (%d assets, %d Modbus devices, %d MQTT subscriptions, %d rules, %d playbooks)\n",
+			*path, len(cfg.Assets), len(cfg.Modbus.Devices), mqttSubs(cfg), len(cfg.Rules.Rules), len(cfg.Playbooks.Loaded))
 		return 0
 	}
 	log := newLogger(cfg, stderr)

@@ -97,6 +97,12 @@ func (r *Runner) Load(ctx context.Context) error {
 			r.lastRun[in.Playbook] = in.Started
 		}
 	}
+	now := r.now()
+	for _, p := range r.list {
+		if _, ok := r.lastRun[p.ID]; !ok && p.Trigger.Every > 0 {
+			r.lastRun[p.ID] = now // first run one interval after the first start
+		}
+	}
 	return nil
 }
 
@@ -182,13 +188,14 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 			ia, _ := r.asset(in.Asset)
 			if in.Playbook == p.ID && !in.Drill && onceKey(p, ia) == onceKey(p, a) {
 				in.log(now, by, "note", "", "triggered again: %s", trigger)
+				r.link(in, parent, now)
 				r.save(in)
 				return in, nil
 			}
 		}
 	}
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
-		Location: location(a), Trigger: trigger, Parent: parent, Started: now, Record: map[string]RecordValue{}, Version: 1}
+		Location: location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
 	for _, s := range p.Steps {
 		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, Role: s.Role, Status: StepWaiting, Optional: s.Optional})
 	}
@@ -203,17 +210,27 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 	}
 	r.open[in.ID] = in
 	r.lastRun[p.ID] = now
-	if parent != 0 {
-		if pin, ok := r.open[parent]; ok {
-			pin.Children = append(pin.Children, in.ID)
-			pin.log(now, ByEngine, "child", "", "started incident %d (%s) for %s", in.ID, p.Name, a.ID)
-			r.save(pin)
-		}
-	}
+	r.link(in, parent, now)
 	r.advance(in, p, now)
 	r.save(in)
 	r.log.Warn("incident started", "incident", in.ID, "playbook", p.ID, "asset", a.ID, "drill", drill)
 	return in, nil
+}
+
+// link records a child incident under its parent (also when the child was
+// already open, started by its own alarm).
+func (r *Runner) link(child *Incident, parent int64, now time.Time) {
+	if parent == 0 || child.Parent != 0 || child.ID == parent {
+		return
+	}
+	pin, ok := r.open[parent]
+	if !ok {
+		return
+	}
+	child.Parent = parent
+	pin.Children = append(pin.Children, child.ID)
+	pin.log(now, ByEngine, "child", "", "incident %d (%s) for %s is part of this one", child.ID, child.Name, child.Asset)
+	r.save(pin)
 }
 
 func kindOf(in *Incident) string {

@@ -225,6 +225,23 @@ func TestOutagePlaybook(t *testing.T) {
 	}
 }
 
+// An entrapment started by its own alarm before the outage noticed the car
+// is linked to the outage, not started twice.
+func TestOutageLinksAnEntrapmentAlreadyOpen(t *testing.T) {
+	c := newClock()
+	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets))
+	outageSite(h)
+	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "trapped:b3-lift-1", Rule: "trapped", Asset: "b3-lift-1"},
+		Transition: &Transition{From: StateNormal, To: StateUnacked}})
+	c.advance(2 * time.Second)
+	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b3-panel", Rule: "mains-lost", Asset: "b3-panel"},
+		Transition: &Transition{From: StateNormal, To: StateUnacked}})
+	ins, _ := h.r.Incidents(false)
+	if len(ins) != 2 || ins[0].Playbook != "outage" || ins[1].Parent != ins[0].ID || fmt.Sprint(ins[0].Children) != fmt.Sprintf("[%d]", ins[1].ID) {
+		t.Fatalf("incidents: %d; outage children %v, entrapment parent %d", len(ins), ins[0].Children, ins[1].Parent)
+	}
+}
+
 // A drill runs the same steps but never touches equipment.
 func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	c := newClock()

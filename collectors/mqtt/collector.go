@@ -270,6 +270,14 @@ func (c *Collector) ackLoop(ctx context.Context) {
 	collectors.Every(ctx, 20*time.Millisecond, c.flushAndAck)
 }
 
+// PublishCommand sends a command (QoS 1, not retained) for a playbook action.
+func (c *Collector) PublishCommand(topic, payload string) error {
+	if c.conn == nil {
+		return errors.New("mqtt: not started")
+	}
+	return c.conn.Publish(topic, 1, false, payload)
+}
+
 // Stop acknowledges what is durable and disconnects; safe after a partial Start.
 func (c *Collector) Stop() error {
 	if c.cancel != nil {

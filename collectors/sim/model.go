@@ -153,11 +153,11 @@ func (s *site) step() {
 		p.encode()
 	}
 	for _, p := range s.pumps {
-		flooding := s.has(Flooding) && (s.scenarios[Flooding] == "" || s.scenarios[Flooding] == p.id)
+		flooding := s.has(Flooding) && (s.scenarios[Flooding] == p.id || s.scenarios[Flooding] == "" && p == s.pumps[0])
 		if p.flooded = flooding; flooding {
 			p.sump = math.Min(p.sump+0.08, 3.5) // rising water in the sump pit
 		} else {
-			p.sump = math.Max(p.sump-0.05, 0.3+s.rnd.Float64()*0.002)
+			p.sump = math.Max(p.sump-0.3, 0.3+s.rnd.Float64()*0.002) // the sump pumps drain it
 		}
 		powered := !outage
 		tripped := s.has(PumpFault) && (s.scenarios[PumpFault] == "" || s.scenarios[PumpFault] == p.id)

@@ -16,8 +16,9 @@ import (
 
 func newSite() *site {
 	s := &site{rnd: rand.New(rand.NewSource(1)), scenarios: map[string]string{}}
-	s.pumps = []*pumpRoom{{id: "b3-pump", building: "B3", outlet: 0.4, sump: 0.3}}
+	s.pumps = []*pumpRoom{{id: "b3-pump", building: "B3", outlet: 0.4, sump: 0.3}, {id: "b5-pump", building: "B5", outlet: 0.4, sump: 0.3}}
 	s.pumps[0].coils[PumpCoilRun1] = true
+	s.pumps[1].coils[PumpCoilRun1] = true
 	s.panels = []*panel{{id: "b3-panel", building: "B3", breaker: true}}
 	for i := 1; i <= 3; i++ {
 		s.lifts = append(s.lifts, &Elevator{ID: fmt.Sprintf("lift-%d", i), Building: "B3", Floors: 18, Floor: 5, target: 9})
@@ -75,6 +76,9 @@ func TestFloodingWetsBasementSensorsAndParksCars(t *testing.T) {
 	}
 	if wet["leak-b1"] != "wet" || wet["leak-roof"] != "dry" || wet["leak-b5"] != "dry" {
 		t.Fatalf("sensors: %v", wet)
+	}
+	if s.pumps[1].flooded || s.pumps[1].holding[PumpStatus]&(1<<3) != 0 {
+		t.Fatal("with no target, only the first pump room floods")
 	}
 	p := s.pumps[0]
 	if p.holding[PumpStatus]&(1<<3) == 0 || p.holding[PumpSumpLevel] != 0xFFFF {

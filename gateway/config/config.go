@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -38,9 +39,16 @@ type Config struct {
 	MQTT      *mqtt.Config  `yaml:"mqtt"`
 	Simulator sim.Config    `yaml:"simulator"`
 	Rules     rules.Config  `yaml:"rules"`
+	Playbooks Playbooks     `yaml:"playbooks"`
 	Stale     StaleSweep    `yaml:"stale"`
 	path      string
 	root      *yaml.Node
+}
+
+// Playbooks is the playbooks: section: a folder of playbook files.
+type Playbooks struct {
+	Dir    string           `yaml:"dir"` // relative to the config file; empty: no playbooks
+	Loaded []rules.Playbook `yaml:"-"`
 }
 
 // HTTP is the http: section.
@@ -178,6 +186,11 @@ func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config
 		return nil, err
 	}
 	cfg.root = nil // only needed for error lines; large configs hold a big node tree
+	if cfg.Playbooks.Dir != "" {
+		if err := cfg.loadPlaybooks(); err != nil {
+			return nil, err
+		}
+	}
 	return cfg, nil
 }
 
@@ -404,4 +417,65 @@ func splitPath(p string) []string {
 		}
 	}
 	return out
+}
+
+// loadPlaybooks reads every *.yaml in the playbooks folder strictly, then
+// validates each against the others and the rule ids.
+func (c *Config) loadPlaybooks() error {
+	dir := c.Playbooks.Dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(c.path), dir)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return &Error{File: c.path, Msg: fmt.Sprintf("playbooks.dir: no *.yaml files in %s; fix: point it at the playbooks folder, or remove it", dir)}
+	}
+	sort.Strings(files)
+	type loaded struct {
+		file string
+		root *yaml.Node
+		p    rules.Playbook
+	}
+	var all []loaded
+	ids := map[string]bool{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(raw, &root); err != nil {
+			return yamlError(f, err)
+		}
+		var p rules.Playbook
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&p); err != nil {
+			return yamlError(f, err)
+		}
+		if ids[p.ID] {
+			return &Error{File: f, Line: lineOf(&root, "id"), Path: "id", Msg: fmt.Sprintf("%q is used by another playbook file", p.ID)}
+		}
+		ids[p.ID] = true
+		p.SetDefaults()
+		all = append(all, loaded{f, &root, p})
+	}
+	ruleIDs := map[string]bool{}
+	for _, r := range c.Rules.Rules {
+		ruleIDs[r.ID] = true
+	}
+	var errs []error
+	for _, l := range all {
+		if err := l.p.Validate(ids, ruleIDs); err != nil {
+			var fe *collectors.FieldError
+			if errors.As(err, &fe) {
+				errs = append(errs, &Error{File: l.file, Line: lineOf(l.root, fe.Path), Path: fe.Path, Msg: fe.Msg})
+			} else {
+				errs = append(errs, &Error{File: l.file, Msg: err.Error()})
+			}
+			continue
+		}
+		c.Playbooks.Loaded = append(c.Playbooks.Loaded, l.p)
+	}
+	return errors.Join(errs...)
 }

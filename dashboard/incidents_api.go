@@ -1,0 +1,207 @@
+package dashboard
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/propgate/gateway/rules"
+)
+
+// MountIncidents adds the playbook and incident endpoints.
+func (a *API) MountIncidents(r *rules.Runner) {
+	x := &incidentsAPI{r: r}
+	a.mux.HandleFunc("GET /api/v1/playbooks", x.playbooks)
+	a.mux.HandleFunc("GET /api/v1/incidents", x.list)
+	a.mux.HandleFunc("POST /api/v1/incidents", x.start)
+	a.mux.HandleFunc("GET /api/v1/incidents/{id}", x.get)
+	a.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/complete", x.complete)
+	a.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/skip", x.skip)
+	a.mux.HandleFunc("POST /api/v1/incidents/{id}/evidence", x.evidence)
+	a.mux.HandleFunc("POST /api/v1/incidents/{id}/close", x.close)
+	a.mux.HandleFunc("GET /api/v1/incidents/{id}/report", x.report)
+}
+
+type incidentsAPI struct{ r *rules.Runner }
+
+func (x *incidentsAPI) playbooks(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, x.r.Playbooks())
+}
+
+func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "status") {
+		return
+	}
+	s := r.URL.Query().Get("status")
+	if s != "" && s != "open" && s != "all" {
+		writeError(w, http.StatusBadRequest, "status "+s+" is not open or all")
+		return
+	}
+	ins, err := x.r.Incidents(s == "open")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if ins == nil {
+		ins = []*rules.Incident{}
+	}
+	writeJSON(w, http.StatusOK, ins)
+}
+
+// StartIncident is the body of POST /api/v1/incidents.
+type StartIncident struct {
+	Playbook string `json:"playbook"`
+	Drill    bool   `json:"drill"`
+	Asset    string `json:"asset"`
+	By       string `json:"by"`
+}
+
+func (x *incidentsAPI) start(w http.ResponseWriter, r *http.Request) {
+	var b StartIncident
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.Playbook == "" {
+		writeError(w, http.StatusBadRequest, `"playbook" is required: the id of a playbook (GET /api/v1/playbooks)`)
+		return
+	}
+	in, err := x.r.Start(b.Playbook, b.Asset, b.Drill, who(b.By))
+	if x.fail(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusCreated, in)
+}
+
+func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, rules.ErrNotFound), errors.Is(err, rules.ErrNoStep):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, rules.ErrIncidentClosed), strings.HasPrefix(err.Error(), "steps still open"), strings.Contains(err.Error(), " is already "):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
+	return true
+}
+
+func incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, http.StatusBadRequest, "incident id "+r.PathValue("id")+" is not a positive number")
+		return 0, false
+	}
+	return id, true
+}
+
+func (x *incidentsAPI) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	in, err := x.r.Incident(id)
+	if errors.Is(err, rules.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
+		return
+	}
+	if x.fail(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+// StepAction is the body of complete, skip, evidence and close.
+type StepAction struct {
+	Note string `json:"note"`
+	Text string `json:"text"` // evidence
+	By   string `json:"by"`
+}
+
+func (x *incidentsAPI) stepAction(w http.ResponseWriter, r *http.Request, do func(int64, string, string, string) (*rules.Incident, error)) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	var b StepAction
+	if !decode(w, r, &b) {
+		return
+	}
+	in, err := do(id, r.PathValue("step"), who(b.By), b.Note)
+	if x.fail(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (x *incidentsAPI) complete(w http.ResponseWriter, r *http.Request) {
+	x.stepAction(w, r, x.r.Complete)
+}
+
+func (x *incidentsAPI) skip(w http.ResponseWriter, r *http.Request) { x.stepAction(w, r, x.r.Skip) }
+
+func (x *incidentsAPI) evidence(w http.ResponseWriter, r *http.Request) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	var b StepAction
+	if !decode(w, r, &b) {
+		return
+	}
+	in, err := x.r.AddEvidence(id, who(b.By), b.Text)
+	if x.fail(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (x *incidentsAPI) close(w http.ResponseWriter, r *http.Request) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	var b StepAction
+	if !decode(w, r, &b) {
+		return
+	}
+	in, err := x.r.Close(id, who(b.By), b.Note)
+	if x.fail(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "format") {
+		return
+	}
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	in, err := x.r.Incident(id)
+	if errors.Is(err, rules.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
+		return
+	}
+	if x.fail(w, err) {
+		return
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "markdown", "md":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		_, _ = w.Write([]byte(x.r.ReportMarkdown(in)))
+	case "html":
+		page, err := x.r.ReportHTML(in)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(page)
+	default:
+		writeError(w, http.StatusBadRequest, "format "+f+" is not markdown or html")
+	}
+}
