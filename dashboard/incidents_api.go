@@ -119,7 +119,8 @@ type StepAction struct {
 	By   string `json:"by"`
 }
 
-func (x *incidentsAPI) stepAction(w http.ResponseWriter, r *http.Request, do func(int64, string, string, string) (*rules.Incident, error)) {
+// act decodes a StepAction body and runs one incident operation.
+func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id int64, b StepAction) (*rules.Incident, error)) {
 	id, ok := incidentID(w, r)
 	if !ok {
 		return
@@ -128,7 +129,8 @@ func (x *incidentsAPI) stepAction(w http.ResponseWriter, r *http.Request, do fun
 	if !decode(w, r, &b) {
 		return
 	}
-	in, err := do(id, r.PathValue("step"), who(b.By), b.Note)
+	b.By = who(b.By)
+	in, err := do(id, b)
 	if x.fail(w, err) {
 		return
 	}
@@ -136,41 +138,23 @@ func (x *incidentsAPI) stepAction(w http.ResponseWriter, r *http.Request, do fun
 }
 
 func (x *incidentsAPI) complete(w http.ResponseWriter, r *http.Request) {
-	x.stepAction(w, r, x.r.Complete)
+	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) {
+		return x.r.Complete(id, r.PathValue("step"), b.By, b.Note)
+	})
 }
 
-func (x *incidentsAPI) skip(w http.ResponseWriter, r *http.Request) { x.stepAction(w, r, x.r.Skip) }
+func (x *incidentsAPI) skip(w http.ResponseWriter, r *http.Request) {
+	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) {
+		return x.r.Skip(id, r.PathValue("step"), b.By, b.Note)
+	})
+}
 
 func (x *incidentsAPI) evidence(w http.ResponseWriter, r *http.Request) {
-	id, ok := incidentID(w, r)
-	if !ok {
-		return
-	}
-	var b StepAction
-	if !decode(w, r, &b) {
-		return
-	}
-	in, err := x.r.AddEvidence(id, who(b.By), b.Text)
-	if x.fail(w, err) {
-		return
-	}
-	writeJSON(w, http.StatusOK, in)
+	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) { return x.r.AddEvidence(id, b.By, b.Text) })
 }
 
 func (x *incidentsAPI) close(w http.ResponseWriter, r *http.Request) {
-	id, ok := incidentID(w, r)
-	if !ok {
-		return
-	}
-	var b StepAction
-	if !decode(w, r, &b) {
-		return
-	}
-	in, err := x.r.Close(id, who(b.By), b.Note)
-	if x.fail(w, err) {
-		return
-	}
-	writeJSON(w, http.StatusOK, in)
+	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) { return x.r.Close(id, b.By, b.Note) })
 }
 
 func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {

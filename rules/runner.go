@@ -52,13 +52,15 @@ type Runner struct {
 	mu      sync.Mutex
 	open    map[int64]*Incident
 	lastRun map[string]time.Time // scheduled playbooks
+	since   time.Time            // when the runner started: alarms active since then are triggers
+	handled map[string]time.Time // alarm id → the activation (ActiveSince) already handled
 }
 
 // NewRunner builds a runner; writer and pub may be nil (actions then fail
 // with a clear error, recorded on the step).
 func NewRunner(playbooks []Playbook, assets []collectors.Asset, store Store, engine *Engine, state Reader, writer Writer, pub Publisher, bus *Bus, log *slog.Logger, now func() time.Time) *Runner {
 	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: store, engine: engine, state: state, writer: writer, pub: pub,
-		bus: bus, log: log, now: now, open: map[int64]*Incident{}, lastRun: map[string]time.Time{}}
+		bus: bus, log: log, now: now, open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
 	for i := range playbooks {
 		p := &playbooks[i]
 		p.SetDefaults()
@@ -98,6 +100,7 @@ func (r *Runner) Load(ctx context.Context) error {
 		}
 	}
 	now := r.now()
+	r.since = now
 	for _, p := range r.list {
 		if _, ok := r.lastRun[p.ID]; !ok && p.Trigger.Every > 0 {
 			r.lastRun[p.ID] = now // first run one interval after the first start
@@ -124,18 +127,43 @@ func (r *Runner) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// OnEvent starts the playbooks an alarm triggers.
+// OnEvent starts the playbooks an alarm triggers (fast path; Tick
+// reconciles against the engine in case the bus dropped the event).
 func (r *Runner) OnEvent(ev Event) {
 	if ev.Type != EventAlarm || ev.Transition == nil || ev.Transition.To != StateUnacked ||
 		(ev.Transition.From != StateNormal && ev.Transition.From != StateRTNUnacked) {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trigger(ev.Alarm)
+}
+
+// trigger starts the playbooks for one alarm activation, once.
+func (r *Runner) trigger(a *Alarm) {
+	if t, ok := r.handled[a.ID]; ok && !a.ActiveSince.After(t) && !a.ActiveSince.IsZero() {
+		return
+	}
+	r.handled[a.ID] = a.ActiveSince
 	for _, p := range r.list {
-		if slices.Contains(p.Trigger.Rules, ev.Alarm.Rule) {
-			if _, err := r.start(p, ev.Alarm.Asset, false, ByEngine, "alarm "+ev.Alarm.ID, 0); err != nil {
-				r.log.Error("starting playbook failed", "playbook", p.ID, "alarm", ev.Alarm.ID, "err", err)
+		if slices.Contains(p.Trigger.Rules, a.Rule) {
+			if _, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0); err != nil {
+				r.log.Error("starting playbook failed", "playbook", p.ID, "alarm", a.ID, "err", err)
 			}
 		}
+	}
+}
+
+// reconcile starts playbooks for alarms that activated since the runner
+// started but whose event the bus did not deliver.
+func (r *Runner) reconcile() {
+	if r.engine == nil {
+		return
+	}
+	for _, a := range r.engine.Alarms(func(a *Alarm) bool {
+		return a.Active && !a.Suppressed && a.ShelvedUntil.IsZero() && !a.OutOfService && !a.ActiveSince.Before(r.since)
+	}) {
+		r.trigger(&a)
 	}
 }
 
@@ -254,6 +282,7 @@ func (r *Runner) Tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
+	r.reconcile()
 	for _, p := range r.list {
 		if p.Trigger.Every > 0 && now.Sub(r.lastRun[p.ID]) >= p.Trigger.Every {
 			if _, err := r.startLocked(p, "", false, ByEngine, "scheduled every "+p.Trigger.Every.String(), 0); err != nil {

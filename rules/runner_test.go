@@ -242,6 +242,32 @@ func TestOutageLinksAnEntrapmentAlreadyOpen(t *testing.T) {
 	}
 }
 
+// A trigger whose event the bus dropped is picked up from the engine on
+// the next tick, once.
+func TestTriggerNotLostWhenTheBusDropsIt(t *testing.T) {
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, state)
+	// An engine with the trigger rule; its events are never given to the runner.
+	store2, _ := OpenSQLite(filepath.Join(t.TempDir(), "engine.db"), false)
+	defer store2.Close()
+	e := NewEngine(Config{Rules: []Rule{{ID: "mains-lost", Target: Target{Kind: "distribution_panel"}, Field: "mains_present",
+		State: &State{Equals: false}, Priority: Critical}}}, siteAssets, store2, NewBus(), quietLog(), c.now)
+	e.Load(context.Background())
+	h.r.engine = e
+	c.advance(time.Second)
+	e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(false))})
+	h.r.Tick()
+	h.r.Tick()
+	ins, _ := h.r.Incidents(false)
+	if len(ins) != 1 || ins[0].Playbook != "outage" || ins[0].Trigger != "alarm mains-lost:b3-panel" {
+		t.Fatalf("incidents %+v", ins)
+	}
+	if n := len(ins[0].Timeline); strings.Contains(fmt.Sprint(ins[0].Timeline), "triggered again") {
+		t.Fatalf("re-triggered on every tick (%d entries)", n)
+	}
+}
+
 // A drill runs the same steps but never touches equipment.
 func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	c := newClock()

@@ -169,20 +169,7 @@ func (s *SQLite) LoadAlarms(ctx context.Context) ([]*Alarm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: load alarms: %w", err)
 	}
-	defer rows.Close()
-	var out []*Alarm
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		a := &Alarm{}
-		if err := json.Unmarshal([]byte(doc), a); err != nil {
-			return nil, fmt.Errorf("store: alarm row: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return scanDocs[Alarm](rows, "alarm")
 }
 
 // SaveAlarm implements Store.
@@ -313,21 +300,26 @@ func (s *SQLite) UpdateWorkOrder(ctx context.Context, w *WorkOrder, h HistoryEnt
 	return tx.Commit()
 }
 
-func scanWorkOrders(rows *sql.Rows) ([]*WorkOrder, error) {
+// scanDocs decodes rows of one JSON document column.
+func scanDocs[T any](rows *sql.Rows, what string) ([]*T, error) {
 	defer rows.Close()
-	var out []*WorkOrder
+	var out []*T
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		w := &WorkOrder{}
-		if err := json.Unmarshal([]byte(doc), w); err != nil {
-			return nil, fmt.Errorf("store: work-order row: %w", err)
+		v := new(T)
+		if err := json.Unmarshal([]byte(doc), v); err != nil {
+			return nil, fmt.Errorf("store: %s row: %w", what, err)
 		}
-		out = append(out, w)
+		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+func scanWorkOrders(rows *sql.Rows) ([]*WorkOrder, error) {
+	return scanDocs[WorkOrder](rows, "work-order")
 }
 
 // WorkOrder implements Store.
@@ -443,22 +435,7 @@ func (s *SQLite) SaveIncident(ctx context.Context, in *Incident) error {
 	return nil
 }
 
-func scanIncidents(rows *sql.Rows) ([]*Incident, error) {
-	defer rows.Close()
-	var out []*Incident
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		in := &Incident{}
-		if err := json.Unmarshal([]byte(doc), in); err != nil {
-			return nil, fmt.Errorf("store: incident row: %w", err)
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
-}
+func scanIncidents(rows *sql.Rows) ([]*Incident, error) { return scanDocs[Incident](rows, "incident") }
 
 // Incident implements Store.
 func (s *SQLite) Incident(ctx context.Context, id int64) (*Incident, error) {
