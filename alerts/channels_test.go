@@ -1,0 +1,227 @@
+package alerts
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+type captured struct {
+	method, path, query, contentType, body, signature string
+}
+
+// receiver is a local server standing in for a robot or gateway API.
+func receiver(t *testing.T, status int, answer string) (*httptest.Server, func() []captured) {
+	var mu sync.Mutex
+	var got []captured
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, captured{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"), string(b), r.Header.Get("X-Signature")})
+		mu.Unlock()
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []captured { mu.Lock(); defer mu.Unlock(); return append([]captured(nil), got...) }
+}
+
+var fixed = time.Unix(1_763_000_000, 0)
+
+func msg() *Message {
+	return &Message{To: "wang.li", Address: "13800000001", Subject: "[CRITICAL] Passengers trapped", Text: "【紧急】电梯困人\nB3 car 1", Alerts: []string{"a@1"}}
+}
+
+func TestChannelPayloads(t *testing.T) {
+	cases := []struct {
+		name   string
+		cfg    ChannelConfig
+		answer string
+		check  func(t *testing.T, c captured)
+	}{
+		{"webhook", ChannelConfig{Type: Webhook, Secret: "hook-secret"}, "", func(t *testing.T, c captured) {
+			want := `{"address":"13800000001","alerts":["a@1"],"subject":"[CRITICAL] Passengers trapped","text":"【紧急】电梯困人\nB3 car 1","to":"wang.li"}`
+			mac := hmac.New(sha256.New, []byte("hook-secret"))
+			mac.Write([]byte(want))
+			if c.body != want || c.signature != "sha256="+hex.EncodeToString(mac.Sum(nil)) || c.contentType != "application/json" {
+				t.Errorf("body %s sig %s", c.body, c.signature)
+			}
+		}},
+		{"wecom", ChannelConfig{Type: WeCom}, `{"errcode":0,"errmsg":"ok"}`, func(t *testing.T, c captured) {
+			if want := `{"markdown":{"content":"【紧急】电梯困人\nB3 car 1\n\u003c@13800000001\u003e"},"msgtype":"markdown"}`; c.body != want {
+				t.Errorf("body %s\nwant %s", c.body, want)
+			}
+		}},
+		{"dingtalk", ChannelConfig{Type: DingTalk, Secret: "SECabc"}, `{"errcode":0,"errmsg":"ok"}`, func(t *testing.T, c captured) {
+			if want := `{"at":{"atMobiles":["13800000001"]},"markdown":{"text":"【紧急】电梯困人\nB3 car 1","title":"[CRITICAL] Passengers trapped"},"msgtype":"markdown"}`; c.body != want {
+				t.Errorf("body %s", c.body)
+			}
+			ts := fmt.Sprint(fixed.UnixMilli())
+			mac := hmac.New(sha256.New, []byte("SECabc"))
+			mac.Write([]byte(ts + "\nSECabc"))
+			sign := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+			if want := "sign=" + strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D").Replace(sign) + "&timestamp=" + ts; c.query != want {
+				t.Errorf("query %s\nwant  %s", c.query, want)
+			}
+		}},
+		{"feishu", ChannelConfig{Type: Feishu, Secret: "fs-secret"}, `{"code":0,"msg":"success"}`, func(t *testing.T, c captured) {
+			ts := fmt.Sprint(fixed.Unix())
+			mac := hmac.New(sha256.New, []byte(ts+"\nfs-secret"))
+			sign := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+			if want := `{"content":{"text":"【紧急】电梯困人\nB3 car 1"},"msg_type":"text","sign":"` + sign + `","timestamp":"` + ts + `"}`; c.body != want {
+				t.Errorf("body %s\nwant %s", c.body, want)
+			}
+		}},
+		{"slack", ChannelConfig{Type: Slack}, "ok", func(t *testing.T, c captured) {
+			if c.body != `{"text":"【紧急】电梯困人\nB3 car 1"}` {
+				t.Errorf("body %s", c.body)
+			}
+		}},
+		{"sms", ChannelConfig{Type: SMS, Header: "application/x-www-form-urlencoded", Body: `phone={{.Address}}&msg={{.Text}}`}, "", func(t *testing.T, c captured) {
+			if c.body != "phone=13800000001&msg=【紧急】电梯困人\nB3 car 1" || c.contentType != "application/x-www-form-urlencoded" {
+				t.Errorf("body %q type %s", c.body, c.contentType)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv, got := receiver(t, 200, c.answer)
+			c.cfg.URL = srv.URL + "/robot/send"
+			if err := c.cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			n := NewNotifier(c.cfg, nil, func() time.Time { return fixed })
+			retry, err := n.Notify(context.Background(), msg())
+			if err != nil || retry {
+				t.Fatalf("notify: %v retry %v", err, retry)
+			}
+			if g := got(); len(g) != 1 || g[0].method != "POST" || g[0].path != "/robot/send" {
+				t.Fatalf("requests %+v", g)
+			} else {
+				c.check(t, g[0])
+			}
+		})
+	}
+}
+
+func TestRetryOnlyWhatIsWorthRetrying(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		answer string
+		retry  bool
+		err    string
+	}{
+		{500, "", true, "webhook answered 500 Internal Server Error"},
+		{429, "", true, "webhook answered 429 Too Many Requests"},
+		{400, "bad json", false, "webhook refused the message: 400 Bad Request bad json"},
+		{200, `{"errcode":310000,"errmsg":"sign not match"}`, false, "webhook error 310000: sign not match"},
+	} {
+		srv, _ := receiver(t, c.status, c.answer)
+		n := NewNotifier(ChannelConfig{Type: Webhook, URL: srv.URL}, nil, time.Now)
+		retry, err := n.Notify(context.Background(), msg())
+		if retry != c.retry || err == nil || err.Error() != c.err {
+			t.Errorf("%d: retry %v err %v; want %v %q", c.status, retry, err, c.retry, c.err)
+		}
+	}
+	// Nobody listening: retry.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	n := NewNotifier(ChannelConfig{Type: Webhook, URL: "http://" + addr}, nil, time.Now)
+	if retry, err := n.Notify(context.Background(), msg()); !retry || err == nil {
+		t.Errorf("unreachable: retry %v err %v", retry, err)
+	}
+}
+
+// smtpBackend is an in-process SMTP server (github.com/emersion/go-smtp).
+type smtpBackend struct {
+	mu   sync.Mutex
+	mail []string
+}
+
+type smtpSession struct {
+	b          *smtpBackend
+	from, to   string
+	authorized bool
+}
+
+func (b *smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
+func (s *smtpSession) AuthMechanisms() []string                    { return []string{sasl.Plain} }
+func (s *smtpSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != "gateway" || pass != "p4ss" {
+			return errors.New("bad credentials")
+		}
+		s.authorized = true
+		return nil
+	}), nil
+}
+func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if !s.authorized {
+		return smtp.ErrAuthRequired
+	}
+	s.from = from
+	return nil
+}
+func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.to = to; return nil }
+func (s *smtpSession) Data(r io.Reader) error {
+	b, _ := io.ReadAll(r)
+	s.b.mu.Lock()
+	s.b.mail = append(s.b.mail, s.from+" -> "+s.to+"\n"+string(b))
+	s.b.mu.Unlock()
+	return nil
+}
+func (s *smtpSession) Reset()        {}
+func (s *smtpSession) Logout() error { return nil }
+
+func TestEmailThroughARealSMTPServer(t *testing.T) {
+	be := &smtpBackend{}
+	srv := smtp.NewServer(be)
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	n := NewNotifier(ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: "none"}}, nil, time.Now)
+	m := msg()
+	m.Address = "wang.li@yushan.example"
+	if retry, err := n.Notify(context.Background(), m); err != nil {
+		t.Fatalf("send: %v (retry %v)", err, retry)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if len(be.mail) != 1 {
+		t.Fatalf("%d mails", len(be.mail))
+	}
+	got := be.mail[0]
+	body := base64.StdEncoding.EncodeToString([]byte(m.Text))
+	for _, want := range []string{"gateway@yushan.example -> wang.li@yushan.example", "Subject: =?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(m.Subject)) + "?=", "Content-Type: text/plain; charset=UTF-8", body} {
+		if !strings.Contains(got, want) {
+			t.Errorf("mail lacks %q:\n%s", want, got)
+		}
+	}
+	// Wrong password: final, not retried.
+	bad := NewNotifier(ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "nope", From: "g@y", TLS: "none"}}, nil, time.Now)
+	if retry, err := bad.Notify(context.Background(), m); err == nil || retry {
+		t.Fatalf("bad auth: retry %v err %v", retry, err)
+	}
+}

@@ -1,0 +1,376 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+)
+
+type fakeAlarms struct {
+	mu     sync.Mutex
+	alarms map[string]rules.Alarm
+	acks   []string
+}
+
+func (f *fakeAlarms) Alarm(id string) (rules.Alarm, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.alarms[id]
+	return a, ok
+}
+func (f *fakeAlarms) Alarms(filter func(*rules.Alarm) bool) []rules.Alarm {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []rules.Alarm
+	for _, a := range f.alarms {
+		if filter(&a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+func (f *fakeAlarms) Ack(id, by, note string) (rules.Alarm, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acks = append(f.acks, id+" by "+by)
+	a := f.alarms[id]
+	a.Acked = true
+	f.alarms[id] = a
+	return a, nil
+}
+
+type sent struct{ to, first string }
+
+type alertHarness struct {
+	t      *testing.T
+	clock  sync.Mutex // guards now: delivery workers read the clock
+	now    time.Time
+	src    *fakeAlarms
+	r      *Router
+	mu     sync.Mutex
+	got    []sent
+	status int
+}
+
+var t0 = time.Date(2026, 11, 2, 14, 0, 0, 0, time.UTC) // 22:00 in Shanghai
+
+var testAssetsA = []collectors.Asset{
+	{ID: "b3-panel", Kind: "distribution_panel", Building: "Building 3", Floor: "B1"},
+	{ID: "b3-pump", Kind: "pump_room", Building: "Building 3", Floor: "B1", Location: "north end"},
+	{ID: "b3-lift-1", Kind: "elevator", Building: "Building 3", Location: "Lobby, left car"},
+	{ID: "b5-light", Kind: "lighting", Building: "Building 5"},
+}
+
+func newAlertHarness(t *testing.T, mod func(*Config)) *alertHarness {
+	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]rules.Alarm{}}, status: 200}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ To, Text string }
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &m)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		w.WriteHeader(h.status)
+		first, _, _ := strings.Cut(m.Text, "\n")
+		h.got = append(h.got, sent{m.To, first})
+	}))
+	t.Cleanup(srv.Close)
+	cfg := Config{
+		BaseURL: "https://gw.yushan.example", LinkSecret: "0123456789abcdef0123", GroupWindow: 10 * time.Second,
+		Channels: map[string]ChannelConfig{"hook": {Type: Webhook, URL: srv.URL}},
+		People: []Person{
+			{ID: "wang", Name: "Wang Li", Contacts: []Contact{{Channel: "hook"}}},
+			{ID: "li", Name: "Li Ming", Language: "en", Contacts: []Contact{{Channel: "hook"}}},
+			{ID: "boss", Name: "Zhou Jun", Contacts: []Contact{{Channel: "hook"}}},
+		},
+		Teams: []Team{{ID: "engineering", Name: "Engineering", Rotation: Rotation{Members: []string{"wang", "li"}, Start: t0.Add(-2 * time.Hour), Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"}}},
+		Policies: []Policy{{ID: "standard", Repeat: 1, AckExpiry: 30 * time.Minute, Levels: []Level{
+			{Notify: []string{"team:engineering"}, Wait: 5 * time.Minute},
+			{Notify: []string{"person:boss"}, Wait: 10 * time.Minute},
+		}}},
+		Routes: []Route{
+			{Rules: []string{"elevator-entrapment"}, Policy: "standard", Immediate: true},
+			{Policy: "standard"},
+		},
+		Inhibit: []Inhibit{{SourceRule: "mains-lost", Categories: []string{"water_supply", "lighting"}, Except: []string{"elevator-entrapment"}, Scope: "site"}},
+		Roles:   map[string]string{"duty_engineer": "engineering"},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(filepath.Join(t.TempDir(), "alerts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h.r = NewRouter(cfg, testAssetsA, h.src, store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), h.time)
+	h.r.backoff = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); h.r.Wait() })
+	if err := h.r.Start(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *alertHarness) fire(rule, asset, category string, p rules.Priority) string {
+	id := rule + ":" + asset
+	a := rules.Alarm{ID: id, Rule: rule, Asset: asset, Name: rule, Priority: p, Category: category, Active: true, ActiveSince: h.time(), State: rules.StateUnacked}
+	h.src.mu.Lock()
+	h.src.alarms[id] = a
+	h.src.mu.Unlock()
+	h.r.OnEvent(rules.Event{Type: rules.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, From: rules.StateNormal, To: rules.StateUnacked}})
+	return id
+}
+
+func (h *alertHarness) transition(id string, to rules.AlarmState, by string) {
+	h.src.mu.Lock()
+	a := h.src.alarms[id]
+	a.Active = to == rules.StateUnacked || to == rules.StateAcked
+	h.src.alarms[id] = a
+	h.src.mu.Unlock()
+	h.r.OnEvent(rules.Event{Type: rules.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, To: to, By: by}})
+}
+
+func (h *alertHarness) time() time.Time {
+	h.clock.Lock()
+	defer h.clock.Unlock()
+	return h.now
+}
+
+func (h *alertHarness) set(t time.Time) {
+	h.clock.Lock()
+	h.now = t
+	h.clock.Unlock()
+}
+
+func (h *alertHarness) advance(d time.Duration) {
+	h.set(h.time().Add(d))
+	h.r.Tick()
+}
+
+// messages waits for n deliveries in all, then returns those since the last call.
+func (h *alertHarness) messages(n int) []string {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		if len(h.got) >= n {
+			var out []string
+			for _, s := range h.got {
+				out = append(out, s.to+": "+s.first)
+			}
+			h.mu.Unlock()
+			return out
+		}
+		h.mu.Unlock()
+		if time.Now().After(deadline) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.t.Fatalf("%d messages delivered, want %d: %v", len(h.got), n, h.got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEscalationUntilAcknowledged(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	id := h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
+	h.advance(10*time.Second - time.Millisecond)
+	h.advance(time.Millisecond) // the grouping window closes: the on-call engineer hears first
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【高·告警】pump-fault]" {
+		t.Fatalf("first: %s", got)
+	}
+	h.advance(5*time.Minute - 10*time.Second - time.Millisecond)
+	h.advance(time.Millisecond) // exactly when level 1's wait expires
+	if got := fmt.Sprint(h.messages(2)[1:]); got != "[boss: 【高·升级告警】pump-fault]" {
+		t.Fatalf("escalation: %s", got)
+	}
+	h.transition(id, rules.StateAcked, "Zhou Jun")
+	h.advance(time.Hour - time.Minute) // nobody more while acknowledged, until the acknowledgement lapses at 30 min
+	msgs := h.messages(3)
+	if got := fmt.Sprint(msgs[2:]); got != "[boss: 【高·告警提醒】pump-fault]" {
+		t.Fatalf("after the acknowledgement lapsed: %s", got)
+	}
+	h.transition(id, rules.StateNormal, "engine")
+	if got := fmt.Sprint(h.messages(5)[3:]); got != "[wang: 【高·已恢复】pump-fault boss: 【高·已恢复】pump-fault]" &&
+		got != "[boss: 【高·已恢复】pump-fault wang: 【高·已恢复】pump-fault]" {
+		t.Fatalf("resolved: %s", got)
+	}
+}
+
+func TestRepeatThenStop(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
+	h.advance(10 * time.Second)
+	h.advance(5 * time.Minute)  // boss
+	h.advance(10 * time.Minute) // repeat: on call again
+	h.advance(5 * time.Minute)  // boss again
+	h.advance(10 * time.Minute) // exhausted
+	h.advance(time.Hour)
+	got := h.messages(4)
+	time.Sleep(50 * time.Millisecond)
+	if fmt.Sprint(h.messages(4)) != fmt.Sprint(got) || len(got) != 4 {
+		t.Fatalf("messages %v", got)
+	}
+	slices.Sort(got) // two delivery workers: arrival order may differ
+	want := "[boss: 【高·升级告警】pump-fault boss: 【高·升级告警】pump-fault wang: 【高·升级告警】pump-fault wang: 【高·告警】pump-fault]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("messages %v\nwant %s", got, want)
+	}
+}
+
+// A power outage: a flood of downstream alarms becomes one message per
+// receiver; the entrapment during it goes out at once; explained alarms
+// (inhibited) are not sent at all.
+func TestOutageIsOneMessageAndEntrapmentGoesOutAtOnce(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.fire("mains-lost", "b3-panel", "electrical", rules.Critical)
+	for i := 0; i < 20; i++ {
+		h.fire(fmt.Sprintf("branch-%02d", i), "b3-panel", "electrical", rules.Medium)
+	}
+	h.fire("pump-low-pressure", "b3-pump", "water_supply", rules.High) // inhibited
+	h.fire("lighting-off", "b5-light", "lighting", rules.Low)          // inhibited (site scope)
+	h.advance(2 * time.Second)
+	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·告警】elevator-entrapment]" {
+		t.Fatalf("entrapment: %s", got)
+	}
+	h.advance(8 * time.Second)
+	if got := fmt.Sprint(h.messages(2)[1:]); got != "[wang: 【告警汇总】21 条告警]" {
+		t.Fatalf("grouped: %s", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.messages(2)); n != 2 {
+		t.Fatalf("%d messages for the outage, want 2", n)
+	}
+	all, _ := h.r.Store().Alerts(context.Background(), 100)
+	inhibited := 0
+	for _, a := range all {
+		if a.State == Inhibited && strings.HasPrefix(a.Reason, "inhibited by mains-lost:b3-panel") {
+			inhibited++
+		}
+	}
+	if inhibited != 2 {
+		t.Fatalf("%d inhibited alerts, want 2", inhibited)
+	}
+}
+
+func TestSignedLinks(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	id := h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
+	alertID := id + "@" + fmt.Sprint(t0.UnixMilli())
+	link := h.r.AckLink(alertID, "wang", h.time())
+	u, _ := url.Parse(link)
+	q := u.Query()
+	if _, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig")[:10]+"0000"+q.Get("sig")[14:]); err != ErrBadSignature {
+		t.Fatalf("tampered signature: %v", err)
+	}
+	if _, err := h.r.AckByLink(alertID, "li", q.Get("exp"), q.Get("sig")); err != ErrBadSignature {
+		t.Fatalf("someone else's link: %v", err)
+	}
+	if _, err := h.r.AckByLink(alertID, "wang", fmt.Sprint(t0.Add(48*time.Hour).Unix()), q.Get("sig")); err != ErrBadSignature {
+		t.Fatalf("extended expiry: %v", err)
+	}
+	h.set(h.time().Add(25 * time.Hour))
+	if _, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig")); err != ErrLinkExpired {
+		t.Fatalf("expired: %v", err)
+	}
+	h.set(h.time().Add(-25 * time.Hour))
+	a, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig"))
+	if err != nil || a.State != Acked || a.AckedBy != "Wang Li" || fmt.Sprint(h.src.acks) != "[elevator-entrapment:b3-lift-1 by Wang Li]" {
+		t.Fatalf("ack by link: %+v %v %v", a, err, h.src.acks)
+	}
+}
+
+func TestQuietHoursAndMaintenance(t *testing.T) {
+	h := newAlertHarness(t, func(c *Config) {
+		c.QuietHours = []QuietHours{{From: "22:00", To: "07:30", Priorities: []rules.Priority{rules.Low}, TimeZone: "Asia/Shanghai"}}
+		c.Maintenance = []Maintenance{{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Buildings: []string{"Building 5"}, Reason: "lighting contractor"}}
+	})
+	h.fire("lamp-out", "b3-panel", "lighting_b3", rules.Low) // 22:00 in Shanghai: waits
+	h.fire("lighting-off-b5", "b5-light", "other", rules.High) // Building 5 in maintenance: not sent
+	h.advance(10 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	h.mu.Lock()
+	n := len(h.got)
+	h.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d messages during quiet hours / maintenance", n)
+	}
+	h.advance(9*time.Hour + 30*time.Minute - 10*time.Second) // 07:30 Shanghai
+	if got := fmt.Sprint(h.messages(1)); !strings.Contains(got, "lamp-out") {
+		t.Fatalf("after quiet hours: %s", got)
+	}
+}
+
+func TestRotationAndOverride(t *testing.T) {
+	team := Team{ID: "e", Rotation: Rotation{Members: []string{"a", "b", "c"}, Start: t0, Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"},
+		Overrides: []Override{{Person: "z", From: t0.Add(50 * time.Hour), To: t0.Add(52 * time.Hour)}}}
+	for _, c := range []struct {
+		at    time.Duration
+		who   string
+		until time.Duration
+	}{
+		{0, "a", 24 * time.Hour}, {23 * time.Hour, "a", 24 * time.Hour}, {24 * time.Hour, "b", 48 * time.Hour},
+		{49 * time.Hour, "c", 72 * time.Hour}, {51 * time.Hour, "z", 52 * time.Hour}, {72 * time.Hour, "a", 96 * time.Hour},
+		{-time.Hour, "c", 0},
+	} {
+		who, until := team.OnCall(t0.Add(c.at))
+		if who != c.who || !until.Equal(t0.Add(c.until)) {
+			t.Errorf("at %s: %s until %s, want %s until %s", c.at, who, until.Sub(t0), c.who, c.until)
+		}
+	}
+}
+
+// A receiver that answers 500 is retried; one that answers 400 is not, and
+// every attempt is recorded.
+func TestDeliveryAttemptsRecorded(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.status = 500
+	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
+	h.messages(3)
+	deadline := time.Now().Add(5 * time.Second)
+	var atts []*Attempt
+	for time.Now().Before(deadline) {
+		atts, _ = h.r.Store().Attempts(context.Background(), 10)
+		if len(atts) == 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var results []string
+	for i := len(atts) - 1; i >= 0; i-- {
+		results = append(results, fmt.Sprintf("%d:%s", atts[i].Try, atts[i].Result))
+	}
+	if fmt.Sprint(results) != "[1:will_retry 2:will_retry 3:failed]" {
+		t.Fatalf("attempts %v", results)
+	}
+	h.mu.Lock()
+	h.status = 400
+	h.got = nil
+	h.mu.Unlock()
+	h.fire("elevator-entrapment", "b3-lift-1#2", "elevator", rules.Critical)
+	h.messages(1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.messages(1)); n != 1 {
+		t.Fatalf("a 400 was retried: %d requests", n)
+	}
+}
