@@ -305,7 +305,7 @@ func TestQuietHoursAndMaintenance(t *testing.T) {
 		c.QuietHours = []QuietHours{{From: "22:00", To: "07:30", Priorities: []rules.Priority{rules.Low}, TimeZone: "Asia/Shanghai"}}
 		c.Maintenance = []Maintenance{{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Buildings: []string{"Building 5"}, Reason: "lighting contractor"}}
 	})
-	h.fire("lamp-out", "b3-panel", "lighting_b3", rules.Low) // 22:00 in Shanghai: waits
+	h.fire("lamp-out", "b3-panel", "lighting_b3", rules.Low)   // 22:00 in Shanghai: waits
 	h.fire("lighting-off-b5", "b5-light", "other", rules.High) // Building 5 in maintenance: not sent
 	h.advance(10 * time.Second)
 	time.Sleep(50 * time.Millisecond)
