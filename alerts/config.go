@@ -110,6 +110,7 @@ type Config struct {
 	LinkSecret  string                   `yaml:"link_secret"` // signs acknowledgement links
 	LinkTTL     time.Duration            `yaml:"link_ttl"`    // default 24h
 	Database    string                   `yaml:"database"`    // default data/alerts.db
+	TimeZone    string                   `yaml:"time_zone"` // times in messages; default the server's
 	GroupWindow time.Duration            `yaml:"group_window"`
 	MinInterval time.Duration            `yaml:"min_interval"` // per person: messages closer than this are grouped
 	Channels    map[string]ChannelConfig `yaml:"channels"`
@@ -169,6 +170,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	people := map[string]bool{}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		return collectors.Errorf("time_zone", "%q is not a time zone: %v", c.TimeZone, err)
+	}
 	for i, p := range c.People {
 		path := fmt.Sprintf("people[%d]", i)
 		if p.ID == "" || people[p.ID] {

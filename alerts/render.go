@@ -16,7 +16,10 @@ var kindEN = map[string]string{"alert": "ALARM", "escalation": "ESCALATED", "rem
 // render builds one bilingual message: what, where, since when, priority,
 // and a link to acknowledge. Several alerts become one grouped message.
 func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) (subject, text string) {
-	loc := time.Local
+	loc, err := time.LoadLocation(r.cfg.TimeZone)
+	if err != nil {
+		loc = time.Local
+	}
 	var zh, en strings.Builder
 	if len(alerts) == 1 {
 		a := alerts[0]

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/propgate/gateway/alerts"
 	gwc "github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/collectors/influx"
 	"github.com/propgate/gateway/collectors/modbus"
@@ -126,6 +127,24 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	go runner.Run(ctx, time.Second)
 
+	// Alert routing to the on-call engineers.
+	var router *alerts.Router
+	if cfg.Alerts != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Alerts.Database), 0o750); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		astore, err := alerts.OpenStore(cfg.Alerts.Database)
+		if err != nil {
+			return err
+		}
+		defer astore.Close()
+		router = alerts.NewRouter(*cfg.Alerts, assets, engine, astore, publisher, log.With("component", "alerts"), time.Now)
+		if err := router.Start(ctx, 4); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		go router.Run(ctx, bus, time.Second)
+	}
+
 	started := cols[:0:0]
 	defer func() {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -149,6 +168,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api := dashboard.NewAPI(deps)
 	api.MountRules(engine)
 	api.MountIncidents(runner)
+	if router != nil {
+		api.MountAlerts(router)
+	}
+	api.MountDemoReceiver()
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/collectors/influx"
 	"github.com/propgate/gateway/collectors/modbus"
@@ -30,17 +32,18 @@ import (
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Site      string        `yaml:"site"`
-	HTTP      HTTP          `yaml:"http"`
-	Log       Log           `yaml:"log"`
-	Assets    []Asset       `yaml:"assets"`
-	InfluxDB  influx.Config `yaml:"influxdb"`
-	Modbus    modbus.Config `yaml:"modbus"`
-	MQTT      *mqtt.Config  `yaml:"mqtt"`
-	Simulator sim.Config    `yaml:"simulator"`
-	Rules     rules.Config  `yaml:"rules"`
-	Playbooks Playbooks     `yaml:"playbooks"`
-	Stale     StaleSweep    `yaml:"stale"`
+	Site      string         `yaml:"site"`
+	HTTP      HTTP           `yaml:"http"`
+	Log       Log            `yaml:"log"`
+	Assets    []Asset        `yaml:"assets"`
+	InfluxDB  influx.Config  `yaml:"influxdb"`
+	Modbus    modbus.Config  `yaml:"modbus"`
+	MQTT      *mqtt.Config   `yaml:"mqtt"`
+	Simulator sim.Config     `yaml:"simulator"`
+	Rules     rules.Config   `yaml:"rules"`
+	Playbooks Playbooks      `yaml:"playbooks"`
+	Alerts    *alerts.Config `yaml:"alerts"`
+	Stale     StaleSweep     `yaml:"stale"`
 	path      string
 	root      *yaml.Node
 }
@@ -280,6 +283,9 @@ func (c *Config) setDefaults() {
 	}
 	c.Simulator.SetDefaults()
 	c.Rules.SetDefaults()
+	if c.Alerts != nil {
+		c.Alerts.SetDefaults()
+	}
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -341,6 +347,16 @@ func (c *Config) validate() error {
 		add("mqtt", c.MQTT.Validate())
 	}
 	add("rules", c.Rules.Validate(c.CollectorAssets()))
+	if c.Alerts != nil {
+		add("alerts", c.Alerts.Validate())
+		for i, r := range c.Alerts.Routes {
+			for _, id := range r.Rules {
+				if !slices.ContainsFunc(c.Rules.Rules, func(x rules.Rule) bool { return x.ID == id }) {
+					add("alerts", collectors.Errorf(fmt.Sprintf("routes[%d].rules", i), "%q is not a rule id", id))
+				}
+			}
+		}
+	}
 	// Cross-references.
 	for i, d := range c.Modbus.Devices {
 		if d.Asset != "" && ids[d.Asset] == 0 {

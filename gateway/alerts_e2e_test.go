@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/propgate/gateway/gateway/testenv"
+)
+
+type demoMsg struct {
+	Body struct {
+		To     string   `json:"to"`
+		Text   string   `json:"text"`
+		Alerts []string `json:"alerts"`
+	} `json:"body"`
+}
+
+// In the demo, the outage reaches the demo receiver as one grouped,
+// bilingual message for the engineer on call, the entrapment during it at
+// once; the signed link acknowledges without a login; every attempt can be
+// read back through the API.
+func TestOutageAlertsEndToEnd(t *testing.T) {
+	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
+	s.start()
+	var oncall []struct{ Team, Person string }
+	s.getJSON("/api/v1/oncall", &oncall)
+	engineer := ""
+	for _, o := range oncall {
+		if o.Team == "engineering" {
+			engineer = o.Person
+		}
+	}
+	if engineer == "" {
+		t.Fatalf("nobody on call for engineering: %+v", oncall)
+	}
+	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
+	var alertMsgs []demoMsg
+	s.waitFor("grouped outage message", 30*time.Second, func() bool {
+		var all []demoMsg
+		s.getJSON("/demo/receiver", &all)
+		alertMsgs = nil
+		for _, m := range all {
+			if m.Body.To == engineer && len(m.Body.Alerts) > 0 {
+				alertMsgs = append(alertMsgs, m)
+			}
+		}
+		return len(alertMsgs) >= 2
+	})
+	time.Sleep(3 * time.Second) // nothing more arrives for the same outage
+	var all []demoMsg
+	s.getJSON("/demo/receiver", &all)
+	var grouped, entrapment []demoMsg
+	for _, m := range all {
+		if m.Body.To != engineer || len(m.Body.Alerts) == 0 {
+			continue
+		}
+		if strings.HasPrefix(m.Body.Alerts[0], "elevator-entrapment:") {
+			entrapment = append(entrapment, m)
+		} else {
+			grouped = append(grouped, m)
+		}
+	}
+	if len(entrapment) != 1 || len(grouped) != 1 {
+		t.Fatalf("%s got %d entrapment and %d outage messages, want 1 and 1", engineer, len(entrapment), len(grouped))
+	}
+	g := grouped[0].Body
+	// Both panels' supply loss and the trapped car's alarm button: one message.
+	if !strings.HasPrefix(g.Text, "【告警汇总】3 条告警") || !strings.Contains(g.Text, "[3 ALARMS]") || !strings.Contains(g.Text, "Elevator alarm button pressed") ||
+		!strings.Contains(g.Text, "Incoming supply lost — Building 3") || !strings.Contains(g.Text, "Incoming supply lost — Building 5") {
+		t.Fatalf("grouped message:\n%s", g.Text)
+	}
+	e := entrapment[0].Body
+	if !strings.HasPrefix(e.Text, "【紧急·告警】Passengers trapped in elevator\n位置：Building 3") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
+		t.Fatalf("entrapment message:\n%s", e.Text)
+	}
+	link := regexp.MustCompile(`(http\S+/ack\?\S+)`).FindString(e.Text)
+	resp, err := http.Get(link) // from a phone: no session
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ack link %s: %v %v", link, resp.Status, err)
+	}
+	resp.Body.Close()
+	if a := s.alarm("elevator-entrapment:b3-lift-1"); a.State != "acknowledged" {
+		t.Fatalf("after the link: %s", a.State)
+	}
+	tampered := strings.Replace(link, "sig=", "sig=00", 1)
+	if resp, _ := http.Get(tampered); resp.StatusCode != 403 {
+		t.Fatalf("tampered link answered %d", resp.StatusCode)
+	}
+	var attempts []struct {
+		Kind, Person, Channel, Result string
+		Alarms                        []string
+	}
+	s.getJSON("/api/v1/notifications", &attempts)
+	sentTo := map[string]int{}
+	for _, a := range attempts {
+		if a.Result == "sent" && a.Channel == "demo" {
+			sentTo[a.Person]++
+		}
+	}
+	if sentTo[engineer] < 2 {
+		b, _ := json.Marshal(attempts)
+		t.Fatalf("attempts for %s: %s", engineer, b)
+	}
+	s.stop(syscall.SIGTERM)
+}
