@@ -17,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/propgate/gateway/gateway/testenv"
 )
 
 type captured struct {
@@ -224,4 +227,40 @@ func TestEmailThroughARealSMTPServer(t *testing.T) {
 	if retry, err := bad.Notify(context.Background(), m); err == nil || retry {
 		t.Fatalf("bad auth: retry %v err %v", retry, err)
 	}
+}
+
+// The MQTT channel publishes to a real broker (for sirens and LED boards).
+func TestMQTTChannelAgainstMosquitto(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("siren"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	got := make(chan string, 1)
+	if tok := c.Subscribe("yushan/sirens/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	n := NewNotifier(ChannelConfig{Type: MQTT, Topic: "yushan/sirens/{address}"}, pahoPublisher{c}, time.Now)
+	m := msg()
+	m.Address = "b3-lobby"
+	if _, err := n.Notify(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "yushan/sirens/b3-lobby 【紧急】电梯困人\nB3 car 1" {
+			t.Fatalf("got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing published")
+	}
+}
+
+type pahoPublisher struct{ c paho.Client }
+
+func (p pahoPublisher) PublishCommand(topic, payload string) error {
+	tok := p.c.Publish(topic, 1, false, payload)
+	tok.Wait()
+	return tok.Error()
 }

@@ -110,7 +110,7 @@ type Config struct {
 	LinkSecret  string                   `yaml:"link_secret"` // signs acknowledgement links
 	LinkTTL     time.Duration            `yaml:"link_ttl"`    // default 24h
 	Database    string                   `yaml:"database"`    // default data/alerts.db
-	TimeZone    string                   `yaml:"time_zone"` // times in messages; default the server's
+	TimeZone    string                   `yaml:"time_zone"`   // times in messages; default the server's
 	GroupWindow time.Duration            `yaml:"group_window"`
 	MinInterval time.Duration            `yaml:"min_interval"` // per person: messages closer than this are grouped
 	Channels    map[string]ChannelConfig `yaml:"channels"`

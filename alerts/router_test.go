@@ -374,3 +374,69 @@ func TestDeliveryAttemptsRecorded(t *testing.T) {
 		t.Fatalf("a 400 was retried: %d requests", n)
 	}
 }
+
+// Escalation state survives a restart: a new router on the same database
+// escalates at the same time the old one would have.
+func TestEscalationSurvivesRestart(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	path := h.r.store
+	h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
+	h.advance(10 * time.Second)
+	h.messages(1)
+	// A second router over the same store, as after a crash.
+	h2 := &alertHarness{t: t, now: h.time(), src: h.src, status: 200}
+	h2.r = NewRouter(h.r.cfg, testAssetsA, h.src, path, nil, h.r.log, h2.time)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); h2.r.Wait() }()
+	if err := h2.r.Start(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	h2.r.notifiers = h.r.notifiers // the same receiver
+	h2.advance(5*time.Minute - 10*time.Second - time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	if n := len(h.messages(1)); n != 1 {
+		t.Fatalf("escalated early after the restart: %d messages", n)
+	}
+	h2.advance(time.Millisecond)
+	if got := h.messages(2); got[1] != "boss: 【高·升级告警】pump-fault" {
+		t.Fatalf("after restart: %v", got)
+	}
+}
+
+// A contact that refuses the message falls back to the person's next one.
+func TestFallbackToTheNextContact(t *testing.T) {
+	bad, _ := receiver(t, 400, "no such robot")
+	h := newAlertHarness(t, func(c *Config) {
+		c.Channels["broken"] = ChannelConfig{Type: WeCom, URL: bad.URL}
+		c.People[0].Contacts = []Contact{{Channel: "broken"}, {Channel: "hook"}}
+	})
+	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·告警】elevator-entrapment]" {
+		t.Fatalf("fallback: %s", got)
+	}
+	atts, _ := h.r.Store().Attempts(context.Background(), 10)
+	if len(atts) != 2 || atts[1].Channel != "broken" || atts[1].Result != "failed" || atts[0].Channel != "hook" || atts[0].Result != "sent" {
+		t.Fatalf("attempts %+v %+v", atts[0], atts[1])
+	}
+}
+
+// Per-person rate limit: an alert soon after a message waits for the
+// interval and goes out grouped with what else came.
+func TestRateLimitGroupsInsteadOfFlooding(t *testing.T) {
+	h := newAlertHarness(t, func(c *Config) { c.MinInterval = time.Minute })
+	h.fire("a", "b3-pump", "x", rules.High)
+	h.advance(10 * time.Second)
+	h.messages(1)
+	h.fire("b", "b3-pump", "x", rules.High)
+	h.advance(10 * time.Second) // its window is over, but the last message was 10 s ago
+	h.fire("c", "b3-pump", "x", rules.High)
+	h.advance(49 * time.Second) // t0+69 s: the first message left at t0+10 s
+	time.Sleep(30 * time.Millisecond)
+	if n := len(h.messages(1)); n != 1 {
+		t.Fatalf("%d messages within the minute", n)
+	}
+	h.advance(time.Second)
+	if got := h.messages(2); got[1] != "wang: 【告警汇总】2 条告警" {
+		t.Fatalf("after the interval: %v", got)
+	}
+}
