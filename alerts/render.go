@@ -2,11 +2,15 @@ package alerts
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/propgate/gateway/rules"
 )
+
+// maxListed is how many alarms a grouped message lists.
+const maxListed = 20
 
 var priorityZH = map[rules.Priority]string{rules.Critical: "紧急", rules.High: "高", rules.Medium: "中", rules.Low: "低"}
 
@@ -35,10 +39,22 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		subject = fmt.Sprintf("[%d alarms] %s", len(alerts), alerts[0].Location)
 		fmt.Fprintf(&zh, "【告警汇总】%d 条告警\n", len(alerts))
 		fmt.Fprintf(&en, "[%d ALARMS]\n", len(alerts))
-		for i, a := range alerts {
+		// Most urgent first, and no more than fit a phone screen (and the
+		// robots' 4 KB limit); the console has the rest.
+		shown := slices.Clone(alerts)
+		slices.SortStableFunc(shown, func(a, b *Alert) int { return priorityRank(a.Priority) - priorityRank(b.Priority) })
+		if len(shown) > maxListed {
+			shown = shown[:maxListed]
+		}
+		for i, a := range shown {
 			link := r.AckLink(a.ID, p.ID, now)
 			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
+		}
+		if more := len(alerts) - len(shown); more > 0 {
+			list := strings.TrimSuffix(r.cfg.BaseURL, "/") + "/api/v1/alarms?state=active"
+			fmt.Fprintf(&zh, "……另有 %d 条：%s\n", more, list)
+			fmt.Fprintf(&en, "... and %d more: %s\n", more, list)
 		}
 	}
 	if p.Language == "en" {

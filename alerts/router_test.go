@@ -261,6 +261,7 @@ func TestOutageIsOneMessageAndEntrapmentGoesOutAtOnce(t *testing.T) {
 	if n := len(h.messages(2)); n != 2 {
 		t.Fatalf("%d messages for the outage, want 2", n)
 	}
+
 	all, _ := h.r.Store().Alerts(context.Background(), 100)
 	inhibited := 0
 	for _, a := range all {
@@ -438,5 +439,27 @@ func TestRateLimitGroupsInsteadOfFlooding(t *testing.T) {
 	h.advance(time.Second)
 	if got := h.messages(2); got[1] != "wang: 【告警汇总】2 条告警" {
 		t.Fatalf("after the interval: %v", got)
+	}
+}
+
+func TestGroupedMessageListsTheMostUrgentTwenty(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	var alerts []*Alert
+	for i := 0; i < 30; i++ {
+		p := rules.Medium
+		if i == 29 {
+			p = rules.Critical
+		}
+		alerts = append(alerts, &Alert{ID: fmt.Sprintf("a%02d", i), Name: fmt.Sprintf("alarm %02d", i), Priority: p, Location: "B3"})
+	}
+	_, text := h.r.render(h.r.people["wang"], "alert", alerts, t0)
+	lines := strings.Split(text, "\n")
+	if lines[0] != "【告警汇总】30 条告警" || !strings.HasPrefix(lines[1], "1. 【紧急】alarm 29") ||
+		!strings.Contains(text, "……另有 10 条：https://gw.yushan.example/api/v1/alarms?state=active") ||
+		!strings.Contains(text, "... and 10 more: https://gw.yushan.example/api/v1/alarms?state=active") {
+		t.Fatalf("grouped text:\n%s", text)
+	}
+	if n := strings.Count(text, "/ack?"); n != 40 {
+		t.Fatalf("%d acknowledgement links, want 20 in each language", n)
 	}
 }

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,4 +256,107 @@ func countInflux(b *testing.B, in *testenv.Influx, q string) int {
 	}
 	n, _ := res.Results[0].Series[0].Values[0][1].(float64)
 	return int(n)
+}
+
+// BenchmarkAlarmToNotification: while the ingest load runs (50,000 messages
+// per iteration), a fault reading is published every 100 ms for a different
+// asset; its rule fires (immediate route) and a local webhook receiver
+// records when the notification arrives. Latency = arrival − publish of the
+// fault message: MQTT, ingest, rule evaluation, routing and delivery.
+func BenchmarkAlarmToNotification(b *testing.B) {
+	const assets = 100
+	var mu sync.Mutex
+	arrived := map[string]time.Time{}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Alerts []string }
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		for _, a := range m.Alerts {
+			asset := strings.SplitN(strings.SplitN(a, ":", 2)[1], "@", 2)[0]
+			if _, ok := arrived[asset]; !ok {
+				arrived[asset] = time.Now()
+			}
+		}
+		mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	defer recv.Close()
+	broker := testenv.StartMosquitto(b)
+	in := testenv.StartInflux(b)
+	dir := b.TempDir()
+	cfg := benchConfig(in, broker.URL, dir, assets, false)
+	cfg = strings.Replace(cfg, "  rules:\n    []\n", "  rules:\n    - {id: too-hot, target: {kind: sensor}, field: temperature, threshold: {above: 1000}, priority: critical}\n", 1)
+	cfg += fmt.Sprintf(`alerts:
+  base_url: http://127.0.0.1:1
+  link_secret: bench-link-secret-0123456789
+  database: %q
+  channels: {hook: {type: webhook, url: %q}}
+  people: [{id: eng, contacts: [{channel: hook}]}]
+  teams: [{id: e, rotation: {members: [eng], start: 2026-01-01T00:00:00Z, shift: 24h, time_zone: UTC}}]
+  policies: [{id: p, levels: [{notify: [team:e], wait: 1h}]}]
+  routes: [{rules: [too-hot], policy: p, immediate: true}]
+`, filepath.Join(dir, "alerts.db"), recv.URL)
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	url := "http://" + strings.SplitN(strings.SplitN(cfg, "listen: \"", 2)[1], "\"", 2)[0]
+	startProcess(b, nil, binary, "run", "-config", cfgPath)
+	for deadline := time.Now().Add(20 * time.Second); scrape(url, "gateway_mqtt_connected") != 1; {
+		if time.Now().After(deadline) {
+			b.Fatal("gateway did not connect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	load := publisherFor(b, broker.URL)
+	faults := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("bench-faults"))
+	if tok := faults.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	defer faults.Disconnect(100)
+	var lat []time.Duration
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		mu.Lock()
+		clear(arrived)
+		mu.Unlock()
+		done := make(chan struct{})
+		go func() { publishLoad(b, load, benchMsgs, assets); close(done) }()
+		published := map[string]time.Time{}
+		for i := 0; i < 20; i++ {
+			time.Sleep(100 * time.Millisecond)
+			asset := fmt.Sprintf("s%04d", i)
+			published[asset] = time.Now()
+			faults.Publish("bench/"+asset, 1, false, `{"t":5000,"h":1,"p":1,"b":1}`).Wait()
+		}
+		<-done
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(arrived)
+			mu.Unlock()
+			if n >= len(published) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d notifications arrived", n, len(published))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		mu.Lock()
+		for asset, t := range published {
+			lat = append(lat, arrived[asset].Sub(t))
+		}
+		mu.Unlock()
+		// clear the faults for the next iteration
+		for asset := range published {
+			faults.Publish("bench/"+asset, 1, false, `{"t":20,"h":1,"p":1,"b":1}`).Wait()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.Logf("%d alarms under load: p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(lat), q(0.5), q(0.99), float64(lat[len(lat)-1].Microseconds())/1000)
 }
