@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"net/smtp"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/template"
@@ -64,7 +66,23 @@ type SMTPConfig struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	From     string `yaml:"from"`
-	TLS      string `yaml:"tls"` // starttls (default), tls, none (loopback relays only)
+	TLS      string `yaml:"tls"`     // starttls (default), tls, none (loopback relays only)
+	CAFile   string `yaml:"ca_file"` // trust this CA (an internal relay's); default the system's
+}
+
+func (c SMTPConfig) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smtp ca_file %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	return cfg, nil
 }
 
 // ChannelConfig is one configured channel.
@@ -277,10 +295,13 @@ func (e *emailNotifier) Notify(ctx context.Context, m *Message) (bool, error) {
 	}
 	addr := net.JoinHostPort(e.cfg.Host, strconv.Itoa(port))
 	d := &net.Dialer{Timeout: e.timeout}
+	tlsCfg, err := e.cfg.tlsConfig()
+	if err != nil {
+		return false, err
+	}
 	var conn net.Conn
-	var err error
 	if e.cfg.TLS == "tls" {
-		conn, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: e.cfg.Host})
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tlsCfg)
 	} else {
 		conn, err = d.DialContext(ctx, "tcp", addr)
 	}
@@ -295,7 +316,7 @@ func (e *emailNotifier) Notify(ctx context.Context, m *Message) (bool, error) {
 	}
 	defer c.Close()
 	if e.cfg.TLS == "" || e.cfg.TLS == "starttls" {
-		if err := c.StartTLS(&tls.Config{ServerName: e.cfg.Host}); err != nil {
+		if err := c.StartTLS(tlsCfg); err != nil {
 			return false, fmt.Errorf("smtp STARTTLS: %w", err)
 		}
 	}

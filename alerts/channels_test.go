@@ -2,16 +2,26 @@ package alerts
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -263,4 +273,61 @@ func (p pahoPublisher) PublishCommand(topic, payload string) error {
 	tok := p.c.Publish(topic, 1, false, payload)
 	tok.Wait()
 	return tok.Error()
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it as a CA file.
+func selfSigned(t *testing.T) (tls.Certificate, string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, ca
+}
+
+// STARTTLS and implicit TLS against the same in-process server, trusting
+// its certificate through ca_file; without it, the certificate is refused.
+func TestEmailOverTLS(t *testing.T) {
+	cert, ca := selfSigned(t)
+	for _, mode := range []string{"starttls", "tls"} {
+		t.Run(mode, func(t *testing.T) {
+			be := &smtpBackend{}
+			srv := smtp.NewServer(be)
+			srv.Domain = "127.0.0.1"
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			var l net.Listener
+			var err error
+			if mode == "tls" {
+				l, err = tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig)
+			} else {
+				l, err = net.Listen("tcp", "127.0.0.1:0")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(l)
+			defer srv.Close()
+			cfg := SMTPConfig{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: mode}
+			m := msg()
+			m.Address = "wang.li@yushan.example"
+			if _, err := NewNotifier(ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err == nil {
+				t.Fatal("an untrusted certificate was accepted")
+			}
+			cfg.CAFile = ca
+			if retry, err := NewNotifier(ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err != nil {
+				t.Fatalf("send: %v (retry %v)", err, retry)
+			}
+			be.mu.Lock()
+			defer be.mu.Unlock()
+			if len(be.mail) != 1 || !strings.Contains(be.mail[0], "gateway@yushan.example -> wang.li@yushan.example") {
+				t.Fatalf("mails %v", be.mail)
+			}
+		})
+	}
 }
