@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
 )
 
 // Scenarios is the simulator as the API sees it.
@@ -31,13 +32,17 @@ type Deps struct {
 	Gatherer  prometheus.Gatherer
 	Scenarios Scenarios // nil when the simulator is off
 	Log       *slog.Logger
+	Site      string
 }
 
 // API is the HTTP API. Mark it ready once collection runs.
 type API struct {
-	deps  Deps
-	ready atomic.Bool
-	mux   *http.ServeMux
+	deps   Deps
+	ready  atomic.Bool
+	mux    *http.ServeMux
+	auth   *Auth // nil: no access control (tests of the handlers alone)
+	engine *rules.Engine
+	runner *rules.Runner
 }
 
 // NewAPI builds the handlers.
@@ -56,8 +61,13 @@ func NewAPI(d Deps) *API {
 // SetReady marks collection as running (or not).
 func (a *API) SetReady(ok bool) { a.ready.Store(ok) }
 
-// Handler returns the root handler.
-func (a *API) Handler() http.Handler { return a.mux }
+// Handler returns the root handler, behind access control when configured.
+func (a *API) Handler() http.Handler {
+	if a.auth != nil {
+		return a.auth.Middleware(a.mux)
+	}
+	return a.mux
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

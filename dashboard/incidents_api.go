@@ -11,6 +11,7 @@ import (
 
 // MountIncidents adds the playbook and incident endpoints.
 func (a *API) MountIncidents(r *rules.Runner) {
+	a.runner = r
 	x := &incidentsAPI{r: r}
 	a.mux.HandleFunc("GET /api/v1/playbooks", x.playbooks)
 	a.mux.HandleFunc("GET /api/v1/incidents", x.list)
@@ -66,7 +67,7 @@ func (x *incidentsAPI) start(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"playbook" is required: the id of a playbook (GET /api/v1/playbooks)`)
 		return
 	}
-	in, err := x.r.Start(b.Playbook, b.Asset, b.Drill, who(b.By))
+	in, err := x.r.Start(b.Playbook, b.Asset, b.Drill, actor(r, b.By))
 	if x.fail(w, err) {
 		return
 	}
@@ -129,7 +130,7 @@ func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id in
 	if !decode(w, r, &b) {
 		return
 	}
-	b.By = who(b.By)
+	b.By = actor(r, b.By)
 	in, err := do(id, b)
 	if x.fail(w, err) {
 		return

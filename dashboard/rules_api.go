@@ -16,6 +16,7 @@ import (
 
 // MountRules adds the alarm, work-order and KPI endpoints.
 func (a *API) MountRules(e *rules.Engine) {
+	a.engine = e
 	r := &rulesAPI{e: e}
 	a.mux.HandleFunc("GET /api/v1/alarms", r.alarms)
 	a.mux.HandleFunc("GET /api/v1/alarms/{id}", r.alarm)
@@ -160,7 +161,7 @@ func (x *rulesAPI) ack(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	a, err := x.e.Ack(r.PathValue("id"), who(b.By), b.Note)
+	a, err := x.e.Ack(r.PathValue("id"), actor(r, b.By), b.Note)
 	x.alarmResult(w, a, err, r.PathValue("id"))
 }
 
@@ -173,7 +174,7 @@ func (x *rulesAPI) shelve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("minutes %d is out of range; shelving needs a time limit of 1 to 10080 minutes", b.Minutes))
 		return
 	}
-	a, err := x.e.Shelve(r.PathValue("id"), time.Duration(b.Minutes)*time.Minute, who(b.By), b.Note)
+	a, err := x.e.Shelve(r.PathValue("id"), time.Duration(b.Minutes)*time.Minute, actor(r, b.By), b.Note)
 	x.alarmResult(w, a, err, r.PathValue("id"))
 }
 
@@ -182,7 +183,7 @@ func (x *rulesAPI) unshelve(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	a, err := x.e.Unshelve(r.PathValue("id"), who(b.By), b.Note)
+	a, err := x.e.Unshelve(r.PathValue("id"), actor(r, b.By), b.Note)
 	x.alarmResult(w, a, err, r.PathValue("id"))
 }
 
@@ -195,7 +196,7 @@ func (x *rulesAPI) outOfService(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"on" is required: true takes the alarm out of service, false returns it`)
 		return
 	}
-	a, err := x.e.SetOutOfService(r.PathValue("id"), *b.On, who(b.By), b.Note)
+	a, err := x.e.SetOutOfService(r.PathValue("id"), *b.On, actor(r, b.By), b.Note)
 	x.alarmResult(w, a, err, r.PathValue("id"))
 }
 
@@ -274,7 +275,7 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wo, err := x.e.CreateWorkOrder(rules.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
-		Description: b.Description, Reporter: who(b.Reporter)})
+		Description: b.Description, Reporter: actor(r, b.Reporter)})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -338,7 +339,7 @@ func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	wo, err := x.e.UpdateWorkOrder(id, b.WorkOrderUpdate, who(b.By))
+	wo, err := x.e.UpdateWorkOrder(id, b.WorkOrderUpdate, actor(r, b.By))
 	if x.woError(w, err, id) {
 		return
 	}
@@ -365,7 +366,7 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"to" is required: the status to move to`)
 		return
 	}
-	wo, err := x.e.Transition(id, b.To, who(b.By), b.Note)
+	wo, err := x.e.Transition(id, b.To, actor(r, b.By), b.Note)
 	if x.woError(w, err, id) {
 		return
 	}

@@ -161,7 +161,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	go pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now)
 
-	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http")}
+	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site}
 	if simulator != nil {
 		deps.Scenarios = simulator
 	}
@@ -172,6 +172,23 @@ func (a *App) Run(ctx context.Context) (err error) {
 		api.MountAlerts(router)
 	}
 	api.MountDemoReceiver()
+	var auth *dashboard.Auth
+	if cfg.Dashboard != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		if auth, err = dashboard.NewAuth(*cfg.Dashboard, log.With("component", "auth")); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		defer auth.Close()
+	}
+	points := state.Subscribe(8192)
+	defer points.Close()
+	events := bus.Subscribe(1024)
+	defer events.Close()
+	hub := dashboard.NewHub(points, events, api.Snapshot, log.With("component", "hub"))
+	go hub.Run(ctx)
+	api.MountDashboard(hub, auth)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "gateway")
+	// Test clients act as the demo operator on the gateway's API.
+	http.DefaultClient.Transport = operatorTransport{http.DefaultTransport}
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build gateway: %v\n%s", err, out)
 		os.Exit(1)
@@ -40,6 +42,19 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// operatorToken is the demo operator's bearer token (configs/demo.yaml).
+const operatorToken = "demo-operator-token"
+
+type operatorTransport struct{ next http.RoundTripper }
+
+func (t operatorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/api/v1/") && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+operatorToken)
+	}
+	return t.next.RoundTrip(r)
 }
 
 // site is one gateway process running configs/demo.yaml against test services.
@@ -115,6 +130,10 @@ func (s *site) getJSON(path string, v any) {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		s.t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		s.t.Fatal(err)
 	}

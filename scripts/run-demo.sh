@@ -21,11 +21,15 @@ trap cleanup EXIT
 cat <<MSG
 
   Facilities gateway demo (site yushan-garden, simulated)
-  Dashboard / API:  http://$GATEWAY_LISTEN/api/v1/assets
+  Wall display:     http://$GATEWAY_LISTEN/?token=${WALL_TOKEN:-demo-wall-display-token}
+  Operator console: http://$GATEWAY_LISTEN/console   (wang.li / operator-demo; zhang.wei / engineer-demo; admin / admin-demo)
+  API token:        Authorization: Bearer ${OPERATOR_TOKEN:-demo-operator-token}   (read-only: the wall token)
+  Alerts sent:      http://$GATEWAY_LISTEN/demo/receiver
+  API:              http://$GATEWAY_LISTEN/api/v1/assets
   Health:           http://$GATEWAY_LISTEN/healthz    Metrics: http://$GATEWAY_LISTEN/metrics
   InfluxDB:         $INFLUX_URL  (bucket ${INFLUX_BUCKET:-gateway/autogen})
   MQTT broker:      $MQTT_BROKER
-  Inject a scenario: curl -XPOST http://$GATEWAY_LISTEN/api/v1/simulator/scenarios/power-outage
+  Inject a scenario: curl -H 'Authorization: Bearer demo-operator-token' -XPOST http://$GATEWAY_LISTEN/api/v1/simulator/scenarios/power-outage
                      (flooding, entrapment; DELETE the same path to end it)
 
 MSG

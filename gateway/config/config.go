@@ -27,23 +27,25 @@ import (
 	"github.com/propgate/gateway/collectors/modbus"
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
+	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/rules"
 )
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Site      string         `yaml:"site"`
-	HTTP      HTTP           `yaml:"http"`
-	Log       Log            `yaml:"log"`
-	Assets    []Asset        `yaml:"assets"`
-	InfluxDB  influx.Config  `yaml:"influxdb"`
-	Modbus    modbus.Config  `yaml:"modbus"`
-	MQTT      *mqtt.Config   `yaml:"mqtt"`
-	Simulator sim.Config     `yaml:"simulator"`
-	Rules     rules.Config   `yaml:"rules"`
-	Playbooks Playbooks      `yaml:"playbooks"`
-	Alerts    *alerts.Config `yaml:"alerts"`
-	Stale     StaleSweep     `yaml:"stale"`
+	Site      string                `yaml:"site"`
+	HTTP      HTTP                  `yaml:"http"`
+	Log       Log                   `yaml:"log"`
+	Assets    []Asset               `yaml:"assets"`
+	InfluxDB  influx.Config         `yaml:"influxdb"`
+	Modbus    modbus.Config         `yaml:"modbus"`
+	MQTT      *mqtt.Config          `yaml:"mqtt"`
+	Simulator sim.Config            `yaml:"simulator"`
+	Rules     rules.Config          `yaml:"rules"`
+	Playbooks Playbooks             `yaml:"playbooks"`
+	Alerts    *alerts.Config        `yaml:"alerts"`
+	Dashboard *dashboard.AuthConfig `yaml:"dashboard"`
+	Stale     StaleSweep            `yaml:"stale"`
 	path      string
 	root      *yaml.Node
 }
@@ -286,6 +288,9 @@ func (c *Config) setDefaults() {
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
 	}
+	if c.Dashboard != nil {
+		c.Dashboard.SetDefaults()
+	}
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -347,6 +352,9 @@ func (c *Config) validate() error {
 		add("mqtt", c.MQTT.Validate())
 	}
 	add("rules", c.Rules.Validate(c.CollectorAssets()))
+	if c.Dashboard != nil {
+		add("dashboard", c.Dashboard.Validate())
+	}
 	if c.Alerts != nil {
 		add("alerts", c.Alerts.Validate())
 		for i, r := range c.Alerts.Routes {

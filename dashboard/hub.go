@@ -1,0 +1,247 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+)
+
+// Websocket messages: a snapshot on connect, then deltas, each with a type.
+type (
+	// Snapshot is the full state a screen starts from.
+	Snapshot struct {
+		Type       string             `json:"type"` // "snapshot"
+		Site       string             `json:"site"`
+		Time       time.Time          `json:"time"`
+		Assets     []AssetView        `json:"assets"`
+		Alarms     []rules.Alarm      `json:"alarms"`
+		Incidents  []*rules.Incident  `json:"incidents"`
+		WorkOrders []*rules.WorkOrder `json:"workorders"`
+		KPIs       *rules.KPIs        `json:"kpis,omitempty"`
+	}
+	// PointsMsg carries the latest readings since the previous one.
+	PointsMsg struct {
+		Type   string        `json:"type"` // "points"
+		Points []PointUpdate `json:"points"`
+	}
+	// PointUpdate is one field's latest state.
+	PointUpdate struct {
+		Asset string `json:"asset"`
+		Field string `json:"field"`
+		collectors.FieldState
+	}
+	// EventMsg is an alarm, work-order or incident change.
+	EventMsg struct {
+		Type string      `json:"type"` // "alarm", "workorder", "incident"
+		Data rules.Event `json:"data"`
+	}
+	// Heartbeat lets screens tell a live feed from a dead one.
+	Heartbeat struct {
+		Type string    `json:"type"` // "heartbeat"
+		Time time.Time `json:"time"`
+	}
+)
+
+// HubMetrics count what the hub did.
+type HubMetrics struct {
+	Clients   atomic.Int64
+	Sent      atomic.Uint64
+	Dropped   atomic.Uint64 // clients dropped for not keeping up
+	Coalesced atomic.Uint64 // readings replaced by a newer one before being sent
+}
+
+type client struct {
+	send chan []byte
+	role Role
+}
+
+// Hub fans state out to websocket clients. One goroutine owns the client
+// set; sends never block: a client whose queue is full is dropped (its page
+// reconnects and starts again from a snapshot), so a slow or dead screen
+// never slows ingest or the other screens.
+type Hub struct {
+	register   chan *client
+	unregister chan *client
+	broadcast  chan []byte
+	points     *collectors.Subscription
+	events     *rules.Sub
+	snapshot   func(context.Context) (*Snapshot, error)
+	flushEvery time.Duration
+	log        *slog.Logger
+	Metrics    HubMetrics
+	queue      int
+}
+
+// NewHub builds a hub; Run starts it.
+func NewHub(points *collectors.Subscription, events *rules.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
+	return &Hub{register: make(chan *client), unregister: make(chan *client), broadcast: make(chan []byte, 256),
+		points: points, events: events, snapshot: snapshot, flushEvery: 100 * time.Millisecond, log: log, queue: 256}
+}
+
+// Run owns the clients until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	clients := map[*client]struct{}{}
+	pending := map[[2]string]PointUpdate{} // coalesced readings
+	flush := time.NewTicker(h.flushEvery)
+	defer flush.Stop()
+	beat := time.NewTicker(5 * time.Second)
+	defer beat.Stop()
+	fanout := func(b []byte) {
+		for c := range clients {
+			select {
+			case c.send <- b:
+				h.Metrics.Sent.Add(1)
+			default:
+				delete(clients, c)
+				close(c.send)
+				h.Metrics.Dropped.Add(1)
+				h.Metrics.Clients.Add(-1)
+			}
+		}
+	}
+	var pointsC <-chan collectors.Point
+	if h.points != nil {
+		pointsC = h.points.C
+	}
+	var eventsC <-chan rules.Event
+	if h.events != nil {
+		eventsC = h.events.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for c := range clients {
+				close(c.send)
+			}
+			return
+		case c := <-h.register:
+			clients[c] = struct{}{}
+			h.Metrics.Clients.Add(1)
+		case c := <-h.unregister:
+			if _, ok := clients[c]; ok {
+				delete(clients, c)
+				close(c.send)
+				h.Metrics.Clients.Add(-1)
+			}
+		case p, ok := <-pointsC:
+			if !ok {
+				pointsC = nil
+				continue
+			}
+			k := [2]string{p.Asset, p.Field}
+			if _, dup := pending[k]; dup {
+				h.Metrics.Coalesced.Add(1)
+			}
+			fs := collectors.FieldState{Value: p.Value, Unit: p.Unit, Quality: p.Quality, Time: p.Time}
+			pending[k] = PointUpdate{Asset: p.Asset, Field: p.Field, FieldState: fs}
+		case ev, ok := <-eventsC:
+			if !ok {
+				eventsC = nil
+				continue
+			}
+			if ev.Type == rules.EventNotify {
+				continue
+			}
+			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
+			fanout(b)
+		case b := <-h.broadcast:
+			fanout(b)
+		case <-flush.C:
+			if len(pending) == 0 {
+				continue
+			}
+			msg := PointsMsg{Type: "points", Points: make([]PointUpdate, 0, len(pending))}
+			for _, u := range pending {
+				msg.Points = append(msg.Points, u)
+			}
+			clear(pending)
+			b, _ := json.Marshal(msg)
+			fanout(b)
+		case t := <-beat.C:
+			b, _ := json.Marshal(Heartbeat{Type: "heartbeat", Time: t})
+			fanout(b)
+		}
+	}
+}
+
+const (
+	writeWait  = 10 * time.Second
+	pongWait   = 60 * time.Second
+	pingPeriod = pongWait * 9 / 10
+)
+
+// ServeWS upgrades to a websocket: a snapshot, then deltas.
+func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, role Role) {
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered (e.g. 403 for a foreign origin)
+	}
+	c := &client{send: make(chan []byte, h.queue), role: role}
+	snap, err := h.snapshot(r.Context())
+	if err != nil {
+		conn.Close()
+		return
+	}
+	b, _ := json.Marshal(snap)
+	conn.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		conn.Close()
+		return
+	}
+	h.register <- c
+	go h.writePump(conn, c)
+	h.readPump(conn, c)
+}
+
+// readPump discards what the page sends and notices when it goes away.
+func (h *Hub) readPump(conn *websocket.Conn, c *client) {
+	defer func() {
+		select {
+		case h.unregister <- c:
+		case <-time.After(time.Second):
+		}
+		conn.Close()
+	}()
+	conn.SetReadLimit(4096)
+	conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+func (h *Hub) writePump(conn *websocket.Conn, c *client) {
+	ping := time.NewTicker(pingPeriod)
+	defer func() {
+		ping.Stop()
+		conn.Close()
+	}()
+	for {
+		select {
+		case b, ok := <-c.send:
+			conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if !ok {
+				conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "resync"))
+				return
+			}
+			if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+		case <-ping.C:
+			conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package dashboard
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/propgate/gateway/rules"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// MountDashboard adds the wall display (GET /), the operator console
+// (GET /console), their assets, the websocket (GET /ws) and, with auth,
+// login, logout, the current user and the audit log.
+func (a *API) MountDashboard(hub *Hub, auth *Auth) {
+	a.auth = auth
+	static, _ := fs.Sub(webFS, "web")
+	page := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, err := fs.ReadFile(static, name)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+			_, _ = w.Write(b)
+		}
+	}
+	a.mux.HandleFunc("GET /{$}", page("wall.html"))
+	a.mux.HandleFunc("GET /console", page("console.html"))
+	a.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: func(r *http.Request) bool {
+		if auth == nil {
+			return sameOrigin(r)
+		}
+		return auth.checkOrigin(r)
+	}}
+	a.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal(r)
+		hub.ServeWS(up, w, r, p.Role)
+	})
+	if auth != nil {
+		a.mux.HandleFunc("POST /login", auth.login)
+		a.mux.HandleFunc("POST /logout", auth.logout)
+		a.mux.HandleFunc("GET /api/v1/me", auth.me)
+		a.mux.HandleFunc("GET /api/v1/audit", auth.auditLog)
+	}
+}
+
+func sameOrigin(r *http.Request) bool {
+	return (&Auth{}).checkOrigin(r)
+}
+
+// Snapshot builds what a screen starts from.
+func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
+	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
+		Incidents: []*rules.Incident{}, WorkOrders: []*rules.WorkOrder{}}
+	for _, as := range a.deps.State.Snapshot() {
+		s.Assets = append(s.Assets, view(as))
+	}
+	if a.engine != nil {
+		if al := a.engine.Alarms(func(x *rules.Alarm) bool { return x.State != rules.StateNormal }); al != nil {
+			s.Alarms = al
+		}
+		ws, err := a.engine.Store().WorkOrders(ctx, rules.WorkOrderFilter{Open: true, Limit: 200})
+		if err != nil {
+			return nil, err
+		}
+		if ws != nil {
+			s.WorkOrders = ws
+		}
+		now := time.Now()
+		k, err := a.engine.KPIs(ctx, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.Local), now)
+		if err == nil {
+			s.KPIs = k
+		}
+	}
+	if a.runner != nil {
+		ins, err := a.runner.Incidents(true)
+		if err != nil {
+			return nil, err
+		}
+		if ins != nil {
+			s.Incidents = ins
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,327 @@
+// Duty-room screens: the wall display (read-only) and the operator console.
+// No framework, no CDN: everything is embedded in the gateway binary.
+"use strict";
+
+const T = {
+  zh: {connecting: "连接中…", live: "实时", lost: "连接中断", stale: "数据已中断 — 连接丢失 / DATA STALE — CONNECTION LOST",
+    equipment: "设备状态", incidents: "应急事件", workorders: "工单", kpis: "服务指标", alarms: "告警", console: "值班控制台",
+    login: "登录", logout: "退出", mute: "静音", unmute: "取消静音", drill: "演练：", start: "开始", ack: "确认", shelve: "搁置",
+    complete: "完成", skip: "跳过", critical: "紧急", high: "高", medium: "中", low: "低", active: "当前", unacked: "未确认",
+    none: "无", note: "备注：", minutes: "搁置分钟数：", of: "/", handling: "处理率", callback: "回访率", ontime: "按时解决率",
+    avail: "设备完好率", response: "响应", resolve: "解决", overdue: "超时", normal: "正常"},
+  en: {connecting: "connecting…", live: "live", lost: "connection lost", stale: "DATA STALE — CONNECTION LOST / 数据已中断",
+    equipment: "Equipment", incidents: "Incidents", workorders: "Work orders", kpis: "Service figures", alarms: "Alarms", console: "Operator console",
+    login: "Log in", logout: "Log out", mute: "Mute", unmute: "Unmute", drill: "Drill:", start: "Start", ack: "Ack", shelve: "Shelve",
+    complete: "Done", skip: "Skip", critical: "Critical", high: "High", medium: "Medium", low: "Low", active: "active", unacked: "unacked",
+    none: "none", note: "Note:", minutes: "Shelve for minutes:", of: "of", handling: "Handled", callback: "Call-backs", ontime: "Resolved on time",
+    avail: "Equipment in order", response: "respond", resolve: "resolve", overdue: "OVERDUE", normal: "normal"},
+};
+const screen = document.body.dataset.screen;
+const params = new URLSearchParams(location.search);
+let lang = params.get("lang") || localStorage.getItem("lang") || "zh";
+const tr = k => (T[lang] && T[lang][k]) || k;
+const token = params.get("token") || "";
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const $ = id => document.getElementById(id);
+
+const state = {site: "", assets: new Map(), alarms: new Map(), incidents: new Map(), workorders: new Map(), kpis: null, lastMsg: 0, connected: false};
+let muted = localStorage.getItem("muted") === "1";
+
+function applyI18n() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = tr(el.dataset.i18n); });
+  if ($("mute")) $("mute").textContent = muted ? tr("unmute") : tr("mute");
+}
+
+async function api(method, path, body) {
+  const headers = {"Content-Type": "application/json"};
+  if (token) headers.Authorization = "Bearer " + token;
+  const r = await fetch(path, {method, headers, body: body ? JSON.stringify(body) : undefined, credentials: "same-origin"});
+  const text = await r.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch (e) { data = text; }
+  if (!r.ok) throw new Error((data && data.error) || r.statusText);
+  return data;
+}
+
+// ---- live feed -------------------------------------------------------------
+let ws, backoff = 500;
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  ws = new WebSocket(proto + "//" + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : ""));
+  ws.onopen = () => { backoff = 500; };
+  ws.onmessage = ev => {
+    state.lastMsg = Date.now();
+    state.connected = true;
+    const m = JSON.parse(ev.data);
+    handle(m);
+  };
+  ws.onclose = () => {
+    state.connected = false;
+    status();
+    setTimeout(connect, backoff); // reconnect; the server sends a fresh snapshot
+    backoff = Math.min(backoff * 2, 10000);
+  };
+}
+
+function handle(m) {
+  switch (m.type) {
+    case "snapshot":
+      state.site = m.site;
+      state.assets = new Map(m.assets.map(a => [a.id, a]));
+      state.alarms = new Map(m.alarms.map(a => [a.id, a]));
+      state.incidents = new Map(m.incidents.map(i => [i.id, i]));
+      state.workorders = new Map(m.workorders.map(w => [w.id, w]));
+      state.kpis = m.kpis;
+      render();
+      break;
+    case "points":
+      for (const p of m.points) {
+        const a = state.assets.get(p.asset);
+        if (a) a.fields[p.field] = {value: p.value, unit: p.unit, quality: p.quality, time: p.time};
+      }
+      renderSoon();
+      break;
+    case "alarm": {
+      const a = m.data.alarm, t = m.data.transition;
+      const wasNew = !state.alarms.has(a.id) || state.alarms.get(a.id).state === "normal";
+      state.alarms.set(a.id, a);
+      if (screen === "console" && t.to === "unacknowledged" && a.priority === "critical" && wasNew) beep();
+      renderSoon();
+      if (screen === "console") refreshConsoleSoon();
+      break;
+    }
+    case "incident":
+      state.incidents.set(m.data.incident.id, m.data.incident);
+      renderSoon();
+      if (screen === "console") refreshConsoleSoon();
+      break;
+    case "workorder":
+      state.workorders.set(m.data.workorder.id, m.data.workorder);
+      renderSoon();
+      if (screen === "console") refreshConsoleSoon();
+      break;
+  }
+}
+
+function status() {
+  const stale = !state.connected || Date.now() - state.lastMsg > 12000;
+  $("banner").classList.toggle("hidden", !stale);
+  $("conn").textContent = stale ? tr("lost") : tr("live");
+}
+setInterval(() => {
+  status();
+  const d = new Date();
+  $("clock").textContent = d.toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", {hour12: false});
+  if (screen === "wall") renderTimers();
+}, 500);
+
+let pending = false;
+function renderSoon() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; render(); });
+}
+
+// ---- wall display ----------------------------------------------------------
+const rank = {critical: 0, high: 1, medium: 2, low: 3};
+const activeStates = new Set(["unacknowledged", "acknowledged"]);
+
+function assetState(id) {
+  let worst = null, unacked = false;
+  for (const a of state.alarms.values()) {
+    if (a.asset !== id || !activeStates.has(a.state)) continue;
+    if (worst === null || rank[a.priority] < rank[worst]) worst = a.priority;
+    if (a.state === "unacknowledged") unacked = true;
+  }
+  if (worst) return {state: worst, unacked};
+  const asset = state.assets.get(id);
+  const bad = asset && Object.entries(asset.fields).some(([k, f]) => f.quality !== "good" || (k === "comm_lost" && f.value === true) || (k === "online" && f.value === false));
+  return {state: bad ? "stale" : "normal", unacked: false};
+}
+
+function fmt(f) {
+  if (!f || f.value === null || f.value === undefined) return "—";
+  if (typeof f.value === "number") return (Math.round(f.value * 100) / 100) + (f.unit ? " " + f.unit : "");
+  return String(f.value);
+}
+
+function keyValue(a) {
+  const f = a.fields;
+  switch (a.kind) {
+    case "pump_room": return fmt(f.outlet_pressure) + (f.pump1_running && f.pump1_running.value ? " ▶" : " ■");
+    case "distribution_panel": return (f.mains_present && f.mains_present.value === false ? "⚡✕ " : "") + fmt(f.voltage_a);
+    case "water_sensor": return f.leak ? (f.leak.value ? (lang === "zh" ? "进水" : "WET") : (lang === "zh" ? "干燥" : "dry")) : "—";
+    case "elevator": return (f.floor ? fmt(f.floor) + "F" : "—") + (f.trapped && f.trapped.value > 0 ? " 👥" + f.trapped.value : "");
+    case "lighting": return f.on ? (f.on.value ? "ON" : "OFF") : "—";
+  }
+  return "";
+}
+
+function mmss(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return String(Math.floor(s / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0");
+}
+
+function render() {
+  $("site") && ($("site").textContent = state.site);
+  if (screen === "wall") renderWall(); else renderConsole();
+  status();
+}
+
+function renderWall() {
+  const counts = {critical: [0, 0], high: [0, 0], medium: [0, 0], low: [0, 0]};
+  for (const a of state.alarms.values()) {
+    if (!activeStates.has(a.state)) continue;
+    counts[a.priority][0]++;
+    if (a.state === "unacknowledged") counts[a.priority][1]++;
+  }
+  $("counts").innerHTML = Object.entries(counts).map(([p, [n, u]]) =>
+    `<div class="count ${p} ${n ? "active" : ""} ${u ? "flash" : ""}" data-priority="${p}" data-unacked="${u}"><div class="n">${n}</div>` +
+    `<div class="label">${tr(p)} · ${u} ${tr("unacked")}</div></div>`).join("");
+  const byBuilding = new Map();
+  for (const a of state.assets.values()) {
+    const b = a.building || "—";
+    if (!byBuilding.has(b)) byBuilding.set(b, []);
+    byBuilding.get(b).push(a);
+  }
+  $("buildings").innerHTML = [...byBuilding.entries()].map(([b, list]) => `<div class="building"><h3>${esc(b)}</h3><div class="tiles">` +
+    list.map(a => {
+      const s = assetState(a.id);
+      return `<div class="asset ${s.unacked ? "flash" : ""}" data-asset="${esc(a.id)}" data-state="${s.state}" title="${esc(a.location)}">` +
+        `<div class="name">${esc(a.name || a.id)}</div><div class="val">${esc(keyValue(a))}</div></div>`;
+    }).join("") + `</div></div>`).join("");
+  const open = [...state.incidents.values()].filter(i => i.status === "open").sort((a, b) => a.started < b.started ? 1 : -1);
+  $("incidents").innerHTML = open.length ? open.map(i => {
+    const next = (i.steps || []).filter(s => s.status === "active").sort((a, b) => a.due < b.due ? -1 : 1)[0];
+    return `<div class="incident" data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL 演练</span> ' : ""}${esc(i.name)}</b> — ${esc(i.asset || "")} ${esc(i.location || "")}` +
+      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(next.title)}"></div>` : "") + `</div>`;
+  }).join("") : `<span class="muted">${tr("none")}</span>`;
+  const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
+    .sort((a, b) => a.resolution_due < b.resolution_due ? -1 : 1).slice(0, 12);
+  $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td>` +
+    `<td>${esc(w.category)}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${w.accepted_at && !w.accepted_at.startsWith("0001") ? w.resolution_due : w.response_due}" data-kind="${w.accepted_at && !w.accepted_at.startsWith("0001") ? "resolve" : "response"}"></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
+  const k = state.kpis;
+  const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
+  if (k) {
+    const avail = Object.values(k.availability || {});
+    $("kpis").innerHTML = [[tr("handling"), pct(k.handling_rate)], [tr("callback"), pct(k.callback_rate)], [tr("ontime"), pct(k.resolution_on_time_rate)],
+      [tr("avail"), avail.length ? pct(Math.min(...avail)) : "—"]].map(([l, v]) => `<div class="kpi"><div class="v">${v}</div><div class="l">${l}</div></div>`).join("");
+  }
+  renderTimers();
+}
+
+function renderTimers() {
+  const now = Date.now();
+  document.querySelectorAll("#incidents .due").forEach(el => {
+    const started = Date.parse(el.dataset.started), due = Date.parse(el.dataset.due);
+    const late = now > due;
+    el.className = "due" + (late ? " overdue" : "");
+    el.textContent = `${el.dataset.title}: ${mmss(now - started)} ${tr("of")} ${mmss(due - started)}` + (late ? " " + tr("overdue") : "");
+  });
+  document.querySelectorAll("#workorders .due").forEach(el => {
+    const due = Date.parse(el.dataset.sla), left = due - now;
+    el.className = "due" + (left < 0 ? " overdue" : "");
+    el.textContent = (left < 0 ? tr("overdue") + " " : "") + tr(el.dataset.kind === "resolve" ? "resolve" : "response") + " " + mmss(Math.abs(left));
+  });
+}
+
+// ---- console ---------------------------------------------------------------
+const nextStatus = {opened: ["dispatched", "accepted", "cancelled"], dispatched: ["accepted", "cancelled"], accepted: ["in_progress", "resolved"],
+  in_progress: ["resolved"], resolved: ["callback_done", "in_progress", "closed"], callback_done: ["closed"]};
+let consoleData = {alarms: [], incidents: [], workorders: [], playbooks: []};
+let refreshTimer = null;
+function refreshConsoleSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refreshConsole, 150);
+}
+
+async function refreshConsole() {
+  try {
+    const [alarms, incidents, workorders] = await Promise.all([api("GET", "/api/v1/alarms"), api("GET", "/api/v1/incidents?status=open"), api("GET", "/api/v1/workorders?status=open")]);
+    consoleData.alarms = alarms; consoleData.incidents = incidents; consoleData.workorders = workorders;
+    renderConsole();
+  } catch (e) { console.error(e); }
+}
+
+function renderConsole() {
+  if (!$("alarms")) return;
+  $("alarms").innerHTML = `<tr><th></th><th></th><th></th><th></th><th></th></tr>` + consoleData.alarms.map(a =>
+    `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash" : ""}"><td class="p-${a.priority}">${tr(a.priority)}</td>` +
+    `<td><b>${esc(a.name)}</b><br><span class="muted">${esc(a.asset)} · ${esc(a.value)}</span><br><span class="muted">${esc(a.instructions || "")}</span></td>` +
+    `<td>${esc(a.state)}</td><td>${new Date(a.since).toLocaleTimeString()}</td><td>` +
+    (a.state === "unacknowledged" || a.state === "returned_unacknowledged" ? `<button data-act="ack" data-id="${esc(a.id)}">${tr("ack")}</button> ` : "") +
+    (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button>` : "") + `</td></tr>`).join("");
+  $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL</span> ' : ""}#${i.id} ${esc(i.name)}</b> ${esc(i.asset || "")}` +
+    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span> ` +
+    (s.status === "active" || s.status === "waiting" ? `<button data-act="complete" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("complete")}</button> <button data-act="skip" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("skip")}</button>` : "") +
+    `</li>`).join("")}</ul></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
+  $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.description)}</span></td>` +
+    `<td>${esc(w.status)}</td><td>${(nextStatus[w.status] || []).map(s => `<button data-act="wo" data-id="${w.id}" data-to="${s}">${s}</button>`).join(" ")}</td></tr>`).join("");
+}
+
+async function act(el) {
+  const a = el.dataset.act;
+  try {
+    if (a === "ack") {
+      const note = prompt(tr("note"), "");
+      if (note === null) return;
+      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/ack`, {note});
+    } else if (a === "shelve") {
+      const m = prompt(tr("minutes"), "30");
+      if (m === null) return;
+      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/shelve`, {minutes: parseInt(m, 10), note: "shelved from the console"});
+    } else if (a === "complete" || a === "skip") {
+      const note = prompt(tr("note"), "");
+      if (note === null) return;
+      await api("POST", `/api/v1/incidents/${el.dataset.incident}/steps/${el.dataset.step}/${a}`, {note});
+    } else if (a === "wo") {
+      await api("POST", `/api/v1/workorders/${el.dataset.id}/transition`, {to: el.dataset.to});
+    }
+    refreshConsole();
+  } catch (e) { alert(e.message); }
+}
+
+let audio = null;
+function beep() {
+  if (muted) return;
+  try {
+    audio = audio || new AudioContext();
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = 880; o.connect(g); g.connect(audio.destination);
+    g.gain.setValueAtTime(0.2, audio.currentTime); o.start(); o.stop(audio.currentTime + 0.6);
+  } catch (e) { /* no audio device */ }
+}
+
+async function startConsole() {
+  document.addEventListener("click", e => { const el = e.target.closest("button[data-act]"); if (el) act(el); });
+  $("mute").onclick = () => { muted = !muted; localStorage.setItem("muted", muted ? "1" : "0"); applyI18n(); };
+  $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyI18n(); renderConsole(); };
+  $("logout").onclick = async () => { await fetch("/logout", {method: "POST"}); location.reload(); };
+  $("login").onsubmit = async e => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try { await api("POST", "/login", {username: f.get("username"), password: f.get("password")}); location.reload(); }
+    catch (err) { $("loginerr").textContent = err.message; }
+  };
+  $("drillgo").onclick = async () => {
+    try { await api("POST", "/api/v1/incidents", {playbook: $("drillpb").value, asset: $("drillasset").value, drill: true}); refreshConsole(); }
+    catch (e) { alert(e.message); }
+  };
+  try {
+    const me = await api("GET", "/api/v1/me");
+    $("user").textContent = me.name + " (" + me.role + ")";
+  } catch (e) {
+    $("login").classList.remove("hidden");
+    return;
+  }
+  $("app").classList.remove("hidden");
+  const [pbs, assets] = await Promise.all([api("GET", "/api/v1/playbooks"), api("GET", "/api/v1/assets")]);
+  $("drillpb").innerHTML = pbs.map(p => `<option value="${esc(p.ID || p.id)}">${esc(p.Name || p.name)}</option>`).join("");
+  $("drillasset").innerHTML = `<option value=""></option>` + assets.map(a => `<option value="${esc(a.id)}">${esc(a.id)}</option>`).join("");
+  await refreshConsole();
+  connect();
+}
+
+applyI18n();
+if (screen === "wall") connect(); else startConsole();
