@@ -63,6 +63,17 @@ func (q Quality) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (q Quality) MarshalText() ([]byte, error) { return []byte(q.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (q *Quality) UnmarshalText(b []byte) error {
+	for _, c := range []Quality{QualityGood, QualityBad, QualityStale} {
+		if string(b) == c.String() {
+			*q = c
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a quality (good, bad, stale)", b)
+}
+
 // ValueType is the type of a point's value.
 type ValueType uint8
 
@@ -177,6 +188,28 @@ func (v Value) MarshalJSON() ([]byte, error) {
 		return json.Marshal(v.S)
 	}
 	return []byte("null"), nil
+}
+
+// UnmarshalJSON reads a bare JSON value back: a number is a float, then a
+// bool, a string, or null for no value.
+func (v *Value) UnmarshalJSON(b []byte) error {
+	var x any
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	switch t := x.(type) {
+	case nil:
+		*v = Value{}
+	case float64:
+		*v = Float(t)
+	case bool:
+		*v = Bool(t)
+	case string:
+		*v = String(t)
+	default:
+		return fmt.Errorf("a value must be a number, boolean, string or null, not %s", b)
+	}
+	return nil
 }
 
 // Point is one reading of one field of one asset.

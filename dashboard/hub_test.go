@@ -1,0 +1,259 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+)
+
+func hubServer(t *testing.T, auth *Auth) (*httptest.Server, *collectors.State, *Hub, context.CancelFunc) {
+	t.Helper()
+	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}, {ID: "lift", Kind: "elevator", Building: "B3"}}
+	state := collectors.NewState(assets)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: log, Site: "test"})
+	bus := rules.NewBus()
+	hub := NewHub(state.Subscribe(100000), bus.Subscribe(100), api.Snapshot, log)
+	hub.flushEvery = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	go hub.Run(ctx)
+	api.MountDashboard(hub, auth)
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(func() { cancel(); srv.Close() })
+	return srv, state, hub, cancel
+}
+
+func dial(t *testing.T, srv *httptest.Server, query string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws"+query, header)
+}
+
+// Many clients, one of which never reads: the others keep receiving every
+// update at full rate, the stuck one is dropped, and memory stays bounded.
+func TestHubSlowClientIsDroppedOthersKeepUp(t *testing.T) {
+	srv, state, hub, _ := hubServer(t, nil)
+	hub.queue = 16 // a small queue, so the stuck client overflows quickly
+	const readers = 20
+	var got [readers]atomic.Int64
+	var wg sync.WaitGroup
+	conns := make([]*websocket.Conn, readers)
+	for i := range conns {
+		c, _, err := dial(t, srv, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		wg.Add(1)
+		go func(i int, c *websocket.Conn) {
+			defer wg.Done()
+			for {
+				_, b, err := c.ReadMessage()
+				if err != nil {
+					return
+				}
+				var m struct {
+					Type   string
+					Points []PointUpdate
+				}
+				json.Unmarshal(b, &m)
+				for _, p := range m.Points {
+					if p.Field == "seq" {
+						got[i].Store(int64(p.Value.F))
+					}
+				}
+			}
+		}(i, c)
+	}
+	stuck, _, err := dial(t, srv, "", nil) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	for hub.Metrics.Clients.Load() != readers+1 {
+		time.Sleep(time.Millisecond)
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	// Each update goes out in its own flush with a 64 KB field: more than
+	// the stuck client's socket buffers and queue can hold.
+	const updates = 300
+	blob := strings.Repeat("x", 64<<10)
+	for i := 1; i <= updates; i++ {
+		state.Apply([]collectors.Point{{Asset: "pump", Field: "seq", Value: collectors.Float(float64(i)), Quality: collectors.QualityGood, Time: time.Now()},
+			{Asset: "lift", Field: "blob", Value: collectors.String(blob), Quality: collectors.QualityGood, Time: time.Now()}})
+		time.Sleep(12 * time.Millisecond) // one flush each
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range got {
+		for got[i].Load() != updates {
+			if time.Now().After(deadline) {
+				t.Fatalf("reader %d is at %d of %d", i, got[i].Load(), updates)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if hub.Metrics.Dropped.Load() != 1 {
+		t.Fatalf("dropped %d clients, want the stuck one", hub.Metrics.Dropped.Load())
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 32<<20 {
+		t.Fatalf("heap grew by %d MiB", grew>>20)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	wg.Wait()
+}
+
+func TestSnapshotThenDeltas(t *testing.T) {
+	srv, state, _, _ := hubServer(t, nil)
+	state.Apply([]collectors.Point{{Asset: "pump", Field: "pressure", Value: collectors.Float(0.4), Quality: collectors.QualityGood, Time: time.Now()}})
+	c, _, err := dial(t, srv, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, b, _ := c.ReadMessage()
+	var snap Snapshot
+	if err := json.Unmarshal(b, &snap); err != nil || snap.Type != "snapshot" || len(snap.Assets) != 2 {
+		t.Fatalf("first message: %s", b)
+	}
+	state.Apply([]collectors.Point{{Asset: "pump", Field: "pressure", Value: collectors.Float(0.1), Quality: collectors.QualityGood, Time: time.Now()}})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), `"type":"points"`) {
+			if !strings.Contains(string(b), `"value":0.1`) {
+				t.Fatalf("delta: %s", b)
+			}
+			return
+		}
+	}
+}
+
+func testAuth(t *testing.T) *Auth {
+	t.Helper()
+	cfg := AuthConfig{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []User{
+		{Username: "wang.li", Role: "operator", Password: "pw-operator", Token: "operator-token-1234"},
+		{Username: "admin", Role: "admin", PasswordHash: "$2a$10$Kq1s0VQmXq8x3xJ8m0QF8u1p0jQmQv8ZQ0y7bWcQm6e1QGzq0p4pS"},
+	}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAuth(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// The read-only token cannot change anything; a cross-origin websocket
+// upgrade is refused; logins work; every change is audited.
+func TestAccess(t *testing.T) {
+	auth := testAuth(t)
+	srv, _, _, _ := hubServer(t, auth)
+	req := func(method, path, token, body string) int {
+		r, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/api/v1/assets", "", 401},
+		{"GET", "/api/v1/assets", "wall-token-123456", 200},
+		{"GET", "/api/v1/assets", "forged-token-123456", 401},
+		{"POST", "/api/v1/simulator/scenarios/flooding", "wall-token-123456", 403},
+		{"POST", "/api/v1/alarms/x/ack", "wall-token-123456", 403},
+		{"POST", "/api/v1/simulator/scenarios/flooding", "operator-token-1234", 404}, // allowed; no simulator here
+		{"GET", "/api/v1/audit", "operator-token-1234", 403},
+		{"GET", "/", "", 200},
+		{"GET", "/console", "", 200},
+		{"GET", "/static/app.js", "", 200},
+		{"GET", "/healthz", "", 503},
+	} {
+		if got := req(c.method, c.path, c.token, ""); got != c.want {
+			t.Errorf("%s %s with %q: %d, want %d", c.method, c.path, c.token, got, c.want)
+		}
+	}
+	// Websocket: the wall token connects; a foreign origin is refused.
+	if _, resp, err := dial(t, srv, "?token=wall-token-123456", http.Header{"Origin": {"http://evil.example"}}); err == nil || resp.StatusCode != 403 {
+		t.Fatalf("cross-origin upgrade: %v %v", err, resp)
+	}
+	if _, resp, err := dial(t, srv, "", nil); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("anonymous upgrade: %v", err)
+	}
+	c, _, err := dial(t, srv, "?token=wall-token-123456", http.Header{"Origin": {srv.URL}})
+	if err != nil {
+		t.Fatalf("same-origin upgrade: %v", err)
+	}
+	c.Close()
+	// Login with a password; wrong password refused.
+	if got := req("POST", "/login", "", `{"username":"wang.li","password":"nope"}`); got != 401 {
+		t.Fatalf("wrong password: %d", got)
+	}
+	r, _ := http.NewRequest("POST", srv.URL+"/login", strings.NewReader(`{"username":"wang.li","password":"pw-operator"}`))
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || resp.StatusCode != 200 || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+		t.Fatalf("login: %v %v", resp.Status, err)
+	}
+	cookie := resp.Cookies()[0]
+	r, _ = http.NewRequest("GET", srv.URL+"/api/v1/me", nil)
+	r.AddCookie(cookie)
+	resp, _ = http.DefaultTransport.RoundTrip(r)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"role": "operator"`) {
+		t.Fatalf("me: %d %s", resp.StatusCode, b)
+	}
+	rows, _ := auth.audit.Query(`SELECT username, role, method, path, status FROM audit ORDER BY id`)
+	var audit []string
+	for rows.Next() {
+		var u, role, m, p string
+		var s int
+		rows.Scan(&u, &role, &m, &p, &s)
+		audit = append(audit, strings.Join([]string{u, role, m, p}, " ")+" "+http.StatusText(s))
+	}
+	rows.Close()
+	want := []string{
+		"wall-display viewer POST /api/v1/simulator/scenarios/flooding Forbidden",
+		"wall-display viewer POST /api/v1/alarms/x/ack Forbidden",
+		"wang.li operator POST /api/v1/simulator/scenarios/flooding Not Found",
+		"wang.li operator GET /api/v1/audit Forbidden",
+		"wang.li none POST /login Unauthorized",
+		"wang.li operator POST /login OK",
+	}
+	if strings.Join(audit, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
+	}
+}
