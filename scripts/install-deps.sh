@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, idempotently, on a fresh
 # Debian/Ubuntu machine with Go: Mosquitto; pymodbus, libmodbus and mbpoll
-# (independent Modbus peers) and socat (a serial line between them) from
-# Debian; and InfluxDB 1.8 built from source into bin/influxd.
+# (independent Modbus peers), socat (a serial line between them), Chromium and
+# a Chinese font (browser tests) from Debian; and InfluxDB 1.8 built from
+# source into bin/influxd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -f /usr/include/modbus/modbus.h ] || need+=(libmodbus-dev)
+[ -x /usr/bin/chromium ] || need+=(chromium)                       # browser tests
+fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || need+=(fonts-wqy-microhei)   # Chinese on screen
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -152,7 +152,7 @@ function keyValue(a) {
     case "pump_room": return fmt(f.outlet_pressure) + (f.pump1_running && f.pump1_running.value ? " ▶" : " ■");
     case "distribution_panel": return (f.mains_present && f.mains_present.value === false ? "⚡✕ " : "") + fmt(f.voltage_a);
     case "water_sensor": return f.leak ? (f.leak.value ? (lang === "zh" ? "进水" : "WET") : (lang === "zh" ? "干燥" : "dry")) : "—";
-    case "elevator": return (f.floor ? fmt(f.floor) + "F" : "—") + (f.trapped && f.trapped.value > 0 ? " 👥" + f.trapped.value : "");
+    case "elevator": return (f.floor ? fmt(f.floor) + "F" : "—") + (f.trapped && f.trapped.value > 0 ? (lang === "zh" ? " 困" + f.trapped.value + "人" : " " + f.trapped.value + " trapped") : "");
     case "lighting": return f.on ? (f.on.value ? "ON" : "OFF") : "—";
   }
   return "";

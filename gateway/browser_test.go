@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/propgate/gateway/gateway/testenv"
+)
+
+// chromium starts Debian's Chromium headless (make deps installs it).
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	bin := "/usr/bin/chromium"
+	if _, err := os.Stat(bin); err != nil {
+		if p, err := exec.LookPath("chromium"); err == nil {
+			bin = p
+		} else {
+			t.Fatal("chromium is not installed; run `make deps` (apt-get install chromium)")
+		}
+	}
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 1000)}
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	return alloc
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var buf []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "gateway-screenshots")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func within(t *testing.T, parent context.Context, d time.Duration, what string, actions ...chromedp.Action) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(parent, d)
+	defer cancel()
+	start := time.Now()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		screenshot(t, parent, "failed-"+strings.ReplaceAll(what, " ", "-"))
+		t.Fatalf("%s: not within %s: %v", what, d, err)
+	}
+	return time.Since(start)
+}
+
+func TestWallDisplayAndConsoleInChromium(t *testing.T) {
+	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
+	s.start()
+	alloc := chromium(t)
+	wall, cancelWall := chromedp.NewContext(alloc)
+	defer cancelWall()
+	if err := chromedp.Run(wall); err != nil { // start the browser on the tab's own context
+		t.Fatal(err)
+	}
+	within(t, wall, 30*time.Second, "wall display loads with live data",
+		chromedp.Navigate(s.url+"/?token=demo-wall-display-token&lang=en"),
+		chromedp.WaitVisible(`.asset[data-asset="b3-lift-2"]`),
+		chromedp.WaitVisible(`.asset[data-asset="b3-pump-room"] .val`))
+	screenshot(t, wall, "wall-normal")
+
+	// Inject a scenario: the car's tile turns critical and flashes, the incident appears.
+	injected := time.Now()
+	s.postJSON("/api/v1/simulator/scenarios/entrapment", `{"target": "b3-lift-2"}`)
+	within(t, wall, time.Second, "alarm tile turns and incident appears",
+		chromedp.WaitVisible(`.asset[data-asset="b3-lift-2"][data-state="critical"].flash`),
+		chromedp.WaitVisible(`#incidents .incident`),
+		chromedp.WaitVisible(`.count.critical.flash`))
+	t.Logf("tile and incident on screen %s after the scenario was injected", time.Since(injected).Round(time.Millisecond))
+	screenshot(t, wall, "wall-entrapment")
+
+	// The operator acknowledges from the console (a second tab, logged in).
+	console, cancelConsole := chromedp.NewContext(wall)
+	defer cancelConsole()
+	if err := chromedp.Run(console); err != nil {
+		t.Fatal(err)
+	}
+	chromedp.ListenTarget(console, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			go chromedp.Run(console, page.HandleJavaScriptDialog(true).WithPromptText("on my way"))
+		}
+	})
+	within(t, console, 20*time.Second, "console login",
+		chromedp.Navigate(s.url+"/console?lang=en"),
+		chromedp.WaitVisible(`#login input[name=username]`),
+		chromedp.SendKeys(`#login input[name=username]`, "wang.li"),
+		chromedp.SendKeys(`#login input[name=password]`, "operator-demo"),
+		chromedp.Click(`#login button[type=submit]`),
+		chromedp.WaitVisible(`tr[data-alarm="elevator-entrapment:b3-lift-2"] button[data-act=ack]`))
+	screenshot(t, console, "console-entrapment")
+	within(t, console, 10*time.Second, "acknowledge the entrapment from the console",
+		chromedp.Click(`tr[data-alarm="elevator-entrapment:b3-lift-2"] button[data-act=ack]`),
+		chromedp.WaitNotPresent(`tr[data-alarm="elevator-entrapment:b3-lift-2"] button[data-act=ack]`))
+	within(t, wall, 2*time.Second, "the critical count stops flashing",
+		chromedp.WaitNotPresent(`.count.critical.flash`),
+		chromedp.WaitVisible(`.asset[data-asset="b3-lift-2"].flash`)) // its alarm-button alarm is still unacknowledged
+	within(t, console, 10*time.Second, "acknowledge the alarm button from the console",
+		chromedp.Click(`tr[data-alarm="elevator-alarm-button:b3-lift-2"] button[data-act=ack]`),
+		chromedp.WaitNotPresent(`tr[data-alarm="elevator-alarm-button:b3-lift-2"] button[data-act=ack]`))
+	within(t, wall, 2*time.Second, "the car's tile stops flashing",
+		chromedp.WaitNotPresent(`.asset[data-asset="b3-lift-2"].flash`),
+		chromedp.WaitVisible(`.asset[data-asset="b3-lift-2"][data-state="critical"]`))
+	screenshot(t, wall, "wall-acknowledged")
+	if a := s.alarm("elevator-entrapment:b3-lift-2"); a.State != "acknowledged" {
+		t.Fatalf("alarm after the console's ack: %s", a.State)
+	}
+	var detail struct{ History []struct{ By, Note string } }
+	s.getJSON("/api/v1/alarms/elevator-entrapment:b3-lift-2", &detail)
+	if last := detail.History[len(detail.History)-1]; last.By != "wang.li" || last.Note != "on my way" {
+		t.Fatalf("acknowledged by %q with %q", last.By, last.Note)
+	}
+
+	// The gateway dies: the wall display says so.
+	s.stop(syscall.SIGKILL)
+	within(t, wall, 15*time.Second, "stale banner", chromedp.WaitVisible(`#banner:not(.hidden)`))
+	screenshot(t, wall, "wall-connection-lost")
+}
