@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,10 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/propgate/gateway/gateway/testenv"
 )
@@ -359,4 +363,128 @@ func BenchmarkAlarmToNotification(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.Logf("%d alarms under load: p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(lat), q(0.5), q(0.99), float64(lat[len(lat)-1].Microseconds())/1000)
+}
+
+// BenchmarkWebsocketFanout: 100 websocket clients connected while the
+// 50,000-message ingest load runs; every client reads everything. Reports
+// readings and messages delivered per second per client and in all.
+func BenchmarkWebsocketFanout(b *testing.B) {
+	const clients = 100
+	broker := testenv.StartMosquitto(b)
+	in := testenv.StartInflux(b)
+	dir := b.TempDir()
+	cfg := benchConfig(in, broker.URL, dir, 100, false) + fmt.Sprintf(`dashboard:
+  wall_token: bench-wall-token-123
+  audit_database: %q
+`, filepath.Join(dir, "audit.db"))
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	listen := strings.SplitN(strings.SplitN(cfg, "listen: \"", 2)[1], "\"", 2)[0]
+	url := "http://" + listen
+	startProcess(b, nil, binary, "run", "-config", cfgPath)
+	for deadline := time.Now().Add(20 * time.Second); scrape(url, "gateway_mqtt_connected") != 1; {
+		if time.Now().After(deadline) {
+			b.Fatal("gateway did not connect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var readings, messages atomic.Int64
+	var wg sync.WaitGroup
+	conns := make([]*websocket.Conn, clients)
+	for i := range conns {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws?token=bench-wall-token-123", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = c
+		wg.Add(1)
+		go func(c *websocket.Conn) {
+			defer wg.Done()
+			for {
+				_, msg, err := c.ReadMessage()
+				if err != nil {
+					return
+				}
+				messages.Add(1)
+				readings.Add(int64(bytes.Count(msg, []byte(`"field":`))))
+			}
+		}(c)
+	}
+	pub := publisherFor(b, broker.URL)
+	b.ResetTimer()
+	start := time.Now()
+	r0, m0 := readings.Load(), messages.Load()
+	for it := 0; it < b.N; it++ {
+		want := scrape(url, "gateway_influx_points_written_total") + 4*benchMsgs
+		publishLoad(b, pub, benchMsgs, 100)
+		for deadline := time.Now().Add(time.Minute); scrape(url, "gateway_influx_points_written_total") < want; {
+			if time.Now().After(deadline) {
+				b.Fatal("ingest did not finish")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	r, m := readings.Load()-r0, messages.Load()-m0
+	for _, c := range conns {
+		c.Close()
+	}
+	wg.Wait()
+	if d := scrape(url, "gateway_ws_clients_dropped_total"); d != 0 {
+		b.Fatalf("%v clients dropped", d)
+	}
+	b.ReportMetric(float64(r)/elapsed.Seconds(), "readings/s")
+	b.ReportMetric(float64(r)/elapsed.Seconds()/clients, "readings/s/client")
+	b.ReportMetric(float64(m)/elapsed.Seconds()/clients, "msgs/s/client")
+	b.Logf("%d clients, %s: %d messages and %d readings delivered, none dropped; %v readings coalesced",
+		clients, elapsed.Round(time.Millisecond), m, r, scrape(url, "gateway_ws_readings_coalesced_total"))
+}
+
+// BenchmarkMQTTToScreen: the demo site with the wall display open in
+// headless Chromium; an elevator's floor is published over MQTT and the
+// benchmark polls the page until the tile shows it. Latency = publish to
+// the value on screen (polling adds ~1-3 ms).
+func BenchmarkMQTTToScreen(b *testing.B) {
+	broker := testenv.StartMosquitto(b)
+	in := testenv.StartInflux(b)
+	s := newSite(b, in, broker)
+	s.env = append(s.env, "SIMULATOR=false") // the benchmark is the only publisher for the car
+	s.start()
+	alloc := chromium(b)
+	tab, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Run(tab, chromedp.Navigate(s.url+"/?token=demo-wall-display-token&lang=en"),
+		chromedp.WaitVisible(`.asset[data-asset="b5-lift-1"]`)); err != nil {
+		b.Fatal(err)
+	}
+	pub := publisherFor(b, broker.URL)
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N*20; i++ {
+		floor := 100 + i
+		sent := time.Now()
+		pub.Publish("yushan/elevator/b5-lift-1", 1, false, fmt.Sprintf(`{"floor":%d,"door":"closed","running":true,"between_floors":false,"fault_code":0,"alarm":false,"trapped":0,"load_kg":0,"ts":%d}`, floor, sent.UnixMilli())).Wait()
+		for {
+			var text string
+			// One evaluation in the page: the wall re-renders its tiles as data arrives.
+			if err := chromedp.Run(tab, chromedp.Evaluate(`(document.querySelector('.asset[data-asset="b5-lift-1"] .val')||{}).textContent||""`, &text)); err != nil {
+				b.Fatal(err)
+			}
+			if strings.HasPrefix(text, fmt.Sprintf("%dF", floor)) {
+				break
+			}
+			if time.Since(sent) > 5*time.Second {
+				b.Fatalf("floor %d not on screen after 5 s (shows %q)", floor, text)
+			}
+		}
+		lat = append(lat, time.Since(sent))
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.Logf("%d updates: p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(lat), q(0.5), q(0.99), float64(lat[len(lat)-1].Microseconds())/1000)
 }

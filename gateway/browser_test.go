@@ -17,7 +17,7 @@ import (
 )
 
 // chromium starts Debian's Chromium headless (make deps installs it).
-func chromium(t *testing.T) context.Context {
+func chromium(t testing.TB) context.Context {
 	t.Helper()
 	bin := "/usr/bin/chromium"
 	if _, err := os.Stat(bin); err != nil {

@@ -59,7 +59,7 @@ func (t operatorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // site is one gateway process running configs/demo.yaml against test services.
 type site struct {
-	t      *testing.T
+	t      testing.TB
 	env    []string
 	url    string
 	data   string
@@ -67,7 +67,7 @@ type site struct {
 	stderr *bytes.Buffer
 }
 
-func newSite(t *testing.T, in *testenv.Influx, broker *testenv.Mosquitto) *site {
+func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site {
 	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s := &site{t: t, url: "http://" + listen, data: t.TempDir()}
