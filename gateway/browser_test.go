@@ -129,6 +129,16 @@ func TestWallDisplayAndConsoleInChromium(t *testing.T) {
 		t.Fatalf("acknowledged by %q with %q", last.By, last.Note)
 	}
 
+	// A resident's call, opened from the console, reaches the wall's work orders.
+	within(t, console, 10*time.Second, "open a work order from the console",
+		chromedp.SendKeys(`#newwo input[name=category]`, "plumbing"),
+		chromedp.SendKeys(`#newwo input[name=location]`, "B3 12F corridor"),
+		chromedp.SendKeys(`#newwo input[name=reporter]`, "resident 1203"),
+		chromedp.SendKeys(`#newwo input[name=description]`, "water dripping from the ceiling"),
+		chromedp.Click(`#newwo button[type=submit]`),
+		chromedp.WaitVisible(`#workorders tr[data-workorder="2"]`))
+	within(t, wall, 2*time.Second, "the new work order on the wall", chromedp.WaitVisible(`#workorders tr[data-workorder="2"]`))
+
 	// The gateway dies: the wall display says so.
 	s.stop(syscall.SIGKILL)
 	within(t, wall, 15*time.Second, "stale banner", chromedp.WaitVisible(`#banner:not(.hidden)`))

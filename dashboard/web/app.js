@@ -7,13 +7,15 @@ const T = {
     equipment: "设备状态", incidents: "应急事件", workorders: "工单", kpis: "服务指标", alarms: "告警", console: "值班控制台",
     login: "登录", logout: "退出", mute: "静音", unmute: "取消静音", drill: "演练：", start: "开始", ack: "确认", shelve: "搁置",
     complete: "完成", skip: "跳过", critical: "紧急", high: "高", medium: "中", low: "低", active: "当前", unacked: "未确认",
-    none: "无", note: "备注：", minutes: "搁置分钟数：", of: "/", handling: "处理率", callback: "回访率", ontime: "按时解决率",
+    none: "无", note: "备注：", unshelve: "取消搁置", oos: "停用", ins: "恢复", close: "关闭事件", evidence: "记录", newwo: "新建工单（住户报修）",
+    category: "类别", location: "位置", reporter: "报告人", description: "描述", evidenceq: "记录内容：", minutes: "搁置分钟数：", of: "/", handling: "处理率", callback: "回访率", ontime: "按时解决率",
     avail: "设备完好率", response: "响应", resolve: "解决", overdue: "超时", normal: "正常"},
   en: {connecting: "connecting…", live: "live", lost: "connection lost", stale: "DATA STALE — CONNECTION LOST / 数据已中断",
     equipment: "Equipment", incidents: "Incidents", workorders: "Work orders", kpis: "Service figures", alarms: "Alarms", console: "Operator console",
     login: "Log in", logout: "Log out", mute: "Mute", unmute: "Unmute", drill: "Drill:", start: "Start", ack: "Ack", shelve: "Shelve",
     complete: "Done", skip: "Skip", critical: "Critical", high: "High", medium: "Medium", low: "Low", active: "active", unacked: "unacked",
-    none: "none", note: "Note:", minutes: "Shelve for minutes:", of: "of", handling: "Handled", callback: "Call-backs", ontime: "Resolved on time",
+    none: "none", note: "Note:", unshelve: "Unshelve", oos: "Out of service", ins: "Return to service", close: "Close incident", evidence: "Add evidence",
+    newwo: "Open work order (resident's call)", category: "category", location: "location", reporter: "reporter", description: "description", evidenceq: "Evidence:", minutes: "Shelve for minutes:", of: "of", handling: "Handled", callback: "Call-backs", ontime: "Resolved on time",
     avail: "Equipment in order", response: "respond", resolve: "resolve", overdue: "OVERDUE", normal: "normal"},
 };
 const screen = document.body.dataset.screen;
@@ -30,6 +32,7 @@ let muted = localStorage.getItem("muted") === "1";
 function applyI18n() {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = tr(el.dataset.i18n); });
+  document.querySelectorAll("[data-ph]").forEach(el => { el.placeholder = tr(el.dataset.ph); });
   if ($("mute")) $("mute").textContent = muted ? tr("unmute") : tr("mute");
 }
 
@@ -251,11 +254,12 @@ function renderConsole() {
     `<td><b>${esc(a.name)}</b><br><span class="muted">${esc(a.asset)} · ${esc(a.value)}</span><br><span class="muted">${esc(a.instructions || "")}</span></td>` +
     `<td>${esc(a.state)}</td><td>${new Date(a.since).toLocaleTimeString()}</td><td>` +
     (a.state === "unacknowledged" || a.state === "returned_unacknowledged" ? `<button data-act="ack" data-id="${esc(a.id)}">${tr("ack")}</button> ` : "") +
-    (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button>` : "") + `</td></tr>`).join("");
+    (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button> ` : `<button data-act="unshelve" data-id="${esc(a.id)}">${tr("unshelve")}</button> `) +
+    `<button data-act="oos" data-id="${esc(a.id)}" data-on="${!a.out_of_service}">${tr(a.out_of_service ? "ins" : "oos")}</button></td></tr>`).join("");
   $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL</span> ' : ""}#${i.id} ${esc(i.name)}</b> ${esc(i.asset || "")}` +
     `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span> ` +
     (s.status === "active" || s.status === "waiting" ? `<button data-act="complete" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("complete")}</button> <button data-act="skip" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("skip")}</button>` : "") +
-    `</li>`).join("")}</ul></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
+    `</li>`).join("")}</ul><button data-act="evidence" data-incident="${i.id}">${tr("evidence")}</button> <button data-act="close" data-incident="${i.id}">${tr("close")}</button></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
   $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.description)}</span></td>` +
     `<td>${esc(w.status)}</td><td>${(nextStatus[w.status] || []).map(s => `<button data-act="wo" data-id="${w.id}" data-to="${s}">${s}</button>`).join(" ")}</td></tr>`).join("");
 }
@@ -275,6 +279,20 @@ async function act(el) {
       const note = prompt(tr("note"), "");
       if (note === null) return;
       await api("POST", `/api/v1/incidents/${el.dataset.incident}/steps/${el.dataset.step}/${a}`, {note});
+    } else if (a === "unshelve") {
+      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/unshelve`, {});
+    } else if (a === "oos") {
+      const note = prompt(tr("note"), "");
+      if (note === null) return;
+      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/out-of-service`, {on: el.dataset.on === "true", note});
+    } else if (a === "evidence") {
+      const text = prompt(tr("evidenceq"), "");
+      if (!text) return;
+      await api("POST", `/api/v1/incidents/${el.dataset.incident}/evidence`, {text});
+    } else if (a === "close") {
+      const note = prompt(tr("note"), "");
+      if (note === null) return;
+      await api("POST", `/api/v1/incidents/${el.dataset.incident}/close`, {note});
     } else if (a === "wo") {
       await api("POST", `/api/v1/workorders/${el.dataset.id}/transition`, {to: el.dataset.to});
     }
@@ -303,6 +321,16 @@ async function startConsole() {
     const f = new FormData(e.target);
     try { await api("POST", "/login", {username: f.get("username"), password: f.get("password")}); location.reload(); }
     catch (err) { $("loginerr").textContent = err.message; }
+  };
+  $("newwo").onsubmit = async e => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      await api("POST", "/api/v1/workorders", {category: f.get("category"), priority: f.get("priority"), location: f.get("location"),
+        reporter: f.get("reporter"), description: f.get("description")});
+      e.target.reset();
+      refreshConsole();
+    } catch (err) { alert(err.message); }
   };
   $("drillgo").onclick = async () => {
     try { await api("POST", "/api/v1/incidents", {playbook: $("drillpb").value, asset: $("drillasset").value, drill: true}); refreshConsole(); }
