@@ -163,20 +163,7 @@ func (r *Router) Start(ctx context.Context, workers int) error {
 
 // Run feeds bus events and ticks until ctx ends.
 func (r *Router) Run(ctx context.Context, bus *rules.Bus, every time.Duration) {
-	sub := bus.Subscribe(4096)
-	defer sub.Close()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-sub.C:
-			r.OnEvent(ev)
-		case <-t.C:
-			r.Tick()
-		}
-	}
+	rules.Drive(ctx, bus.Subscribe(4096), every, r.OnEvent, r.Tick)
 }
 
 // Wait waits for the workers after ctx ended.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+
+	"github.com/propgate/gateway/rules"
 )
 
 // Store keeps alerts (their escalation state survives a restart) and every
@@ -44,30 +46,13 @@ func (s *Store) SaveAlert(ctx context.Context, a *Alert) error {
 	return err
 }
 
-func scan[T any](rows *sql.Rows) ([]*T, error) {
-	defer rows.Close()
-	var out []*T
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		v := new(T)
-		if err := json.Unmarshal([]byte(doc), v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
 // OpenAlerts are the alerts still firing or acknowledged.
 func (s *Store) OpenAlerts(ctx context.Context) ([]*Alert, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM alerts WHERE state IN ('firing', 'acked')`)
 	if err != nil {
 		return nil, err
 	}
-	return scan[Alert](rows)
+	return rules.ScanDocs[Alert](rows, "alert")
 }
 
 // Alerts lists recent alerts, newest first.
@@ -76,7 +61,7 @@ func (s *Store) Alerts(ctx context.Context, limit int) ([]*Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scan[Alert](rows)
+	return rules.ScanDocs[Alert](rows, "alert")
 }
 
 // ErrNotFound is returned for unknown alerts.
@@ -88,7 +73,7 @@ func (s *Store) Alert(ctx context.Context, id string) (*Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := scan[Alert](rows)
+	as, err := rules.ScanDocs[Alert](rows, "alert")
 	if err != nil {
 		return nil, err
 	}

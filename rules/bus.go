@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,24 @@ func (b *Bus) Publish(ev Event) {
 		case s.c <- ev:
 		default:
 			s.dropped.Add(1)
+		}
+	}
+}
+
+// Drive feeds a subscription's events to onEvent and calls tick every
+// interval, until ctx ends; it closes the subscription.
+func Drive(ctx context.Context, sub *Sub, every time.Duration, onEvent func(Event), tick func()) {
+	defer sub.Close()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-sub.C:
+			onEvent(ev)
+		case <-t.C:
+			tick()
 		}
 	}
 }

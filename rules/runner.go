@@ -111,20 +111,7 @@ func (r *Runner) Load(ctx context.Context) error {
 
 // Run starts incidents from alarm events and ticks until ctx ends.
 func (r *Runner) Run(ctx context.Context, every time.Duration) {
-	sub := r.bus.Subscribe(1024)
-	defer sub.Close()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-sub.C:
-			r.OnEvent(ev)
-		case <-t.C:
-			r.Tick()
-		}
-	}
+	Drive(ctx, r.bus.Subscribe(1024), every, r.OnEvent, r.Tick)
 }
 
 // OnEvent starts the playbooks an alarm triggers (fast path; Tick

@@ -169,7 +169,7 @@ func (s *SQLite) LoadAlarms(ctx context.Context) ([]*Alarm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: load alarms: %w", err)
 	}
-	return scanDocs[Alarm](rows, "alarm")
+	return ScanDocs[Alarm](rows, "alarm")
 }
 
 // SaveAlarm implements Store.
@@ -300,8 +300,8 @@ func (s *SQLite) UpdateWorkOrder(ctx context.Context, w *WorkOrder, h HistoryEnt
 	return tx.Commit()
 }
 
-// scanDocs decodes rows of one JSON document column.
-func scanDocs[T any](rows *sql.Rows, what string) ([]*T, error) {
+// ScanDocs decodes rows of one JSON document column (what names the kind, for errors).
+func ScanDocs[T any](rows *sql.Rows, what string) ([]*T, error) {
 	defer rows.Close()
 	var out []*T
 	for rows.Next() {
@@ -319,7 +319,7 @@ func scanDocs[T any](rows *sql.Rows, what string) ([]*T, error) {
 }
 
 func scanWorkOrders(rows *sql.Rows) ([]*WorkOrder, error) {
-	return scanDocs[WorkOrder](rows, "work-order")
+	return ScanDocs[WorkOrder](rows, "work-order")
 }
 
 // WorkOrder implements Store.
@@ -435,7 +435,7 @@ func (s *SQLite) SaveIncident(ctx context.Context, in *Incident) error {
 	return nil
 }
 
-func scanIncidents(rows *sql.Rows) ([]*Incident, error) { return scanDocs[Incident](rows, "incident") }
+func scanIncidents(rows *sql.Rows) ([]*Incident, error) { return ScanDocs[Incident](rows, "incident") }
 
 // Incident implements Store.
 func (s *SQLite) Incident(ctx context.Context, id int64) (*Incident, error) {
