@@ -216,18 +216,27 @@ func observe(t *testing.T, broker string) *observer {
 	return o
 }
 
-// before returns the observed messages with a timestamp before cut.
-func (o *observer) before(cut time.Time) map[string]int64 {
+// between returns the observed messages with a timestamp in [from, cut).
+func (o *observer) between(from, cut time.Time) map[string]int64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := map[string]int64{}
 	for k, v := range o.msgs {
 		ts, _ := strconv.ParseInt(k[strings.LastIndexByte(k, '@')+1:], 10, 64)
-		if ts < cut.UnixMilli() {
+		if ts >= from.UnixMilli() && ts < cut.UnixMilli() {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// subscribed waits until the gateway's MQTT collector has its
+// subscriptions, and returns when: messages published before it are not
+// the gateway's to receive (the simulator may publish first).
+func (s *site) subscribed() time.Time {
+	s.t.Helper()
+	s.waitFor("MQTT subscribed", 20*time.Second, func() bool { return s.metric("gateway_mqtt_connected") == 1 })
+	return time.Now()
 }
 
 // flux runs a Flux query through the 2.x API and returns "asset@unixms" → value.
@@ -258,6 +267,7 @@ func TestSimulatedSiteToInfluxDB(t *testing.T) {
 	obs := observe(t, broker.URL)
 	s := newSite(t, in, broker)
 	s.start()
+	from := s.subscribed()
 
 	s.waitFor("panel polled", 10*time.Second, func() bool { return s.asset("b3-power-panel").Fields["mains_present"].Value == true })
 	time.Sleep(2 * time.Second) // a few ticks of normal operation
@@ -268,7 +278,7 @@ func TestSimulatedSiteToInfluxDB(t *testing.T) {
 		return f.Value != nil && f.Value.(float64) > 0
 	})
 	s.waitFor("a dozen elevator messages observed", 20*time.Second, func() bool {
-		return len(obs.before(time.Now().Add(-1500*time.Millisecond))) >= 12
+		return len(obs.between(from, time.Now().Add(-1500*time.Millisecond))) >= 12
 	})
 	panel := s.asset("b3-power-panel")
 	cut := time.Now().Add(-1500 * time.Millisecond)
@@ -276,7 +286,7 @@ func TestSimulatedSiteToInfluxDB(t *testing.T) {
 
 	// MQTT path: every elevator message published before the cut is stored
 	// with its own timestamp and value.
-	seen := obs.before(cut)
+	seen := obs.between(from, cut)
 	if len(seen) < 12 {
 		t.Fatalf("observer saw only %d elevator messages before %s (%d in all); log:\n%s", len(seen), cut, len(obs.msgs), s.stderr)
 	}
@@ -314,6 +324,7 @@ func TestSIGKILLWithQueuedPointsDeliversThemOnRestart(t *testing.T) {
 	in.Stop() // InfluxDB away: everything goes to the disk queue
 	s := newSite(t, in, broker)
 	s.start()
+	from := s.subscribed()
 	s.waitFor("points queued on disk", 20*time.Second, func() bool { return s.metric("gateway_influx_queue_points") > 300 })
 	kill := time.Now()
 	s.stop(syscall.SIGKILL)
@@ -357,7 +368,7 @@ func TestSIGKILLWithQueuedPointsDeliversThemOnRestart(t *testing.T) {
 	if stored < queued {
 		t.Fatalf("InfluxDB holds %d points from before the kill; %d were queued on disk", stored, queued)
 	}
-	seen := obs.before(kill.Add(-time.Second))
+	seen := obs.between(from, kill.Add(-time.Second))
 	if len(seen) < 3 {
 		t.Fatalf("observer saw only %d elevator messages before the kill", len(seen))
 	}
