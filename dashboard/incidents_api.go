@@ -97,20 +97,24 @@ func incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, true
 }
 
-func (x *incidentsAPI) get(w http.ResponseWriter, r *http.Request) {
+// load reads the incident the path names, answering 400 or 404 itself.
+func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*rules.Incident, bool) {
 	id, ok := incidentID(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
 	in, err := x.r.Incident(id)
 	if errors.Is(err, rules.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
-		return
+		return nil, false
 	}
-	if x.fail(w, err) {
-		return
+	return in, !x.fail(w, err)
+}
+
+func (x *incidentsAPI) get(w http.ResponseWriter, r *http.Request) {
+	if in, ok := x.load(w, r); ok {
+		writeJSON(w, http.StatusOK, in)
 	}
-	writeJSON(w, http.StatusOK, in)
 }
 
 // StepAction is the body of complete, skip, evidence and close.
@@ -162,16 +166,8 @@ func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r, "format") {
 		return
 	}
-	id, ok := incidentID(w, r)
+	in, ok := x.load(w, r)
 	if !ok {
-		return
-	}
-	in, err := x.r.Incident(id)
-	if errors.Is(err, rules.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
-		return
-	}
-	if x.fail(w, err) {
 		return
 	}
 	switch f := r.URL.Query().Get("format"); f {

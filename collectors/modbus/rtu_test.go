@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/gateway/testenv"
@@ -28,18 +27,9 @@ func TestRTUOverTCPAgainstPymodbus(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	c := New(Config{Devices: []Device{{Asset: "meter", Transport: RTUOverTCP, Address: fmt.Sprintf("127.0.0.1:%d", port), UnitID: 7,
+	c, rec, _ := start(t, Config{Devices: []Device{{Asset: "meter", Transport: RTUOverTCP, Address: fmt.Sprintf("127.0.0.1:%d", port), UnitID: 7,
 		PollInterval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond, CommLostAfter: 1000,
-		Registers: []Register{{Name: "a", Address: 0}, {Name: "b", Address: 3, Type: TypeUint32}, {Name: "sp", Address: 12, Writable: true}}}}},
-		nil, NewMetrics(prometheus.NewRegistry()), quiet())
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	if err := c.Start(context.Background(), rec); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+		Registers: []Register{{Name: "a", Address: 0}, {Name: "b", Address: 3, Type: TypeUint32}, {Name: "sp", Address: 12, Writable: true}}}}})
 	// pymodbus takes a moment to start listening: the collector retries.
 	rec.waitFor(t, "meter.a", 20*time.Second, func(p collectors.Point) bool { return p.Quality == collectors.QualityGood })
 	if p, _ := rec.get("meter.a"); p.Value.I != 100 {
@@ -94,18 +84,9 @@ func TestSerialRTUAgainstLibmodbus(t *testing.T) {
 		}
 	})
 
-	c := New(Config{Devices: []Device{{Asset: "meter", Transport: RTU, Serial: Serial{Port: ours, BaudRate: 19200, Parity: "E"}, UnitID: 5,
+	_, rec, _ := start(t, Config{Devices: []Device{{Asset: "meter", Transport: RTU, Serial: Serial{Port: ours, BaudRate: 19200, Parity: "E"}, UnitID: 5,
 		PollInterval: 100 * time.Millisecond, Timeout: 500 * time.Millisecond, CommLostAfter: 1000,
-		Registers: []Register{{Name: "a", Address: 1}, {Name: "b", Address: 2, Type: TypeInt32, Order: CDAB}}}}},
-		nil, NewMetrics(prometheus.NewRegistry()), quiet())
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	if err := c.Start(context.Background(), rec); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+		Registers: []Register{{Name: "a", Address: 1}, {Name: "b", Address: 2, Type: TypeInt32, Order: CDAB}}}}})
 	rec.waitFor(t, "meter.a", 20*time.Second, func(p collectors.Point) bool { return p.Quality == collectors.QualityGood })
 	if p, _ := rec.get("meter.a"); p.Value.I != 201 {
 		t.Fatalf("a = %v, want 201", p.Value)
