@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/gateway/testenv"
 )
