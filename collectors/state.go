@@ -40,10 +40,47 @@ func (s *Subscription) Close() { s.state.unsubscribe(s) }
 // State is the live state cache: the latest value and quality of every asset
 // field. The rules engine and the dashboard read and subscribe to it.
 type State struct {
-	mu     sync.RWMutex
-	assets map[string]*assetEntry
-	order  []string
-	subs   map[*Subscription]struct{}
+	mu      sync.RWMutex
+	assets  map[string]*assetEntry
+	order   []string
+	subs    map[*Subscription]struct{}
+	changed map[fieldKey]struct{} // since the last Changes; nil until TrackChanges
+}
+
+type fieldKey struct{ asset, field string }
+
+// FieldChange is one field's latest state, as returned by Changes.
+type FieldChange struct {
+	Asset string `json:"asset"`
+	Field string `json:"field"`
+	FieldState
+}
+
+// TrackChanges makes Apply remember which fields changed, for Changes: a
+// screen that refreshes ten times a second needs the latest values, not
+// every point (and costs nothing per point when nobody tracks).
+func (s *State) TrackChanges() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = map[fieldKey]struct{}{}
+	}
+}
+
+// Changes returns the latest state of every field changed since the last
+// call, and forgets them.
+func (s *State) Changes() []FieldChange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.changed) == 0 {
+		return nil
+	}
+	out := make([]FieldChange, 0, len(s.changed))
+	for k := range s.changed {
+		out = append(out, FieldChange{Asset: k.asset, Field: k.field, FieldState: s.assets[k.asset].fields[k.field]})
+	}
+	clear(s.changed)
+	return out
 }
 
 type assetEntry struct {
@@ -92,6 +129,9 @@ func (s *State) Apply(pts []Point) (accepted int, rejected []int) {
 			fs.Value = e.fields[pts[i].Field].Value
 		}
 		e.fields[pts[i].Field] = fs
+		if s.changed != nil {
+			s.changed[fieldKey{pts[i].Asset, pts[i].Field}] = struct{}{}
+		}
 		accepted++
 	}
 	subs := make([]*Subscription, 0, len(s.subs))

@@ -29,14 +29,8 @@ type (
 	}
 	// PointsMsg carries the latest readings since the previous one.
 	PointsMsg struct {
-		Type   string        `json:"type"` // "points"
-		Points []PointUpdate `json:"points"`
-	}
-	// PointUpdate is one field's latest state.
-	PointUpdate struct {
-		Asset string `json:"asset"`
-		Field string `json:"field"`
-		collectors.FieldState
+		Type   string                   `json:"type"` // "points"
+		Points []collectors.FieldChange `json:"points"`
 	}
 	// EventMsg is an alarm, work-order or incident change.
 	EventMsg struct {
@@ -52,10 +46,9 @@ type (
 
 // HubMetrics count what the hub did.
 type HubMetrics struct {
-	Clients   atomic.Int64
-	Sent      atomic.Uint64
-	Dropped   atomic.Uint64 // clients dropped for not keeping up
-	Coalesced atomic.Uint64 // readings replaced by a newer one before being sent
+	Clients atomic.Int64
+	Sent    atomic.Uint64
+	Dropped atomic.Uint64 // clients dropped for not keeping up
 }
 
 type client struct {
@@ -71,7 +64,7 @@ type Hub struct {
 	register   chan *client
 	unregister chan *client
 	broadcast  chan []byte
-	points     *collectors.Subscription
+	state      *collectors.State
 	events     *rules.Sub
 	snapshot   func(context.Context) (*Snapshot, error)
 	flushEvery time.Duration
@@ -80,16 +73,17 @@ type Hub struct {
 	queue      int
 }
 
-// NewHub builds a hub; Run starts it.
-func NewHub(points *collectors.Subscription, events *rules.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
+// NewHub builds a hub over the state cache (it takes the changed fields at
+// each flush) and the event bus; Run starts it.
+func NewHub(state *collectors.State, events *rules.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
+	state.TrackChanges()
 	return &Hub{register: make(chan *client), unregister: make(chan *client), broadcast: make(chan []byte, 256),
-		points: points, events: events, snapshot: snapshot, flushEvery: 100 * time.Millisecond, log: log, queue: 256}
+		state: state, events: events, snapshot: snapshot, flushEvery: 100 * time.Millisecond, log: log, queue: 256}
 }
 
 // Run owns the clients until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	clients := map[*client]struct{}{}
-	pending := map[[2]string]PointUpdate{} // coalesced readings
 	flush := time.NewTicker(h.flushEvery)
 	defer flush.Stop()
 	beat := time.NewTicker(5 * time.Second)
@@ -106,10 +100,6 @@ func (h *Hub) Run(ctx context.Context) {
 				h.Metrics.Clients.Add(-1)
 			}
 		}
-	}
-	var pointsC <-chan collectors.Point
-	if h.points != nil {
-		pointsC = h.points.C
 	}
 	var eventsC <-chan rules.Event
 	if h.events != nil {
@@ -131,17 +121,6 @@ func (h *Hub) Run(ctx context.Context) {
 				close(c.send)
 				h.Metrics.Clients.Add(-1)
 			}
-		case p, ok := <-pointsC:
-			if !ok {
-				pointsC = nil
-				continue
-			}
-			k := [2]string{p.Asset, p.Field}
-			if _, dup := pending[k]; dup {
-				h.Metrics.Coalesced.Add(1)
-			}
-			fs := collectors.FieldState{Value: p.Value, Unit: p.Unit, Quality: p.Quality, Time: p.Time}
-			pending[k] = PointUpdate{Asset: p.Asset, Field: p.Field, FieldState: fs}
 		case ev, ok := <-eventsC:
 			if !ok {
 				eventsC = nil
@@ -155,15 +134,11 @@ func (h *Hub) Run(ctx context.Context) {
 		case b := <-h.broadcast:
 			fanout(b)
 		case <-flush.C:
-			if len(pending) == 0 {
+			changes := h.state.Changes() // taken even with no client, so they do not pile up
+			if len(changes) == 0 || len(clients) == 0 {
 				continue
 			}
-			msg := PointsMsg{Type: "points", Points: make([]PointUpdate, 0, len(pending))}
-			for _, u := range pending {
-				msg.Points = append(msg.Points, u)
-			}
-			clear(pending)
-			b, _ := json.Marshal(msg)
+			b, _ := json.Marshal(PointsMsg{Type: "points", Points: changes})
 			fanout(b)
 		case t := <-beat.C:
 			b, _ := json.Marshal(Heartbeat{Type: "heartbeat", Time: t})

@@ -29,7 +29,7 @@ func hubServer(t *testing.T, auth *Auth) (*httptest.Server, *collectors.State, *
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: log, Site: "test"})
 	bus := rules.NewBus()
-	hub := NewHub(state.Subscribe(100000), bus.Subscribe(100), api.Snapshot, log)
+	hub := NewHub(state, bus.Subscribe(100), api.Snapshot, log)
 	hub.flushEvery = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	go hub.Run(ctx)
@@ -68,7 +68,7 @@ func TestHubSlowClientIsDroppedOthersKeepUp(t *testing.T) {
 				}
 				var m struct {
 					Type   string
-					Points []PointUpdate
+					Points []collectors.FieldChange
 				}
 				json.Unmarshal(b, &m)
 				for _, p := range m.Points {

@@ -182,11 +182,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer auth.Close()
 	}
-	points := state.Subscribe(8192)
-	defer points.Close()
 	events := bus.Subscribe(1024)
 	defer events.Close()
-	hub := dashboard.NewHub(points, events, api.Snapshot, log.With("component", "hub"))
+	hub := dashboard.NewHub(state, events, api.Snapshot, log.With("component", "hub"))
 	go hub.Run(ctx)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_ws_clients", Help: "Connected websocket clients."},
@@ -195,10 +193,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 			func() float64 { return float64(hub.Metrics.Sent.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_clients_dropped_total", Help: "Clients dropped for not keeping up (they resynchronise)."},
 			func() float64 { return float64(hub.Metrics.Dropped.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_readings_coalesced_total", Help: "Readings replaced by a newer one before being sent."},
-			func() float64 { return float64(hub.Metrics.Coalesced.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_points_missed_total", Help: "Readings the hub's subscription missed (the hub resends state on reconnect)."},
-			func() float64 { return float64(points.Dropped()) }),
 	)
 	api.MountDashboard(hub, auth)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
