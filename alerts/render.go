@@ -12,6 +12,13 @@ import (
 // maxListed is how many alarms a grouped message lists.
 const maxListed = 20
 
+func (a *Alert) nameZH() string {
+	if a.NameZH != "" {
+		return a.NameZH
+	}
+	return a.Name
+}
+
 var priorityZH = map[rules.Priority]string{rules.Critical: "紧急", rules.High: "高", rules.Medium: "中", rules.Low: "低"}
 
 var kindZH = map[string]string{"alert": "告警", "escalation": "升级告警", "reminder": "告警提醒", "resolved": "已恢复"}
@@ -28,7 +35,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 	if len(alerts) == 1 {
 		a := alerts[0]
 		subject = fmt.Sprintf("[%s] %s — %s", strings.ToUpper(string(a.Priority)), a.Name, a.Location)
-		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH[a.Priority], kindZH[kind], a.Name, a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
+		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH[a.Priority], kindZH[kind], a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
 		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN[kind], a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
 		if kind != "resolved" {
 			link := r.AckLink(a.ID, p.ID, now)
@@ -48,7 +55,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		}
 		for i, a := range shown {
 			link := r.AckLink(a.ID, p.ID, now)
-			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
+			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
 		}
 		if more := len(alerts) - len(shown); more > 0 {

@@ -38,6 +38,7 @@ type Alert struct {
 	Rule       string         `json:"rule"`
 	Asset      string         `json:"asset"`
 	Name       string         `json:"name"`
+	NameZH     string         `json:"name_zh,omitempty"`
 	Priority   rules.Priority `json:"priority"`
 	Category   string         `json:"category,omitempty"`
 	Location   string         `json:"location,omitempty"`
@@ -196,7 +197,7 @@ func priorityRank(p rules.Priority) int {
 
 func (r *Router) fire(a *rules.Alarm, now time.Time) {
 	asset := r.assets[a.Asset]
-	al := &Alert{ID: a.ID + "@" + strconv.FormatInt(a.ActiveSince.UnixMilli(), 10), AlarmID: a.ID, Rule: a.Rule, Asset: a.Asset, Name: a.Name,
+	al := &Alert{ID: a.ID + "@" + strconv.FormatInt(a.ActiveSince.UnixMilli(), 10), AlarmID: a.ID, Rule: a.Rule, Asset: a.Asset, Name: a.Name, NameZH: a.NameZH,
 		Priority: a.Priority, Category: a.Category, Location: locationOf(asset), Building: asset.Building, Since: a.ActiveSince, State: Firing}
 	if _, dup := r.alerts[al.ID]; dup {
 		return

@@ -44,6 +44,7 @@ type Alarm struct {
 	Rule         string     `json:"rule"`
 	Asset        string     `json:"asset"`
 	Name         string     `json:"name"`
+	NameZH       string     `json:"name_zh,omitempty"`
 	Priority     Priority   `json:"priority"`
 	Category     string     `json:"category,omitempty"`
 	Instructions string     `json:"instructions,omitempty"`

@@ -165,7 +165,7 @@ func (e *Engine) Load(ctx context.Context) error {
 		in.lastSeen = now // a silent sensor alarms no_data after the gateway has been up that long
 		r := in.rule
 		a := in.alarm
-		a.Name, a.Priority, a.Category, a.Instructions = r.Name, r.Priority, r.Category, r.Instructions
+		a.Name, a.NameZH, a.Priority, a.Category, a.Instructions = r.Name, r.NameZH, r.Priority, r.Category, r.Instructions
 	}
 	e.nextSLA = now
 	return nil

@@ -76,6 +76,7 @@ type WorkOrderSpec struct {
 type Rule struct {
 	ID           string         `yaml:"id"`
 	Name         string         `yaml:"name"`
+	NameZH       string         `yaml:"name_zh"` // shown to Chinese screens and in the Chinese half of messages
 	Target       Target         `yaml:"target"`
 	Field        string         `yaml:"field"`
 	Threshold    *Threshold     `yaml:"threshold"`

@@ -251,7 +251,7 @@ function renderConsole() {
   if (!$("alarms")) return;
   $("alarms").innerHTML = `<tr><th></th><th></th><th></th><th></th><th></th></tr>` + consoleData.alarms.map(a =>
     `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash" : ""}"><td class="p-${a.priority}">${tr(a.priority)}</td>` +
-    `<td><b>${esc(a.name)}</b><br><span class="muted">${esc(a.asset)} · ${esc(a.value)}</span><br><span class="muted">${esc(a.instructions || "")}</span></td>` +
+    `<td><b>${esc(lang === "zh" && a.name_zh ? a.name_zh : a.name)}</b><br><span class="muted">${esc(a.asset)} · ${esc(a.value)}</span><br><span class="muted">${esc(a.instructions || "")}</span></td>` +
     `<td>${esc(a.state)}</td><td>${new Date(a.since).toLocaleTimeString()}</td><td>` +
     (a.state === "unacknowledged" || a.state === "returned_unacknowledged" ? `<button data-act="ack" data-id="${esc(a.id)}">${tr("ack")}</button> ` : "") +
     (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button> ` : `<button data-act="unshelve" data-id="${esc(a.id)}">${tr("unshelve")}</button> `) +
