@@ -25,6 +25,7 @@ const (
 type StepState struct {
 	ID        string     `json:"id"`
 	Title     string     `json:"title"`
+	TitleZH   string     `json:"title_zh,omitempty"`
 	Role      string     `json:"role"`
 	Status    StepStatus `json:"status"`
 	Started   time.Time  `json:"started,omitempty"`

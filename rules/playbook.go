@@ -85,6 +85,7 @@ const (
 type Step struct {
 	ID           string        `yaml:"id"`
 	Title        string        `yaml:"title"`
+	TitleZH      string        `yaml:"title_zh"` // the plan's own wording, for Chinese screens and the report
 	Role         string        `yaml:"role"`
 	After        string        `yaml:"after"`    // starts when this step is done; default: at the start
 	Deadline     time.Duration `yaml:"deadline"` // from the step's start

@@ -212,7 +212,7 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
 		Location: location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
 	for _, s := range p.Steps {
-		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, Role: s.Role, Status: StepWaiting, Optional: s.Optional})
+		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional})
 	}
 	in.log(now, by, "started", "", "%s started: %s", kindOf(in), trigger)
 	for _, f := range p.Capture {

@@ -198,7 +198,7 @@ function renderWall() {
   $("incidents").innerHTML = open.length ? open.map(i => {
     const next = (i.steps || []).filter(s => s.status === "active").sort((a, b) => a.due < b.due ? -1 : 1)[0];
     return `<div class="incident" data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL 演练</span> ' : ""}${esc(i.name)}</b> — ${esc(i.asset || "")} ${esc(i.location || "")}` +
-      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(next.title)}"></div>` : "") + `</div>`;
+      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(lang === "zh" && next.title_zh ? next.title_zh : next.title)}"></div>` : "") + `</div>`;
   }).join("") : `<span class="muted">${tr("none")}</span>`;
   const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
     .sort((a, b) => a.resolution_due < b.resolution_due ? -1 : 1).slice(0, 12);
@@ -257,7 +257,7 @@ function renderConsole() {
     (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button> ` : `<button data-act="unshelve" data-id="${esc(a.id)}">${tr("unshelve")}</button> `) +
     `<button data-act="oos" data-id="${esc(a.id)}" data-on="${!a.out_of_service}">${tr(a.out_of_service ? "ins" : "oos")}</button></td></tr>`).join("");
   $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL</span> ' : ""}#${i.id} ${esc(i.name)}</b> ${esc(i.asset || "")}` +
-    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span> ` +
+    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(lang === "zh" && s.title_zh ? s.title_zh : s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span> ` +
     (s.status === "active" || s.status === "waiting" ? `<button data-act="complete" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("complete")}</button> <button data-act="skip" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("skip")}</button>` : "") +
     `</li>`).join("")}</ul><button data-act="evidence" data-incident="${i.id}">${tr("evidence")}</button> <button data-act="close" data-incident="${i.id}">${tr("close")}</button></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
   $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.description)}</span></td>` +
