@@ -145,8 +145,25 @@ type AlarmAction struct {
 	On      *bool  `json:"on"`      // out-of-service: true takes it out, false returns it
 }
 
-func (x *rulesAPI) alarmResult(w http.ResponseWriter, a rules.Alarm, err error, id string) {
+// badRequest is a body that decodes but does not make sense: a 400.
+type badRequest string
+
+func (e badRequest) Error() string { return string(e) }
+
+// alarmAction decodes an AlarmAction, runs one operation on the alarm the
+// path names as the acting user, and answers: 400 for a bad body, 404 for
+// an unknown alarm, 409 when the action does not apply.
+func (x *rulesAPI) alarmAction(w http.ResponseWriter, r *http.Request, do func(id, by string, b AlarmAction) (rules.Alarm, error)) {
+	var b AlarmAction
+	if !decode(w, r, &b) {
+		return
+	}
+	id := r.PathValue("id")
+	a, err := do(id, actor(r, b.By), b)
+	var bad badRequest
 	switch {
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, rules.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no alarm "+id)
 	case err != nil:
@@ -157,47 +174,29 @@ func (x *rulesAPI) alarmResult(w http.ResponseWriter, a rules.Alarm, err error, 
 }
 
 func (x *rulesAPI) ack(w http.ResponseWriter, r *http.Request) {
-	var b AlarmAction
-	if !decode(w, r, &b) {
-		return
-	}
-	a, err := x.e.Ack(r.PathValue("id"), actor(r, b.By), b.Note)
-	x.alarmResult(w, a, err, r.PathValue("id"))
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) { return x.e.Ack(id, by, b.Note) })
 }
 
 func (x *rulesAPI) shelve(w http.ResponseWriter, r *http.Request) {
-	var b AlarmAction
-	if !decode(w, r, &b) {
-		return
-	}
-	if b.Minutes < 1 || b.Minutes > 10080 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("minutes %d is out of range; shelving needs a time limit of 1 to 10080 minutes", b.Minutes))
-		return
-	}
-	a, err := x.e.Shelve(r.PathValue("id"), time.Duration(b.Minutes)*time.Minute, actor(r, b.By), b.Note)
-	x.alarmResult(w, a, err, r.PathValue("id"))
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) {
+		if b.Minutes < 1 || b.Minutes > 10080 {
+			return rules.Alarm{}, badRequest(fmt.Sprintf("minutes %d is out of range; shelving needs a time limit of 1 to 10080 minutes", b.Minutes))
+		}
+		return x.e.Shelve(id, time.Duration(b.Minutes)*time.Minute, by, b.Note)
+	})
 }
 
 func (x *rulesAPI) unshelve(w http.ResponseWriter, r *http.Request) {
-	var b AlarmAction
-	if !decode(w, r, &b) {
-		return
-	}
-	a, err := x.e.Unshelve(r.PathValue("id"), actor(r, b.By), b.Note)
-	x.alarmResult(w, a, err, r.PathValue("id"))
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) { return x.e.Unshelve(id, by, b.Note) })
 }
 
 func (x *rulesAPI) outOfService(w http.ResponseWriter, r *http.Request) {
-	var b AlarmAction
-	if !decode(w, r, &b) {
-		return
-	}
-	if b.On == nil {
-		writeError(w, http.StatusBadRequest, `"on" is required: true takes the alarm out of service, false returns it`)
-		return
-	}
-	a, err := x.e.SetOutOfService(r.PathValue("id"), *b.On, actor(r, b.By), b.Note)
-	x.alarmResult(w, a, err, r.PathValue("id"))
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) {
+		if b.On == nil {
+			return rules.Alarm{}, badRequest(`"on" is required: true takes the alarm out of service, false returns it`)
+		}
+		return x.e.SetOutOfService(id, *b.On, by, b.Note)
+	})
 }
 
 func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {

@@ -344,27 +344,7 @@ func TestSIGKILLWithQueuedPointsDeliversThemOnRestart(t *testing.T) {
 	s.waitFor("queue drained", 30*time.Second, func() bool { return s.metric("gateway_influx_queue_points") == 0 })
 	s.stop(syscall.SIGTERM)
 
-	body := in.Query(t, fmt.Sprintf(`SELECT count(*) FROM /.*/ WHERE time <= %d`, kill.UnixNano()))
-	var res struct {
-		Results []struct {
-			Series []struct {
-				Values [][]any `json:"values"`
-			} `json:"series"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(body), &res); err != nil || len(res.Results) == 0 {
-		t.Fatalf("count query: %v %s", err, body)
-	}
-	stored := 0
-	for _, series := range res.Results[0].Series {
-		for _, row := range series.Values {
-			for _, v := range row[1:] {
-				if n, ok := v.(float64); ok {
-					stored += int(n)
-				}
-			}
-		}
-	}
+	stored := countInflux(t, in, fmt.Sprintf(`SELECT count(*) FROM /.*/ WHERE time <= %d`, kill.UnixNano()))
 	if stored < queued {
 		t.Fatalf("InfluxDB holds %d points from before the kill; %d were queued on disk", stored, queued)
 	}
