@@ -26,7 +26,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Message is one notification to one person.
@@ -103,28 +103,28 @@ func (c *ChannelConfig) Validate() error {
 	switch c.Type {
 	case Webhook, WeCom, DingTalk, Feishu, Slack, SMS:
 		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return collectors.Errorf("url", "%q is not an http(s) URL", c.URL)
+			return cfgerr.Errorf("url", "%q is not an http(s) URL", c.URL)
 		}
 		if c.Type == SMS {
 			if _, err := template.New("sms").Parse(c.Body); err != nil || c.Body == "" {
-				return collectors.Errorf("body", "the SMS body template is missing or invalid: %v", err)
+				return cfgerr.Errorf("body", "the SMS body template is missing or invalid: %v", err)
 			}
 		}
 	case Email:
 		if c.SMTP.Host == "" || c.SMTP.From == "" {
-			return collectors.Errorf("smtp", "host and from are required")
+			return cfgerr.Errorf("smtp", "host and from are required")
 		}
 		switch c.SMTP.TLS {
 		case "", "starttls", "tls", "none":
 		default:
-			return collectors.Errorf("smtp.tls", "%q is not starttls, tls or none", c.SMTP.TLS)
+			return cfgerr.Errorf("smtp.tls", "%q is not starttls, tls or none", c.SMTP.TLS)
 		}
 	case MQTT:
 		if c.Topic == "" {
-			return collectors.Errorf("topic", "is required")
+			return cfgerr.Errorf("topic", "is required")
 		}
 	default:
-		return collectors.Errorf("type", "%q is not a channel type; fix: webhook, wecom, dingtalk, feishu, slack, sms, email or mqtt", c.Type)
+		return cfgerr.Errorf("type", "%q is not a channel type; fix: webhook, wecom, dingtalk, feishu, slack, sms, email or mqtt", c.Type)
 	}
 	return nil
 }

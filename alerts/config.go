@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
 )
 
@@ -159,35 +159,35 @@ func clock(s string) (int, bool) {
 // Validate checks the section and its references.
 func (c *Config) Validate() error {
 	if u, err := url.Parse(c.BaseURL); c.BaseURL == "" || err != nil || u.Host == "" {
-		return collectors.Errorf("base_url", "%q is not a URL; fix: how phones reach this gateway, e.g. https://gw.yushan.example", c.BaseURL)
+		return cfgerr.Errorf("base_url", "%q is not a URL; fix: how phones reach this gateway, e.g. https://gw.yushan.example", c.BaseURL)
 	}
 	if len(c.LinkSecret) < 16 {
-		return collectors.Errorf("link_secret", "must be at least 16 characters: it makes acknowledgement links unforgeable; fix: ${ALERT_LINK_SECRET}")
+		return cfgerr.Errorf("link_secret", "must be at least 16 characters: it makes acknowledgement links unforgeable; fix: ${ALERT_LINK_SECRET}")
 	}
 	for name, ch := range c.Channels {
 		if err := ch.Validate(); err != nil {
-			return prefix("channels."+name, err)
+			return cfgerr.Prefix("channels."+name, err)
 		}
 	}
 	people := map[string]bool{}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
-		return collectors.Errorf("time_zone", "%q is not a time zone: %v", c.TimeZone, err)
+		return cfgerr.Errorf("time_zone", "%q is not a time zone: %v", c.TimeZone, err)
 	}
 	for i, p := range c.People {
 		path := fmt.Sprintf("people[%d]", i)
 		if p.ID == "" || people[p.ID] {
-			return collectors.Errorf(path+".id", "%q is empty or used twice", p.ID)
+			return cfgerr.Errorf(path+".id", "%q is empty or used twice", p.ID)
 		}
 		people[p.ID] = true
 		if p.Language != "zh" && p.Language != "en" {
-			return collectors.Errorf(path+".language", "%q is not zh or en", p.Language)
+			return cfgerr.Errorf(path+".language", "%q is not zh or en", p.Language)
 		}
 		if len(p.Contacts) == 0 {
-			return collectors.Errorf(path+".contacts", "%s cannot be reached: add a contact", p.ID)
+			return cfgerr.Errorf(path+".contacts", "%s cannot be reached: add a contact", p.ID)
 		}
 		for j, ct := range p.Contacts {
 			if _, ok := c.Channels[ct.Channel]; !ok {
-				return collectors.Errorf(fmt.Sprintf("%s.contacts[%d].channel", path, j), "%q is not a channel under channels:", ct.Channel)
+				return cfgerr.Errorf(fmt.Sprintf("%s.contacts[%d].channel", path, j), "%q is not a channel under channels:", ct.Channel)
 			}
 		}
 	}
@@ -196,19 +196,19 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("teams[%d]", i)
 		teams[t.ID] = true
 		if len(t.Rotation.Members) == 0 || t.Rotation.Shift <= 0 {
-			return collectors.Errorf(path+".rotation", "members and a positive shift are required")
+			return cfgerr.Errorf(path+".rotation", "members and a positive shift are required")
 		}
 		if _, err := time.LoadLocation(t.Rotation.TimeZone); err != nil {
-			return collectors.Errorf(path+".rotation.time_zone", "%q is not a time zone: %v", t.Rotation.TimeZone, err)
+			return cfgerr.Errorf(path+".rotation.time_zone", "%q is not a time zone: %v", t.Rotation.TimeZone, err)
 		}
 		for _, m := range t.Rotation.Members {
 			if !people[m] {
-				return collectors.Errorf(path+".rotation.members", "%q is not under people:", m)
+				return cfgerr.Errorf(path+".rotation.members", "%q is not under people:", m)
 			}
 		}
 		for j, o := range t.Overrides {
 			if !people[o.Person] || !o.To.After(o.From) {
-				return collectors.Errorf(fmt.Sprintf("%s.overrides[%d]", path, j), "person must be under people: and to after from")
+				return cfgerr.Errorf(fmt.Sprintf("%s.overrides[%d]", path, j), "person must be under people: and to after from")
 			}
 		}
 	}
@@ -217,48 +217,41 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("policies[%d]", i)
 		policies[p.ID] = true
 		if len(p.Levels) == 0 {
-			return collectors.Errorf(path+".levels", "a policy needs levels")
+			return cfgerr.Errorf(path+".levels", "a policy needs levels")
 		}
 		for j, l := range p.Levels {
 			for _, target := range l.Notify {
 				kind, id, _ := strings.Cut(target, ":")
 				if !(kind == "team" && teams[id]) && !(kind == "person" && people[id]) {
-					return collectors.Errorf(fmt.Sprintf("%s.levels[%d].notify", path, j), "%q is not team:<id> or person:<id> of a declared team or person", target)
+					return cfgerr.Errorf(fmt.Sprintf("%s.levels[%d].notify", path, j), "%q is not team:<id> or person:<id> of a declared team or person", target)
 				}
 			}
 			if l.Wait <= 0 {
-				return collectors.Errorf(fmt.Sprintf("%s.levels[%d].wait", path, j), "must be positive: how long before the next level")
+				return cfgerr.Errorf(fmt.Sprintf("%s.levels[%d].wait", path, j), "must be positive: how long before the next level")
 			}
 		}
 	}
 	for i, r := range c.Routes {
 		if !policies[r.Policy] {
-			return collectors.Errorf(fmt.Sprintf("routes[%d].policy", i), "%q is not a policy", r.Policy)
+			return cfgerr.Errorf(fmt.Sprintf("routes[%d].policy", i), "%q is not a policy", r.Policy)
 		}
 	}
 	for role, team := range c.Roles {
 		if !teams[team] {
-			return collectors.Errorf("roles."+role, "%q is not a team", team)
+			return cfgerr.Errorf("roles."+role, "%q is not a team", team)
 		}
 	}
 	for i, q := range c.QuietHours {
 		_, ok1 := clock(q.From)
 		_, ok2 := clock(q.To)
 		if !ok1 || !ok2 {
-			return collectors.Errorf(fmt.Sprintf("quiet_hours[%d]", i), "from and to are HH:MM")
+			return cfgerr.Errorf(fmt.Sprintf("quiet_hours[%d]", i), "from and to are HH:MM")
 		}
 		if _, err := time.LoadLocation(q.TimeZone); err != nil {
-			return collectors.Errorf(fmt.Sprintf("quiet_hours[%d].time_zone", i), "%q is not a time zone", q.TimeZone)
+			return cfgerr.Errorf(fmt.Sprintf("quiet_hours[%d].time_zone", i), "%q is not a time zone", q.TimeZone)
 		}
 	}
 	return nil
-}
-
-func prefix(p string, err error) error {
-	if fe, ok := err.(*collectors.FieldError); ok {
-		return collectors.Errorf(p+"."+fe.Path, "%s", fe.Msg)
-	}
-	return collectors.Errorf(p, "%s", err.Error())
 }
 
 // OnCall says who is on call for a team at a time, and until when.

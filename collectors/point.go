@@ -226,20 +226,3 @@ type Point struct {
 func (p Point) String() string {
 	return fmt.Sprintf("%s.%s=%s%s (%s) @%s", p.Asset, p.Field, p.Value, p.Unit, p.Quality, p.Time.Format(time.RFC3339Nano))
 }
-
-// FieldError is a config validation error tied to a key path such as
-// devices[2].address, relative to the section being validated. The config
-// loader turns the path into file and line.
-type FieldError struct{ Path, Msg string }
-
-func (e *FieldError) Error() string {
-	if e.Path == "" {
-		return e.Msg
-	}
-	return e.Path + ": " + e.Msg
-}
-
-// Errorf builds a FieldError.
-func Errorf(path, format string, a ...any) error {
-	return &FieldError{Path: path, Msg: fmt.Sprintf(format, a...)}
-}

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Role is what a user may do; each includes the ones below it.
@@ -81,28 +81,28 @@ func (c *AuthConfig) SetDefaults() {
 // Validate checks the section.
 func (c *AuthConfig) Validate() error {
 	if len(c.WallToken) < 12 {
-		return collectors.Errorf("wall_token", "must be at least 12 characters; fix: ${WALL_TOKEN}")
+		return cfgerr.Errorf("wall_token", "must be at least 12 characters; fix: ${WALL_TOKEN}")
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
 		p := fmt.Sprintf("users[%d]", i)
 		if u.Username == "" || seen[u.Username] {
-			return collectors.Errorf(p+".username", "%q is empty or used twice", u.Username)
+			return cfgerr.Errorf(p+".username", "%q is empty or used twice", u.Username)
 		}
 		seen[u.Username] = true
 		if r, ok := parseRole(u.Role); !ok || r == Viewer {
-			return collectors.Errorf(p+".role", "%q is not engineer, operator or admin", u.Role)
+			return cfgerr.Errorf(p+".role", "%q is not engineer, operator or admin", u.Role)
 		}
 		if (u.Password == "") == (u.PasswordHash == "") {
-			return collectors.Errorf(p, "set exactly one of password (from ${ENV}) or password_hash (bcrypt)")
+			return cfgerr.Errorf(p, "set exactly one of password (from ${ENV}) or password_hash (bcrypt)")
 		}
 		if u.Token != "" && len(u.Token) < 12 {
-			return collectors.Errorf(p+".token", "must be at least 12 characters")
+			return cfgerr.Errorf(p+".token", "must be at least 12 characters")
 		}
 	}
 	for i, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || u.Host == "" {
-			return collectors.Errorf(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin like https://wall.example", o)
+			return cfgerr.Errorf(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin like https://wall.example", o)
 		}
 	}
 	return nil

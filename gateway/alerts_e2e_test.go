@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 type demoMsg struct {

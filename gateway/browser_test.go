@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 // chromium starts Debian's Chromium headless (make deps installs it).

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Config is the rules: section.
@@ -45,10 +45,10 @@ func (c *Config) Validate(assets []collectors.Asset) error {
 	for i := range c.Rules {
 		r := &c.Rules[i]
 		if err := r.Validate(); err != nil {
-			return prefix(fmt.Sprintf("rules[%d]", i), err)
+			return cfgerr.Prefix(fmt.Sprintf("rules[%d]", i), err)
 		}
 		if j, dup := ids[r.ID]; dup {
-			return collectors.Errorf(fmt.Sprintf("rules[%d].id", i), "%q is already used by rules[%d]", r.ID, j)
+			return cfgerr.Errorf(fmt.Sprintf("rules[%d].id", i), "%q is already used by rules[%d]", r.ID, j)
 		}
 		ids[r.ID] = i
 		n := 0
@@ -58,36 +58,25 @@ func (c *Config) Validate(assets []collectors.Asset) error {
 			}
 		}
 		if n == 0 {
-			return collectors.Errorf(fmt.Sprintf("rules[%d].target", i), "matches no declared asset; fix: check the asset id, kind, building or floor")
+			return cfgerr.Errorf(fmt.Sprintf("rules[%d].target", i), "matches no declared asset; fix: check the asset id, kind, building or floor")
 		}
 	}
 	for i, r := range c.Rules {
 		for j, s := range r.SuppressedBy {
 			if _, ok := ids[s.Rule]; !ok {
-				return collectors.Errorf(fmt.Sprintf("rules[%d].suppressed_by[%d].rule", i, j), "%q is not a rule id", s.Rule)
+				return cfgerr.Errorf(fmt.Sprintf("rules[%d].suppressed_by[%d].rule", i, j), "%q is not a rule id", s.Rule)
 			}
 		}
 	}
 	if err := c.SLA.Validate(); err != nil {
-		return prefix("sla", err)
+		return cfgerr.Prefix("sla", err)
 	}
 	if c.Webhook != nil {
 		if err := c.Webhook.Validate(); err != nil {
-			return prefix("webhook", err)
+			return cfgerr.Prefix("webhook", err)
 		}
 	}
 	return nil
-}
-
-func prefix(p string, err error) error {
-	var fe *collectors.FieldError
-	if errors.As(err, &fe) {
-		if fe.Path == "" {
-			return collectors.Errorf(p, "%s", fe.Msg)
-		}
-		return collectors.Errorf(p+"."+fe.Path, "%s", fe.Msg)
-	}
-	return collectors.Errorf(p, "%s", err.Error())
 }
 
 // inst is one rule applied to one asset.

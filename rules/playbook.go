@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Condition is a telemetry check: the field of the incident's asset (no
@@ -154,23 +154,23 @@ func validConditions(path string, cs []Condition, withKind bool) error {
 	for i, c := range cs {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if c.Field == "" {
-			return collectors.Errorf(p+".field", "is required")
+			return cfgerr.Errorf(p+".field", "is required")
 		}
 		switch c.Op {
 		case "", "eq", "ne", "gt", "ge", "lt", "le":
 		default:
-			return collectors.Errorf(p+".op", "%q is not an operator; fix: eq, ne, gt, ge, lt or le", c.Op)
+			return cfgerr.Errorf(p+".op", "%q is not an operator; fix: eq, ne, gt, ge, lt or le", c.Op)
 		}
 		switch c.Value.(type) {
 		case bool, int, float64, string:
 		default:
-			return collectors.Errorf(p+".value", "must be a boolean, number or string")
+			return cfgerr.Errorf(p+".value", "must be a boolean, number or string")
 		}
 		if c.Kind != "" && !withKind {
-			return collectors.Errorf(p+".kind", "conditions here apply to each selected asset: no kind")
+			return cfgerr.Errorf(p+".kind", "conditions here apply to each selected asset: no kind")
 		}
 		if c.Scope != "" && c.Scope != "building" && c.Scope != "site" {
-			return collectors.Errorf(p+".scope", "%q is not a scope; fix: building or site", c.Scope)
+			return cfgerr.Errorf(p+".scope", "%q is not a scope; fix: building or site", c.Scope)
 		}
 	}
 	return nil
@@ -182,19 +182,19 @@ func validAction(path string, a *Action, playbooks map[string]bool) error {
 	}
 	if a.WorkOrder != nil {
 		if a.WorkOrder.Category == "" {
-			return collectors.Errorf(path+".workorder.category", "is required")
+			return cfgerr.Errorf(path+".workorder.category", "is required")
 		}
 		if a.WorkOrder.Priority != "" && !a.WorkOrder.Priority.valid() {
-			return collectors.Errorf(path+".workorder.priority", "%q is not a priority", a.WorkOrder.Priority)
+			return cfgerr.Errorf(path+".workorder.priority", "%q is not a priority", a.WorkOrder.Priority)
 		}
 	}
 	if sp := a.StartPlaybook; sp != nil {
 		if !playbooks[sp.Playbook] {
-			return collectors.Errorf(path+".start_playbook.playbook", "%q is not a playbook; fix: the id of a file in the playbooks folder", sp.Playbook)
+			return cfgerr.Errorf(path+".start_playbook.playbook", "%q is not a playbook; fix: the id of a file in the playbooks folder", sp.Playbook)
 		}
 		if sp.ForEach != nil {
 			if sp.ForEach.Kind == "" {
-				return collectors.Errorf(path+".start_playbook.for_each.kind", "is required")
+				return cfgerr.Errorf(path+".start_playbook.for_each.kind", "is required")
 			}
 			if err := validConditions(path+".start_playbook.for_each.when_any", sp.ForEach.WhenAny, false); err != nil {
 				return err
@@ -203,11 +203,11 @@ func validAction(path string, a *Action, playbooks map[string]bool) error {
 	}
 	for i, w := range a.Write {
 		if w.Field == "" || w.Value == nil {
-			return collectors.Errorf(fmt.Sprintf("%s.write[%d]", path, i), "field and value are required")
+			return cfgerr.Errorf(fmt.Sprintf("%s.write[%d]", path, i), "field and value are required")
 		}
 	}
 	if a.MQTT != nil && a.MQTT.Topic == "" {
-		return collectors.Errorf(path+".mqtt.topic", "is required")
+		return cfgerr.Errorf(path+".mqtt.topic", "is required")
 	}
 	return nil
 }
@@ -216,23 +216,23 @@ func validAction(path string, a *Action, playbooks map[string]bool) error {
 // every rule id. Paths are relative to the file.
 func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
 	if !ruleIDRE.MatchString(p.ID) {
-		return collectors.Errorf("id", "%q is not a playbook id; fix: lower-case letters, digits, '.', '_' or '-'", p.ID)
+		return cfgerr.Errorf("id", "%q is not a playbook id; fix: lower-case letters, digits, '.', '_' or '-'", p.ID)
 	}
 	if p.Name == "" {
-		return collectors.Errorf("name", "is required")
+		return cfgerr.Errorf("name", "is required")
 	}
 	for i, r := range p.Trigger.Rules {
 		if !rules[r] {
-			return collectors.Errorf(fmt.Sprintf("trigger.rules[%d]", i), "%q is not a rule id (rules.rules in the gateway config)", r)
+			return cfgerr.Errorf(fmt.Sprintf("trigger.rules[%d]", i), "%q is not a rule id (rules.rules in the gateway config)", r)
 		}
 	}
 	switch p.Trigger.OncePer {
 	case "asset", "building", "site":
 	default:
-		return collectors.Errorf("trigger.once_per", "%q is not asset, building or site", p.Trigger.OncePer)
+		return cfgerr.Errorf("trigger.once_per", "%q is not asset, building or site", p.Trigger.OncePer)
 	}
 	if len(p.Steps) == 0 {
-		return collectors.Errorf("steps", "a playbook needs steps")
+		return cfgerr.Errorf("steps", "a playbook needs steps")
 	}
 	records := map[string]bool{}
 	for _, r := range p.Record {
@@ -243,39 +243,39 @@ func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
 		s := &p.Steps[i]
 		path := fmt.Sprintf("steps[%d]", i)
 		if !stepIDRE.MatchString(s.ID) {
-			return collectors.Errorf(path+".id", "%q is not a step id; fix: lower-case letters, digits, '_' or '-'", s.ID)
+			return cfgerr.Errorf(path+".id", "%q is not a step id; fix: lower-case letters, digits, '_' or '-'", s.ID)
 		}
 		if j, dup := ids[s.ID]; dup {
-			return collectors.Errorf(path+".id", "%q is already steps[%d]", s.ID, j)
+			return cfgerr.Errorf(path+".id", "%q is already steps[%d]", s.ID, j)
 		}
 		ids[s.ID] = i
 		if s.Title == "" || s.Role == "" {
-			return collectors.Errorf(path, "title and role are required")
+			return cfgerr.Errorf(path, "title and role are required")
 		}
 		if s.After != "" {
 			if _, ok := ids[s.After]; !ok {
-				return collectors.Errorf(path+".after", "%q is not an earlier step", s.After)
+				return cfgerr.Errorf(path+".after", "%q is not an earlier step", s.After)
 			}
 		}
 		if s.Deadline <= 0 {
-			return collectors.Errorf(path+".deadline", "is required: how long after the step starts it must be done, e.g. 3m")
+			return cfgerr.Errorf(path+".deadline", "is required: how long after the step starts it must be done, e.g. 3m")
 		}
 		switch s.Complete {
 		case ByPerson:
 		case ByTelemetry:
 			if len(s.When) == 0 && len(s.WhenAny) == 0 {
-				return collectors.Errorf(path+".when", "a telemetry step needs when or when_any")
+				return cfgerr.Errorf(path+".when", "a telemetry step needs when or when_any")
 			}
 		case ByDecision:
 			if len(s.Decide) == 0 {
-				return collectors.Errorf(path+".decide", "a decision step needs cases")
+				return cfgerr.Errorf(path+".decide", "a decision step needs cases")
 			}
 		case ByAction:
 			if s.Action == nil {
-				return collectors.Errorf(path+".action", "an action step needs an action")
+				return cfgerr.Errorf(path+".action", "an action step needs an action")
 			}
 		default:
-			return collectors.Errorf(path+".complete", "%q is not manual, telemetry, decision or action", s.Complete)
+			return cfgerr.Errorf(path+".complete", "%q is not manual, telemetry, decision or action", s.Complete)
 		}
 		if err := validConditions(path+".when", s.When, true); err != nil {
 			return err
@@ -295,7 +295,7 @@ func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
 			return err
 		}
 		if s.Records != "" && !records[s.Records] {
-			return collectors.Errorf(path+".records", "%q is not a key under record:", s.Records)
+			return cfgerr.Errorf(path+".records", "%q is not a key under record:", s.Records)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Priority of an alarm or work order.
@@ -118,10 +119,10 @@ func (r *Rule) SetDefaults() {
 // Validate checks one rule; paths are relative to the rule.
 func (r *Rule) Validate() error {
 	if !ruleIDRE.MatchString(r.ID) {
-		return collectors.Errorf("id", "%q is not a rule id; fix: lower-case letters, digits, '.', '_' or '-', e.g. pump-low-pressure", r.ID)
+		return cfgerr.Errorf("id", "%q is not a rule id; fix: lower-case letters, digits, '.', '_' or '-', e.g. pump-low-pressure", r.ID)
 	}
 	if r.Target == (Target{}) {
-		return collectors.Errorf("target", "is required; fix: asset, kind, building and/or floor")
+		return cfgerr.Errorf("target", "is required; fix: asset, kind, building and/or floor")
 	}
 	kinds := 0
 	for _, set := range []bool{r.Threshold != nil, r.State != nil, r.Rate != nil, r.NoData > 0} {
@@ -130,51 +131,51 @@ func (r *Rule) Validate() error {
 		}
 	}
 	if kinds != 1 {
-		return collectors.Errorf("", "a rule needs exactly one of threshold, state, rate or no_data (it has %d)", kinds)
+		return cfgerr.Errorf("", "a rule needs exactly one of threshold, state, rate or no_data (it has %d)", kinds)
 	}
 	if r.Field == "" {
-		return collectors.Errorf("field", "is required; fix: the field the rule watches, e.g. outlet_pressure")
+		return cfgerr.Errorf("field", "is required; fix: the field the rule watches, e.g. outlet_pressure")
 	}
 	if t := r.Threshold; t != nil {
 		if (t.Above == nil) == (t.Below == nil) {
-			return collectors.Errorf("threshold", "set exactly one of above or below")
+			return cfgerr.Errorf("threshold", "set exactly one of above or below")
 		}
 		if t.Deadband < 0 || math.IsNaN(t.Deadband) {
-			return collectors.Errorf("threshold.deadband", "must be zero or positive")
+			return cfgerr.Errorf("threshold.deadband", "must be zero or positive")
 		}
 	}
 	if s := r.State; s != nil {
 		switch s.Equals.(type) {
 		case bool, int, float64, string:
 		default:
-			return collectors.Errorf("state.equals", "must be a boolean, number or string")
+			return cfgerr.Errorf("state.equals", "must be a boolean, number or string")
 		}
 	}
 	if rt := r.Rate; rt != nil {
 		if (rt.Above == nil) == (rt.Below == nil) {
-			return collectors.Errorf("rate", "set exactly one of above or below")
+			return cfgerr.Errorf("rate", "set exactly one of above or below")
 		}
 		if rt.Per <= 0 {
-			return collectors.Errorf("rate.per", "must be positive")
+			return cfgerr.Errorf("rate.per", "must be positive")
 		}
 	}
 	if r.OnDelay < 0 || r.OffDelay < 0 {
-		return collectors.Errorf("on_delay", "delays must not be negative")
+		return cfgerr.Errorf("on_delay", "delays must not be negative")
 	}
 	if !r.Priority.valid() {
-		return collectors.Errorf("priority", "%q is not a priority; fix: critical, high, medium or low", r.Priority)
+		return cfgerr.Errorf("priority", "%q is not a priority; fix: critical, high, medium or low", r.Priority)
 	}
 	for i, s := range r.SuppressedBy {
 		if s.Scope != "building" && s.Scope != "site" && s.Scope != "asset" {
-			return collectors.Errorf(fmt.Sprintf("suppressed_by[%d].scope", i), "%q is not a scope; fix: building, site or asset", s.Scope)
+			return cfgerr.Errorf(fmt.Sprintf("suppressed_by[%d].scope", i), "%q is not a scope; fix: building, site or asset", s.Scope)
 		}
 	}
 	if w := r.WorkOrder; w != nil {
 		if w.Category == "" {
-			return collectors.Errorf("workorder.category", "is required; fix: e.g. plumbing, electrical, elevator")
+			return cfgerr.Errorf("workorder.category", "is required; fix: e.g. plumbing, electrical, elevator")
 		}
 		if !w.Priority.valid() {
-			return collectors.Errorf("workorder.priority", "%q is not a priority", w.Priority)
+			return cfgerr.Errorf("workorder.priority", "%q is not a priority", w.Priority)
 		}
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // WebhookConfig posts every created or changed work order to a CMMS or
@@ -39,7 +39,7 @@ func (c *WebhookConfig) SetDefaults() {
 func (c *WebhookConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return collectors.Errorf("url", "%q is not an http(s) URL", c.URL)
+		return cfgerr.Errorf("url", "%q is not an http(s) URL", c.URL)
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Status is a work order's place in the lifecycle the property-service
@@ -126,7 +126,7 @@ func (s *SLA) SetDefaults() {
 func (s *SLA) Validate() error {
 	check := func(path string, d Deadlines) error {
 		if d.Response <= 0 || d.Resolution <= 0 || d.Resolution < d.Response {
-			return collectors.Errorf(path, "response and resolution must be positive and resolution at least response (got %s / %s)", d.Response, d.Resolution)
+			return cfgerr.Errorf(path, "response and resolution must be positive and resolution at least response (got %s / %s)", d.Response, d.Resolution)
 		}
 		return nil
 	}
@@ -135,7 +135,7 @@ func (s *SLA) Validate() error {
 	}
 	for p, d := range s.Priorities {
 		if !p.valid() {
-			return collectors.Errorf("priorities."+string(p), "%q is not a priority", p)
+			return cfgerr.Errorf("priorities."+string(p), "%q is not a priority", p)
 		}
 		if err := check("priorities."+string(p), d); err != nil {
 			return err
@@ -144,7 +144,7 @@ func (s *SLA) Validate() error {
 	for c, m := range s.Categories {
 		for p, d := range m {
 			if !p.valid() {
-				return collectors.Errorf(fmt.Sprintf("categories.%s.%s", c, p), "%q is not a priority", p)
+				return cfgerr.Errorf(fmt.Sprintf("categories.%s.%s", c, p), "%q is not a priority", p)
 			}
 			if err := check(fmt.Sprintf("categories.%s.%s", c, p), d); err != nil {
 				return err

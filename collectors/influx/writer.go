@@ -22,6 +22,7 @@ import (
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/collectors/queue"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Config is the influxdb: section.
@@ -76,16 +77,16 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	u, err := url.Parse(c.URL)
 	if c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return collectors.Errorf("url", "%q is not an http(s) URL; fix: e.g. http://127.0.0.1:8086", c.URL)
+		return cfgerr.Errorf("url", "%q is not an http(s) URL; fix: e.g. http://127.0.0.1:8086", c.URL)
 	}
 	if c.Bucket == "" {
-		return collectors.Errorf("bucket", `is required; fix: the 2.x bucket name, or "database/autogen" for InfluxDB 1.8`)
+		return cfgerr.Errorf("bucket", `is required; fix: the 2.x bucket name, or "database/autogen" for InfluxDB 1.8`)
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
-		return collectors.Errorf("batch_size", "%d is out of range; fix: 1..100000", c.BatchSize)
+		return cfgerr.Errorf("batch_size", "%d is out of range; fix: 1..100000", c.BatchSize)
 	}
 	if c.Queue.MaxBytes < 2*c.Queue.SegmentBytes {
-		return collectors.Errorf("queue.max_bytes", "%d must be at least twice queue.segment_bytes (%d)", c.Queue.MaxBytes, c.Queue.SegmentBytes)
+		return cfgerr.Errorf("queue.max_bytes", "%d must be at least twice queue.segment_bytes (%d)", c.Queue.MaxBytes, c.Queue.SegmentBytes)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 var testAssets = []collectors.Asset{

@@ -17,7 +17,7 @@ import (
 	smb "github.com/simonvetter/modbus"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 // bank is a Modbus server's memory, served by github.com/simonvetter/modbus.

@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"fmt"
-	"github.com/propgate/gateway/collectors"
 	"math"
 	"net"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Table is one of the four Modbus data tables.
@@ -193,7 +194,7 @@ func (d *Device) LinkKey() string {
 	return string(d.Transport) + ":" + d.Address
 }
 
-var ferr = collectors.Errorf
+var ferr = cfgerr.Errorf
 
 // SetDefaults fills unset values and resolves templates; it must run before Validate.
 func (c *Config) SetDefaults() {

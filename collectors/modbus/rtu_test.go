@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 // RTU over TCP against pymodbus (Debian's python3-pymodbus), an independent

@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"fmt"
-	"github.com/propgate/gateway/collectors"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Format is how a payload is encoded.
@@ -100,7 +102,7 @@ type Config struct {
 	Availability []Availability `yaml:"availability"`
 }
 
-var ferr = collectors.Errorf
+var ferr = cfgerr.Errorf
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {

@@ -18,6 +18,7 @@ import (
 	smb "github.com/simonvetter/modbus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Config is the simulator: section.
@@ -79,10 +80,10 @@ func New(cfg Config, assets []collectors.Asset, endpoints []Endpoint, log *slog.
 // Validate checks the section.
 func (s *Simulator) Validate() error {
 	if s.cfg.Broker == "" && s.hasMQTTAssets() {
-		return collectors.Errorf("broker", "is required to publish the simulated MQTT devices; fix: set mqtt.broker or simulator.broker")
+		return cfgerr.Errorf("broker", "is required to publish the simulated MQTT devices; fix: set mqtt.broker or simulator.broker")
 	}
 	if s.cfg.Tick < 10*time.Millisecond {
-		return collectors.Errorf("tick", "%s is too short; fix: at least 10ms", s.cfg.Tick)
+		return cfgerr.Errorf("tick", "%s is too short; fix: at least 10ms", s.cfg.Tick)
 	}
 	return nil
 }

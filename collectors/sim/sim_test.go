@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/gateway/testenv"
+	"github.com/propgate/gateway/internal/testenv"
 )
 
 func newSite() *site {

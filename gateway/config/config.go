@@ -28,6 +28,7 @@ import (
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
+	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
 )
 
@@ -302,7 +303,7 @@ func (c *Config) validate() error {
 		if err == nil {
 			return
 		}
-		var fe *collectors.FieldError
+		var fe *cfgerr.FieldError
 		if errors.As(err, &fe) {
 			path := section
 			if strings.HasPrefix(fe.Path, "[") {
@@ -316,34 +317,34 @@ func (c *Config) validate() error {
 		errs = append(errs, c.errAt(section, err.Error()))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		add("http", collectors.Errorf("listen", "%q is not host:port; fix: e.g. 127.0.0.1:8080", c.HTTP.Listen))
+		add("http", cfgerr.Errorf("listen", "%q is not host:port; fix: e.g. 127.0.0.1:8080", c.HTTP.Listen))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		add("log", collectors.Errorf("level", "%q is not a level; fix: debug, info, warn or error", c.Log.Level))
+		add("log", cfgerr.Errorf("level", "%q is not a level; fix: debug, info, warn or error", c.Log.Level))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		add("log", collectors.Errorf("format", "%q is not a format; fix: text or json", c.Log.Format))
+		add("log", cfgerr.Errorf("format", "%q is not a format; fix: text or json", c.Log.Format))
 	}
 	if len(c.Assets) == 0 {
-		add("assets", collectors.Errorf("", "no assets are declared; fix: list the site's equipment under assets:"))
+		add("assets", cfgerr.Errorf("", "no assets are declared; fix: list the site's equipment under assets:"))
 	}
 	ids := map[string]int{}
 	for i, a := range c.Assets {
 		p := fmt.Sprintf("[%d]", i)
 		switch {
 		case !idRE.MatchString(a.ID):
-			add("assets", collectors.Errorf(p+".id", "%q is not a valid id; fix: letters, digits, '.', '_' or '-', e.g. b3-pump-room", a.ID))
+			add("assets", cfgerr.Errorf(p+".id", "%q is not a valid id; fix: letters, digits, '.', '_' or '-', e.g. b3-pump-room", a.ID))
 		case ids[a.ID] > 0:
-			add("assets", collectors.Errorf(p+".id", "%q is declared twice (also assets[%d]); fix: give each asset its own id", a.ID, ids[a.ID]-1))
+			add("assets", cfgerr.Errorf(p+".id", "%q is declared twice (also assets[%d]); fix: give each asset its own id", a.ID, ids[a.ID]-1))
 		}
 		ids[a.ID] = i + 1
 		if !idRE.MatchString(a.Kind) {
-			add("assets", collectors.Errorf(p+".kind", "%q is not a kind; fix: pump_room, distribution_panel, water_sensor, elevator, lighting or your own", a.Kind))
+			add("assets", cfgerr.Errorf(p+".kind", "%q is not a kind; fix: pump_room, distribution_panel, water_sensor, elevator, lighting or your own", a.Kind))
 		}
 		if a.StaleAfter < 0 {
-			add("assets", collectors.Errorf(p+".stale_after", "must not be negative"))
+			add("assets", cfgerr.Errorf(p+".stale_after", "must not be negative"))
 		}
 	}
 	add("influxdb", c.InfluxDB.Validate())
@@ -360,7 +361,7 @@ func (c *Config) validate() error {
 		for i, r := range c.Alerts.Routes {
 			for _, id := range r.Rules {
 				if !slices.ContainsFunc(c.Rules.Rules, func(x rules.Rule) bool { return x.ID == id }) {
-					add("alerts", collectors.Errorf(fmt.Sprintf("routes[%d].rules", i), "%q is not a rule id", id))
+					add("alerts", cfgerr.Errorf(fmt.Sprintf("routes[%d].rules", i), "%q is not a rule id", id))
 				}
 			}
 		}
@@ -368,24 +369,24 @@ func (c *Config) validate() error {
 	// Cross-references.
 	for i, d := range c.Modbus.Devices {
 		if d.Asset != "" && ids[d.Asset] == 0 {
-			add("modbus", collectors.Errorf(fmt.Sprintf("devices[%d].asset", i), "%q is not declared under assets:; fix: declare it or correct the id", d.Asset))
+			add("modbus", cfgerr.Errorf(fmt.Sprintf("devices[%d].asset", i), "%q is not declared under assets:; fix: declare it or correct the id", d.Asset))
 		}
 	}
 	if c.MQTT != nil {
 		for i, s := range c.MQTT.Subs {
 			if !strings.Contains(s.Asset, "{") && s.Asset != "" && ids[s.Asset] == 0 {
-				add("mqtt", collectors.Errorf(fmt.Sprintf("subscriptions[%d].asset", i), "%q is not declared under assets:", s.Asset))
+				add("mqtt", cfgerr.Errorf(fmt.Sprintf("subscriptions[%d].asset", i), "%q is not declared under assets:", s.Asset))
 			}
 		}
 	}
 	if c.Simulator.Enabled {
 		if c.Simulator.Broker == "" {
-			add("simulator", collectors.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))
+			add("simulator", cfgerr.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))
 		}
 		for i, d := range c.Modbus.Devices {
 			host, _, _ := net.SplitHostPort(d.Address)
 			if d.Transport != modbus.TCP || (host != "127.0.0.1" && host != "localhost") {
-				add("simulator", collectors.Errorf("enabled", "the simulator serves Modbus TCP on loopback only, but modbus.devices[%d] is %s %s; fix: use 127.0.0.1 addresses in a simulated config", i, d.Transport, d.Address))
+				add("simulator", cfgerr.Errorf("enabled", "the simulator serves Modbus TCP on loopback only, but modbus.devices[%d] is %s %s; fix: use 127.0.0.1 addresses in a simulated config", i, d.Transport, d.Address))
 			}
 		}
 	}
@@ -491,7 +492,7 @@ func (c *Config) loadPlaybooks() error {
 	var errs []error
 	for _, l := range all {
 		if err := l.p.Validate(ids, ruleIDs); err != nil {
-			var fe *collectors.FieldError
+			var fe *cfgerr.FieldError
 			if errors.As(err, &fe) {
 				errs = append(errs, &Error{File: l.file, Line: lineOf(l.root, fe.Path), Path: fe.Path, Msg: fe.Msg})
 			} else {

@@ -20,6 +20,16 @@ import (
 	"time"
 )
 
+// Integration marks a test that needs real services (InfluxDB, Mosquitto,
+// pymodbus, Chromium…): it is skipped under `go test -short` and never
+// skipped otherwise. Such tests are named …Integration.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs real services (run `make test`)")
+	}
+}
+
 // RepoRoot finds the module root (the directory holding go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
@@ -129,6 +139,7 @@ func (i *Influx) Bucket() string { return i.Database + "/autogen" }
 // StartInflux starts a fresh InfluxDB with one database created.
 func StartInflux(t testing.TB) *Influx {
 	t.Helper()
+	Integration(t)
 	bin := filepath.Join(RepoRoot(t), "bin", "influxd")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("testenv: %s is missing; run `make deps` (scripts/install-deps.sh) to build InfluxDB 1.8", bin)
@@ -219,6 +230,7 @@ type Mosquitto struct {
 // in-memory persistence (the broker outlives gateway restarts within a test).
 func StartMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
+	Integration(t)
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
