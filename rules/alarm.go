@@ -87,6 +87,12 @@ type Transition struct {
 	Value   string     `json:"value,omitempty"`
 }
 
+// Fired reports whether the transition is an alarm firing: it became
+// unacknowledged from normal (or from returned-unacknowledged).
+func (t Transition) Fired() bool {
+	return t.To == StateUnacked && (t.From == StateNormal || t.From == StateRTNUnacked)
+}
+
 func (a *Alarm) masked() bool {
 	return !a.ShelvedUntil.IsZero() || a.OutOfService || a.Suppressed
 }

@@ -29,7 +29,7 @@ func run(t *testing.T, r *Rule, steps []step) []Transition {
 	t0 := time.Unix(1_700_000_000, 0)
 	a := &Alarm{ID: "a", Rule: r.ID, State: StateNormal, Acked: true}
 	var all []Transition
-	var prev sample
+	var mem Memory
 	for i, s := range steps {
 		now := t0.Add(time.Duration(s.at * float64(time.Second)))
 		var tr []Transition
@@ -37,7 +37,7 @@ func run(t *testing.T, r *Rule, steps []step) []Transition {
 		switch s.do {
 		case "value":
 			p := collectors.Point{Value: collectors.Float(s.value), Quality: collectors.QualityGood, Time: now}
-			cond, ok := r.evaluate(&p, a.Active, &prev)
+			cond, ok := r.Condition().Eval(&p, a.Active, now, &mem)
 			if ok {
 				tr = a.Observe(cond, collectors.Float(s.value), now, r)
 			}
@@ -212,27 +212,34 @@ func TestRuleConditions(t *testing.T) {
 	pt := func(v collectors.Value, sec int) *collectors.Point {
 		return &collectors.Point{Value: v, Quality: collectors.QualityGood, Time: t0.Add(time.Duration(sec) * time.Second)}
 	}
-	leak := &Rule{ID: "leak", Target: Target{Kind: "water_sensor"}, Field: "leak", State: &State{Equals: true}}
-	if c, ok := leak.evaluate(pt(collectors.Bool(true), 0), false, nil); !c || !ok {
+	leak := &Rule{ID: "leak", Target: Target{Kind: "water_sensor"}, Field: "leak", State: &StateMatch{Equals: true}}
+	rising := &Rule{ID: "sump-rising", Target: Target{Kind: "pump_room"}, Field: "sump_level", Rate: &Rate{Per: time.Minute, Above: f64(0.5)}}
+	for _, r := range []*Rule{leak, rising} {
+		r.SetDefaults()
+		if err := r.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mem Memory
+	eval := func(r *Rule, p *collectors.Point) (bool, bool) { return r.Condition().Eval(p, false, p.Time, &mem) }
+	if c, ok := eval(leak, pt(collectors.Bool(true), 0)); !c || !ok {
 		t.Error("wet leak sensor did not alarm")
 	}
-	if c, ok := leak.evaluate(pt(collectors.Float(1), 0), false, nil); c || !ok {
+	if c, ok := eval(leak, pt(collectors.Float(1), 0)); c || !ok {
 		t.Error("a number matched a boolean state")
 	}
 	bad := pt(collectors.Bool(true), 0)
 	bad.Quality = collectors.QualityBad
-	if _, ok := leak.evaluate(bad, false, nil); ok {
+	if _, ok := eval(leak, bad); ok {
 		t.Error("a bad-quality point was evaluated")
 	}
-	rising := &Rule{ID: "sump-rising", Target: Target{Kind: "pump_room"}, Field: "sump_level", Rate: &Rate{Per: time.Minute, Above: f64(0.5)}}
-	var prev sample
-	if _, ok := rising.evaluate(pt(collectors.Float(1.0), 0), false, &prev); ok {
+	if _, ok := eval(rising, pt(collectors.Float(1.0), 0)); ok {
 		t.Error("first sample of a rate decided something")
 	}
-	if c, _ := rising.evaluate(pt(collectors.Float(1.2), 30), false, &prev); c { // 0.4 per minute
+	if c, _ := eval(rising, pt(collectors.Float(1.2), 30)); c { // 0.4 per minute
 		t.Error("0.4 m/min alarmed at 0.5")
 	}
-	if c, _ := rising.evaluate(pt(collectors.Float(1.6), 60), false, &prev); !c { // 0.8 per minute
+	if c, _ := eval(rising, pt(collectors.Float(1.6), 60)); !c { // 0.8 per minute
 		t.Error("0.8 m/min did not alarm")
 	}
 }

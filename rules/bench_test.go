@@ -1,18 +1,29 @@
-package rules
+package rules_test
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	. "github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // benchEngine loads 10,000 threshold rules: 2,500 assets × 4 fields, one
 // rule each, all on a real SQLite file.
-func benchEngine(b *testing.B) (*Engine, *clock) {
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func f64(v float64) *float64             { return &v }
+
+func benchEngine(b *testing.B) (*Engine, *clock, *sqlite.Rules) {
 	var assets []collectors.Asset
 	for i := 0; i < 2500; i++ {
 		assets = append(assets, collectors.Asset{ID: fmt.Sprintf("s%04d", i), Kind: "sensor", Building: fmt.Sprintf("B%d", i%10)})
@@ -24,27 +35,34 @@ func benchEngine(b *testing.B) (*Engine, *clock) {
 				Threshold: &Threshold{Above: f64(100), Deadband: 1}, Priority: High, WorkOrder: &WorkOrderSpec{Category: "test"}})
 		}
 	}
-	store, err := OpenSQLite(filepath.Join(b.TempDir(), "gw.db"), false)
+	store, err := sqlite.OpenRules(filepath.Join(b.TempDir(), "gw.db"), false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	c := newClock()
-	e := NewEngine(Config{Rules: rs}, assets, store, NewBus(), quietLog(), c.now)
+	c := &clock{t: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)}
+	cfg := Config{Rules: rs}
+	cfg.SetDefaults()
+	if err := cfg.Validate(assets); err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wo := workorder.NewService(workorder.Config{}, assets, store, log, c.now)
+	e := NewEngine(cfg, assets, Deps{Store: store, OnFire: wo, Log: log, Now: c.now})
 	if err := e.Load(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	if len(e.insts) != 10000 {
-		b.Fatalf("%d rule instances", len(e.insts))
+	if n := len(e.Alarms(nil)); n != 10000 {
+		b.Fatalf("%d rule instances", n)
 	}
-	return e, c
+	return e, c, store
 }
 
 // BenchmarkProcess10kRules: cost per point with 10,000 rules loaded, points
 // in normal range (the steady state: no transitions, no writes). The batch
 // of 4 points is what one MQTT message carries.
 func BenchmarkProcess10kRules(b *testing.B) {
-	e, _ := benchEngine(b)
+	e, _, _ := benchEngine(b)
 	batch := make([]collectors.Point, 4)
 	names := make([]string, 2500)
 	for i := range names {
@@ -69,7 +87,7 @@ var fieldNames = []string{"f0", "f1", "f2", "f3"}
 // work order committed in SQLite (alarm row, transition, order, history),
 // with 10,000 rules loaded.
 func BenchmarkAlarmToWorkOrder(b *testing.B) {
-	e, c := benchEngine(b)
+	e, c, store := benchEngine(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		a := fmt.Sprintf("s%04d", i%2500)
@@ -82,7 +100,7 @@ func BenchmarkAlarmToWorkOrder(b *testing.B) {
 		e.Ack(fmt.Sprintf("r%05d:%s", mustIdx(a)*4+(i/2500)%4, a), "bench", "")
 		c.advance(48 * time.Hour) // beyond the reopen window
 	}
-	n, _ := e.store.WorkOrders(context.Background(), WorkOrderFilter{})
+	n, _ := store.WorkOrders(context.Background(), workorder.Filter{})
 	if len(n) != b.N {
 		b.Fatalf("%d work orders for %d alarms", len(n), b.N)
 	}

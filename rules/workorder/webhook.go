@@ -1,4 +1,4 @@
-package rules
+package workorder
 
 import (
 	"bytes"
@@ -51,7 +51,8 @@ type WebhookPayload struct {
 	Change    HistoryEntry `json:"change"`
 }
 
-func webhookEvent(h HistoryEntry) string {
+// WebhookEvent names a change for the webhook payload.
+func WebhookEvent(h HistoryEntry) string {
 	switch {
 	case h.From == "" && h.To == Opened:
 		return "workorder.created"
@@ -67,19 +68,39 @@ func webhookEvent(h HistoryEntry) string {
 // The outbox is in the store, so nothing is lost across a restart.
 type Webhook struct {
 	cfg    WebhookConfig
-	store  Store
+	store  Outbox
 	client *http.Client
 	log    *slog.Logger
 	wake   chan struct{}
 }
 
 // NewWebhook builds the sender.
-func NewWebhook(cfg WebhookConfig, store Store, log *slog.Logger) *Webhook {
+func NewWebhook(cfg WebhookConfig, store Outbox, log *slog.Logger) *Webhook {
 	cfg.SetDefaults()
 	return &Webhook{cfg: cfg, store: store, client: &http.Client{Timeout: cfg.Timeout}, log: log, wake: make(chan struct{}, 1)}
 }
 
-// Notify wakes the sender (called on each work-order event).
+// Outbox is the webhook's queue, kept in the store: every work-order
+// change is added to it in the same transaction as the change itself.
+type Outbox interface {
+	PendingOutbox(ctx context.Context, limit int) ([]OutboxItem, error)
+	OutboxAttempt(ctx context.Context, id int64, delivered bool, errMsg string) error
+}
+
+// OutboxItem is one webhook delivery waiting to be made.
+type OutboxItem struct {
+	ID       int64
+	Key      string // idempotency key: work order id and version
+	Payload  []byte
+	Attempts int
+}
+
+var _ Observer = (*Webhook)(nil)
+
+// WorkOrderChanged implements Observer: it wakes the sender.
+func (w *Webhook) WorkOrderChanged(WorkOrder, HistoryEntry) { w.Notify() }
+
+// Notify wakes the sender.
 func (w *Webhook) Notify() {
 	select {
 	case w.wake <- struct{}{}:
@@ -88,7 +109,7 @@ func (w *Webhook) Notify() {
 }
 
 // Run delivers until ctx ends.
-func (w *Webhook) Run(ctx context.Context) {
+func (w *Webhook) Run(ctx context.Context) error {
 	first := min(time.Second, w.cfg.MaxBackoff)
 	backoff := first
 	for {
@@ -115,13 +136,13 @@ func (w *Webhook) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-w.wake:
 			if failed {
 				// a new event does not cut the backoff short
 				select {
 				case <-ctx.Done():
-					return
+					return nil
 				case <-time.After(wait):
 				}
 			}

@@ -1,8 +1,10 @@
-package rules
+package playbook_test
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -10,6 +12,11 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
+	. "github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 var siteAssets = []collectors.Asset{
@@ -31,14 +38,14 @@ func testPlaybooks() []Playbook {
 						{When: []Condition{{Kind: "distribution_panel", Field: "main_breaker_closed", Value: false}}, Note: "internal fault"},
 					}},
 				{ID: "check-lifts", Title: "Check every elevator", Role: "security", Deadline: 3 * time.Minute,
-					Action: &Action{StartPlaybook: &SpawnAction{Playbook: "entrapment", ForEach: &ForEach{Kind: "elevator", Scope: "site",
+					Action: &ActionSpec{StartPlaybook: &SpawnAction{Playbook: "entrapment", ForEach: &ForEach{Kind: "elevator", Scope: "site",
 						WhenAny: []Condition{{Field: "trapped", Op: "gt", Value: 0}, {Field: "between_floors", Value: true}}}}}},
 				{ID: "call-utility", Title: "Call the utility", Role: "duty_engineer", Deadline: 5 * time.Minute, After: "classify", Records: "cause", NoteRequired: true},
 				{ID: "supply-back", Title: "Incoming supply back", Role: "duty_engineer", Deadline: 4 * time.Hour, Records: "restored",
 					When: []Condition{{Kind: "distribution_panel", Field: "mains_present", Value: true}}},
 				{ID: "verify-cctv", Title: "CCTV back", Role: "duty_engineer", After: "supply-back", Deadline: 10 * time.Minute,
 					When:      []Condition{{Kind: "cctv", Field: "online", Value: true}},
-					OnOverdue: &Action{WorkOrder: &WorkOrderAction{Category: "security_systems", Description: "CCTV not verified after the outage"}}},
+					OnOverdue: &ActionSpec{WorkOrder: &WorkOrderAction{Category: "security_systems", Description: "CCTV not verified after the outage"}}},
 			}},
 		{ID: "entrapment", Name: "Elevator entrapment", Trigger: Trigger{Rules: []string{"trapped"}},
 			Capture: []string{"floor", "trapped"},
@@ -48,7 +55,7 @@ func testPlaybooks() []Playbook {
 			}},
 		{ID: "flooding", Name: "Flooding", Steps: []Step{
 			{ID: "cut-source", Title: "Stop the pumps", Role: "duty_engineer", Deadline: 5 * time.Minute, Complete: ByAction,
-				Action: &Action{Write: []WriteAction{{Kind: "pump_room", Field: "pump1_run_cmd", Value: false}}}},
+				Action: &ActionSpec{Write: []WriteAction{{Kind: "pump_room", Field: "pump1_run_cmd", Value: false}}}},
 		}},
 	}
 }
@@ -69,26 +76,53 @@ type runnerHarness struct {
 	t      *testing.T
 	clock  *clock
 	state  *collectors.State
-	store  *SQLite
-	bus    *Bus
-	sub    *Sub
-	engine *Engine
+	store  *sqlite.Rules
+	bus    *event.Bus
+	sub    *event.Sub
+	engine *rules.Engine
 	r      *Runner
 	writer *fakeWriter
 }
 
+var bg = context.Background()
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock                   { return &clock{t: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)} }
+func quietLog() *slog.Logger             { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func pt(asset, field string, v collectors.Value) collectors.Point {
+	return collectors.Point{Asset: asset, Field: field, Value: v, Quality: collectors.QualityGood}
+}
+
+// fired is an alarm activation as the engine reports it.
+func fired(id, rule, asset string) rules.Alarm {
+	return rules.Alarm{ID: id, Rule: rule, Asset: asset, State: rules.StateUnacked, Active: true}
+}
+
 func newRunner(t *testing.T, path string, c *clock, state *collectors.State) *runnerHarness {
+	return newRunnerWith(t, path, c, state, nil)
+}
+
+// newRunnerWith builds the harness; alarms (nil: the harness's own engine,
+// which has no rules) is where the runner looks for active alarms.
+func newRunnerWith(t *testing.T, path string, c *clock, state *collectors.State, alarms Alarms) *runnerHarness {
 	t.Helper()
-	store, err := OpenSQLite(path, false)
+	store, err := sqlite.OpenRules(path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	bus := NewBus()
+	bus := event.NewBus(nil)
 	h := &runnerHarness{t: t, clock: c, state: state, store: store, bus: bus, sub: bus.Subscribe(1000), writer: &fakeWriter{}}
-	h.engine = NewEngine(Config{}, siteAssets, store, bus, quietLog(), c.now)
+	wo := workorder.NewService(workorder.Config{}, siteAssets, store, quietLog(), c.now, bus)
+	h.engine = rules.NewEngine(rules.Config{}, siteAssets, rules.Deps{Store: store, Observers: []rules.Observer{bus}, OnFire: wo, Log: quietLog(), Now: c.now})
 	if err := h.engine.Load(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if alarms == nil {
+		alarms = h.engine
 	}
 	pbs := testPlaybooks()
 	ids := map[string]bool{}
@@ -101,7 +135,8 @@ func newRunner(t *testing.T, path string, c *clock, state *collectors.State) *ru
 			t.Fatal(err)
 		}
 	}
-	h.r = NewRunner(pbs, siteAssets, store, h.engine, state, h.writer, nil, bus, quietLog(), c.now)
+	h.r = NewRunner(pbs, siteAssets, Deps{Store: store, Alarms: alarms, WorkOrders: wo, Telemetry: state, Equipment: h.writer,
+		Observers: []Observer{bus}, Log: quietLog(), Now: c.now})
 	if err := h.r.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +150,7 @@ func (h *runnerHarness) set(asset, field string, v collectors.Value) {
 func (h *runnerHarness) notifications() []string {
 	var out []string
 	for len(h.sub.C) > 0 {
-		if ev := <-h.sub.C; ev.Type == EventNotify {
+		if ev := <-h.sub.C; ev.Type == event.EventNotify {
 			out = append(out, fmt.Sprintf("%v overdue=%v", ev.Notify.Roles, ev.Notify.Overdue))
 		}
 	}
@@ -140,9 +175,8 @@ func TestOutagePlaybook(t *testing.T) {
 	state := collectors.NewState(siteAssets)
 	h := newRunner(t, path, c, state)
 	outageSite(h)
-	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b3-panel", Rule: "mains-lost", Asset: "b3-panel"},
-		Transition: &Transition{From: StateNormal, To: StateUnacked}})
-	ins, _ := h.r.Incidents(false)
+	h.r.Trigger(fired("mains-lost:b3-panel", "mains-lost", "b3-panel"))
+	ins, _ := h.r.Incidents(bg, false)
 	if len(ins) != 2 {
 		t.Fatalf("%d incidents, want the outage and one entrapment", len(ins))
 	}
@@ -150,13 +184,12 @@ func TestOutagePlaybook(t *testing.T) {
 	if outage.Playbook != "outage" || lift.Playbook != "entrapment" || lift.Asset != "b3-lift-1" || lift.Parent != outage.ID {
 		t.Fatalf("incidents: %+v / %+v", outage, lift)
 	}
-	if outage.step("classify").Status != StepDone || outage.step("classify").Note[:21] != "external supply loss " {
-		t.Fatalf("classify: %+v", outage.step("classify"))
+	if outage.Step("classify").Status != StepDone || outage.Step("classify").Note[:21] != "external supply loss " {
+		t.Fatalf("classify: %+v", outage.Step("classify"))
 	}
 	// A second trigger (the other panel) does not open a second site-wide outage.
-	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b5-panel", Rule: "mains-lost", Asset: "b3-panel"},
-		Transition: &Transition{From: StateNormal, To: StateUnacked}})
-	if ins, _ := h.r.Incidents(true); len(ins) != 2 {
+	h.r.Trigger(fired("mains-lost:b5-panel", "mains-lost", "b3-panel"))
+	if ins, _ := h.r.Incidents(bg, true); len(ins) != 2 {
 		t.Fatalf("%d open incidents after a second trigger", len(ins))
 	}
 	h.notifications()
@@ -181,36 +214,36 @@ func TestOutagePlaybook(t *testing.T) {
 	// Restart in the middle: a new runner on the same database continues.
 	h.store.Close()
 	h2 := newRunner(t, path, c, state)
-	if _, err := h2.r.Complete(outage.ID, "call-utility", "wang.li", ""); err == nil || err.Error() != "step call-utility needs a note: Call the utility" {
+	if _, err := h2.r.Complete(bg, outage.ID, "call-utility", "wang.li", ""); err == nil || err.Error() != "step call-utility needs a note: Call the utility" {
 		t.Fatalf("complete without note: %v", err)
 	}
-	if _, err := h2.r.Complete(outage.ID, "call-utility", "wang.li", "State Grid: feeder fault, back by 14:00"); err != nil {
+	if _, err := h2.r.Complete(bg, outage.ID, "call-utility", "wang.li", "State Grid: feeder fault, back by 14:00"); err != nil {
 		t.Fatal(err)
 	}
 	h2.set("b3-lift-1", "trapped", collectors.Float(0))
 	h2.set("b3-panel", "mains_present", collectors.Bool(true))
 	c.advance(time.Minute)
 	h2.r.Tick()
-	got, _ := h2.r.Incident(outage.ID)
-	if got.step("supply-back").Status != StepDone || got.Record["restored"].At != c.t || got.Record["cause"].Note == "" {
-		t.Fatalf("after restoration: %+v record %+v", got.step("supply-back"), got.Record)
+	got, _ := h2.r.Incident(bg, outage.ID)
+	if got.Step("supply-back").Status != StepDone || got.Record["restored"].At != c.t || got.Record["cause"].Note == "" {
+		t.Fatalf("after restoration: %+v record %+v", got.Step("supply-back"), got.Record)
 	}
-	if l, _ := h2.r.Incident(lift.ID); l.step("released").Status != StepDone {
-		t.Fatalf("entrapment not released from telemetry: %+v", l.step("released"))
+	if l, _ := h2.r.Incident(bg, lift.ID); l.Step("released").Status != StepDone {
+		t.Fatalf("entrapment not released from telemetry: %+v", l.Step("released"))
 	}
 	// No CCTV asset can confirm it is back: at its deadline, a work order.
 	c.advance(10*time.Minute + time.Second)
 	h2.r.Tick()
-	ws, _ := h2.store.WorkOrders(context.Background(), WorkOrderFilter{Category: "security_systems"})
+	ws, _ := h2.store.WorkOrders(context.Background(), workorder.Filter{Category: "security_systems"})
 	if len(ws) != 1 || !strings.HasPrefix(ws[0].Description, "CCTV not verified after the outage (incident 1") {
 		t.Fatalf("work orders: %+v", ws)
 	}
-	if _, err := h2.r.Close(outage.ID, "li.ming", "done"); err == nil || err.Error() != "steps still open: check-lifts, verify-cctv; complete or skip them first" {
+	if _, err := h2.r.Close(bg, outage.ID, "li.ming", "done"); err == nil || err.Error() != "steps still open: check-lifts, verify-cctv; complete or skip them first" {
 		t.Fatalf("close with open steps: %v", err)
 	}
-	h2.r.Complete(outage.ID, "check-lifts", "zhao.gang", "all cars checked")
-	h2.r.Skip(outage.ID, "verify-cctv", "li.ming", "CCTV vendor booked, see work order")
-	closed, err := h2.r.Close(outage.ID, "li.ming", "supply restored, all systems checked")
+	h2.r.Complete(bg, outage.ID, "check-lifts", "zhao.gang", "all cars checked")
+	h2.r.Skip(bg, outage.ID, "verify-cctv", "li.ming", "CCTV vendor booked, see work order")
+	closed, err := h2.r.Close(bg, outage.ID, "li.ming", "supply restored, all systems checked")
 	if err != nil || closed.Status != "closed" {
 		t.Fatalf("close: %v", err)
 	}
@@ -231,12 +264,10 @@ func TestOutageLinksAnEntrapmentAlreadyOpen(t *testing.T) {
 	c := newClock()
 	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets))
 	outageSite(h)
-	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "trapped:b3-lift-1", Rule: "trapped", Asset: "b3-lift-1"},
-		Transition: &Transition{From: StateNormal, To: StateUnacked}})
+	h.r.Trigger(fired("trapped:b3-lift-1", "trapped", "b3-lift-1"))
 	c.advance(2 * time.Second)
-	h.r.OnEvent(Event{Type: EventAlarm, Alarm: &Alarm{ID: "mains-lost:b3-panel", Rule: "mains-lost", Asset: "b3-panel"},
-		Transition: &Transition{From: StateNormal, To: StateUnacked}})
-	ins, _ := h.r.Incidents(false)
+	h.r.Trigger(fired("mains-lost:b3-panel", "mains-lost", "b3-panel"))
+	ins, _ := h.r.Incidents(bg, false)
 	if len(ins) != 2 || ins[0].Playbook != "outage" || ins[1].Parent != ins[0].ID || fmt.Sprint(ins[0].Children) != fmt.Sprintf("[%d]", ins[1].ID) {
 		t.Fatalf("incidents: %d; outage children %v, entrapment parent %d", len(ins), ins[0].Children, ins[1].Parent)
 	}
@@ -247,19 +278,22 @@ func TestOutageLinksAnEntrapmentAlreadyOpen(t *testing.T) {
 func TestTriggerNotLostWhenTheBusDropsIt(t *testing.T) {
 	c := newClock()
 	state := collectors.NewState(siteAssets)
-	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, state)
-	// An engine with the trigger rule; its events are never given to the runner.
-	store2, _ := OpenSQLite(filepath.Join(t.TempDir(), "engine.db"), false)
+	// An engine with the trigger rule; its changes are never given to the runner.
+	store2, _ := sqlite.OpenRules(filepath.Join(t.TempDir(), "engine.db"), false)
 	defer store2.Close()
-	e := NewEngine(Config{Rules: []Rule{{ID: "mains-lost", Target: Target{Kind: "distribution_panel"}, Field: "mains_present",
-		State: &State{Equals: false}, Priority: Critical}}}, siteAssets, store2, NewBus(), quietLog(), c.now)
+	cfg := rules.Config{Rules: []rules.Rule{{ID: "mains-lost", Target: rules.Target{Kind: "distribution_panel"}, Field: "mains_present",
+		State: &rules.StateMatch{Equals: false}, Priority: rules.Critical}}}
+	if err := cfg.Validate(siteAssets); err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine(cfg, siteAssets, rules.Deps{Store: store2, Log: quietLog(), Now: c.now})
 	e.Load(context.Background())
-	h.r.engine = e
+	h := newRunnerWith(t, filepath.Join(t.TempDir(), "gw.db"), c, state, e)
 	c.advance(time.Second)
 	e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(false))})
 	h.r.Tick()
 	h.r.Tick()
-	ins, _ := h.r.Incidents(false)
+	ins, _ := h.r.Incidents(bg, false)
 	if len(ins) != 1 || ins[0].Playbook != "outage" || ins[0].Trigger != "alarm mains-lost:b3-panel" {
 		t.Fatalf("incidents %+v", ins)
 	}
@@ -272,18 +306,18 @@ func TestTriggerNotLostWhenTheBusDropsIt(t *testing.T) {
 func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	c := newClock()
 	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets))
-	in, err := h.r.Start("flooding", "b3-pump", true, "li.ming")
+	in, err := h.r.Start(bg, "flooding", "b3-pump", true, "li.ming")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.writer.writes) != 0 || !in.Drill || in.step("cut-source").Status != StepDone {
-		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.step("cut-source"))
+	if len(h.writer.writes) != 0 || !in.Drill || in.Step("cut-source").Status != StepDone {
+		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.Step("cut-source"))
 	}
 	if !strings.Contains(h.r.ReportMarkdown(in), "# DRILL — Flooding") {
 		t.Fatal("drill report is not marked")
 	}
-	real, _ := h.r.Start("flooding", "b3-pump", false, "li.ming")
-	if fmt.Sprint(h.writer.writes) != "[b3-pump.pump1_run_cmd=false]" || real.step("cut-source").Status != StepDone {
+	real, _ := h.r.Start(bg, "flooding", "b3-pump", false, "li.ming")
+	if fmt.Sprint(h.writer.writes) != "[b3-pump.pump1_run_cmd=false]" || real.Step("cut-source").Status != StepDone {
 		t.Fatalf("real incident: writes %v", h.writer.writes)
 	}
 	if real.ID == in.ID {
@@ -293,7 +327,7 @@ func TestDrillDoesNotWriteEquipment(t *testing.T) {
 
 func TestPlaybookValidation(t *testing.T) {
 	ids := map[string]bool{"outage": true}
-	rules := map[string]bool{"mains-lost": true}
+	ruleIDs := map[string]bool{"mains-lost": true}
 	cases := []struct {
 		p    Playbook
 		want string
@@ -303,14 +337,14 @@ func TestPlaybookValidation(t *testing.T) {
 		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r"}}}, "steps[0].deadline: is required: how long after the step starts it must be done, e.g. 3m"},
 		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute, After: "b"}}}, `steps[0].after: "b" is not an earlier step`},
 		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute,
-			Action: &Action{StartPlaybook: &SpawnAction{Playbook: "rescue"}}}}}, `steps[0].action.start_playbook.playbook: "rescue" is not a playbook; fix: the id of a file in the playbooks folder`},
+			Action: &ActionSpec{StartPlaybook: &SpawnAction{Playbook: "rescue"}}}}}, `steps[0].action.start_playbook.playbook: "rescue" is not a playbook; fix: the id of a file in the playbooks folder`},
 		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute,
 			When: []Condition{{Field: "f", Op: "approx", Value: 1}}}}}, `steps[0].when[0].op: "approx" is not an operator; fix: eq, ne, gt, ge, lt or le`},
 		{Playbook{ID: "outage", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute, Records: "arrival"}}}, `steps[0].records: "arrival" is not a key under record:`},
 	}
 	for _, c := range cases {
 		c.p.SetDefaults()
-		if err := c.p.Validate(ids, rules); err == nil || err.Error() != c.want {
+		if err := c.p.Validate(ids, ruleIDs); err == nil || err.Error() != c.want {
 			t.Errorf("err = %v\nwant %s", err, c.want)
 		}
 	}

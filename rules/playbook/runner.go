@@ -1,4 +1,4 @@
-package rules
+package playbook
 
 import (
 	"context"
@@ -11,43 +11,99 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
-// Writer sets equipment fields (the Modbus collector).
-type Writer interface {
+// ByEngine is the "who" of what the runner does by itself.
+const ByEngine = rules.ByEngine
+
+// Equipment sets writable equipment fields (the Modbus collector).
+type Equipment interface {
 	Write(ctx context.Context, asset, field string, v collectors.Value) error
 }
 
-// Publisher sends MQTT commands (sirens, LED boards).
-type Publisher interface {
+// Commands sends MQTT commands (sirens, LED boards).
+type Commands interface {
 	PublishCommand(topic, payload string) error
+}
+
+// Telemetry is the live state the runner checks conditions against.
+type Telemetry interface {
+	Get(asset, field string) (collectors.FieldState, bool)
+}
+
+// Alarms is the engine, for triggers.
+type Alarms interface {
+	Alarms(filter func(*rules.Alarm) bool) []rules.Alarm
+}
+
+// WorkOrders opens work orders for workorder actions.
+type WorkOrders interface {
+	Create(ctx context.Context, w workorder.WorkOrder) (*workorder.WorkOrder, error)
+}
+
+// Store keeps incidents.
+type Store interface {
+	// CreateIncident inserts in (setting its ID); SaveIncident replaces it.
+	CreateIncident(ctx context.Context, in *Incident) error
+	SaveIncident(ctx context.Context, in *Incident) error
+	// Incident is one incident (rules.ErrNotFound if none).
+	Incident(ctx context.Context, id int64) (*Incident, error)
+	// Incidents lists incidents newest first; limit 0 means all.
+	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
+}
+
+// Observer is told of every incident change and of every request to
+// notify people (alert routing, the dashboard). It must not block.
+type Observer interface {
+	IncidentChanged(in *Incident)
+	Notify(n Notification)
 }
 
 // Notification asks alert routing to tell people in roles.
 type Notification struct {
-	Roles    []string `json:"roles"`
-	Text     string   `json:"text"`
-	Incident int64    `json:"incident"`
-	Step     string   `json:"step,omitempty"`
-	Drill    bool     `json:"drill"`
-	Overdue  bool     `json:"overdue"`
+	At       time.Time `json:"at"`
+	Roles    []string  `json:"roles"`
+	Text     string    `json:"text"`
+	Incident int64     `json:"incident"`
+	Step     string    `json:"step,omitempty"`
+	Drill    bool      `json:"drill"`
+	Overdue  bool      `json:"overdue"`
+}
+
+// Deps are what the runner works with; Equipment and Commands may be nil
+// (actions then fail with a clear error, recorded on the step), and so may
+// Alarms and WorkOrders.
+type Deps struct {
+	Store      Store
+	Alarms     Alarms
+	WorkOrders WorkOrders
+	Telemetry  Telemetry
+	Equipment  Equipment
+	Commands   Commands
+	Observers  []Observer
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Runner runs playbooks: it starts incidents when their trigger alarms
 // fire (or by hand, or on schedule), drives their steps from telemetry and
 // actions, escalates overdue steps, and keeps every incident in the store.
 type Runner struct {
-	playbooks map[string]*Playbook
-	list      []*Playbook
-	assets    []collectors.Asset
-	store     Store
-	engine    *Engine
-	state     Reader
-	writer    Writer
-	pub       Publisher
-	bus       *Bus
-	log       *slog.Logger
-	now       func() time.Time
+	playbooks  map[string]*Playbook
+	list       []*Playbook
+	assets     []collectors.Asset
+	store      Store
+	alarms     Alarms
+	workorders WorkOrders
+	telemetry  Telemetry
+	equipment  Equipment
+	commands   Commands
+	obs        []Observer
+	log        *slog.Logger
+	now        func() time.Time
+	fired      chan rules.Alarm
 
 	mu      sync.Mutex
 	open    map[int64]*Incident
@@ -56,11 +112,13 @@ type Runner struct {
 	handled map[string]time.Time // alarm id → the activation (ActiveSince) already handled
 }
 
-// NewRunner builds a runner; writer and pub may be nil (actions then fail
-// with a clear error, recorded on the step).
-func NewRunner(playbooks []Playbook, assets []collectors.Asset, store Store, engine *Engine, state Reader, writer Writer, pub Publisher, bus *Bus, log *slog.Logger, now func() time.Time) *Runner {
-	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: store, engine: engine, state: state, writer: writer, pub: pub,
-		bus: bus, log: log, now: now, open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
+var _ rules.Observer = (*Runner)(nil)
+
+// NewRunner builds a runner.
+func NewRunner(playbooks []Playbook, assets []collectors.Asset, d Deps) *Runner {
+	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: d.Store, alarms: d.Alarms, workorders: d.WorkOrders,
+		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, log: d.Log, now: d.Now,
+		fired: make(chan rules.Alarm, 256), open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
 	for i := range playbooks {
 		p := &playbooks[i]
 		p.SetDefaults()
@@ -69,6 +127,9 @@ func NewRunner(playbooks []Playbook, assets []collectors.Asset, store Store, eng
 	}
 	return r
 }
+
+// Observe adds an observer; call it before Run.
+func (r *Runner) Observe(o Observer) { r.obs = append(r.obs, o) }
 
 // Playbooks lists the definitions.
 func (r *Runner) Playbooks() []Playbook {
@@ -109,25 +170,47 @@ func (r *Runner) Load(ctx context.Context) error {
 	return nil
 }
 
-// Run starts incidents from alarm events and ticks until ctx ends.
-func (r *Runner) Run(ctx context.Context, every time.Duration) {
-	Drive(ctx, r.bus.Subscribe(1024), every, r.OnEvent, r.Tick)
+// Run drives incidents every second, and at once when an alarm fires,
+// until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case a := <-r.fired:
+			r.Trigger(a)
+		case <-t.C:
+			r.Tick()
+		}
+	}
 }
 
-// OnEvent starts the playbooks an alarm triggers (fast path; Tick
-// reconciles against the engine in case the bus dropped the event).
-func (r *Runner) OnEvent(ev Event) {
-	if ev.Type != EventAlarm || ev.Transition == nil || ev.Transition.To != StateUnacked ||
-		(ev.Transition.From != StateNormal && ev.Transition.From != StateRTNUnacked) {
+// AlarmChanged implements rules.Observer: a firing alarm is handed to the
+// runner's loop (it is called inside the engine, so it must not take the
+// runner's lock). It never blocks: if the hand-over is full, the next tick
+// finds the alarm among the engine's active ones (reconcile).
+func (r *Runner) AlarmChanged(a rules.Alarm, t rules.Transition) {
+	if !t.Fired() {
 		return
 	}
+	select {
+	case r.fired <- a:
+	default:
+	}
+}
+
+// Trigger starts the playbooks an alarm activation triggers, once per
+// activation.
+func (r *Runner) Trigger(a rules.Alarm) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.trigger(ev.Alarm)
+	r.trigger(&a)
 }
 
 // trigger starts the playbooks for one alarm activation, once.
-func (r *Runner) trigger(a *Alarm) {
+func (r *Runner) trigger(a *rules.Alarm) {
 	if t, ok := r.handled[a.ID]; ok && !a.ActiveSince.After(t) && !a.ActiveSince.IsZero() {
 		return
 	}
@@ -141,13 +224,13 @@ func (r *Runner) trigger(a *Alarm) {
 	}
 }
 
-// reconcile starts playbooks for alarms that activated since the runner
-// started but whose event the bus did not deliver.
+// reconcile starts playbooks for alarms active since the runner started
+// that have not been handled yet.
 func (r *Runner) reconcile() {
-	if r.engine == nil {
+	if r.alarms == nil {
 		return
 	}
-	for _, a := range r.engine.Alarms(func(a *Alarm) bool {
+	for _, a := range r.alarms.Alarms(func(a *rules.Alarm) bool {
 		return a.Active && !a.Suppressed && a.ShelvedUntil.IsZero() && !a.OutOfService && !a.ActiveSince.Before(r.since)
 	}) {
 		r.trigger(&a)
@@ -174,10 +257,10 @@ func onceKey(p *Playbook, a collectors.Asset) string {
 }
 
 // Start starts a playbook by hand (or as a drill).
-func (r *Runner) Start(playbook, asset string, drill bool, by string) (*Incident, error) {
+func (r *Runner) Start(ctx context.Context, playbook, asset string, drill bool, by string) (*Incident, error) {
 	p, ok := r.playbooks[playbook]
 	if !ok {
-		return nil, fmt.Errorf("%w: no playbook %q", ErrNotFound, playbook)
+		return nil, fmt.Errorf("%w: no playbook %q", rules.ErrNotFound, playbook)
 	}
 	if asset != "" {
 		if _, ok := r.asset(asset); !ok {
@@ -210,13 +293,13 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 		}
 	}
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
-		Location: location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
+		Location: rules.Location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
 	for _, s := range p.Steps {
 		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional})
 	}
 	in.log(now, by, "started", "", "%s started: %s", kindOf(in), trigger)
 	for _, f := range p.Capture {
-		if fs, ok := r.state.Get(a.ID, f); ok {
+		if fs, ok := r.telemetry.Get(a.ID, f); ok {
 			in.log(now, ByEngine, "evidence", "", "%s.%s = %s (%s) at %s", a.ID, f, strings.Trim(fs.Value.String(), `"`), fs.Quality, fs.Time.Format("15:04:05"))
 		}
 	}
@@ -248,20 +331,25 @@ func (r *Runner) link(child *Incident, parent int64, now time.Time) {
 	r.save(pin)
 }
 
-func kindOf(in *Incident) string {
-	if in.Drill {
-		return "DRILL"
-	}
-	return "incident"
-}
-
-// save persists an incident and publishes it.
+// save persists an incident and tells the observers.
 func (r *Runner) save(in *Incident) {
 	in.Version++
 	if err := r.store.SaveIncident(context.Background(), in); err != nil {
 		r.log.Error("saving incident failed", "incident", in.ID, "err", err)
 	}
-	r.bus.Publish(Event{Type: EventIncident, At: r.now(), Incident: in.clone()})
+	for _, o := range r.obs {
+		o.IncidentChanged(in.clone())
+	}
+}
+
+// notify asks the observers to tell people in roles.
+func (r *Runner) notify(n Notification) {
+	if n.At.IsZero() {
+		n.At = r.now()
+	}
+	for _, o := range r.obs {
+		o.Notify(n)
+	}
 }
 
 // Tick drives every open incident and starts scheduled playbooks.
@@ -295,7 +383,7 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 	for i := range p.Steps {
 		def, st := &p.Steps[i], &in.Steps[i]
 		if st.Status == StepWaiting {
-			prev := in.step(def.After)
+			prev := in.Step(def.After)
 			if def.After == "" || prev != nil && (prev.Status == StepDone || prev.Status == StepSkipped) {
 				r.activate(in, def, st, now)
 				changed = true
@@ -307,34 +395,18 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 		if sp := actionSpawn(def.Action); sp != nil && sp.ForEach != nil {
 			changed = r.spawn(in, def, st, sp, now) || changed
 		}
-		switch def.Complete {
-		case ByTelemetry:
-			ok, ev := false, []string(nil)
-			if len(def.When) > 0 {
-				ok, ev = allHold(def.When, in, r.assets, r.state)
-			} else {
-				ok, ev = anyHolds(def.WhenAny, in, r.assets, r.state)
-			}
-			if ok {
+		if c := completions[def.Complete]; c != nil {
+			if done, ev, note := c.Check(&Exec{ctx: context.Background(), r: r, in: in, def: def, st: st, now: now}); done {
 				st.Evidence = ev
-				r.finish(in, def, st, StepDone, "telemetry", "confirmed from telemetry: "+strings.Join(ev, "; "), now)
+				r.finish(in, def, st, StepDone, "telemetry", note, now)
 				changed = true
-			}
-		case ByDecision:
-			for _, c := range def.Decide {
-				if ok, ev := allHold(c.When, in, r.assets, r.state); ok {
-					st.Evidence = ev
-					r.finish(in, def, st, StepDone, "telemetry", c.Note+" (from telemetry: "+strings.Join(ev, "; ")+")", now)
-					changed = true
-					break
-				}
 			}
 		}
 		if st.Status == StepActive && !st.Overdue && now.After(st.Due) {
 			st.Overdue = true
 			in.log(now, ByEngine, "overdue", st.ID, "%s is overdue (due %s); escalated to %s", st.Title, st.Due.Format("15:04:05"), strings.Join(def.Escalate, ", "))
-			r.bus.Publish(Event{Type: EventNotify, At: now, Notify: &Notification{Roles: def.Escalate, Incident: in.ID, Step: st.ID, Drill: in.Drill, Overdue: true,
-				Text: fmt.Sprintf("OVERDUE %s %d %s: %s (%s)", kindOf(in), in.ID, in.Name, st.Title, in.Location)}})
+			r.notify(Notification{At: now, Roles: def.Escalate, Incident: in.ID, Step: st.ID, Drill: in.Drill, Overdue: true,
+				Text: "OVERDUE " + describe(in, st.Title)})
 			if def.OnOverdue != nil {
 				r.perform(in, def, st, def.OnOverdue, now)
 			}
@@ -344,7 +416,7 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 	return changed
 }
 
-func actionSpawn(a *Action) *SpawnAction {
+func actionSpawn(a *ActionSpec) *SpawnAction {
 	if a == nil {
 		return nil
 	}
@@ -356,7 +428,7 @@ func (r *Runner) activate(in *Incident, def *Step, st *StepState, now time.Time)
 	in.log(now, ByEngine, "step_started", st.ID, "%s (%s, due %s)", st.Title, st.Role, st.Due.Format("15:04:05"))
 	if def.Action != nil {
 		ok := r.perform(in, def, st, def.Action, now)
-		if ok && def.Complete == ByAction {
+		if c := completions[def.Complete]; ok && c != nil && c.OnAction() {
 			r.finish(in, def, st, StepDone, ByEngine, "done by the gateway", now)
 		}
 	}
@@ -374,99 +446,6 @@ func (r *Runner) finish(in *Incident, def *Step, st *StepState, status StepStatu
 	}
 }
 
-func toValue(v any) collectors.Value {
-	switch x := v.(type) {
-	case bool:
-		return collectors.Bool(x)
-	case int:
-		return collectors.Float(float64(x))
-	case float64:
-		return collectors.Float(x)
-	case string:
-		return collectors.String(x)
-	}
-	return collectors.Value{}
-}
-
-// perform runs an action; failures are recorded on the step and the
-// timeline (and the step stays open, so it escalates when overdue).
-func (r *Runner) perform(in *Incident, def *Step, st *StepState, a *Action, now time.Time) bool {
-	var errs []string
-	if len(a.Notify) > 0 {
-		r.bus.Publish(Event{Type: EventNotify, At: now, Notify: &Notification{Roles: a.Notify, Incident: in.ID, Step: st.ID, Drill: in.Drill,
-			Text: fmt.Sprintf("%s %d %s: %s (%s)", kindOf(in), in.ID, in.Name, st.Title, in.Location)}})
-		in.log(now, ByEngine, "action", st.ID, "notified %s", strings.Join(a.Notify, ", "))
-	}
-	if w := a.WorkOrder; w != nil {
-		desc := w.Description
-		if desc == "" {
-			desc = st.Title
-		}
-		if in.Drill {
-			desc = "[DRILL] " + desc
-		}
-		pr := w.Priority
-		if pr == "" {
-			pr = High
-		}
-		wo, err := r.engine.CreateWorkOrder(WorkOrder{Category: w.Category, Asset: in.Asset, Location: in.Location, Priority: pr,
-			Description: fmt.Sprintf("%s (incident %d, %s)", desc, in.ID, in.Name), Reporter: "playbook " + in.Playbook})
-		if err != nil {
-			errs = append(errs, "work order: "+err.Error())
-		} else {
-			in.log(now, ByEngine, "action", st.ID, "opened work order %d (%s)", wo.ID, w.Category)
-		}
-	}
-	if sp := a.StartPlaybook; sp != nil && sp.ForEach == nil {
-		if child, ok := r.playbooks[sp.Playbook]; ok {
-			if _, err := r.startLocked(child, in.Asset, in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", in.ID, in.Name), in.ID); err != nil {
-				errs = append(errs, "start playbook: "+err.Error())
-			}
-		}
-	}
-	for _, w := range a.Write {
-		for _, target := range assetsFor(w.Kind, w.Scope, in, r.assets) {
-			switch {
-			case in.Drill:
-				in.log(now, ByEngine, "action", st.ID, "drill: %s.%s = %v not written", target.ID, w.Field, w.Value)
-			case r.writer == nil:
-				errs = append(errs, fmt.Sprintf("write %s.%s: no equipment writer configured", target.ID, w.Field))
-			default:
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := r.writer.Write(ctx, target.ID, w.Field, toValue(w.Value))
-				cancel()
-				if err != nil {
-					errs = append(errs, err.Error())
-				} else {
-					in.log(now, ByEngine, "action", st.ID, "wrote %s.%s = %v (verified by read-back)", target.ID, w.Field, w.Value)
-				}
-			}
-		}
-	}
-	if m := a.MQTT; m != nil {
-		topic := strings.NewReplacer("{asset}", in.Asset, "{building}", in.Building).Replace(m.Topic)
-		switch {
-		case in.Drill:
-			in.log(now, ByEngine, "action", st.ID, "drill: MQTT %s %q not published", topic, m.Payload)
-		case r.pub == nil:
-			errs = append(errs, "mqtt: no broker configured")
-		default:
-			if err := r.pub.PublishCommand(topic, m.Payload); err != nil {
-				errs = append(errs, "mqtt: "+err.Error())
-			} else {
-				in.log(now, ByEngine, "action", st.ID, "published %q to %s", m.Payload, topic)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		st.ActionErr = strings.Join(errs, "; ")
-		in.log(now, ByEngine, "action", st.ID, "FAILED: %s", st.ActionErr)
-		return false
-	}
-	st.ActionErr = ""
-	return true
-}
-
 // spawn starts a child incident for each asset that newly matches.
 func (r *Runner) spawn(in *Incident, def *Step, st *StepState, sp *SpawnAction, now time.Time) bool {
 	child, ok := r.playbooks[sp.Playbook]
@@ -479,7 +458,7 @@ func (r *Runner) spawn(in *Incident, def *Step, st *StepState, sp *SpawnAction, 
 			continue
 		}
 		probe := &Incident{Asset: a.ID, Building: a.Building}
-		if ok, ev := anyHolds(sp.ForEach.WhenAny, probe, r.assets, r.state); ok {
+		if ok, ev := anyHolds(sp.ForEach.WhenAny, probe, r.assets, r.telemetry); ok {
 			st.Spawned = append(st.Spawned, a.ID)
 			in.log(now, ByEngine, "evidence", st.ID, "%s: %s", a.ID, strings.Join(ev, "; "))
 			if _, err := r.startLocked(child, a.ID, in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", in.ID, in.Name), in.ID); err != nil {
@@ -497,34 +476,34 @@ var (
 	ErrNoStep         = errors.New("no such step")
 )
 
-func (r *Runner) openIncident(id int64) (*Incident, error) {
+func (r *Runner) openIncident(ctx context.Context, id int64) (*Incident, error) {
 	in, ok := r.open[id]
 	if ok {
 		return in, nil
 	}
-	if _, err := r.store.Incident(context.Background(), id); err != nil {
+	if _, err := r.store.Incident(ctx, id); err != nil {
 		return nil, err
 	}
 	return nil, ErrIncidentClosed
 }
 
 // Complete marks a step done by a person.
-func (r *Runner) Complete(id int64, step, by, note string) (*Incident, error) {
-	return r.finishByPerson(id, step, by, note, StepDone)
+func (r *Runner) Complete(ctx context.Context, id int64, step, by, note string) (*Incident, error) {
+	return r.finishByPerson(ctx, id, step, by, note, StepDone)
 }
 
 // Skip marks a step skipped (the note says why).
-func (r *Runner) Skip(id int64, step, by, note string) (*Incident, error) {
+func (r *Runner) Skip(ctx context.Context, id int64, step, by, note string) (*Incident, error) {
 	if strings.TrimSpace(note) == "" {
 		return nil, errors.New("a skipped step needs a note saying why")
 	}
-	return r.finishByPerson(id, step, by, note, StepSkipped)
+	return r.finishByPerson(ctx, id, step, by, note, StepSkipped)
 }
 
-func (r *Runner) finishByPerson(id int64, step, by, note string, status StepStatus) (*Incident, error) {
+func (r *Runner) finishByPerson(ctx context.Context, id int64, step, by, note string, status StepStatus) (*Incident, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, err := r.openIncident(id)
+	in, err := r.openIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -553,13 +532,13 @@ func (r *Runner) finishByPerson(id int64, step, by, note string, status StepStat
 }
 
 // AddEvidence attaches a note or observation to the timeline.
-func (r *Runner) AddEvidence(id int64, by, text string) (*Incident, error) {
+func (r *Runner) AddEvidence(ctx context.Context, id int64, by, text string) (*Incident, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, errors.New("evidence needs text")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, err := r.openIncident(id)
+	in, err := r.openIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -569,10 +548,10 @@ func (r *Runner) AddEvidence(id int64, by, text string) (*Incident, error) {
 }
 
 // Close ends an incident once every required step is done or skipped.
-func (r *Runner) Close(id int64, by, note string) (*Incident, error) {
+func (r *Runner) Close(ctx context.Context, id int64, by, note string) (*Incident, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, err := r.openIncident(id)
+	in, err := r.openIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -594,7 +573,7 @@ func (r *Runner) Close(id int64, by, note string) (*Incident, error) {
 }
 
 // Incident returns one incident (open or closed).
-func (r *Runner) Incident(id int64) (*Incident, error) {
+func (r *Runner) Incident(ctx context.Context, id int64) (*Incident, error) {
 	r.mu.Lock()
 	if in, ok := r.open[id]; ok {
 		c := in.clone()
@@ -602,10 +581,10 @@ func (r *Runner) Incident(id int64) (*Incident, error) {
 		return c, nil
 	}
 	r.mu.Unlock()
-	return r.store.Incident(context.Background(), id)
+	return r.store.Incident(ctx, id)
 }
 
 // Incidents lists incidents, newest first.
-func (r *Runner) Incidents(openOnly bool) ([]*Incident, error) {
-	return r.store.Incidents(context.Background(), openOnly, 500)
+func (r *Runner) Incidents(ctx context.Context, openOnly bool) ([]*Incident, error) {
+	return r.store.Incidents(ctx, openOnly, 500)
 }

@@ -1,4 +1,7 @@
-package rules
+// Package playbook owns the emergency plans: their definitions, the runner
+// that drives incidents step by step (telemetry, decisions, actions,
+// deadlines), the incident records and their reports.
+package playbook
 
 import (
 	"fmt"
@@ -6,6 +9,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/rules"
 )
 
 // Condition is a telemetry check: the field of the incident's asset (no
@@ -27,9 +31,9 @@ type Case struct {
 
 // WorkOrderAction opens a work order.
 type WorkOrderAction struct {
-	Category    string   `yaml:"category"`
-	Priority    Priority `yaml:"priority"`
-	Description string   `yaml:"description"`
+	Category    string         `yaml:"category"`
+	Priority    rules.Priority `yaml:"priority"`
+	Description string         `yaml:"description"`
 }
 
 // SpawnAction starts another playbook, for the incident's asset or for each
@@ -61,8 +65,9 @@ type MQTTAction struct {
 	Payload string `yaml:"payload"`
 }
 
-// Action is what the gateway does for a step.
-type Action struct {
+// ActionSpec is what the gateway does for a step, as written in the
+// playbook; each set field compiles into one Action (actionKinds).
+type ActionSpec struct {
 	Notify        []string         `yaml:"notify"` // roles
 	WorkOrder     *WorkOrderAction `yaml:"workorder"`
 	StartPlaybook *SpawnAction     `yaml:"start_playbook"`
@@ -93,8 +98,8 @@ type Step struct {
 	When         []Condition   `yaml:"when"`
 	WhenAny      []Condition   `yaml:"when_any"`
 	Decide       []Case        `yaml:"decide"`
-	Action       *Action       `yaml:"action"`     // performed when the step starts
-	OnOverdue    *Action       `yaml:"on_overdue"` // performed when its deadline passes
+	Action       *ActionSpec   `yaml:"action"`     // performed when the step starts
+	OnOverdue    *ActionSpec   `yaml:"on_overdue"` // performed when its deadline passes
 	Escalate     []string      `yaml:"escalate"`   // roles told when it is overdue; default shift_lead
 	Records      string        `yaml:"records"`    // the record field its completion fills
 	NoteRequired bool          `yaml:"note_required"`
@@ -125,7 +130,10 @@ type Playbook struct {
 	Steps       []Step        `yaml:"steps"`
 }
 
-var stepIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+var (
+	stepIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	idRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+)
 
 // SetDefaults fills unset values.
 func (p *Playbook) SetDefaults() {
@@ -176,53 +184,29 @@ func validConditions(path string, cs []Condition, withKind bool) error {
 	return nil
 }
 
-func validAction(path string, a *Action, playbooks map[string]bool) error {
+func validAction(path string, a *ActionSpec, playbooks map[string]bool) error {
 	if a == nil {
 		return nil
 	}
-	if a.WorkOrder != nil {
-		if a.WorkOrder.Category == "" {
-			return cfgerr.Errorf(path+".workorder.category", "is required")
+	for _, act := range a.actions() {
+		if err := act.Validate(path, playbooks); err != nil {
+			return err
 		}
-		if a.WorkOrder.Priority != "" && !a.WorkOrder.Priority.valid() {
-			return cfgerr.Errorf(path+".workorder.priority", "%q is not a priority", a.WorkOrder.Priority)
-		}
-	}
-	if sp := a.StartPlaybook; sp != nil {
-		if !playbooks[sp.Playbook] {
-			return cfgerr.Errorf(path+".start_playbook.playbook", "%q is not a playbook; fix: the id of a file in the playbooks folder", sp.Playbook)
-		}
-		if sp.ForEach != nil {
-			if sp.ForEach.Kind == "" {
-				return cfgerr.Errorf(path+".start_playbook.for_each.kind", "is required")
-			}
-			if err := validConditions(path+".start_playbook.for_each.when_any", sp.ForEach.WhenAny, false); err != nil {
-				return err
-			}
-		}
-	}
-	for i, w := range a.Write {
-		if w.Field == "" || w.Value == nil {
-			return cfgerr.Errorf(fmt.Sprintf("%s.write[%d]", path, i), "field and value are required")
-		}
-	}
-	if a.MQTT != nil && a.MQTT.Topic == "" {
-		return cfgerr.Errorf(path+".mqtt.topic", "is required")
 	}
 	return nil
 }
 
 // Validate checks a playbook; playbooks holds every playbook id, rules
 // every rule id. Paths are relative to the file.
-func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
-	if !ruleIDRE.MatchString(p.ID) {
+func (p *Playbook) Validate(playbooks, ruleIDs map[string]bool) error {
+	if !idRE.MatchString(p.ID) {
 		return cfgerr.Errorf("id", "%q is not a playbook id; fix: lower-case letters, digits, '.', '_' or '-'", p.ID)
 	}
 	if p.Name == "" {
 		return cfgerr.Errorf("name", "is required")
 	}
 	for i, r := range p.Trigger.Rules {
-		if !rules[r] {
+		if !ruleIDs[r] {
 			return cfgerr.Errorf(fmt.Sprintf("trigger.rules[%d]", i), "%q is not a rule id (rules.rules in the gateway config)", r)
 		}
 	}
@@ -260,22 +244,12 @@ func (p *Playbook) Validate(playbooks, rules map[string]bool) error {
 		if s.Deadline <= 0 {
 			return cfgerr.Errorf(path+".deadline", "is required: how long after the step starts it must be done, e.g. 3m")
 		}
-		switch s.Complete {
-		case ByPerson:
-		case ByTelemetry:
-			if len(s.When) == 0 && len(s.WhenAny) == 0 {
-				return cfgerr.Errorf(path+".when", "a telemetry step needs when or when_any")
-			}
-		case ByDecision:
-			if len(s.Decide) == 0 {
-				return cfgerr.Errorf(path+".decide", "a decision step needs cases")
-			}
-		case ByAction:
-			if s.Action == nil {
-				return cfgerr.Errorf(path+".action", "an action step needs an action")
-			}
-		default:
+		c, ok := completions[s.Complete]
+		if !ok {
 			return cfgerr.Errorf(path+".complete", "%q is not manual, telemetry, decision or action", s.Complete)
+		}
+		if err := c.Validate(path, s); err != nil {
+			return err
 		}
 		if err := validConditions(path+".when", s.When, true); err != nil {
 			return err

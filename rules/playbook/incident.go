@@ -1,4 +1,4 @@
-package rules
+package playbook
 
 import (
 	"fmt"
@@ -92,7 +92,8 @@ func (in *Incident) clone() *Incident {
 	return &c
 }
 
-func (in *Incident) step(id string) *StepState {
+// Step is the incident's step with that id (nil if none).
+func (in *Incident) Step(id string) *StepState {
 	for i := range in.Steps {
 		if in.Steps[i].ID == id {
 			return &in.Steps[i]
@@ -103,12 +104,6 @@ func (in *Incident) step(id string) *StepState {
 
 func (in *Incident) log(at time.Time, by, kind, step, format string, a ...any) {
 	in.Timeline = append(in.Timeline, Entry{At: at, By: by, Kind: kind, Step: step, Text: fmt.Sprintf(format, a...)})
-}
-
-// Reader is the live state the runner checks conditions against.
-type Reader interface {
-	Get(asset, field string) (collectors.FieldState, bool)
-	Snapshot() []collectors.AssetState
 }
 
 // assetsFor resolves which assets a condition (or write, or for_each) covers.
@@ -180,7 +175,7 @@ func compare(v collectors.Value, op string, want any) bool {
 }
 
 // holds evaluates a condition; evidence lists the readings it looked at.
-func holds(c Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+func holds(c Condition, in *Incident, assets []collectors.Asset, r Telemetry) (bool, []string) {
 	targets := assetsFor(c.Kind, c.Scope, in, assets)
 	if len(targets) == 0 {
 		return false, []string{fmt.Sprintf("no %s asset in scope to check %s", orIncident(c.Kind), c.Field)}
@@ -206,7 +201,7 @@ func orIncident(kind string) string {
 	return kind
 }
 
-func allHold(cs []Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+func allHold(cs []Condition, in *Incident, assets []collectors.Asset, r Telemetry) (bool, []string) {
 	var ev []string
 	for _, c := range cs {
 		ok, e := holds(c, in, assets, r)
@@ -218,7 +213,7 @@ func allHold(cs []Condition, in *Incident, assets []collectors.Asset, r Reader) 
 	return true, ev
 }
 
-func anyHolds(cs []Condition, in *Incident, assets []collectors.Asset, r Reader) (bool, []string) {
+func anyHolds(cs []Condition, in *Incident, assets []collectors.Asset, r Telemetry) (bool, []string) {
 	var ev []string
 	for _, c := range cs {
 		ok, e := holds(c, in, assets, r)

@@ -1,4 +1,7 @@
-package rules
+package workorder_test
+
+// These tests drive the engine and the work-order service together on a
+// real SQLite file, with an injected clock.
 
 import (
 	"context"
@@ -18,6 +21,10 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
+	. "github.com/propgate/gateway/rules/workorder"
 )
 
 var testAssets = []collectors.Asset{
@@ -36,28 +43,32 @@ func pt(asset, field string, v collectors.Value) collectors.Point {
 	return collectors.Point{Asset: asset, Field: field, Value: v, Quality: collectors.QualityGood}
 }
 
-func testConfig() Config {
-	return Config{ReopenWindow: time.Hour, Rules: []Rule{
-		{ID: "mains-lost", Target: Target{Kind: "distribution_panel"}, Field: "mains_present", State: &State{Equals: false}, Priority: Critical,
-			WorkOrder: &WorkOrderSpec{Category: "electrical"}},
-		{ID: "low-pressure", Name: "Outlet pressure low", Target: Target{Kind: "pump_room"}, Field: "outlet_pressure",
-			Threshold: &Threshold{Below: f64(0.15), Deadband: 0.02}, OnDelay: 10 * time.Second, Priority: High,
-			SuppressedBy: []Suppression{{Rule: "mains-lost"}}, WorkOrder: &WorkOrderSpec{Category: "plumbing"}},
+func testConfig() rules.Config {
+	return rules.Config{Rules: []rules.Rule{
+		{ID: "mains-lost", Target: rules.Target{Kind: "distribution_panel"}, Field: "mains_present", State: &rules.StateMatch{Equals: false}, Priority: rules.Critical,
+			WorkOrder: &rules.WorkOrderSpec{Category: "electrical"}},
+		{ID: "low-pressure", Name: "Outlet pressure low", Target: rules.Target{Kind: "pump_room"}, Field: "outlet_pressure",
+			Threshold: &rules.Threshold{Below: f64(0.15), Deadband: 0.02}, OnDelay: 10 * time.Second, Priority: rules.High,
+			SuppressedBy: []rules.Suppression{{Rule: "mains-lost"}}, WorkOrder: &rules.WorkOrderSpec{Category: "plumbing"}},
 	}}
 }
 
 type harness struct {
-	t     *testing.T
-	path  string
-	clock *clock
-	store *SQLite
-	bus   *Bus
-	e     *Engine
+	t       *testing.T
+	path    string
+	clock   *clock
+	store   *sqlite.Rules
+	bus     *event.Bus
+	e       *rules.Engine
+	wo      *Service
+	reports *Reports
 }
+
+var bg = context.Background()
 
 func newHarness(t *testing.T, path string, c *clock, outbox bool) *harness {
 	t.Helper()
-	s, err := OpenSQLite(path, outbox)
+	s, err := sqlite.OpenRules(path, outbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +77,11 @@ func newHarness(t *testing.T, path string, c *clock, outbox bool) *harness {
 	if err := cfg.Validate(testAssets); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, path: path, clock: c, store: s, bus: NewBus()}
-	h.e = NewEngine(cfg, testAssets, s, h.bus, quietLog(), c.now)
+	h := &harness{t: t, path: path, clock: c, store: s, bus: event.NewBus(nil)}
+	h.wo = NewService(Config{ReopenWindow: time.Hour}, testAssets, s, quietLog(), c.now, h.bus)
+	h.e = rules.NewEngine(cfg, testAssets, rules.Deps{Store: s, Observers: []rules.Observer{h.bus}, OnFire: h.wo, Log: quietLog(), Now: c.now})
+	h.reports = NewReports(s, h.e, c.now)
+
 	if err := h.e.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +93,7 @@ func (h *harness) pressure(asset string, v float64) {
 	h.e.Process([]collectors.Point{pt(asset, "outlet_pressure", collectors.Float(v))})
 }
 
-func (h *harness) state(id string) AlarmState {
+func (h *harness) state(id string) rules.AlarmState {
 	a, ok := h.e.Alarm(id)
 	if !ok {
 		h.t.Fatalf("no alarm %s", id)
@@ -88,7 +102,7 @@ func (h *harness) state(id string) AlarmState {
 }
 
 func (h *harness) openOrders() []*WorkOrder {
-	ws, err := h.store.WorkOrders(context.Background(), WorkOrderFilter{})
+	ws, err := h.store.WorkOrders(context.Background(), Filter{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -103,7 +117,7 @@ func TestWorkOrderDeduplicationAndReopen(t *testing.T) {
 		h.pressure("b3-pump", 0.10)
 		h.clock.advance(10 * time.Second)
 		h.e.Tick()
-		if s := h.state("low-pressure:b3-pump"); s != StateUnacked {
+		if s := h.state("low-pressure:b3-pump"); s != rules.StateUnacked {
 			t.Fatalf("state %s", s)
 		}
 		h.clock.advance(time.Second)
@@ -113,7 +127,7 @@ func TestWorkOrderDeduplicationAndReopen(t *testing.T) {
 	fire()
 	fire()
 	ws := h.openOrders()
-	if len(ws) != 1 || ws[0].Occurrences != 2 || ws[0].Status != Opened || ws[0].Category != "plumbing" || ws[0].Priority != High {
+	if len(ws) != 1 || ws[0].Occurrences != 2 || ws[0].Status != Opened || ws[0].Category != "plumbing" || ws[0].Priority != rules.High {
 		t.Fatalf("after firing twice: %+v", ws)
 	}
 	if ws[0].Location != "B3, B1, north end" || ws[0].Description != "Outlet pressure low: B3 pump room (value 0.1)" {
@@ -121,7 +135,7 @@ func TestWorkOrderDeduplicationAndReopen(t *testing.T) {
 	}
 	id := ws[0].ID
 	for _, to := range []Status{Accepted, InProgress, Resolved} {
-		if _, err := h.e.Transition(id, to, "li.ming", ""); err != nil {
+		if _, err := h.wo.Transition(bg, id, to, "li.ming", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,8 +145,8 @@ func TestWorkOrderDeduplicationAndReopen(t *testing.T) {
 	if len(ws) != 1 || ws[0].Status != InProgress || ws[0].Occurrences != 3 {
 		t.Fatalf("after the fault came back: %+v", ws[0])
 	}
-	h.e.Transition(id, Resolved, "li.ming", "")
-	h.e.Transition(id, Closed, "li.ming", "")
+	h.wo.Transition(bg, id, Resolved, "li.ming", "")
+	h.wo.Transition(bg, id, Closed, "li.ming", "")
 	h.clock.advance(2 * time.Hour)
 	fire() // beyond the window: a new order
 	ws = h.openOrders()
@@ -150,7 +164,7 @@ func TestWorkOrderDeduplicationAndReopen(t *testing.T) {
 	}
 }
 
-// Low pressure in a building whose mains are lost is suppressed by design,
+// rules.Low pressure in a building whose mains are lost is suppressed by design,
 // opens no work order, and annunciates if it outlasts the outage.
 func TestSuppressionByDesign(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), false)
@@ -159,10 +173,10 @@ func TestSuppressionByDesign(t *testing.T) {
 	h.pressure("b5-pump", 0.05)
 	h.clock.advance(10 * time.Second)
 	h.e.Tick()
-	if s := h.state("low-pressure:b3-pump"); s != StateSuppressed {
+	if s := h.state("low-pressure:b3-pump"); s != rules.StateSuppressed {
 		t.Fatalf("B3 pressure during B3 outage: %s", s)
 	}
-	if s := h.state("low-pressure:b5-pump"); s != StateUnacked {
+	if s := h.state("low-pressure:b5-pump"); s != rules.StateUnacked {
 		t.Fatalf("B5 pressure (its mains are fine): %s", s)
 	}
 	orders := map[string]int{}
@@ -174,7 +188,7 @@ func TestSuppressionByDesign(t *testing.T) {
 	}
 	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(true))})
 	h.e.Tick()
-	if s := h.state("low-pressure:b3-pump"); s != StateUnacked {
+	if s := h.state("low-pressure:b3-pump"); s != rules.StateUnacked {
 		t.Fatalf("pressure still low after the mains returned: %s", s)
 	}
 }
@@ -217,18 +231,18 @@ func TestRestartKeepsStateAndTimers(t *testing.T) {
 	// The B3 pressure on-delay had run 4 s before the restart; the condition
 	// held for 64 s since: the next tick activates it.
 	h2.e.Tick()
-	if s := h2.state("low-pressure:b3-pump"); s != StateUnacked {
+	if s := h2.state("low-pressure:b3-pump"); s != rules.StateUnacked {
 		t.Fatalf("on-delay did not resume: %s", s)
 	}
 	// Shelving: 30 minutes from the shelve; 1m4s have passed.
 	c.advance(28*time.Minute + 55*time.Second)
 	h2.e.Tick()
-	if s := h2.state("low-pressure:b5-pump"); s != StateShelved {
+	if s := h2.state("low-pressure:b5-pump"); s != rules.StateShelved {
 		t.Fatalf("shelving ended early: %s", s)
 	}
 	c.advance(2 * time.Second)
 	h2.e.Tick()
-	if s := h2.state("low-pressure:b5-pump"); s != StateUnacked {
+	if s := h2.state("low-pressure:b5-pump"); s != rules.StateUnacked {
 		t.Fatalf("shelving did not expire on time: %s", s)
 	}
 	woAfter := h2.openOrders()
@@ -241,7 +255,7 @@ func TestRestartKeepsStateAndTimers(t *testing.T) {
 func TestSLABreaches(t *testing.T) {
 	c := newClock()
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), c, false)
-	w, err := h.e.CreateWorkOrder(WorkOrder{Category: "plumbing", Asset: "b3-pump", Priority: Critical, Description: "resident reports no water on 12F", Reporter: "service desk"})
+	w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Asset: "b3-pump", Priority: rules.Critical, Description: "resident reports no water on 12F", Reporter: "service desk"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,23 +263,23 @@ func TestSLABreaches(t *testing.T) {
 		t.Fatalf("deadlines %s / %s, location %q", w.ResponseDue, w.ResolutionDue, w.Location)
 	}
 	c.advance(3 * time.Minute)
-	h.e.Tick()
+	h.wo.CheckSLA(bg)
 	got, _, _ := h.store.WorkOrder(context.Background(), w.ID)
 	if got.ResponseBreached {
 		t.Fatal("breached at the deadline itself")
 	}
 	c.advance(10 * time.Second)
-	h.e.Tick()
+	h.wo.CheckSLA(bg)
 	got, hist, _ := h.store.WorkOrder(context.Background(), w.ID)
 	if !got.ResponseBreached || got.ResolutionBreached {
 		t.Fatalf("after the response deadline: %+v", got)
 	}
-	if last := hist[len(hist)-1]; last.Note != "SLA breached: response deadline passed" || last.By != ByEngine {
+	if last := hist[len(hist)-1]; last.Note != "SLA breached: response deadline passed" || last.By != rules.ByEngine {
 		t.Fatalf("history %+v", last)
 	}
-	h.e.Transition(w.ID, Accepted, "li.ming", "")
+	h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
 	c.advance(2 * time.Hour)
-	h.e.Tick()
+	h.wo.CheckSLA(bg)
 	got, _, _ = h.store.WorkOrder(context.Background(), w.ID)
 	if !got.ResolutionBreached {
 		t.Fatal("resolution breach not recorded")
@@ -275,13 +289,13 @@ func TestSLABreaches(t *testing.T) {
 // Invalid transitions are rejected and change nothing.
 func TestInvalidTransitionChangesNothing(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), false)
-	w, _ := h.e.CreateWorkOrder(WorkOrder{Category: "electrical", Location: "B3 lobby", Priority: Low, Description: "lamp out", Reporter: "resident"})
-	_, err := h.e.Transition(w.ID, Closed, "li.ming", "")
+	w, _ := h.wo.Create(bg, WorkOrder{Category: "electrical", Location: "B3 lobby", Priority: rules.Low, Description: "lamp out", Reporter: "resident"})
+	_, err := h.wo.Transition(bg, w.ID, Closed, "li.ming", "")
 	var te *TransitionError
 	if !errors.As(err, &te) || err.Error() != "a opened work order cannot become closed; from opened it can go to [dispatched accepted cancelled]" {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = h.e.Transition(w.ID, "done", "li.ming", "")
+	_, err = h.wo.Transition(bg, w.ID, "done", "li.ming", "")
 	if err == nil || err.Error() != `"done" is not a status; from opened it can go to [dispatched accepted cancelled]` {
 		t.Fatalf("err = %v", err)
 	}
@@ -297,7 +311,7 @@ func TestKPIs(t *testing.T) {
 	start := c.t
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), c, false)
 	mk := func() int64 {
-		w, err := h.e.CreateWorkOrder(WorkOrder{Category: "plumbing", Location: "B3", Priority: High, Description: "x", Reporter: "desk"})
+		w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "x", Reporter: "desk"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,23 +319,23 @@ func TestKPIs(t *testing.T) {
 	}
 	a, b, cc, d := mk(), mk(), mk(), mk() // high: respond 15 min, resolve 4 h
 	c.advance(10 * time.Minute)
-	h.e.Transition(a, Accepted, "x", "")
-	h.e.Transition(b, Accepted, "x", "")
+	h.wo.Transition(bg, a, Accepted, "x", "")
+	h.wo.Transition(bg, b, Accepted, "x", "")
 	c.advance(10 * time.Minute) // 20 min: late for c
-	h.e.Transition(cc, Accepted, "x", "")
+	h.wo.Transition(bg, cc, Accepted, "x", "")
 	c.advance(time.Hour)
-	h.e.Transition(a, Resolved, "x", "")
-	h.e.Transition(a, CallbackDone, "x", "")
-	h.e.Transition(a, Closed, "x", "")
+	h.wo.Transition(bg, a, Resolved, "x", "")
+	h.wo.Transition(bg, a, CallbackDone, "x", "")
+	h.wo.Transition(bg, a, Closed, "x", "")
 	c.advance(4 * time.Hour) // 5h20: late for b
-	h.e.Transition(b, Resolved, "x", "")
-	h.e.Transition(d, Cancelled, "x", "duplicate report")
+	h.wo.Transition(bg, b, Resolved, "x", "")
+	h.wo.Transition(bg, d, Cancelled, "x", "duplicate report")
 	// The B3 panel lost mains for 30 minutes of the period.
 	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(false))})
 	c.advance(30 * time.Minute)
 	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(true))})
 	end := c.t.Add(30 * time.Minute) // a 6h50 period
-	k, err := h.e.KPIs(context.Background(), start, end)
+	k, err := h.reports.KPIs(context.Background(), start, end)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,9 +385,9 @@ func TestWebhookDeliversInOrderWithRetries(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), true)
-	w, _ := h.e.CreateWorkOrder(WorkOrder{Category: "lift", Location: "B3 car 2", Priority: High, Description: "door sticks", Reporter: "desk"})
-	h.e.Transition(w.ID, Accepted, "li.ming", "")
-	h.e.UpdateWorkOrder(w.ID, WorkOrderUpdate{Note: "parts ordered"}, "li.ming")
+	w, _ := h.wo.Create(bg, WorkOrder{Category: "lift", Location: "B3 car 2", Priority: rules.High, Description: "door sticks", Reporter: "desk"})
+	h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
+	h.wo.Update(bg, w.ID, Update{Note: "parts ordered"}, "li.ming")
 
 	hook := NewWebhook(WebhookConfig{URL: srv.URL, Secret: "s3cret", MaxBackoff: 20 * time.Millisecond}, h.store, quietLog())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -418,9 +432,9 @@ func TestChangesArePublishedOnTheBus(t *testing.T) {
 	for len(sub.C) > 0 {
 		ev := <-sub.C
 		switch ev.Type {
-		case EventAlarm:
+		case event.EventAlarm:
 			got = append(got, fmt.Sprintf("alarm %s %s>%s by %s", ev.Alarm.ID, ev.Transition.From, ev.Transition.To, ev.Transition.By))
-		case EventWorkOrder:
+		case event.EventWorkOrder:
 			got = append(got, fmt.Sprintf("workorder %d %s %s", ev.WorkOrder.ID, ev.WorkOrder.Status, ev.WorkOrder.Category))
 		}
 	}
@@ -432,3 +446,5 @@ func TestChangesArePublishedOnTheBus(t *testing.T) {
 		t.Fatal("events dropped")
 	}
 }
+
+func f64(v float64) *float64 { return &v }

@@ -1,4 +1,4 @@
-package rules
+package workorder
 
 import (
 	"context"
@@ -45,9 +45,25 @@ func mean(ds []time.Duration) *Seconds {
 	return &s
 }
 
+// Reports computes the KPIs and the daily review from the stored work
+// orders (and the engine's alarm history, for availability).
+type Reports struct {
+	store interface {
+		WorkOrders(ctx context.Context, f Filter) ([]*WorkOrder, error)
+	}
+	avail Availability
+	now   func() time.Time
+}
+
+// NewReports builds the reports; avail may be nil (KPIs then carry no
+// availability).
+func NewReports(store Store, avail Availability, now func() time.Time) *Reports {
+	return &Reports{store: store, avail: avail, now: now}
+}
+
 // KPIs computes the figures for work orders created and alarm time in [from, to).
-func (e *Engine) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
-	ws, err := e.store.WorkOrders(ctx, WorkOrderFilter{CreatedAfter: from, CreatedBefore: to})
+func (s *Reports) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
+	ws, err := s.store.WorkOrders(ctx, Filter{CreatedAfter: from, CreatedBefore: to})
 	if err != nil {
 		return nil, err
 	}
@@ -86,74 +102,10 @@ func (e *Engine) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
 	k.CallbackRate = ratio(callbacks, resolved)
 	k.MeanTimeToRespond, k.MeanTimeToResolve = mean(respond), mean(resolve)
 
-	// Availability: replay every transition up to `to`, and count, per asset,
-	// the time within [from, to) in which any of its critical or high alarms
-	// was active (shown or not).
-	tr, err := e.store.TransitionsBetween(ctx, time.Time{}, to)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	faultAlarm := map[string]string{} // alarm id → asset, for critical/high rules
-	kindAssets := map[string][]string{}
-	for _, in := range e.insts {
-		if in.rule.Priority == Critical || in.rule.Priority == High {
-			faultAlarm[in.alarm.ID] = in.asset.ID
+	if s.avail != nil {
+		if k.Availability, err = s.avail.Availability(ctx, from, to); err != nil {
+			return nil, err
 		}
-	}
-	for _, a := range e.assets {
-		kindAssets[string(a.Kind)] = append(kindAssets[string(a.Kind)], a.ID)
-	}
-	e.mu.Unlock()
-	down := map[string]time.Duration{}
-	activeSince := map[string]time.Time{}    // alarm id → since
-	assetActive := map[string]int{}          // asset → number of active fault alarms
-	assetDownSince := map[string]time.Time{} // asset → since
-	clip := func(t time.Time) time.Time {
-		if t.Before(from) {
-			return from
-		}
-		return t
-	}
-	faulty := func(s AlarmState) bool {
-		return s == StateUnacked || s == StateAcked || s == StateSuppressed || s == StateOutOfService
-	}
-	for _, t := range tr {
-		asset, ok := faultAlarm[t.AlarmID]
-		if !ok || faulty(t.From) == faulty(t.To) {
-			continue
-		}
-		if faulty(t.To) {
-			activeSince[t.AlarmID] = t.At
-			if assetActive[asset] == 0 {
-				assetDownSince[asset] = t.At
-			}
-			assetActive[asset]++
-		} else if _, was := activeSince[t.AlarmID]; was {
-			delete(activeSince, t.AlarmID)
-			assetActive[asset]--
-			if assetActive[asset] == 0 && t.At.After(from) {
-				down[asset] += t.At.Sub(clip(assetDownSince[asset]))
-			}
-		}
-	}
-	for asset, n := range assetActive {
-		if n > 0 {
-			down[asset] += to.Sub(clip(assetDownSince[asset]))
-		}
-	}
-	period := to.Sub(from)
-	kinds := make([]string, 0, len(kindAssets))
-	for kind := range kindAssets {
-		kinds = append(kinds, kind)
-	}
-	sort.Strings(kinds)
-	for _, kind := range kinds {
-		var total time.Duration
-		for _, a := range kindAssets[kind] {
-			total += down[a]
-		}
-		k.Availability[kind] = 1 - float64(total)/float64(period*time.Duration(len(kindAssets[kind])))
 	}
 	return k, nil
 }
@@ -167,12 +119,12 @@ type ReviewItem struct {
 
 // Review lists open work orders for the daily review, breached first, then
 // by resolution deadline.
-func (e *Engine) Review(ctx context.Context) ([]ReviewItem, error) {
-	ws, err := e.store.WorkOrders(ctx, WorkOrderFilter{Open: true})
+func (s *Reports) Review(ctx context.Context) ([]ReviewItem, error) {
+	ws, err := s.store.WorkOrders(ctx, Filter{Open: true})
 	if err != nil {
 		return nil, err
 	}
-	now := e.now()
+	now := s.now()
 	out := make([]ReviewItem, 0, len(ws))
 	for _, w := range ws {
 		it := ReviewItem{WorkOrder: *w, Age: Seconds(now.Sub(w.Created).Seconds()), SLAStatus: "ok"}

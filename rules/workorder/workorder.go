@@ -1,10 +1,14 @@
-package rules
+// Package workorder owns work orders: their lifecycle from registration to
+// call-back and archive, SLA deadlines and breaches, the KPIs and daily
+// review, and the webhook outbox that feeds a CMMS.
+package workorder
 
 import (
 	"fmt"
 	"time"
 
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/rules"
 )
 
 // Status is a work order's place in the lifecycle the property-service
@@ -56,30 +60,30 @@ func CanMove(from, to Status) bool {
 
 // WorkOrder is one job for the engineering or service team.
 type WorkOrder struct {
-	ID                 int64     `json:"id"`
-	Category           string    `json:"category"`
-	Asset              string    `json:"asset,omitempty"`
-	Location           string    `json:"location,omitempty"`
-	Priority           Priority  `json:"priority"`
-	Description        string    `json:"description"`
-	Status             Status    `json:"status"`
-	Source             string    `json:"source"` // "rule" or "manual"
-	Rule               string    `json:"rule,omitempty"`
-	AlarmID            string    `json:"alarm_id,omitempty"`
-	Reporter           string    `json:"reporter,omitempty"`
-	Assignee           string    `json:"assignee,omitempty"`
-	Created            time.Time `json:"created"`
-	ResponseDue        time.Time `json:"response_due"`
-	ResolutionDue      time.Time `json:"resolution_due"`
-	AcceptedAt         time.Time `json:"accepted_at,omitempty"`
-	ResolvedAt         time.Time `json:"resolved_at,omitempty"`
-	CallbackAt         time.Time `json:"callback_at,omitempty"`
-	ClosedAt           time.Time `json:"closed_at,omitempty"`
-	ResponseBreached   bool      `json:"response_breached"`
-	ResolutionBreached bool      `json:"resolution_breached"`
-	Occurrences        int       `json:"occurrences"` // times its rule fired for it
-	Version            int       `json:"version"`     // bumped on every change
-	Updated            time.Time `json:"updated"`
+	ID                 int64          `json:"id"`
+	Category           string         `json:"category"`
+	Asset              string         `json:"asset,omitempty"`
+	Location           string         `json:"location,omitempty"`
+	Priority           rules.Priority `json:"priority"`
+	Description        string         `json:"description"`
+	Status             Status         `json:"status"`
+	Source             string         `json:"source"` // "rule" or "manual"
+	Rule               string         `json:"rule,omitempty"`
+	AlarmID            string         `json:"alarm_id,omitempty"`
+	Reporter           string         `json:"reporter,omitempty"`
+	Assignee           string         `json:"assignee,omitempty"`
+	Created            time.Time      `json:"created"`
+	ResponseDue        time.Time      `json:"response_due"`
+	ResolutionDue      time.Time      `json:"resolution_due"`
+	AcceptedAt         time.Time      `json:"accepted_at,omitempty"`
+	ResolvedAt         time.Time      `json:"resolved_at,omitempty"`
+	CallbackAt         time.Time      `json:"callback_at,omitempty"`
+	ClosedAt           time.Time      `json:"closed_at,omitempty"`
+	ResponseBreached   bool           `json:"response_breached"`
+	ResolutionBreached bool           `json:"resolution_breached"`
+	Occurrences        int            `json:"occurrences"` // times its rule fired for it
+	Version            int            `json:"version"`     // bumped on every change
+	Updated            time.Time      `json:"updated"`
 }
 
 // HistoryEntry is one recorded change of a work order.
@@ -101,9 +105,9 @@ type Deadlines struct {
 // SLA sets deadlines per category and priority, falling back to the
 // priority's default, then to Default.
 type SLA struct {
-	Default    Deadlines                         `yaml:"default"`
-	Priorities map[Priority]Deadlines            `yaml:"priorities"`
-	Categories map[string]map[Priority]Deadlines `yaml:"categories"`
+	Default    Deadlines                               `yaml:"default"`
+	Priorities map[rules.Priority]Deadlines            `yaml:"priorities"`
+	Categories map[string]map[rules.Priority]Deadlines `yaml:"categories"`
 }
 
 // SetDefaults: the seeds ask for the emergency team on site within 3
@@ -113,11 +117,11 @@ func (s *SLA) SetDefaults() {
 		s.Default = Deadlines{Response: 30 * time.Minute, Resolution: 24 * time.Hour}
 	}
 	if s.Priorities == nil {
-		s.Priorities = map[Priority]Deadlines{
-			Critical: {Response: 3 * time.Minute, Resolution: 2 * time.Hour},
-			High:     {Response: 15 * time.Minute, Resolution: 4 * time.Hour},
-			Medium:   {Response: time.Hour, Resolution: 24 * time.Hour},
-			Low:      {Response: 4 * time.Hour, Resolution: 72 * time.Hour},
+		s.Priorities = map[rules.Priority]Deadlines{
+			rules.Critical: {Response: 3 * time.Minute, Resolution: 2 * time.Hour},
+			rules.High:     {Response: 15 * time.Minute, Resolution: 4 * time.Hour},
+			rules.Medium:   {Response: time.Hour, Resolution: 24 * time.Hour},
+			rules.Low:      {Response: 4 * time.Hour, Resolution: 72 * time.Hour},
 		}
 	}
 }
@@ -134,7 +138,7 @@ func (s *SLA) Validate() error {
 		return err
 	}
 	for p, d := range s.Priorities {
-		if !p.valid() {
+		if !p.Valid() {
 			return cfgerr.Errorf("priorities."+string(p), "%q is not a priority", p)
 		}
 		if err := check("priorities."+string(p), d); err != nil {
@@ -143,7 +147,7 @@ func (s *SLA) Validate() error {
 	}
 	for c, m := range s.Categories {
 		for p, d := range m {
-			if !p.valid() {
+			if !p.Valid() {
 				return cfgerr.Errorf(fmt.Sprintf("categories.%s.%s", c, p), "%q is not a priority", p)
 			}
 			if err := check(fmt.Sprintf("categories.%s.%s", c, p), d); err != nil {
@@ -155,7 +159,7 @@ func (s *SLA) Validate() error {
 }
 
 // For returns the deadlines for a category and priority.
-func (s *SLA) For(category string, p Priority) Deadlines {
+func (s *SLA) For(category string, p rules.Priority) Deadlines {
 	if d, ok := s.Categories[category][p]; ok {
 		return d
 	}
