@@ -18,6 +18,8 @@ import (
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
 )
 
 // AlertState is where an alert's escalation stands.
@@ -163,20 +165,20 @@ func (r *Router) Start(ctx context.Context, workers int) error {
 }
 
 // Run feeds bus events and ticks until ctx ends.
-func (r *Router) Run(ctx context.Context, bus *rules.Bus, every time.Duration) {
-	rules.Drive(ctx, bus.Subscribe(4096), every, r.OnEvent, r.Tick)
+func (r *Router) Run(ctx context.Context, bus *event.Bus, every time.Duration) {
+	event.Drive(ctx, bus.Subscribe(4096), every, r.OnEvent, r.Tick)
 }
 
 // Wait waits for the workers after ctx ended.
 func (r *Router) Wait() { r.wg.Wait() }
 
 // OnEvent handles one bus event.
-func (r *Router) OnEvent(ev rules.Event) {
+func (r *Router) OnEvent(ev event.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
 	switch ev.Type {
-	case rules.EventAlarm:
+	case event.EventAlarm:
 		t, a := ev.Transition, ev.Alarm
 		switch {
 		case t.To == rules.StateUnacked && (t.From == rules.StateNormal || t.From == rules.StateRTNUnacked):
@@ -186,7 +188,7 @@ func (r *Router) OnEvent(ev rules.Event) {
 		case t.To == rules.StateNormal || t.To == rules.StateRTNUnacked:
 			r.resolve(a.ID, now)
 		}
-	case rules.EventNotify:
+	case event.EventNotify:
 		r.notifyRoles(ev.Notify, now)
 	}
 }
@@ -424,7 +426,7 @@ func (r *Router) resolve(alarmID string, now time.Time) {
 	}
 }
 
-func (r *Router) notifyRoles(n *rules.Notification, now time.Time) {
+func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 	var list []string
 	for _, role := range n.Roles {
 		if team, ok := r.cfg.Roles[role]; ok {

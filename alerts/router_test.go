@@ -18,6 +18,7 @@ import (
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
 )
 
 type fakeAlarms struct {
@@ -136,7 +137,7 @@ func (h *alertHarness) fire(rule, asset, category string, p rules.Priority) stri
 	h.src.mu.Lock()
 	h.src.alarms[id] = a
 	h.src.mu.Unlock()
-	h.r.OnEvent(rules.Event{Type: rules.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, From: rules.StateNormal, To: rules.StateUnacked}})
+	h.r.OnEvent(event.Event{Type: event.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, From: rules.StateNormal, To: rules.StateUnacked}})
 	return id
 }
 
@@ -146,7 +147,7 @@ func (h *alertHarness) transition(id string, to rules.AlarmState, by string) {
 	a.Active = to == rules.StateUnacked || to == rules.StateAcked
 	h.src.alarms[id] = a
 	h.src.mu.Unlock()
-	h.r.OnEvent(rules.Event{Type: rules.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, To: to, By: by}})
+	h.r.OnEvent(event.Event{Type: event.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, To: to, By: by}})
 }
 
 func (h *alertHarness) time() time.Time {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
-
-	"github.com/propgate/gateway/rules"
 )
 
 // Store keeps alerts (their escalation state survives a restart) and every
@@ -52,7 +50,7 @@ func (s *Store) OpenAlerts(ctx context.Context) ([]*Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rules.ScanDocs[Alert](rows, "alert")
+	return scanDocs[Alert](rows, "alert")
 }
 
 // Alerts lists recent alerts, newest first.
@@ -61,7 +59,7 @@ func (s *Store) Alerts(ctx context.Context, limit int) ([]*Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rules.ScanDocs[Alert](rows, "alert")
+	return scanDocs[Alert](rows, "alert")
 }
 
 // ErrNotFound is returned for unknown alerts.
@@ -73,7 +71,7 @@ func (s *Store) Alert(ctx context.Context, id string) (*Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := rules.ScanDocs[Alert](rows, "alert")
+	as, err := scanDocs[Alert](rows, "alert")
 	if err != nil {
 		return nil, err
 	}
@@ -123,3 +121,21 @@ func (s *Store) Attempts(ctx context.Context, limit int) ([]*Attempt, error) {
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
+
+// scanDocs decodes rows of one JSON document column and closes rows.
+func scanDocs[T any](rows *sql.Rows, what string) ([]*T, error) {
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal([]byte(doc), v); err != nil {
+			return nil, fmt.Errorf("store: %s row: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

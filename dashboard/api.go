@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/rules"
 )
 
 // Scenarios is the simulator as the API sees it.
@@ -37,12 +36,12 @@ type Deps struct {
 
 // API is the HTTP API. Mark it ready once collection runs.
 type API struct {
-	deps   Deps
-	ready  atomic.Bool
-	mux    *http.ServeMux
-	auth   *Auth // nil: no access control (tests of the handlers alone)
-	engine *rules.Engine
-	runner *rules.Runner
+	deps      Deps
+	ready     atomic.Bool
+	mux       *http.ServeMux
+	auth      *Auth      // nil: no access control (tests of the handlers alone)
+	rules     *Rules     // nil until MountRules
+	incidents *Incidents // nil until MountIncidents
 }
 
 // NewAPI builds the handlers.

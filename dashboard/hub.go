@@ -12,20 +12,23 @@ import (
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // Websocket messages: a snapshot on connect, then deltas, each with a type.
 type (
 	// Snapshot is the full state a screen starts from.
 	Snapshot struct {
-		Type       string             `json:"type"` // "snapshot"
-		Site       string             `json:"site"`
-		Time       time.Time          `json:"time"`
-		Assets     []AssetView        `json:"assets"`
-		Alarms     []rules.Alarm      `json:"alarms"`
-		Incidents  []*rules.Incident  `json:"incidents"`
-		WorkOrders []*rules.WorkOrder `json:"workorders"`
-		KPIs       *rules.KPIs        `json:"kpis,omitempty"`
+		Type       string                 `json:"type"` // "snapshot"
+		Site       string                 `json:"site"`
+		Time       time.Time              `json:"time"`
+		Assets     []AssetView            `json:"assets"`
+		Alarms     []rules.Alarm          `json:"alarms"`
+		Incidents  []*playbook.Incident   `json:"incidents"`
+		WorkOrders []*workorder.WorkOrder `json:"workorders"`
+		KPIs       *workorder.KPIs        `json:"kpis,omitempty"`
 	}
 	// PointsMsg carries the latest readings since the previous one.
 	PointsMsg struct {
@@ -35,7 +38,7 @@ type (
 	// EventMsg is an alarm, work-order or incident change.
 	EventMsg struct {
 		Type string      `json:"type"` // "alarm", "workorder", "incident"
-		Data rules.Event `json:"data"`
+		Data event.Event `json:"data"`
 	}
 	// Heartbeat lets screens tell a live feed from a dead one.
 	Heartbeat struct {
@@ -65,7 +68,7 @@ type Hub struct {
 	unregister chan *client
 	broadcast  chan []byte
 	state      *collectors.State
-	events     *rules.Sub
+	events     *event.Sub
 	snapshot   func(context.Context) (*Snapshot, error)
 	flushEvery time.Duration
 	log        *slog.Logger
@@ -75,7 +78,7 @@ type Hub struct {
 
 // NewHub builds a hub over the state cache (it takes the changed fields at
 // each flush) and the event bus; Run starts it.
-func NewHub(state *collectors.State, events *rules.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
+func NewHub(state *collectors.State, events *event.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
 	state.TrackChanges()
 	return &Hub{register: make(chan *client), unregister: make(chan *client), broadcast: make(chan []byte, 256),
 		state: state, events: events, snapshot: snapshot, flushEvery: 100 * time.Millisecond, log: log, queue: 256}
@@ -101,7 +104,7 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		}
 	}
-	var eventsC <-chan rules.Event
+	var eventsC <-chan event.Event
 	if h.events != nil {
 		eventsC = h.events.C
 	}
@@ -126,7 +129,7 @@ func (h *Hub) Run(ctx context.Context) {
 				eventsC = nil
 				continue
 			}
-			if ev.Type == rules.EventNotify {
+			if ev.Type == event.EventNotify {
 				continue
 			}
 			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
 )
 
 func hubServer(t *testing.T, auth *Auth) (*httptest.Server, *collectors.State, *Hub, context.CancelFunc) {
@@ -28,7 +28,7 @@ func hubServer(t *testing.T, auth *Auth) (*httptest.Server, *collectors.State, *
 	state := collectors.NewState(assets)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: log, Site: "test"})
-	bus := rules.NewBus()
+	bus := event.NewBus(nil)
 	hub := NewHub(state, bus.Subscribe(100), api.Snapshot, log)
 	hub.flushEvery = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())

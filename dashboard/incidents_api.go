@@ -4,15 +4,15 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/playbook"
 )
 
 // MountIncidents adds the playbook and incident endpoints.
-func (a *API) MountIncidents(r *rules.Runner) {
-	a.runner = r
-	x := &incidentsAPI{r: r}
+func (a *API) MountIncidents(d Incidents) {
+	a.incidents = &d
+	x := &incidentsAPI{d: d}
 	a.mux.HandleFunc("GET /api/v1/playbooks", x.playbooks)
 	a.mux.HandleFunc("GET /api/v1/incidents", x.list)
 	a.mux.HandleFunc("POST /api/v1/incidents", x.start)
@@ -24,10 +24,10 @@ func (a *API) MountIncidents(r *rules.Runner) {
 	a.mux.HandleFunc("GET /api/v1/incidents/{id}/report", x.report)
 }
 
-type incidentsAPI struct{ r *rules.Runner }
+type incidentsAPI struct{ d Incidents }
 
 func (x *incidentsAPI) playbooks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, x.r.Playbooks())
+	writeJSON(w, http.StatusOK, x.d.Read.Playbooks())
 }
 
 func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
@@ -39,13 +39,13 @@ func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "status "+s+" is not open or all")
 		return
 	}
-	ins, err := x.r.Incidents(s == "open")
+	ins, err := x.d.Read.Incidents(r.Context(), s == "open")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if ins == nil {
-		ins = []*rules.Incident{}
+		ins = []*playbook.Incident{}
 	}
 	writeJSON(w, http.StatusOK, ins)
 }
@@ -67,7 +67,7 @@ func (x *incidentsAPI) start(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"playbook" is required: the id of a playbook (GET /api/v1/playbooks)`)
 		return
 	}
-	in, err := x.r.Start(b.Playbook, b.Asset, b.Drill, actor(r, b.By))
+	in, err := x.d.Act.Start(r.Context(), b.Playbook, b.Asset, b.Drill, actor(r, b.By))
 	if x.fail(w, err) {
 		return
 	}
@@ -78,9 +78,9 @@ func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, rules.ErrNotFound), errors.Is(err, rules.ErrNoStep):
+	case errors.Is(err, rules.ErrNotFound), errors.Is(err, playbook.ErrNoStep):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, rules.ErrIncidentClosed), strings.HasPrefix(err.Error(), "steps still open"), strings.Contains(err.Error(), " is already "):
+	case errors.Is(err, playbook.ErrIncidentClosed), errors.Is(err, playbook.ErrStepsOpen), errors.Is(err, playbook.ErrStepFinished):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -98,12 +98,12 @@ func incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 // load reads the incident the path names, answering 400 or 404 itself.
-func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*rules.Incident, bool) {
+func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*playbook.Incident, bool) {
 	id, ok := incidentID(w, r)
 	if !ok {
 		return nil, false
 	}
-	in, err := x.r.Incident(id)
+	in, err := x.d.Read.Incident(r.Context(), id)
 	if errors.Is(err, rules.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
 		return nil, false
@@ -125,7 +125,7 @@ type StepAction struct {
 }
 
 // act decodes a StepAction body and runs one incident operation.
-func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id int64, b StepAction) (*rules.Incident, error)) {
+func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id int64, b StepAction) (*playbook.Incident, error)) {
 	id, ok := incidentID(w, r)
 	if !ok {
 		return
@@ -143,23 +143,27 @@ func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id in
 }
 
 func (x *incidentsAPI) complete(w http.ResponseWriter, r *http.Request) {
-	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) {
-		return x.r.Complete(id, r.PathValue("step"), b.By, b.Note)
+	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
+		return x.d.Act.Complete(r.Context(), id, r.PathValue("step"), b.By, b.Note)
 	})
 }
 
 func (x *incidentsAPI) skip(w http.ResponseWriter, r *http.Request) {
-	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) {
-		return x.r.Skip(id, r.PathValue("step"), b.By, b.Note)
+	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
+		return x.d.Act.Skip(r.Context(), id, r.PathValue("step"), b.By, b.Note)
 	})
 }
 
 func (x *incidentsAPI) evidence(w http.ResponseWriter, r *http.Request) {
-	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) { return x.r.AddEvidence(id, b.By, b.Text) })
+	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
+		return x.d.Act.AddEvidence(r.Context(), id, b.By, b.Text)
+	})
 }
 
 func (x *incidentsAPI) close(w http.ResponseWriter, r *http.Request) {
-	x.act(w, r, func(id int64, b StepAction) (*rules.Incident, error) { return x.r.Close(id, b.By, b.Note) })
+	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
+		return x.d.Act.Close(r.Context(), id, b.By, b.Note)
+	})
 }
 
 func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
@@ -173,9 +177,9 @@ func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "", "markdown", "md":
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
-		_, _ = w.Write([]byte(x.r.ReportMarkdown(in)))
+		_, _ = w.Write([]byte(x.d.Read.ReportMarkdown(in)))
 	case "html":
-		page, err := x.r.ReportHTML(in)
+		page, err := x.d.Read.ReportHTML(in)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return

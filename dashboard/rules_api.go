@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // MountRules adds the alarm, work-order and KPI endpoints.
-func (a *API) MountRules(e *rules.Engine) {
-	a.engine = e
-	r := &rulesAPI{e: e}
+func (a *API) MountRules(d Rules) {
+	a.rules = &d
+	r := &rulesAPI{d: d}
 	a.mux.HandleFunc("GET /api/v1/alarms", r.alarms)
 	a.mux.HandleFunc("GET /api/v1/alarms/{id}", r.alarm)
 	a.mux.HandleFunc("POST /api/v1/alarms/{id}/ack", r.ack)
@@ -33,7 +34,7 @@ func (a *API) MountRules(e *rules.Engine) {
 	a.mux.HandleFunc("GET /api/v1/kpis", r.kpis)
 }
 
-type rulesAPI struct{ e *rules.Engine }
+type rulesAPI struct{ d Rules }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are errors.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -72,15 +73,6 @@ func checkQuery(w http.ResponseWriter, r *http.Request, allowed ...string) bool 
 	return true
 }
 
-// who is the person acting. Until logins exist (the dashboard issue), the
-// request names them; "operator" when it does not.
-func who(by string) string {
-	if strings.TrimSpace(by) == "" {
-		return "operator"
-	}
-	return strings.TrimSpace(by)
-}
-
 var alarmStates = map[string]func(rules.AlarmState) bool{
 	"active":                  rules.AlarmState.Active,
 	"all":                     func(rules.AlarmState) bool { return true },
@@ -108,7 +100,7 @@ func (x *rulesAPI) alarms(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "state "+state+" is not one of active, all, not_normal, unacknowledged, acknowledged, returned_unacknowledged, shelved, out_of_service, suppressed, normal")
 		return
 	}
-	out := x.e.Alarms(func(a *rules.Alarm) bool {
+	out := x.d.Alarms.Alarms(func(a *rules.Alarm) bool {
 		return match(a.State) && (q.Get("priority") == "" || string(a.Priority) == q.Get("priority")) &&
 			(q.Get("asset") == "" || a.Asset == q.Get("asset")) && (q.Get("rule") == "" || a.Rule == q.Get("rule"))
 	})
@@ -124,12 +116,12 @@ type alarmDetail struct {
 }
 
 func (x *rulesAPI) alarm(w http.ResponseWriter, r *http.Request) {
-	a, ok := x.e.Alarm(r.PathValue("id"))
+	a, ok := x.d.Alarms.Alarm(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "no alarm "+r.PathValue("id"))
 		return
 	}
-	h, err := x.e.Store().AlarmHistory(r.Context(), a.ID)
+	h, err := x.d.History.AlarmHistory(r.Context(), a.ID)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -174,7 +166,7 @@ func (x *rulesAPI) alarmAction(w http.ResponseWriter, r *http.Request, do func(i
 }
 
 func (x *rulesAPI) ack(w http.ResponseWriter, r *http.Request) {
-	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) { return x.e.Ack(id, by, b.Note) })
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) { return x.d.AlarmActions.Ack(id, by, b.Note) })
 }
 
 func (x *rulesAPI) shelve(w http.ResponseWriter, r *http.Request) {
@@ -182,12 +174,14 @@ func (x *rulesAPI) shelve(w http.ResponseWriter, r *http.Request) {
 		if b.Minutes < 1 || b.Minutes > 10080 {
 			return rules.Alarm{}, badRequest(fmt.Sprintf("minutes %d is out of range; shelving needs a time limit of 1 to 10080 minutes", b.Minutes))
 		}
-		return x.e.Shelve(id, time.Duration(b.Minutes)*time.Minute, by, b.Note)
+		return x.d.AlarmActions.Shelve(id, time.Duration(b.Minutes)*time.Minute, by, b.Note)
 	})
 }
 
 func (x *rulesAPI) unshelve(w http.ResponseWriter, r *http.Request) {
-	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) { return x.e.Unshelve(id, by, b.Note) })
+	x.alarmAction(w, r, func(id, by string, b AlarmAction) (rules.Alarm, error) {
+		return x.d.AlarmActions.Unshelve(id, by, b.Note)
+	})
 }
 
 func (x *rulesAPI) outOfService(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +189,7 @@ func (x *rulesAPI) outOfService(w http.ResponseWriter, r *http.Request) {
 		if b.On == nil {
 			return rules.Alarm{}, badRequest(`"on" is required: true takes the alarm out of service, false returns it`)
 		}
-		return x.e.SetOutOfService(id, *b.On, by, b.Note)
+		return x.d.AlarmActions.SetOutOfService(id, *b.On, by, b.Note)
 	})
 }
 
@@ -204,13 +198,13 @@ func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := rules.WorkOrderFilter{Asset: q.Get("asset"), Category: q.Get("category"), Limit: 500}
+	f := workorder.Filter{Asset: q.Get("asset"), Category: q.Get("category"), Limit: 500}
 	switch s := q.Get("status"); s {
 	case "", "all":
 	case "open":
 		f.Open = true
 	default:
-		f.Status = rules.Status(s)
+		f.Status = workorder.Status(s)
 		if !f.Status.Valid() {
 			writeError(w, http.StatusBadRequest, "status "+s+" is not open, all, or a work-order status")
 			return
@@ -224,13 +218,13 @@ func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	ws, err := x.e.Store().WorkOrders(r.Context(), f)
+	ws, err := x.d.Orders.WorkOrders(r.Context(), f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if ws == nil {
-		ws = []*rules.WorkOrder{}
+		ws = []*workorder.WorkOrder{}
 	}
 	writeJSON(w, http.StatusOK, ws)
 }
@@ -273,7 +267,7 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("priority %q is not critical, high, medium or low", b.Priority))
 		return
 	}
-	wo, err := x.e.CreateWorkOrder(rules.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
+	wo, err := x.d.WorkOrders.Create(r.Context(), workorder.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
 		Description: b.Description, Reporter: actor(r, b.Reporter)})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -292,8 +286,8 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 type workOrderDetail struct {
-	*rules.WorkOrder
-	History []rules.HistoryEntry `json:"history"`
+	*workorder.WorkOrder
+	History []workorder.HistoryEntry `json:"history"`
 }
 
 func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +295,7 @@ func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	wo, h, err := x.e.Store().WorkOrder(r.Context(), id)
+	wo, h, err := x.d.Orders.WorkOrder(r.Context(), id)
 	if x.woError(w, err, id) {
 		return
 	}
@@ -309,13 +303,15 @@ func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
-	var te *rules.TransitionError
+	var te *workorder.TransitionError
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, rules.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no work order %d", id))
-	case errors.As(err, &te), errors.Is(err, rules.ErrConflict):
+	case errors.Is(err, errOperatorOnly):
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.As(err, &te), errors.Is(err, workorder.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -325,8 +321,8 @@ func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
 
 // UpdateBody is the body of PATCH /api/v1/workorders/{id}.
 type UpdateBody struct {
-	rules.WorkOrderUpdate
-	By string `json:"by"`
+	workorder.Update
+	By string `json:"by"` // ignored: the acting person is the one logged in
 }
 
 func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
@@ -338,7 +334,12 @@ func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	wo, err := x.e.UpdateWorkOrder(id, b.WorkOrderUpdate, actor(r, b.By))
+	if b.Priority != nil {
+		if err := x.operatorFor(r, id, func(cur *workorder.WorkOrder) bool { return b.Priority.Rank() > cur.Priority.Rank() }); x.woError(w, err, id) {
+			return
+		}
+	}
+	wo, err := x.d.WorkOrders.Update(r.Context(), id, b.Update, actor(r, b.By))
 	if x.woError(w, err, id) {
 		return
 	}
@@ -347,9 +348,9 @@ func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
 
 // TransitionBody is the body of POST /api/v1/workorders/{id}/transition.
 type TransitionBody struct {
-	To   rules.Status `json:"to"`
-	Note string       `json:"note"`
-	By   string       `json:"by"`
+	To   workorder.Status `json:"to"`
+	Note string           `json:"note"`
+	By   string           `json:"by"` // ignored: the acting person is the one logged in
 }
 
 func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
@@ -365,7 +366,12 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"to" is required: the status to move to`)
 		return
 	}
-	wo, err := x.e.Transition(id, b.To, actor(r, b.By), b.Note)
+	if b.To == workorder.Cancelled {
+		if err := x.operatorFor(r, id, func(*workorder.WorkOrder) bool { return true }); x.woError(w, err, id) {
+			return
+		}
+	}
+	wo, err := x.d.WorkOrders.Transition(r.Context(), id, b.To, actor(r, b.By), b.Note)
 	if x.woError(w, err, id) {
 		return
 	}
@@ -373,7 +379,7 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 }
 
 func (x *rulesAPI) review(w http.ResponseWriter, r *http.Request) {
-	items, err := x.e.Review(r.Context())
+	items, err := x.d.Reports.Review(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -414,10 +420,40 @@ func (x *rulesAPI) kpis(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	k, err := x.e.KPIs(ctx, from, to)
+	k, err := x.d.Reports.KPIs(ctx, from, to)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, k)
+}
+
+// errOperatorOnly: cancelling a work order, or lowering its priority, takes
+// it out of the KPIs' reach; only the duty room (operator, admin) may.
+var errOperatorOnly = errors.New("only an operator may cancel a work order or lower its priority")
+
+// operatorFor refuses the change to work order id when restricted says it
+// is restricted and the caller is logged in below operator.
+func (x *rulesAPI) operatorFor(r *http.Request, id int64, restricted func(*workorder.WorkOrder) bool) error {
+	p, ok := principal(r)
+	if !ok || p.Role >= Operator {
+		return nil
+	}
+	cur, _, err := x.d.Orders.WorkOrder(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if restricted(cur) {
+		return errOperatorOnly
+	}
+	return nil
+}
+
+// who is the fallback name when nobody is logged in (handler tests without
+// access control).
+func who(by string) string {
+	if strings.TrimSpace(by) == "" {
+		return "operator"
+	}
+	return strings.TrimSpace(by)
 }

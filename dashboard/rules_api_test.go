@@ -1,9 +1,10 @@
-package dashboard
+package dashboard_test
 
 import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -13,13 +14,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard"
+	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/workorder"
 )
+
+// call makes one request and returns the status and body.
+func call(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
 
 func rulesServer(t *testing.T) (*httptest.Server, *rules.Engine) {
 	t.Helper()
 	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}}
-	store, err := rules.OpenSQLite(filepath.Join(t.TempDir(), "gw.db"), false)
+	store, err := sqlite.OpenRules(filepath.Join(t.TempDir(), "gw.db"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,13 +48,19 @@ func rulesServer(t *testing.T) (*httptest.Server, *rules.Engine) {
 	below := 0.15
 	cfg := rules.Config{Rules: []rules.Rule{{ID: "low-pressure", Target: rules.Target{Kind: "pump_room"}, Field: "p",
 		Threshold: &rules.Threshold{Below: &below}, Priority: rules.High, WorkOrder: &rules.WorkOrderSpec{Category: "plumbing"}}}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(assets); err != nil {
+		t.Fatal(err)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := rules.NewEngine(cfg, assets, store, rules.NewBus(), log, time.Now)
+	wo := workorder.NewService(workorder.Config{}, assets, store, log, time.Now)
+	e := rules.NewEngine(cfg, assets, rules.Deps{Store: store, OnFire: wo, Log: log, Now: time.Now})
 	if err := e.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
-	api.MountRules(e)
+	api := dashboard.NewAPI(dashboard.Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
+	api.MountRules(dashboard.Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store,
+		Reports: workorder.NewReports(store, e, time.Now)})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, e

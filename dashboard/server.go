@@ -10,6 +10,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 //go:embed web
@@ -61,15 +63,15 @@ func sameOrigin(r *http.Request) bool {
 // Snapshot builds what a screen starts from.
 func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
-		Incidents: []*rules.Incident{}, WorkOrders: []*rules.WorkOrder{}}
+		Incidents: []*playbook.Incident{}, WorkOrders: []*workorder.WorkOrder{}}
 	for _, as := range a.deps.State.Snapshot() {
 		s.Assets = append(s.Assets, view(as))
 	}
-	if a.engine != nil {
-		if al := a.engine.Alarms(func(x *rules.Alarm) bool { return x.State != rules.StateNormal }); al != nil {
+	if a.rules != nil {
+		if al := a.rules.Alarms.Alarms(func(x *rules.Alarm) bool { return x.State != rules.StateNormal }); al != nil {
 			s.Alarms = al
 		}
-		ws, err := a.engine.Store().WorkOrders(ctx, rules.WorkOrderFilter{Open: true, Limit: 200})
+		ws, err := a.rules.Orders.WorkOrders(ctx, workorder.Filter{Open: true, Limit: 200})
 		if err != nil {
 			return nil, err
 		}
@@ -77,13 +79,13 @@ func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 			s.WorkOrders = ws
 		}
 		now := time.Now()
-		k, err := a.engine.KPIs(ctx, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.Local), now)
+		k, err := a.rules.Reports.KPIs(ctx, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.Local), now)
 		if err == nil {
 			s.KPIs = k
 		}
 	}
-	if a.runner != nil {
-		ins, err := a.runner.Incidents(true)
+	if a.incidents != nil {
+		ins, err := a.incidents.Read.Incidents(ctx, true)
 		if err != nil {
 			return nil, err
 		}

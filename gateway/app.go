@@ -12,20 +12,26 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/propgate/gateway/alerts"
-	gwc "github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/collectors/influx"
 	"github.com/propgate/gateway/collectors/modbus"
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
-// App wires the collectors, the storage and the API together.
+// App wires the collectors, the rules layer, alerting and the screens, and
+// is the one owner of every long-running goroutine.
 type App struct {
 	cfg *config.Config
 	log *slog.Logger
@@ -34,16 +40,56 @@ type App struct {
 // NewApp builds the app; nothing starts until Run.
 func NewApp(cfg *config.Config, log *slog.Logger) *App { return &App{cfg: cfg, log: log} }
 
-// Run starts everything, serves until ctx ends, then stops in reverse order:
-// collectors first, then the writer (which persists whatever is pending).
+// service is a long-running component the app runs until its context ends.
+type service struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Run builds everything, starts it in dependency order, serves until ctx
+// ends, then stops in reverse: intake first (HTTP, collectors), then the
+// engine, runner, router (finishing in-flight deliveries) and the other
+// services, then the writer persists what is queued, and last the stores
+// close. Every goroutine is started here, in one errgroup, and waited for.
 func (a *App) Run(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := gwc.NewMetrics(reg)
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
+	metrics := collectors.NewMetrics(reg)
 	assets := cfg.CollectorAssets()
-	state := gwc.NewState(assets)
+	state := collectors.NewState(assets)
 
+	// The stores, closed last (defers run in reverse).
+	if err := os.MkdirAll(filepath.Dir(cfg.Rules.Database), 0o750); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	store, err := sqlite.OpenRules(cfg.Rules.Database, cfg.Rules.Orders.Webhook != nil)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "rules store", store.Close)
+	var astore *alerts.Store
+	if cfg.Alerts != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Alerts.Database), 0o750); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		if astore, err = alerts.OpenStore(cfg.Alerts.Database); err != nil {
+			return err
+		}
+		defer closeLogged(log, "alerts store", astore.Close)
+	}
+	var auth *dashboard.Auth
+	if cfg.Dashboard != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		if auth, err = dashboard.NewAuth(*cfg.Dashboard, log.With("component", "auth")); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		defer closeLogged(log, "audit store", auth.Close)
+	}
+
+	// The writer: started first, stopped after everything that feeds it.
 	writer := influx.New(cfg.InfluxDB, cfg.Site, assets, reg, metrics.Dropped, log.With("component", "influx"))
 	if err := writer.Start(ctx); err != nil {
 		return err
@@ -53,7 +99,58 @@ func (a *App) Run(ctx context.Context) (err error) {
 			err = errors.Join(err, serr)
 		}
 	}()
-	pipeline := gwc.NewPipeline(state, writer, metrics, log.With("component", "pipeline"))
+	pipeline := collectors.NewPipeline(state, writer, metrics, log.With("component", "pipeline"))
+
+	// The collectors (built, not started: the playbooks write through them).
+	var cols []collectors.Collector
+	var equipment playbook.Equipment
+	var commands playbook.Commands
+	if len(cfg.Modbus.Devices) > 0 {
+		m := modbus.New(cfg.Modbus, nil, modbus.NewMetrics(reg), log.With("component", "modbus"))
+		cols, equipment = append(cols, m), m
+	}
+	var mq *mqtt.Collector
+	if cfg.MQTT != nil {
+		mq = mqtt.New(*cfg.MQTT, nil, mqtt.NewMetrics(reg), log.With("component", "mqtt"))
+		cols, commands = append(cols, mq), mq
+	}
+	for _, c := range cols {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", c.Name(), err)
+		}
+	}
+
+	// The rules layer: the engine tells the bus and the runner of every
+	// alarm change and opens work orders through the service.
+	bus := event.NewBus(reg)
+	observers := []workorder.Observer{bus}
+	var hook *workorder.Webhook
+	if cfg.Rules.Orders.Webhook != nil {
+		hook = workorder.NewWebhook(*cfg.Rules.Orders.Webhook, store, log.With("component", "webhook"))
+		observers = append(observers, hook)
+	}
+	orders := workorder.NewService(cfg.Rules.Orders, assets, store, log.With("component", "workorders"), time.Now, observers...)
+	engine := rules.NewEngine(cfg.Rules.Alarms(), assets, rules.Deps{Store: store, Observers: []rules.Observer{bus}, OnFire: orders,
+		Metrics: rules.NewMetrics(reg), Log: log.With("component", "rules"), Now: time.Now})
+	if err := engine.Load(ctx); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	pipeline.AddProcessor(engine)
+	runner := playbook.NewRunner(cfg.Playbooks.Loaded, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
+		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Log: log.With("component", "playbooks"), Now: time.Now})
+	engine.Observe(runner)
+	if err := runner.Load(ctx); err != nil {
+		return fmt.Errorf("playbooks: %w", err)
+	}
+
+	var router *alerts.Router
+	if cfg.Alerts != nil {
+		var pub alerts.Publisher
+		if mq != nil {
+			pub = mq
+		}
+		router = alerts.NewRouter(*cfg.Alerts, assets, engine, astore, pub, log.With("component", "alerts"), time.Now)
+	}
 
 	var simulator *sim.Simulator
 	if cfg.Simulator.Enabled {
@@ -61,91 +158,77 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if err := simulator.Validate(); err != nil {
 			return fmt.Errorf("simulator: %w", err)
 		}
-		if err := simulator.Start(ctx); err != nil {
+	}
+
+	// The HTTP API and the screens.
+	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site}
+	if simulator != nil {
+		deps.Scenarios = simulator
+	}
+	api := dashboard.NewAPI(deps)
+	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store,
+		Reports: workorder.NewReports(store, engine, time.Now)})
+	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner})
+	if router != nil {
+		api.MountAlerts(router)
+	}
+	api.MountDemoReceiver()
+	hubEvents := bus.Subscribe(1024)
+	defer hubEvents.Close()
+	hub := dashboard.NewHub(state, hubEvents, api.Snapshot, log.With("component", "hub"))
+	registerHubMetrics(reg, hub)
+	api.MountDashboard(hub, auth)
+
+	// Start: the services first (they must be running before intake), in
+	// one group whose context the intake shutdown below cancels last.
+	core, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCore()
+	g, gctx := errgroup.WithContext(core)
+	services := []service{
+		{"rules", engine.Run},
+		{"workorders", orders.Run},
+		{"playbooks", runner.Run},
+		{"hub", func(ctx context.Context) error { hub.Run(ctx); return nil }},
+		{"stale", func(ctx context.Context) error { pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now); return nil }},
+	}
+	if hook != nil {
+		services = append(services, service{"webhook", hook.Run})
+	}
+	if router != nil {
+		if err := router.Start(gctx, 4); err != nil {
+			stopCore()
+			return fmt.Errorf("alerts: %w", errors.Join(err, g.Wait()))
+		}
+		services = append(services, service{"alerts", func(ctx context.Context) error {
+			router.Run(ctx, bus, time.Second)
+			router.Wait()
+			return nil
+		}})
+	}
+	for _, s := range services {
+		g.Go(func() error {
+			if err := s.run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	defer func() {
+		stopCore()
+		if werr := g.Wait(); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		log.Info("services stopped")
+	}()
+
+	// Intake: the simulator, the collectors, then HTTP.
+	if simulator != nil {
+		if err := simulator.Start(gctx); err != nil {
 			return err
 		}
 		defer simulator.Stop()
 	}
-
-	// Rules, alarms and work orders, kept in the embedded database.
-	if err := os.MkdirAll(filepath.Dir(cfg.Rules.Database), 0o750); err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	store, err := rules.OpenSQLite(cfg.Rules.Database, cfg.Rules.Webhook != nil)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	bus := rules.NewBus()
-	engine := rules.NewEngine(cfg.Rules, assets, store, bus, log.With("component", "rules"), time.Now)
-	if err := engine.Load(ctx); err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	pipeline.AddProcessor(engine)
-	go engine.Run(ctx, time.Second)
-	if cfg.Rules.Webhook != nil {
-		hook := rules.NewWebhook(*cfg.Rules.Webhook, store, log.With("component", "webhook"))
-		events := bus.Subscribe(256)
-		defer events.Close()
-		go func() {
-			for ev := range events.C {
-				if ev.Type == rules.EventWorkOrder {
-					hook.Notify()
-				}
-			}
-		}()
-		go hook.Run(ctx)
-	}
-
-	var cols []gwc.Collector
-	if len(cfg.Modbus.Devices) > 0 {
-		cols = append(cols, modbus.New(cfg.Modbus, nil, modbus.NewMetrics(reg), log.With("component", "modbus")))
-	}
-	if cfg.MQTT != nil {
-		cols = append(cols, mqtt.New(*cfg.MQTT, nil, mqtt.NewMetrics(reg), log.With("component", "mqtt")))
-	}
-	for _, c := range cols {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", c.Name(), err)
-		}
-	}
-	// Playbooks: the runner writes to equipment through the Modbus
-	// collector and sends commands through the MQTT collector.
-	var equipment rules.Writer
-	var publisher rules.Publisher
-	for _, c := range cols {
-		switch c := c.(type) {
-		case *modbus.Collector:
-			equipment = c
-		case *mqtt.Collector:
-			publisher = c
-		}
-	}
-	runner := rules.NewRunner(cfg.Playbooks.Loaded, assets, store, engine, state, equipment, publisher, bus, log.With("component", "playbooks"), time.Now)
-	if err := runner.Load(ctx); err != nil {
-		return fmt.Errorf("playbooks: %w", err)
-	}
-	go runner.Run(ctx, time.Second)
-
-	// Alert routing to the on-call engineers.
-	var router *alerts.Router
-	if cfg.Alerts != nil {
-		if err := os.MkdirAll(filepath.Dir(cfg.Alerts.Database), 0o750); err != nil {
-			return fmt.Errorf("alerts: %w", err)
-		}
-		astore, err := alerts.OpenStore(cfg.Alerts.Database)
-		if err != nil {
-			return err
-		}
-		defer astore.Close()
-		router = alerts.NewRouter(*cfg.Alerts, assets, engine, astore, publisher, log.With("component", "alerts"), time.Now)
-		if err := router.Start(ctx, 4); err != nil {
-			return fmt.Errorf("alerts: %w", err)
-		}
-		go router.Run(ctx, bus, time.Second)
-	}
-
-	started := cols[:0:0]
+	var started []collectors.Collector
 	defer func() {
 		for i := len(started) - 1; i >= 0; i-- {
 			if serr := started[i].Stop(); serr != nil {
@@ -154,38 +237,50 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}()
 	for _, c := range cols {
-		if err := c.Start(ctx, pipeline); err != nil {
+		if err := c.Start(gctx, pipeline); err != nil {
 			return fmt.Errorf("%s: %w", c.Name(), err)
 		}
 		started = append(started, c)
 	}
-	go pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	api.SetReady(true)
+	log.Info("gateway running", "site", cfg.Site, "http", "http://"+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
 
-	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site}
-	if simulator != nil {
-		deps.Scenarios = simulator
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done(): // a service failed
+	case err = <-serveErr:
 	}
-	api := dashboard.NewAPI(deps)
-	api.MountRules(engine)
-	api.MountIncidents(runner)
-	if router != nil {
-		api.MountAlerts(router)
+	log.Info("shutting down: stopping intake, then the services, then persisting queued points")
+	api.SetReady(false)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		log.Warn("http shutdown", "err", serr)
 	}
-	api.MountDemoReceiver()
-	var auth *dashboard.Auth
-	if cfg.Dashboard != nil {
-		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		if auth, err = dashboard.NewAuth(*cfg.Dashboard, log.With("component", "auth")); err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		defer auth.Close()
+	return err
+}
+
+func closeLogged(log *slog.Logger, what string, close func() error) {
+	if err := close(); err != nil {
+		log.Warn("closing "+what, "err", err)
 	}
-	events := bus.Subscribe(1024)
-	defer events.Close()
-	hub := dashboard.NewHub(state, events, api.Snapshot, log.With("component", "hub"))
-	go hub.Run(ctx)
+}
+
+func registerHubMetrics(reg prometheus.Registerer, hub *dashboard.Hub) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_ws_clients", Help: "Connected websocket clients."},
 			func() float64 { return float64(hub.Metrics.Clients.Load()) }),
@@ -194,26 +289,4 @@ func (a *App) Run(ctx context.Context) (err error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_clients_dropped_total", Help: "Clients dropped for not keeping up (they resynchronise)."},
 			func() float64 { return float64(hub.Metrics.Dropped.Load()) }),
 	)
-	api.MountDashboard(hub, auth)
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	api.SetReady(true)
-	log.Info("gateway running", "site", cfg.Site, "http", "http://"+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		return fmt.Errorf("http: %w", err)
-	}
-	log.Info("shutting down: stopping collectors, persisting queued points")
-	api.SetReady(false)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
-	return nil
 }

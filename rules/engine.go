@@ -330,10 +330,9 @@ func (e *Engine) Alarms(filter func(*Alarm) bool) []Alarm {
 			out = append(out, *in.alarm)
 		}
 	}
-	rank := map[Priority]int{Critical: 0, High: 1, Medium: 2, Low: 3}
 	sort.SliceStable(out, func(i, j int) bool {
-		if rank[out[i].Priority] != rank[out[j].Priority] {
-			return rank[out[i].Priority] < rank[out[j].Priority]
+		if out[i].Priority.Rank() != out[j].Priority.Rank() {
+			return out[i].Priority.Rank() < out[j].Priority.Rank()
 		}
 		return out[i].Since.After(out[j].Since)
 	})

@@ -20,6 +20,21 @@ const (
 	Low      Priority = "low"
 )
 
+// Rank orders priorities: 0 is the most urgent (critical), 4 unknown.
+func (p Priority) Rank() int {
+	switch p {
+	case Critical:
+		return 0
+	case High:
+		return 1
+	case Medium:
+		return 2
+	case Low:
+		return 3
+	}
+	return 4
+}
+
 // Valid reports whether p is a known priority.
 func (p Priority) Valid() bool { return p == Critical || p == High || p == Medium || p == Low }
 

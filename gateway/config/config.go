@@ -30,6 +30,7 @@ import (
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/playbook"
 )
 
 // Config is the whole gateway configuration.
@@ -42,7 +43,7 @@ type Config struct {
 	Modbus    modbus.Config         `yaml:"modbus"`
 	MQTT      *mqtt.Config          `yaml:"mqtt"`
 	Simulator sim.Config            `yaml:"simulator"`
-	Rules     rules.Config          `yaml:"rules"`
+	Rules     RulesSection          `yaml:"rules"`
 	Playbooks Playbooks             `yaml:"playbooks"`
 	Alerts    *alerts.Config        `yaml:"alerts"`
 	Dashboard *dashboard.AuthConfig `yaml:"dashboard"`
@@ -53,8 +54,8 @@ type Config struct {
 
 // Playbooks is the playbooks: section: a folder of playbook files.
 type Playbooks struct {
-	Dir    string           `yaml:"dir"` // relative to the config file; empty: no playbooks
-	Loaded []rules.Playbook `yaml:"-"`
+	Dir    string              `yaml:"dir"` // relative to the config file; empty: no playbooks
+	Loaded []playbook.Playbook `yaml:"-"`
 }
 
 // HTTP is the http: section.
@@ -459,7 +460,7 @@ func (c *Config) loadPlaybooks() error {
 	type loaded struct {
 		file string
 		root *yaml.Node
-		p    rules.Playbook
+		p    playbook.Playbook
 	}
 	var all []loaded
 	ids := map[string]bool{}
@@ -472,7 +473,7 @@ func (c *Config) loadPlaybooks() error {
 		if err := yaml.Unmarshal(raw, &root); err != nil {
 			return yamlError(f, err)
 		}
-		var p rules.Playbook
+		var p playbook.Playbook
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
 		if err := dec.Decode(&p); err != nil {

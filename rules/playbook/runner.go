@@ -474,7 +474,22 @@ func (r *Runner) spawn(in *Incident, def *Step, st *StepState, sp *SpawnAction, 
 var (
 	ErrIncidentClosed = errors.New("the incident is closed")
 	ErrNoStep         = errors.New("no such step")
+	ErrStepFinished   = errors.New("the step is already finished")
+	ErrStepsOpen      = errors.New("steps still open")
 )
+
+// kindErr is an error with its own message that errors.Is matches to kind.
+func kindErr(kind error, format string, a ...any) error {
+	return &kinded{kind: kind, msg: fmt.Sprintf(format, a...)}
+}
+
+type kinded struct {
+	kind error
+	msg  string
+}
+
+func (e *kinded) Error() string { return e.msg }
+func (e *kinded) Unwrap() error { return e.kind }
 
 func (r *Runner) openIncident(ctx context.Context, id int64) (*Incident, error) {
 	in, ok := r.open[id]
@@ -515,7 +530,7 @@ func (r *Runner) finishByPerson(ctx context.Context, id int64, step, by, note st
 			continue
 		}
 		if st.Status == StepDone || st.Status == StepSkipped {
-			return nil, fmt.Errorf("step %s is already %s", step, st.Status)
+			return nil, kindErr(ErrStepFinished, "step %s is already %s", step, st.Status)
 		}
 		if status == StepDone && def.NoteRequired && strings.TrimSpace(note) == "" {
 			return nil, fmt.Errorf("step %s needs a note: %s", step, def.Title)
@@ -562,7 +577,7 @@ func (r *Runner) Close(ctx context.Context, id int64, by, note string) (*Inciden
 		}
 	}
 	if len(open) > 0 {
-		return nil, fmt.Errorf("steps still open: %s; complete or skip them first", strings.Join(open, ", "))
+		return nil, kindErr(ErrStepsOpen, "steps still open: %s; complete or skip them first", strings.Join(open, ", "))
 	}
 	now := r.now()
 	in.Status, in.Closed = "closed", now

@@ -12,6 +12,7 @@ type KPIs struct {
 	From                 time.Time          `json:"from"`
 	To                   time.Time          `json:"to"`
 	WorkOrders           int                `json:"workorders"` // created in the period, cancelled excluded
+	Cancelled            int                `json:"cancelled"`  // created in the period and cancelled (each with its reason in the history)
 	Handled              int                `json:"handled"`    // of those, resolved or further
 	HandlingRate         *float64           `json:"handling_rate"`
 	ResponseOnTimeRate   *float64           `json:"response_on_time_rate"`   // accepted by the response deadline
@@ -72,6 +73,7 @@ func (s *Reports) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
 	var respond, resolve []time.Duration
 	for _, w := range ws {
 		if w.Status == Cancelled {
+			k.Cancelled++
 			continue
 		}
 		k.WorkOrders++

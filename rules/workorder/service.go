@@ -56,6 +56,10 @@ type Filter struct {
 	Limit         int
 }
 
+// ErrReasonRequired: cancelling a work order or lowering its priority
+// needs a reason, recorded in its history.
+var ErrReasonRequired = errors.New("a reason is required (note): cancelling a work order or lowering its priority is recorded with why")
+
 // ErrConflict: the stored work order changed since it was read.
 var ErrConflict = errors.New("the work order was changed by someone else; reload and retry")
 
@@ -201,6 +205,9 @@ func (s *Service) Transition(ctx context.Context, id int64, to Status, by, note 
 	if err != nil {
 		return nil, err
 	}
+	if to == Cancelled && strings.TrimSpace(note) == "" {
+		return nil, ErrReasonRequired
+	}
 	now := s.now()
 	from := w.Status
 	if err := w.move(to, now); err != nil {
@@ -247,6 +254,9 @@ func (s *Service) Update(ctx context.Context, id int64, u Update, by string) (*W
 	if u.Priority != nil && *u.Priority != w.Priority {
 		if !u.Priority.Valid() {
 			return nil, fmt.Errorf("%q is not a priority; fix: critical, high, medium or low", *u.Priority)
+		}
+		if u.Priority.Rank() > w.Priority.Rank() && strings.TrimSpace(u.Note) == "" {
+			return nil, ErrReasonRequired
 		}
 		w.Priority = *u.Priority
 		d := s.cfg.SLA.For(w.Category, w.Priority)

@@ -1,0 +1,38 @@
+package config
+
+import (
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/workorder"
+)
+
+// RulesSection is the rules: section: where the rules database lives, the
+// alarm rules (package rules) and the work-order settings (package
+// workorder) side by side, as the file has always had them.
+type RulesSection struct {
+	Database string           `yaml:"database"` // SQLite file; default data/gateway.db
+	Rules    []rules.Rule     `yaml:"rules"`
+	Orders   workorder.Config `yaml:",inline"` // reopen_window, sla, webhook
+}
+
+// Alarms is the alarm-rule part, for the engine.
+func (s *RulesSection) Alarms() rules.Config { return rules.Config{Rules: s.Rules} }
+
+// SetDefaults fills unset values.
+func (s *RulesSection) SetDefaults() {
+	if s.Database == "" {
+		s.Database = "data/gateway.db"
+	}
+	a := s.Alarms()
+	a.SetDefaults()
+	s.Orders.SetDefaults()
+}
+
+// Validate checks the section and compiles the rules' conditions.
+func (s *RulesSection) Validate(assets []collectors.Asset) error {
+	a := s.Alarms()
+	if err := a.Validate(assets); err != nil {
+		return err
+	}
+	return s.Orders.Validate()
+}
