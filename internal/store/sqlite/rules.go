@@ -403,4 +403,3 @@ func (s *Rules) OutboxAttempt(ctx context.Context, id int64, delivered bool, err
 	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, delivered = ?, last_error = ? WHERE id = ?`, delivered, errMsg, id)
 	return err
 }
-
