@@ -24,7 +24,8 @@ type demoMsg struct {
 // bilingual message for the engineer on call, the entrapment during it at
 // once; the signed link acknowledges without a login; every attempt can be
 // read back through the API.
-func TestOutageAlertsEndToEnd(t *testing.T) {
+func TestOutageAlertsEndToEndIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	var oncall []struct{ Team, Person string }

@@ -137,7 +137,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	pipeline.AddProcessor(engine)
 	runner := playbook.NewRunner(cfg.Playbooks.Loaded, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
-		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Log: log.With("component", "playbooks"), Now: time.Now})
+		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Ticks: playbook.NewTicks(reg), Log: log.With("component", "playbooks"), Now: time.Now})
 	engine.Observe(runner)
 	if err := runner.Load(ctx); err != nil {
 		return fmt.Errorf("playbooks: %w", err)

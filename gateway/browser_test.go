@@ -63,7 +63,8 @@ func within(t *testing.T, parent context.Context, d time.Duration, what string, 
 	return time.Since(start)
 }
 
-func TestWallDisplayAndConsoleInChromium(t *testing.T) {
+func TestWallDisplayAndConsoleInChromiumIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	alloc := chromium(t)

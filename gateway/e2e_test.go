@@ -184,6 +184,17 @@ func (s *site) metric(name string) float64 {
 	return f
 }
 
+// waitTicks waits until the counter has advanced by n: the gateway has
+// done that many more passes (instead of sleeping and hoping it did).
+func (s *site) waitTicks(counter string, n float64) {
+	s.t.Helper()
+	base := s.metric(counter)
+	if base < 0 {
+		s.t.Fatalf("no metric %s", counter)
+	}
+	s.waitFor(fmt.Sprintf("%v more %s", n, counter), 30*time.Second, func() bool { return s.metric(counter) >= base+n })
+}
+
 // observer is an independent MQTT subscriber recording what the simulated
 // elevators publish: (asset, timestamp) → floor.
 type observer struct {
@@ -261,7 +272,8 @@ func flux(t *testing.T, in *testenv.Influx, q string) map[string]any {
 
 // The simulated site → gateway → InfluxDB, values read back through Flux and
 // compared with what an independent subscriber saw and what the API showed.
-func TestSimulatedSiteToInfluxDB(t *testing.T) {
+func TestSimulatedSiteToInfluxDBIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	in := testenv.StartInflux(t)
 	obs := observe(t, broker.URL)
@@ -270,7 +282,7 @@ func TestSimulatedSiteToInfluxDB(t *testing.T) {
 	from := s.subscribed()
 
 	s.waitFor("panel polled", 10*time.Second, func() bool { return s.asset("b3-power-panel").Fields["mains_present"].Value == true })
-	time.Sleep(2 * time.Second) // a few ticks of normal operation
+	s.waitTicks("gateway_rules_ticks_total", 2) // a few ticks of normal operation
 	s.post("/api/v1/simulator/scenarios/power-outage")
 	s.waitFor("outage seen over Modbus", 10*time.Second, func() bool { return s.asset("b3-power-panel").Fields["mains_present"].Value == false })
 	s.waitFor("trapped car seen over MQTT", 10*time.Second, func() bool {
@@ -317,7 +329,8 @@ func TestSimulatedSiteToInfluxDB(t *testing.T) {
 // Gateway killed (SIGKILL) while points are queued on disk, InfluxDB back,
 // gateway restarted: the queued points are delivered, and no elevator
 // message published before the kill is missing.
-func TestSIGKILLWithQueuedPointsDeliversThemOnRestart(t *testing.T) {
+func TestSIGKILLWithQueuedPointsDeliversThemOnRestartIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	in := testenv.StartInflux(t)
 	obs := observe(t, broker.URL)

@@ -125,7 +125,8 @@ func (s *site) closeAndReport(id int64, labels ...string) string {
 	return report
 }
 
-func TestEntrapmentPlaybookEndToEnd(t *testing.T) {
+func TestEntrapmentPlaybookEndToEndIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	s.postJSON("/api/v1/simulator/scenarios/entrapment", `{"target": "b3-lift-2"}`)
@@ -146,7 +147,8 @@ func TestEntrapmentPlaybookEndToEnd(t *testing.T) {
 	s.stop(syscall.SIGTERM)
 }
 
-func TestPowerOutagePlaybookEndToEnd(t *testing.T) {
+func TestPowerOutagePlaybookEndToEndIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
@@ -155,7 +157,7 @@ func TestPowerOutagePlaybookEndToEnd(t *testing.T) {
 	// One entrapment incident: the car stopped between floors with people in
 	// it; none for the cars that reached a landing.
 	s.waitFor("entrapment linked to the outage", 20*time.Second, func() bool { return len(s.incident(out.ID).Children) == 1 })
-	time.Sleep(3 * time.Second) // several more evaluations of the elevator check: still one
+	s.waitTicks("gateway_playbook_ticks_total", 3) // several more evaluations of the elevator check: still one
 	var lifts []string
 	for _, in := range s.incidents() {
 		if in.Playbook == "elevator-entrapment" {
@@ -188,7 +190,8 @@ func TestPowerOutagePlaybookEndToEnd(t *testing.T) {
 	s.stop(syscall.SIGTERM)
 }
 
-func TestFloodingPlaybookEndToEnd(t *testing.T) {
+func TestFloodingPlaybookEndToEndIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	s.postJSON("/api/v1/simulator/scenarios/flooding", `{"target": "b3-pump-room"}`)
@@ -220,14 +223,15 @@ func TestFloodingPlaybookEndToEnd(t *testing.T) {
 }
 
 // A drill is marked everywhere and never touches equipment.
-func TestDrillEndToEnd(t *testing.T) {
+func TestDrillEndToEndIntegration(t *testing.T) {
+	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	code, body := s.postJSON("/api/v1/incidents", `{"playbook": "flooding", "drill": true, "asset": "b5-pump-room", "by": "li.ming"}`)
 	if code != 201 || !strings.Contains(body, `"drill": true`) {
 		t.Fatalf("start drill: %d %s", code, body)
 	}
-	time.Sleep(3 * time.Second) // polls continue: the pumps must still be commanded on
+	s.waitTicks("gateway_playbook_ticks_total", 3) // the drill's steps run on: the pumps must still be commanded on
 	if a := s.asset("b5-pump-room"); a.Fields["pump1_run_cmd"].Value != true || a.Fields["inlet_valve_cmd"].Value != true {
 		t.Fatal("a drill wrote to the equipment")
 	}

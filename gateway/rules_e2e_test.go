@@ -63,7 +63,8 @@ const lowPressure = "pump-low-pressure:b3-pump-room"
 // The simulated pump fault → low-pressure alarm → one work order, not two
 // when the fault fires again; acknowledged over the API; cleared when the
 // pressure returns.
-func TestPumpFaultAlarmAndWorkOrder(t *testing.T) {
+func TestPumpFaultAlarmAndWorkOrderIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	in := testenv.StartInflux(t)
 	s := newSite(t, in, broker)
@@ -125,7 +126,8 @@ func TestPumpFaultAlarmAndWorkOrder(t *testing.T) {
 
 // SIGKILL with open alarms, a shelved alarm and work orders under SLA;
 // restart: state and remaining timers intact.
-func TestCrashKeepsAlarmsAndWorkOrders(t *testing.T) {
+func TestCrashKeepsAlarmsAndWorkOrdersIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	in := testenv.StartInflux(t)
 	s := newSite(t, in, broker)

@@ -95,14 +95,19 @@ type FireHandler interface {
 // Metrics are the engine's Prometheus counters.
 type Metrics struct {
 	StoreErrors prometheus.Counter
+	Ticks       prometheus.Counter
 }
 
 // NewMetrics registers the engine's metrics (reg may be nil: unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "gateway_rules_store_errors_total", Help: "Alarm saves that failed (the alarm's state lived in memory until its next change)."})}
+	m := &Metrics{
+		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_rules_store_errors_total", Help: "Alarm saves that failed (the alarm's state lived in memory until its next change)."}),
+		Ticks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_rules_ticks_total", Help: "Evaluations of delays, no-data timeouts, shelving and suppression as time passes."}),
+	}
 	if reg != nil {
-		reg.MustRegister(m.StoreErrors)
+		reg.MustRegister(m.StoreErrors, m.Ticks)
 	}
 	return m
 }
@@ -256,6 +261,7 @@ func (e *Engine) Tick() {
 		}
 		e.commit(in, before, tr, now)
 	}
+	e.metrics.Ticks.Inc()
 }
 
 // applySuppression sets the suppressed flag from the suppressing rules.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/workorder"
@@ -83,6 +84,7 @@ type Deps struct {
 	Equipment  Equipment
 	Commands   Commands
 	Observers  []Observer
+	Ticks      prometheus.Counter // nil: not counted
 	Log        *slog.Logger
 	Now        func() time.Time
 }
@@ -101,6 +103,7 @@ type Runner struct {
 	equipment  Equipment
 	commands   Commands
 	obs        []Observer
+	ticks      prometheus.Counter
 	log        *slog.Logger
 	now        func() time.Time
 	fired      chan rules.Alarm
@@ -117,7 +120,7 @@ var _ rules.Observer = (*Runner)(nil)
 // NewRunner builds a runner.
 func NewRunner(playbooks []Playbook, assets []collectors.Asset, d Deps) *Runner {
 	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: d.Store, alarms: d.Alarms, workorders: d.WorkOrders,
-		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, log: d.Log, now: d.Now,
+		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, ticks: d.Ticks, log: d.Log, now: d.Now,
 		fired: make(chan rules.Alarm, 256), open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
 	for i := range playbooks {
 		p := &playbooks[i]
@@ -370,6 +373,18 @@ func (r *Runner) Tick() {
 			r.save(in)
 		}
 	}
+	if r.ticks != nil {
+		r.ticks.Inc()
+	}
+}
+
+// NewTicks registers the runner's tick counter (reg may be nil).
+func NewTicks(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_playbook_ticks_total", Help: "Passes over the open incidents (steps, deadlines, schedules)."})
+	if reg != nil {
+		reg.MustRegister(c)
+	}
+	return c
 }
 
 // advance starts steps whose predecessor is done, completes telemetry and
