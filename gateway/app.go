@@ -23,6 +23,7 @@ import (
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/guard"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
@@ -122,6 +123,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	// The rules layer: the engine tells the bus and the runner of every
 	// alarm change and opens work orders through the service.
+	panics := guard.New(reg, log)
 	bus := event.NewBus(reg)
 	observers := []workorder.Observer{bus}
 	var hook *workorder.Webhook
@@ -131,13 +133,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	orders := workorder.NewService(cfg.Rules.Orders, assets, store, log.With("component", "workorders"), time.Now, observers...)
 	engine := rules.NewEngine(cfg.Rules.Alarms(), assets, rules.Deps{Store: store, Observers: []rules.Observer{bus}, OnFire: orders,
-		Metrics: rules.NewMetrics(reg), Log: log.With("component", "rules"), Now: time.Now})
+		Metrics: rules.NewMetrics(reg), Guard: panics, Log: log.With("component", "rules"), Now: time.Now})
 	if err := engine.Load(ctx); err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
 	pipeline.AddProcessor(engine)
 	runner := playbook.NewRunner(cfg.Playbooks.Loaded, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
-		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Ticks: playbook.NewTicks(reg), Log: log.With("component", "playbooks"), Now: time.Now})
+		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Ticks: playbook.NewTicks(reg), Guard: panics, Log: log.With("component", "playbooks"), Now: time.Now})
 	engine.Observe(runner)
 	if err := runner.Load(ctx); err != nil {
 		return fmt.Errorf("playbooks: %w", err)

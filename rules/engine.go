@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/internal/guard"
 )
 
 // Config is the alarm rules of the rules: section.
@@ -115,9 +116,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Deps are what the engine works with.
 type Deps struct {
 	Store     AlarmStore
-	Observers []Observer  // the event bus, the playbook runner
-	OnFire    FireHandler // nil: no work orders from rules
-	Metrics   *Metrics    // nil: counted but not exported
+	Observers []Observer   // the event bus, the playbook runner
+	OnFire    FireHandler  // nil: no work orders from rules
+	Metrics   *Metrics     // nil: counted but not exported
+	Guard     *guard.Guard // recovers a panicking tick (nil: none)
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -138,6 +140,7 @@ type Engine struct {
 	obs     []Observer
 	onFire  FireHandler
 	metrics *Metrics
+	guard   *guard.Guard
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -159,7 +162,7 @@ func NewEngine(cfg Config, assets []collectors.Asset, d Deps) *Engine {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	e := &Engine{cfg: cfg, store: d.Store, obs: d.Observers, onFire: d.OnFire, metrics: d.Metrics, log: d.Log, now: d.Now, assets: assets,
+	e := &Engine{cfg: cfg, store: d.Store, obs: d.Observers, onFire: d.OnFire, metrics: d.Metrics, guard: d.Guard, log: d.Log, now: d.Now, assets: assets,
 		index: map[string]map[string][]*inst{}, byAlarm: map[string]*inst{}, byRule: map[string][]*inst{}}
 	for i := range e.cfg.Rules {
 		r := &e.cfg.Rules[i]
@@ -401,6 +404,6 @@ func (e *Engine) SetOutOfService(id string, on bool, by, note string) (Alarm, er
 
 // Run ticks every second until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
-	collectors.Every(ctx, time.Second, e.Tick)
+	collectors.Every(ctx, time.Second, func() { e.guard.Do("rules", e.Tick) })
 	return nil
 }

@@ -38,6 +38,7 @@ type StepState struct {
 	Evidence  []string   `json:"evidence,omitempty"`
 	Spawned   []string   `json:"spawned,omitempty"` // assets a start_playbook action started incidents for
 	ActionErr string     `json:"action_error,omitempty"`
+	Removed   bool       `json:"removed,omitempty"` // no longer in the playbook: kept in the record, not driven
 }
 
 // Entry is one line of an incident's timeline.

@@ -24,9 +24,9 @@ func (r *Runner) ReportMarkdown(in *Incident) string {
 	if in.Drill {
 		title = "DRILL — " + title
 	}
-	fmt.Fprintf(&b, "# %s\n\n", title)
+	fmt.Fprintf(&b, "# %s\n\n", cell(title))
 	fmt.Fprintf(&b, "| | |\n|---|---|\n| Incident | %d (%s) |\n| Status | %s |\n| Asset | %s |\n| Location | %s |\n| Trigger | %s |\n| Started | %s |\n| Closed | %s |\n",
-		in.ID, in.Playbook, in.Status, or(in.Asset), or(in.Location), in.Trigger, fmtTime(in.Started), fmtTime(in.Closed))
+		in.ID, cell(in.Playbook), in.Status, cell(or(in.Asset)), cell(or(in.Location)), cell(in.Trigger), fmtTime(in.Started), fmtTime(in.Closed))
 	if !in.Closed.IsZero() {
 		fmt.Fprintf(&b, "| Duration | %s |\n", in.Closed.Sub(in.Started).Round(time.Second))
 	}
@@ -40,9 +40,9 @@ func (r *Runner) ReportMarkdown(in *Incident) string {
 		b.WriteString("\n## Record\n\n| Item | Time | By | Note |\n|---|---|---|---|\n")
 		for _, f := range p.Record {
 			if v, ok := in.Record[f.Key]; ok {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.Label, fmtTime(v.At), v.By, cell(v.Note))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(f.Label), fmtTime(v.At), cell(v.By), cell(v.Note))
 			} else {
-				fmt.Fprintf(&b, "| %s | **missing** | | |\n", f.Label)
+				fmt.Fprintf(&b, "| %s | **missing** | | |\n", cell(f.Label))
 			}
 		}
 	}
@@ -59,15 +59,15 @@ func (r *Runner) ReportMarkdown(in *Incident) string {
 		if st.TitleZH != "" {
 			title = st.TitleZH + " / " + st.Title
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cell(title), st.Role, fmtTime(st.Started), fmtTime(st.Due), fmtTime(st.Done), st.By, status, cell(st.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cell(title), cell(st.Role), fmtTime(st.Started), fmtTime(st.Due), fmtTime(st.Done), cell(st.By), status, cell(st.Note))
 	}
 	b.WriteString("\n## Timeline\n\n")
 	for _, e := range in.Timeline {
 		step := ""
 		if e.Step != "" {
-			step = " [" + e.Step + "]"
+			step = " [" + cell(e.Step) + "]"
 		}
-		fmt.Fprintf(&b, "- %s — %s%s — %s: %s\n", fmtTime(e.At), e.By, step, e.Kind, e.Text)
+		fmt.Fprintf(&b, "- %s — %s%s — %s: %s\n", fmtTime(e.At), cell(e.By), step, e.Kind, cell(e.Text))
 	}
 	return b.String()
 }
@@ -79,7 +79,18 @@ func or(s string) string {
 	return s
 }
 
-func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "/"), "\n", " ") }
+// mdEscaper makes text from people (notes, evidence, names) inert in
+// Markdown: one line (no forged timeline entries), no HTML, no links or
+// emphasis, no table cells.
+var mdEscaper = strings.NewReplacer(
+	"\r\n", " ", "\n", " ", "\r", " ",
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	"\\", "\\\\", "`", "\\`", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]",
+	"#", "\\#", "|", "\\|", "!", "\\!",
+)
+
+// cell escapes text for a Markdown table cell or list item.
+func cell(s string) string { return mdEscaper.Replace(s) }
 
 func joinIDs(ids []int64) string {
 	s := make([]string, len(ids))

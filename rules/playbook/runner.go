@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/guard"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -85,6 +86,7 @@ type Deps struct {
 	Commands   Commands
 	Observers  []Observer
 	Ticks      prometheus.Counter // nil: not counted
+	Guard      *guard.Guard       // recovers a panicking pass (nil: none)
 	Log        *slog.Logger
 	Now        func() time.Time
 }
@@ -104,6 +106,7 @@ type Runner struct {
 	commands   Commands
 	obs        []Observer
 	ticks      prometheus.Counter
+	guard      *guard.Guard
 	log        *slog.Logger
 	now        func() time.Time
 	fired      chan rules.Alarm
@@ -120,7 +123,7 @@ var _ rules.Observer = (*Runner)(nil)
 // NewRunner builds a runner.
 func NewRunner(playbooks []Playbook, assets []collectors.Asset, d Deps) *Runner {
 	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: d.Store, alarms: d.Alarms, workorders: d.WorkOrders,
-		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, ticks: d.Ticks, log: d.Log, now: d.Now,
+		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, ticks: d.Ticks, guard: d.Guard, log: d.Log, now: d.Now,
 		fired: make(chan rules.Alarm, 256), open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
 	for i := range playbooks {
 		p := &playbooks[i]
@@ -156,7 +159,9 @@ func (r *Runner) Load(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, in := range open {
-		r.open[in.ID] = in
+		if r.reconcileDefinition(in) {
+			r.open[in.ID] = in
+		}
 	}
 	for _, in := range all {
 		if t, ok := r.lastRun[in.Playbook]; !ok || in.Started.After(t) {
@@ -183,9 +188,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case a := <-r.fired:
-			r.Trigger(a)
+			r.guard.Do("playbooks", func() { r.Trigger(a) })
 		case <-t.C:
-			r.Tick()
+			r.guard.Do("playbooks", r.Tick)
 		}
 	}
 }
@@ -355,6 +360,61 @@ func (r *Runner) notify(n Notification) {
 	}
 }
 
+// reconcileDefinition checks an incident reloaded from the store against
+// the playbook as configured now: steps are matched by id, steps added
+// since are appended (waiting), steps removed are kept in the record but
+// no longer driven or waited for, each change noted on the timeline. An
+// incident whose playbook is gone is closed with a note saying so (it is
+// kept, never driven). It reports whether the incident stays open.
+func (r *Runner) reconcileDefinition(in *Incident) bool {
+	now := r.now()
+	p, ok := r.playbooks[in.Playbook]
+	if !ok {
+		var pending []string
+		for _, st := range in.Steps {
+			if st.Status != StepDone && st.Status != StepSkipped {
+				pending = append(pending, st.ID)
+			}
+		}
+		in.Status, in.Closed = "closed", now
+		in.log(now, ByEngine, "closed", "", "closed by the gateway at start: playbook %q is no longer configured; steps not done: %s",
+			in.Playbook, strings.Join(pending, ", "))
+		r.log.Warn("incident closed: its playbook is no longer configured", "incident", in.ID, "playbook", in.Playbook)
+		r.save(in)
+		return false
+	}
+	changed := false
+	defined := map[string]bool{}
+	for _, def := range p.Steps {
+		defined[def.ID] = true
+		st := in.Step(def.ID)
+		if st == nil {
+			in.Steps = append(in.Steps, StepState{ID: def.ID, Title: def.Title, TitleZH: def.TitleZH, Role: def.Role, Status: StepWaiting, Optional: def.Optional})
+			in.log(now, ByEngine, "note", def.ID, "the playbook has a new step since this incident started: %s", def.Title)
+			changed = true
+			continue
+		}
+		if st.Removed {
+			st.Removed = false
+			changed = true
+		}
+		st.Optional = def.Optional
+	}
+	for i := range in.Steps {
+		st := &in.Steps[i]
+		if !defined[st.ID] && !st.Removed {
+			st.Removed = true
+			in.log(now, ByEngine, "note", st.ID, "step %s (%s, %s) is no longer in the playbook: kept in the record, no longer driven", st.ID, st.Title, st.Status)
+			changed = true
+		}
+	}
+	if changed {
+		r.log.Warn("incident reconciled with a changed playbook", "incident", in.ID, "playbook", in.Playbook)
+		r.save(in)
+	}
+	return true
+}
+
 // Tick drives every open incident and starts scheduled playbooks.
 func (r *Runner) Tick() {
 	r.mu.Lock()
@@ -396,7 +456,10 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 	}
 	changed := false
 	for i := range p.Steps {
-		def, st := &p.Steps[i], &in.Steps[i]
+		def, st := &p.Steps[i], in.Step(p.Steps[i].ID)
+		if st == nil {
+			continue // reconcileDefinition adds every step; never index blindly
+		}
 		if st.Status == StepWaiting {
 			prev := in.Step(def.After)
 			if def.After == "" || prev != nil && (prev.Status == StepDone || prev.Status == StepSkipped) {
@@ -539,9 +602,12 @@ func (r *Runner) finishByPerson(ctx context.Context, id int64, step, by, note st
 	}
 	p := r.playbooks[in.Playbook]
 	now := r.now()
-	for i := range in.Steps {
-		st, def := &in.Steps[i], &p.Steps[i]
-		if st.ID != step {
+	if p == nil {
+		return nil, ErrIncidentClosed
+	}
+	for i := range p.Steps {
+		def, st := &p.Steps[i], in.Step(p.Steps[i].ID)
+		if st == nil || st.ID != step {
 			continue
 		}
 		if st.Status == StepDone || st.Status == StepSkipped {
@@ -587,7 +653,7 @@ func (r *Runner) Close(ctx context.Context, id int64, by, note string) (*Inciden
 	}
 	var open []string
 	for _, st := range in.Steps {
-		if !st.Optional && st.Status != StepDone && st.Status != StepSkipped {
+		if !st.Optional && !st.Removed && st.Status != StepDone && st.Status != StepSkipped {
 			open = append(open, st.ID)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +109,10 @@ func newRunner(t *testing.T, path string, c *clock, state *collectors.State) *ru
 // newRunnerWith builds the harness; alarms (nil: the harness's own engine,
 // which has no rules) is where the runner looks for active alarms.
 func newRunnerWith(t *testing.T, path string, c *clock, state *collectors.State, alarms Alarms) *runnerHarness {
+	return newRunnerFull(t, path, c, state, alarms, testPlaybooks())
+}
+
+func newRunnerFull(t *testing.T, path string, c *clock, state *collectors.State, alarms Alarms, pbs []Playbook) *runnerHarness {
 	t.Helper()
 	store, err := sqlite.OpenRules(path, false)
 	if err != nil {
@@ -124,7 +129,6 @@ func newRunnerWith(t *testing.T, path string, c *clock, state *collectors.State,
 	if alarms == nil {
 		alarms = h.engine
 	}
-	pbs := testPlaybooks()
 	ids := map[string]bool{}
 	for _, p := range pbs {
 		ids[p.ID] = true
@@ -347,5 +351,125 @@ func TestPlaybookValidation(t *testing.T) {
 		if err := c.p.Validate(ids, ruleIDs); err == nil || err.Error() != c.want {
 			t.Errorf("err = %v\nwant %s", err, c.want)
 		}
+	}
+}
+
+// A note cannot forge timeline lines or inject HTML into the Markdown
+// report (the record an inspector reads).
+func TestReportEscapesWhatPeopleWrote(t *testing.T) {
+	c := newClock()
+	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets))
+	in, err := h.r.Start(bg, "entrapment", "b3-lift-1", false, "li.ming")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := "ok\n- 2026-11-02 08:00:00 — admin — closed: all fine <img src=x onerror=alert(1)> [x](javascript:alert(1)) | cell"
+	in, err = h.r.AddEvidence(bg, in.ID, "li.ming", forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := h.r.ReportMarkdown(in)
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "- 2026-11-02 08:00:00 — admin") {
+			t.Errorf("forged timeline line: %s", line)
+		}
+	}
+	for _, bad := range []*regexp.Regexp{regexp.MustCompile(`<img`), regexp.MustCompile(`[^\\]\]\(javascript`), regexp.MustCompile(`[^\\]\| cell`)} {
+		if bad.MatchString(md) {
+			t.Errorf("report matches %s:\n%s", bad, md)
+		}
+	}
+	if !strings.Contains(md, `&lt;img src=x onerror=alert(1)&gt; \[x\](javascript:alert(1)) \| cell`) {
+		t.Errorf("the note is not kept, escaped:\n%s", md)
+	}
+}
+
+// Editing a playbook while one of its incidents is open (a step added, a
+// step removed) or removing the playbook must not crash the runner on the
+// next start (it used to index steps by position: a crash loop); the
+// incident continues with the new steps, and the record says what changed.
+func TestIncidentsSurviveAnEditedPlaybook(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.db")
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunner(t, path, c, state)
+	outageSite(h)
+	h.r.Trigger(fired("mains-lost:b3-panel", "mains-lost", "b3-panel"))
+	ins, _ := h.r.Incidents(bg, true)
+	var outage, lift *Incident
+	for _, in := range ins {
+		switch in.Playbook {
+		case "outage":
+			outage = in
+		case "entrapment":
+			lift = in
+		}
+	}
+	if outage == nil || lift == nil {
+		t.Fatalf("incidents %+v", ins)
+	}
+	h.store.Close()
+
+	// The edit: outage gets a step before the others and loses call-utility;
+	// the entrapment playbook is deleted.
+	pbs := testPlaybooks()
+	out := &pbs[0]
+	out.Steps = append([]Step{{ID: "announce", Title: "Announce on the PA", Role: "security", Deadline: time.Minute}}, out.Steps...)
+	for i, st := range out.Steps {
+		if st.ID == "call-utility" {
+			out.Steps = append(out.Steps[:i], out.Steps[i+1:]...)
+			break
+		}
+	}
+	out.Steps[0].Title = "Announce on the PA"
+	pbs = []Playbook{pbs[0], pbs[2]} // outage, flooding
+	for i := range pbs[0].Steps {    // check-lifts spawned entrapment, which is gone
+		if pbs[0].Steps[i].Action != nil {
+			pbs[0].Steps[i].Action = nil
+		}
+	}
+	h2 := newRunnerFull(t, path, c, state, nil, pbs)
+	c.advance(2 * time.Minute)
+	h2.r.Tick() // used to panic: index out of range
+
+	got, err := h2.r.Incident(bg, outage.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got.Step("announce"); st == nil || st.Status != StepActive {
+		t.Fatalf("new step: %+v", st)
+	}
+	if st := got.Step("call-utility"); st == nil || !st.Removed {
+		t.Fatalf("removed step not kept as removed: %+v", st)
+	}
+	if _, err := h2.r.Complete(bg, outage.ID, "call-utility", "wang.li", "x"); err == nil {
+		t.Fatal("a removed step was completed")
+	}
+	tl := fmt.Sprint(got.Timeline)
+	for _, want := range []string{"the playbook has a new step since this incident started: Announce on the PA", "step call-utility (Call the utility, active) is no longer in the playbook"} {
+		if !strings.Contains(tl, want) {
+			t.Errorf("timeline lacks %q", want)
+		}
+	}
+	l, err := h2.r.Incident(bg, lift.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Status != "closed" || !strings.Contains(fmt.Sprint(l.Timeline), `playbook "entrapment" is no longer configured; steps not done: released`) {
+		t.Fatalf("orphaned incident: %s %v", l.Status, l.Timeline)
+	}
+	if open, _ := h2.r.Incidents(bg, true); len(open) != 1 {
+		t.Fatalf("%d open incidents, want the outage only", len(open))
+	}
+	// Closing waits for the steps the playbook has now, not for removed ones.
+	for _, st := range got.Steps {
+		if !st.Removed && st.Status != StepDone && st.Status != StepSkipped && !st.Optional {
+			if _, err := h2.r.Skip(bg, outage.ID, st.ID, "li.ming", "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := h2.r.Close(bg, outage.ID, "li.ming", "done"); err != nil {
+		t.Fatalf("close: %v", err)
 	}
 }
