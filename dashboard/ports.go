@@ -48,6 +48,8 @@ type WorkOrderReader interface {
 // Reports are the KPIs and the daily review.
 type Reports interface {
 	KPIs(ctx context.Context, from, to time.Time) (*workorder.KPIs, error)
+	// MonthToDate is what every screen shows on connecting (cached briefly).
+	MonthToDate(ctx context.Context) (*workorder.KPIs, error)
 	Review(ctx context.Context) ([]workorder.ReviewItem, error)
 }
 

@@ -78,8 +78,7 @@ func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 		if ws != nil {
 			s.WorkOrders = ws
 		}
-		now := time.Now()
-		k, err := a.rules.Reports.KPIs(ctx, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.Local), now)
+		k, err := a.rules.Reports.MonthToDate(ctx)
 		if err == nil {
 			s.KPIs = k
 		}

@@ -3,6 +3,7 @@ package workorder
 import (
 	"context"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -54,12 +55,37 @@ type Reports struct {
 	}
 	avail Availability
 	now   func() time.Time
+	loc   *time.Location
+
+	mu        sync.Mutex // one month-to-date computation at a time
+	mtd       *KPIs
+	mtdAt     time.Time
+	mtdMaxAge time.Duration
 }
 
 // NewReports builds the reports; avail may be nil (KPIs then carry no
 // availability).
 func NewReports(store Store, avail Availability, now func() time.Time) *Reports {
-	return &Reports{store: store, avail: avail, now: now}
+	return &Reports{store: store, avail: avail, now: now, loc: time.Local, mtdMaxAge: 30 * time.Second}
+}
+
+// MonthToDate is this month's KPIs so far, as every screen shows them on
+// connecting: computed at most every 30 seconds however many screens
+// connect (a reconnect storm costs one computation), never older.
+func (s *Reports) MonthToDate(ctx context.Context) (*KPIs, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.mtd != nil && now.Sub(s.mtdAt) < s.mtdMaxAge && now.Month() == s.mtdAt.Month() {
+		return s.mtd, nil
+	}
+	local := now.In(s.loc)
+	k, err := s.KPIs(ctx, time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, s.loc), now)
+	if err != nil {
+		return nil, err
+	}
+	s.mtd, s.mtdAt = k, now
+	return k, nil
 }
 
 // KPIs computes the figures for work orders created and alarm time in [from, to).
