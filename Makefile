@@ -31,6 +31,7 @@ bench: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./collectors/mqtt
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./gateway/config
+	$(GO) test -run '^$$' -fuzz FuzzAPIBodies -fuzztime 30s ./dashboard
 
 clean:
 	rm -rf bin/gateway .run

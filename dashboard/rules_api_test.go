@@ -37,7 +37,7 @@ func call(t *testing.T, method, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func rulesServer(t *testing.T) (*httptest.Server, *rules.Engine) {
+func rulesServer(t testing.TB) (*httptest.Server, *rules.Engine) {
 	t.Helper()
 	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}}
 	store, err := sqlite.OpenRules(filepath.Join(t.TempDir(), "gw.db"), false)
