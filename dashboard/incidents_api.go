@@ -7,6 +7,7 @@ import (
 
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/playbook/report"
 )
 
 // MountIncidents adds the playbook and incident endpoints.
@@ -177,9 +178,9 @@ func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "", "markdown", "md":
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
-		_, _ = w.Write([]byte(x.d.Read.ReportMarkdown(in)))
+		_, _ = w.Write([]byte(report.Markdown(x.playbook(in), in)))
 	case "html":
-		page, err := x.d.Read.ReportHTML(in)
+		page, err := report.HTML(x.playbook(in), in)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
@@ -189,4 +190,9 @@ func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusBadRequest, "format "+f+" is not markdown or html")
 	}
+}
+
+func (x *incidentsAPI) playbook(in *playbook.Incident) *playbook.Playbook {
+	p, _ := x.d.Read.Playbook(in.Playbook)
+	return p
 }

@@ -58,8 +58,7 @@ type IncidentReader interface {
 	Playbooks() []playbook.Playbook
 	Incident(ctx context.Context, id int64) (*playbook.Incident, error)
 	Incidents(ctx context.Context, openOnly bool) ([]*playbook.Incident, error)
-	ReportMarkdown(in *playbook.Incident) string
-	ReportHTML(in *playbook.Incident) ([]byte, error)
+	Playbook(id string) (*playbook.Playbook, bool)
 }
 
 // IncidentActions are what people do to incidents (the runner).

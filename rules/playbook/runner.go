@@ -137,6 +137,12 @@ func NewRunner(playbooks []Playbook, assets []collectors.Asset, d Deps) *Runner 
 // Observe adds an observer; call it before Run.
 func (r *Runner) Observe(o Observer) { r.obs = append(r.obs, o) }
 
+// Playbook is one definition, for its report.
+func (r *Runner) Playbook(id string) (*Playbook, bool) {
+	p, ok := r.playbooks[id]
+	return p, ok
+}
+
 // Playbooks lists the definitions.
 func (r *Runner) Playbooks() []Playbook {
 	out := make([]Playbook, len(r.list))

@@ -17,6 +17,7 @@ import (
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	. "github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/playbook/report"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -251,13 +252,13 @@ func TestOutagePlaybook(t *testing.T) {
 	if err != nil || closed.Status != "closed" {
 		t.Fatalf("close: %v", err)
 	}
-	md := h2.r.ReportMarkdown(closed)
+	md := report.Markdown(must(h2.r.Playbook(closed.Playbook)), closed)
 	for _, want := range []string{"# Power outage", "| Outage start |", "| Cause |", "State Grid: feeder fault", "| Supply restored |", "| Incidents it started | 2 |", "was overdue"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	if _, err := h2.r.ReportHTML(closed); err != nil {
+	if _, err := report.HTML(must(h2.r.Playbook(closed.Playbook)), closed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -317,7 +318,7 @@ func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	if len(h.writer.writes) != 0 || !in.Drill || in.Step("cut-source").Status != StepDone {
 		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.Step("cut-source"))
 	}
-	if !strings.Contains(h.r.ReportMarkdown(in), "# DRILL — Flooding") {
+	if !strings.Contains(report.Markdown(must(h.r.Playbook(in.Playbook)), in), "# DRILL — Flooding") {
 		t.Fatal("drill report is not marked")
 	}
 	real, _ := h.r.Start(bg, "flooding", "b3-pump", false, "li.ming")
@@ -368,7 +369,7 @@ func TestReportEscapesWhatPeopleWrote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := h.r.ReportMarkdown(in)
+	md := report.Markdown(must(h.r.Playbook(in.Playbook)), in)
 	for _, line := range strings.Split(md, "\n") {
 		if strings.HasPrefix(line, "- 2026-11-02 08:00:00 — admin") {
 			t.Errorf("forged timeline line: %s", line)
@@ -472,4 +473,11 @@ func TestIncidentsSurviveAnEditedPlaybook(t *testing.T) {
 	if _, err := h2.r.Close(bg, outage.ID, "li.ming", "done"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+}
+
+func must(p *Playbook, ok bool) *Playbook {
+	if !ok {
+		panic("no such playbook")
+	}
+	return p
 }

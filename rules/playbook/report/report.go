@@ -1,4 +1,6 @@
-package playbook
+// Package report renders an incident's record as the emergency plans ask
+// for it (存档备案): Markdown for the API and a printable HTML page.
+package report
 
 import (
 	"bytes"
@@ -6,6 +8,8 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/propgate/gateway/rules/playbook"
 )
 
 func fmtTime(t time.Time) string {
@@ -15,10 +19,10 @@ func fmtTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-// ReportMarkdown renders the incident record the emergency plans ask for:
-// the timestamps, who did what and when, the evidence and the outcome.
-func (r *Runner) ReportMarkdown(in *Incident) string {
-	p := r.playbooks[in.Playbook]
+// Markdown renders the incident record the emergency plans ask for: the
+// timestamps, who did what and when, the evidence and the outcome. p is the
+// incident's playbook (nil if it is no longer configured).
+func Markdown(p *playbook.Playbook, in *playbook.Incident) string {
 	var b strings.Builder
 	title := in.Name
 	if in.Drill {
@@ -135,14 +139,14 @@ th{background:#eee}.missing{color:#b00;font-weight:bold}.drill{color:#b00;border
 
 type recordRow struct {
 	Label string
-	Value RecordValue
+	Value playbook.RecordValue
 	Set   bool
 }
 
-// ReportHTML renders the same record as a printable page.
-func (r *Runner) ReportHTML(in *Incident) ([]byte, error) {
+// HTML renders the same record as a printable page.
+func HTML(p *playbook.Playbook, in *playbook.Incident) ([]byte, error) {
 	var rows []recordRow
-	if p := r.playbooks[in.Playbook]; p != nil {
+	if p != nil {
 		for _, f := range p.Record {
 			v, ok := in.Record[f.Key]
 			rows = append(rows, recordRow{Label: f.Label, Value: v, Set: ok})
@@ -150,7 +154,7 @@ func (r *Runner) ReportHTML(in *Incident) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	err := reportHTML.Execute(&buf, struct {
-		In     *Incident
+		In     *playbook.Incident
 		Record []recordRow
 	}{in, rows})
 	return buf.Bytes(), err
