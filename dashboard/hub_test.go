@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 )
 
@@ -84,8 +85,10 @@ func TestHubSlowClientIsDroppedOthersKeepUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	for hub.Metrics.Clients.Load() != readers+1 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); hub.Metrics.Clients.Load() != readers+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients registered, want %d", hub.Metrics.Clients.Load(), readers+1)
+		}
 	}
 	var before runtime.MemStats
 	runtime.GC()
@@ -152,22 +155,45 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	}
 }
 
+// testAuth is the access control over a real audit database: an operator
+// with a password and a token, an engineer with a token, an admin with a
+// bcrypt hash (of "admin-password").
 func testAuth(t *testing.T) *Auth {
 	t.Helper()
 	cfg := AuthConfig{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []User{
 		{Username: "wang.li", Role: "operator", Password: "pw-operator", Token: "operator-token-1234"},
-		{Username: "admin", Role: "admin", PasswordHash: "$2a$10$Kq1s0VQmXq8x3xJ8m0QF8u1p0jQmQv8ZQ0y7bWcQm6e1QGzq0p4pS"},
+		{Username: "zhang.wei", Role: "engineer", Password: "pw-engineer", Token: "engineer-token-1234"},
+		{Username: "admin", Role: "admin", PasswordHash: "$2a$04$OJPJAUP6lD4v1jZa.eYBj.JFIN3jdGKb/DLLh9nBYIZnDOulE6KYS", Token: "admin-token-123456"},
 	}}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAuth(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	store, err := sqlite.OpenAudit(cfg.AuditDatabase, cfg.AuditMaxRows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
+	t.Cleanup(func() { store.Close() })
+	a, err := NewAuth(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return a
+}
+
+// auditRows is the audit log, oldest first, as "user role METHOD path Status".
+func auditRows(t *testing.T, a *Auth) []string {
+	t.Helper()
+	es, err := a.store.Recent(t.Context(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(es) - 1; i >= 0; i-- {
+		e := es[i]
+		out = append(out, strings.Join([]string{e.Username, e.Role, e.Method, e.Path}, " ")+" "+http.StatusText(e.Status))
+	}
+	return out
 }
 
 // The read-only token cannot change anything; a cross-origin websocket
@@ -236,20 +262,15 @@ func TestAccess(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"role": "operator"`) {
 		t.Fatalf("me: %d %s", resp.StatusCode, b)
 	}
-	rows, _ := auth.audit.Query(`SELECT username, role, method, path, status FROM audit ORDER BY id`)
-	var audit []string
-	for rows.Next() {
-		var u, role, m, p string
-		var s int
-		rows.Scan(&u, &role, &m, &p, &s)
-		audit = append(audit, strings.Join([]string{u, role, m, p}, " ")+" "+http.StatusText(s))
-	}
-	rows.Close()
+	audit := auditRows(t, auth)
 	want := []string{
+		"anonymous none GET /api/v1/assets Unauthorized",
+		"anonymous none GET /api/v1/assets Unauthorized",
 		"wall-display viewer POST /api/v1/simulator/scenarios/flooding Forbidden",
 		"wall-display viewer POST /api/v1/alarms/x/ack Forbidden",
 		"wang.li operator POST /api/v1/simulator/scenarios/flooding Not Found",
 		"wang.li operator GET /api/v1/audit Forbidden",
+		"anonymous none GET /ws Unauthorized",
 		"wang.li none POST /login Unauthorized",
 		"wang.li operator POST /login OK",
 	}

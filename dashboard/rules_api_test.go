@@ -34,6 +34,7 @@ func rulesServer(t *testing.T) (*httptest.Server, *rules.Engine) {
 	}
 	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
 	api.MountRules(e)
+	api.UseAuth(testAuth(t)) // call() acts as the operator wang.li
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, e
