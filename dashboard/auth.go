@@ -332,9 +332,10 @@ const (
 )
 
 // identify finds the principal: a bearer token in the Authorization header,
-// the wall token as ?token= (GET and HEAD only; every other token is refused
-// there, so it never lands in logs, history or Referer), or a session cookie.
-func (a *Auth) identify(r *http.Request) (Principal, via) {
+// the wall token as ?token= (on the websocket only, which browsers cannot
+// open with a header; every other token is refused there, so it never lands
+// in logs, history or Referer), or a session cookie.
+func (a *Auth) identify(r *http.Request, pattern string) (Principal, via) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -343,7 +344,7 @@ func (a *Auth) identify(r *http.Request) (Principal, via) {
 		return a.byToken(token, true)
 	}
 	if token := r.URL.Query().Get("token"); token != "" {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if pattern != "GET /ws" {
 			return Principal{}, viaNone
 		}
 		p, v := a.byToken(token, false)
@@ -455,7 +456,7 @@ func guard(a *Auth, mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		p, v := a.identify(r)
+		p, v := a.identify(r, pattern)
 		if v != viaNone {
 			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, p))
 		}

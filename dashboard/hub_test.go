@@ -278,3 +278,109 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Review 13: the snapshot used to be built and sent before the client was
+// registered, so a change made meanwhile reached nobody: the wall display
+// missed a new alarm until it reconnected. Here an alarm is published while
+// the snapshot is being built, and the hub has consumed it before the
+// snapshot is returned; the client must still receive it, after the snapshot.
+func TestHubChangeDuringSnapshotIsDelivered(t *testing.T) {
+	state := collectors.NewState([]collectors.Asset{{ID: "lift", Kind: "elevator"}})
+	bus := rules.NewBus()
+	sub := bus.Subscribe(16)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	snapshot := func(context.Context) (*Snapshot, error) {
+		bus.Publish(rules.Event{Type: rules.EventAlarm, Alarm: &rules.Alarm{ID: "entrapment:lift", Rule: "entrapment", Asset: "lift"}})
+		for deadline := time.Now().Add(5 * time.Second); len(sub.C) > 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				return nil, context.DeadlineExceeded
+			}
+		}
+		return &Snapshot{Type: "snapshot", Site: "test"}, nil
+	}
+	hub := NewHub(state, sub, snapshot, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Run(ctx)
+	up := &websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hub.ServeWS(up, w, r) }))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var types []string
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("the alarm published during the snapshot never arrived; got %v (%v)", types, err)
+		}
+		var m struct{ Type string }
+		json.Unmarshal(b, &m)
+		types = append(types, m.Type)
+		if m.Type == "alarm" {
+			if types[0] != "snapshot" {
+				t.Fatalf("order: %v; the snapshot comes first", types)
+			}
+			if !strings.Contains(string(b), "entrapment:lift") {
+				t.Fatalf("alarm: %s", b)
+			}
+			return
+		}
+	}
+}
+
+// Review 29: no cap on websocket clients. Beyond the cap: 503, counted; a
+// slot frees when a client leaves.
+func TestHubClientCap(t *testing.T) {
+	srv, _, hub, _ := hubServer(t, nil)
+	hub.LimitClients(2)
+	var conns []*websocket.Conn
+	for range 2 {
+		c, _, err := dial(t, srv, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if _, resp, err := dial(t, srv, "", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third client: %v %v", err, resp)
+	}
+	if hub.Metrics.Refused.Load() != 1 {
+		t.Fatalf("refused %d", hub.Metrics.Refused.Load())
+	}
+	conns[0].Close()
+	for deadline := time.Now().Add(5 * time.Second); hub.admitted.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not freed: %d admitted", hub.admitted.Load())
+		}
+	}
+	c, _, err := dial(t, srv, "", nil)
+	if err != nil {
+		t.Fatalf("after a client left: %v", err)
+	}
+	c.Close()
+	conns[1].Close()
+}
+
+// Review 29: after the hub stopped, `h.register <- c` blocked the handler
+// forever. Now a late connection is refused at once.
+func TestHubAfterStopRefusesInsteadOfBlocking(t *testing.T) {
+	srv, _, hub, cancel := hubServer(t, nil)
+	cancel()
+	select {
+	case <-hub.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hub did not stop")
+	}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	_, resp, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("connect after stop: %v %v", err, resp)
+	}
+	if hub.admitted.Load() != 0 {
+		t.Fatalf("%d slots still held", hub.admitted.Load())
+	}
+}
