@@ -514,6 +514,9 @@ func (c *Config) secretFields() [][2]string {
 // envOf is the environment variable the file reads the key at path from
 // (${NAME} or ${NAME:-default} on its line), or "".
 func (c *Config) envOf(path string) string {
+	if c.root == nil { // after loading: only the message is wanted
+		return ""
+	}
 	line := lineOf(c.root, path)
 	lines := bytes.Split(c.orig, []byte("\n"))
 	if line < 1 || line > len(lines) {
