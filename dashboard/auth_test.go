@@ -177,6 +177,14 @@ func TestOnlyTheWallTokenInTheQuery(t *testing.T) {
 	if resp, _ := do(t, "GET", srv.URL+"/api/v1/audit", "", bearer("admin-token-123456")); resp.StatusCode != 200 {
 		t.Fatalf("admin token in the header: %d", resp.StatusCode)
 	}
+	if _, resp, err := dial(t, srv, "?token=operator-token-1234", nil); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("websocket with a user token in the URL: %v %v", err, resp)
+	}
+	c, _, err := dial(t, srv, "?token=wall-token-123456", nil)
+	if err != nil {
+		t.Fatalf("websocket with the wall token: %v", err)
+	}
+	c.Close()
 }
 
 // Review 18: a cookie-authenticated change needs the gateway's own Origin

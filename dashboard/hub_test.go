@@ -384,3 +384,23 @@ func TestHubAfterStopRefusesInsteadOfBlocking(t *testing.T) {
 		t.Fatalf("%d slots still held", hub.admitted.Load())
 	}
 }
+
+// Review 23: the demo must say it is one, on the screens too.
+func TestSnapshotSaysDemo(t *testing.T) {
+	state := collectors.NewState([]collectors.Asset{{ID: "pump", Kind: "pump_room"}})
+	for _, demo := range []bool{false, true} {
+		api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Demo: demo})
+		s, err := api.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(s)
+		if s.Demo != demo || strings.Contains(string(b), `"demo"`) != demo {
+			t.Fatalf("demo %v: %s", demo, b)
+		}
+	}
+	page, err := webFS.ReadFile("web/wall.html")
+	if err != nil || !strings.Contains(string(page), `id="demo"`) {
+		t.Fatalf("wall.html has no demo banner: %v", err)
+	}
+}
