@@ -282,10 +282,7 @@ func NewAuth(cfg AuthConfig, store audit.Store, log *slog.Logger) (*Auth, error)
 	if a.dummy, err = bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(dummy)), cost); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	for i := range cfg.Users { // the plaintext is not kept
-		cfg.Users[i].Password, cfg.Users[i].Token = "", ""
-	}
-	cfg.Users, cfg.WallToken = nil, ""
+	cfg.Users, cfg.WallToken = nil, "" // only hashes and digests are kept
 	a.cfg = cfg
 	a.byIP = newLimiter(limiterEntries, rate.Every(ipEvery), ipBurst, &a.Metrics.LimiterEvictions)
 	a.byUser = newLimiter(limiterEntries, rate.Every(userEvery), userBurst, &a.Metrics.LimiterEvictions)
