@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,6 +79,21 @@ type HTTP struct {
 
 // TLS reports whether the gateway serves HTTPS itself.
 func (h HTTP) TLS() bool { return h.TLSCert != "" }
+
+// Server is the HTTP server the section describes: every timeout and the
+// header cap set, so slow or idle clients cannot hold connections open.
+func (h HTTP) Server(handler http.Handler) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
+		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout, MaxHeaderBytes: h.MaxHeaderBytes}
+}
+
+// Serve serves srv on ln, over TLS when tls_cert and tls_key are set.
+func (h HTTP) Serve(srv *http.Server, ln net.Listener) error {
+	if h.TLS() {
+		return srv.ServeTLS(ln, h.TLSCert, h.TLSKey)
+	}
+	return srv.Serve(ln)
+}
 
 // Log is the log: section.
 type Log struct {

@@ -2,6 +2,9 @@ package config
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -270,5 +273,46 @@ func TestPublishedSecretsMatchDemoConfig(t *testing.T) {
 		if bytes.Contains(readme, []byte(s)) && !slices.Contains(PublishedSecrets(), s) {
 			t.Errorf("README shows %q", s)
 		}
+	}
+}
+
+// Review 11: the server had only ReadHeaderTimeout: 300 connections that
+// sent the headers of a POST and one byte of its body stayed open. The
+// configured server drops such a client after read_timeout, and an idle
+// keep-alive connection after idle_timeout.
+func TestServerDropsSlowAndIdleClients(t *testing.T) {
+	h := HTTP{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: time.Second,
+		IdleTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096}
+	srv := h.Server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.Serve(srv, ln)
+	defer srv.Close()
+	closed := func(send string) error {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, send); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // far beyond the server's timeouts
+		_, err = io.Copy(io.Discard, c)                    // returns nil at EOF: the server closed it
+		return err
+	}
+	if err := closed("POST /login HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
+		t.Fatalf("slow body: the connection stayed open: %v", err)
+	}
+	if err := closed("GET / HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatalf("idle keep-alive: the connection stayed open: %v", err)
+	}
+	if err := closed("GET / HTTP/1.1\r\nHost: gw\r\n"); err != nil {
+		t.Fatalf("slow headers: the connection stayed open: %v", err)
 	}
 }
