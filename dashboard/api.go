@@ -32,6 +32,7 @@ type Deps struct {
 	Scenarios Scenarios // nil when the simulator is off
 	Log       *slog.Logger
 	Site      string
+	Demo      bool // the config says demo: true; screens say so
 }
 
 // API is the HTTP API. Mark it ready once collection runs.
@@ -39,7 +40,7 @@ type API struct {
 	deps      Deps
 	ready     atomic.Bool
 	mux       *http.ServeMux
-	auth      *Auth      // nil: no access control (tests of the handlers alone)
+	auth      *Auth      // nil: no dashboard: section; the API is read-only (guard)
 	rules     *Rules     // nil until MountRules
 	incidents *Incidents // nil until MountIncidents
 }
@@ -60,12 +61,33 @@ func NewAPI(d Deps) *API {
 // SetReady marks collection as running (or not).
 func (a *API) SetReady(ok bool) { a.ready.Store(ok) }
 
-// Handler returns the root handler, behind access control when configured.
+// Handler returns the root handler: security headers on every response,
+// then the access control. Without Auth (no dashboard: section) nothing
+// that changes state is served.
 func (a *API) Handler() http.Handler {
-	if a.auth != nil {
-		return a.auth.Middleware(a.mux)
-	}
-	return a.mux
+	return securityHeaders(guard(a.auth, a.mux))
+}
+
+// UseAuth puts the API behind auth (MountDashboard does it too).
+func (a *API) UseAuth(auth *Auth) { a.auth = auth }
+
+// csp allows only the gateway's own scripts, styles, images and websocket;
+// no page may frame the console (clickjacking its buttons).
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
+	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer") // the wall token may be in the page's URL
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -39,14 +39,17 @@ func newServer(t *testing.T, sim Scenarios) (*httptest.Server, *API) {
 		d.Scenarios = sim
 	}
 	api := NewAPI(d)
+	api.UseAuth(testAuth(t))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, api
 }
 
+// call sends a request as the operator wang.li (testAuth's bearer token).
 func call(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer operator-token-1234")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

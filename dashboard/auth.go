@@ -3,21 +3,29 @@ package dashboard
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+	"golang.org/x/time/rate"
 
+	"github.com/propgate/gateway/dashboard/audit"
 	"github.com/propgate/gateway/internal/cfgerr"
 )
 
@@ -54,19 +62,43 @@ type User struct {
 	Username     string `yaml:"username"`
 	Name         string `yaml:"name"`
 	Role         string `yaml:"role"`          // engineer, operator or admin
-	Password     string `yaml:"password"`      // from ${ENV}; or
+	Password     string `yaml:"password"`      // from ${ENV}; hashed with bcrypt at start, then forgotten; or
 	PasswordHash string `yaml:"password_hash"` // bcrypt
-	Token        string `yaml:"token"`         // bearer token for API clients
+	Token        string `yaml:"token"`         // bearer token for API clients (header only, never ?token=)
 }
 
 // AuthConfig is the dashboard: section.
 type AuthConfig struct {
-	WallToken      string        `yaml:"wall_token"` // read-only: the wall display
+	WallToken      string        `yaml:"wall_token"` // read-only: the wall display (the only token accepted as ?token=)
 	Users          []User        `yaml:"users"`
-	AllowedOrigins []string      `yaml:"allowed_origins"` // websocket origins besides the gateway's own
+	AllowedOrigins []string      `yaml:"allowed_origins"` // browser origins besides the gateway's own (websocket, console)
 	SessionTTL     time.Duration `yaml:"session_ttl"`
 	AuditDatabase  string        `yaml:"audit_database"`
+	AuditMaxRows   int           `yaml:"audit_max_rows"` // the audit log keeps its newest rows; default 100000
+	// SecureCookie marks the session cookie Secure even though this process
+	// speaks plain HTTP: set it behind a TLS-terminating proxy. With
+	// http.tls_cert the cookie is Secure anyway.
+	SecureCookie bool `yaml:"secure_cookie"`
 }
+
+// Limits on what outside input may make the access control keep.
+const (
+	maxUsername     = 64    // bytes of a username that are logged or audited
+	maxAuditPath    = 256   // bytes of a path that are audited
+	sessionsPerUser = 10    // the oldest session of a user goes beyond this
+	limiterEntries  = 10000 // per-IP and per-user failed-login buckets kept (least recently failed go first)
+	auditPage       = 500   // rows GET /api/v1/audit returns
+)
+
+// Failed-login limits: a burst, then one more try per interval.
+const (
+	ipBurst, ipEvery     = 10, 6 * time.Second // per client IP: 10 a minute after the burst
+	userBurst, userEvery = 5, 12 * time.Second // per username: 5 a minute after the burst
+	refusalBurst         = 100                 // 401/429 audit rows: a burst, then refusalRate a second;
+	refusalRate          = rate.Limit(5)       // refusals beyond are counted, not written
+)
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // SetDefaults fills unset values.
 func (c *AuthConfig) SetDefaults() {
@@ -76,18 +108,27 @@ func (c *AuthConfig) SetDefaults() {
 	if c.AuditDatabase == "" {
 		c.AuditDatabase = "data/audit.db"
 	}
+	if c.AuditMaxRows == 0 {
+		c.AuditMaxRows = 100000
+	}
 }
 
 // Validate checks the section.
 func (c *AuthConfig) Validate() error {
 	if len(c.WallToken) < 12 {
-		return cfgerr.Errorf("wall_token", "must be at least 12 characters; fix: ${WALL_TOKEN}")
+		return cfgerr.Errorf("wall_token", "must be at least 12 characters; fix: ${WALL_TOKEN} (e.g. openssl rand -hex 24)")
+	}
+	if c.AuditMaxRows < 100 {
+		return cfgerr.Errorf("audit_max_rows", "%d is too small to be useful; fix: at least 100 (default 100000)", c.AuditMaxRows)
+	}
+	if c.SessionTTL < time.Minute {
+		return cfgerr.Errorf("session_ttl", "%s is shorter than a minute; fix: e.g. 12h", c.SessionTTL)
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
 		p := fmt.Sprintf("users[%d]", i)
-		if u.Username == "" || seen[u.Username] {
-			return cfgerr.Errorf(p+".username", "%q is empty or used twice", u.Username)
+		if !usernameRE.MatchString(u.Username) || seen[u.Username] {
+			return cfgerr.Errorf(p+".username", "%q is empty, used twice, or not 1-64 letters, digits, '.', '_', '@' or '-'", u.Username)
 		}
 		seen[u.Username] = true
 		if r, ok := parseRole(u.Role); !ok || r == Viewer {
@@ -96,8 +137,16 @@ func (c *AuthConfig) Validate() error {
 		if (u.Password == "") == (u.PasswordHash == "") {
 			return cfgerr.Errorf(p, "set exactly one of password (from ${ENV}) or password_hash (bcrypt)")
 		}
+		if u.PasswordHash != "" {
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				return cfgerr.Errorf(p+".password_hash", "is not a bcrypt hash; fix: htpasswd -bnBC 10 \"\" PASSWORD | tr -d ':'")
+			}
+		}
 		if u.Token != "" && len(u.Token) < 12 {
 			return cfgerr.Errorf(p+".token", "must be at least 12 characters")
+		}
+		if u.Token != "" && u.Token == c.WallToken {
+			return cfgerr.Errorf(p+".token", "is the wall token; fix: give each its own value")
 		}
 	}
 	for i, o := range c.AllowedOrigins {
@@ -123,135 +172,346 @@ func principal(r *http.Request) (Principal, bool) {
 	return p, ok
 }
 
-// actor is who the history records: the logged-in user when there is one.
-func actor(r *http.Request, by string) string {
-	if p, ok := principal(r); ok && p.Role >= Engineer {
+// actor is who the history records: the authenticated principal, always.
+// The by argument (a request body's "by") is ignored: a client must not be
+// able to act in someone else's name. It stays so handlers keep compiling.
+func actor(r *http.Request, _ string) string {
+	if p, ok := principal(r); ok {
 		return p.Username
 	}
-	return who(by)
+	return "anonymous"
 }
 
-type session struct {
-	p       Principal
-	expires time.Time
+// reqInfo lets a handler tell the audit middleware who acted when the
+// credential was not a login (a signed acknowledgement link).
+type reqInfo struct{ actor string }
+
+type infoKey struct{}
+
+// auditActor records name as who acted on r (e.g. the person a signed link
+// names) and makes the middleware audit the request whatever its method.
+func auditActor(r *http.Request, name string) {
+	if ri, ok := r.Context().Value(infoKey{}).(*reqInfo); ok {
+		ri.actor = cleanUsername(name)
+	}
+}
+
+// AuthMetrics count what the access control refused or dropped.
+type AuthMetrics struct {
+	LoginFailures      atomic.Uint64 // wrong username or password
+	LoginsLimited      atomic.Uint64 // refused with 429: too many failures from the IP or for the user
+	LimiterEvictions   atomic.Uint64 // failed-login buckets evicted to keep the map bounded
+	RefusalsNotAudited atomic.Uint64 // 401/429 refusals beyond the audit rate (counted, not written)
+	AuditErrors        atomic.Uint64 // audit rows that could not be written
+	SessionsPruned     atomic.Uint64 // expired sessions deleted
+}
+
+// Collectors exports the counters for a Prometheus registry.
+func (m *AuthMetrics) Collectors() []prometheus.Collector {
+	c := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		c("gateway_auth_login_failures_total", "Failed logins (wrong username or password).", &m.LoginFailures),
+		c("gateway_auth_logins_limited_total", "Logins refused with 429 after too many failures.", &m.LoginsLimited),
+		c("gateway_auth_limiter_evictions_total", "Failed-login buckets evicted to keep the map bounded.", &m.LimiterEvictions),
+		c("gateway_auth_refusals_not_audited_total", "401/429 refusals beyond the audit rate limit, counted instead of written.", &m.RefusalsNotAudited),
+		c("gateway_auth_audit_errors_total", "Audit rows that could not be written.", &m.AuditErrors),
+		c("gateway_auth_sessions_pruned_total", "Expired console sessions deleted.", &m.SessionsPruned),
+	}
+}
+
+type account struct {
+	p    Principal
+	hash []byte // bcrypt
+}
+
+type tokenEntry struct {
+	digest [32]byte
+	p      Principal
 }
 
 // Auth checks credentials and roles and audits every change.
 type Auth struct {
 	cfg      AuthConfig
+	store    audit.Store
 	log      *slog.Logger
-	mu       sync.Mutex
-	sessions map[string]session
-	audit    *sql.DB
 	now      func() time.Time
+	wall     [32]byte
+	accounts map[string]account
+	tokens   []tokenEntry
+	dummy    []byte // a bcrypt hash compared when the user does not exist
+	byIP     *limiter
+	byUser   *limiter
+	refusals *rate.Limiter
+	Metrics  AuthMetrics
 }
 
-// NewAuth opens the audit database.
-func NewAuth(cfg AuthConfig, log *slog.Logger) (*Auth, error) {
+// NewAuth builds the access control over store (sessions and the audit
+// log: internal/store/sqlite.OpenAudit). Plaintext passwords are hashed
+// here with bcrypt and not kept.
+func NewAuth(cfg AuthConfig, store audit.Store, log *slog.Logger) (*Auth, error) {
 	cfg.SetDefaults()
-	db, err := sql.Open("sqlite", "file:"+cfg.AuditDatabase+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, username TEXT NOT NULL,
-		role TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL)`); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	return &Auth{cfg: cfg, log: log, sessions: map[string]session{}, audit: db, now: time.Now}, nil
-}
-
-// Close closes the audit database.
-func (a *Auth) Close() error { return a.audit.Close() }
-
-func eq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
-
-func (a *Auth) userPrincipal(u User) Principal {
-	r, _ := parseRole(u.Role)
-	name := u.Name
-	if name == "" {
-		name = u.Username
-	}
-	return Principal{Username: u.Username, Name: name, Role: r}
-}
-
-// identify finds the principal: a bearer token, the wall token (header or
-// ?token=), or a session cookie.
-func (a *Auth) identify(r *http.Request) (Principal, bool) {
-	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if token == r.Header.Get("Authorization") {
-		token = r.URL.Query().Get("token")
-	}
-	if token != "" {
-		if eq(token, a.cfg.WallToken) {
-			return Principal{Username: "wall-display", Name: "Wall display", Role: Viewer}, true
+	a := &Auth{store: store, log: log, now: time.Now, wall: sha256.Sum256([]byte(cfg.WallToken)), accounts: map[string]account{}}
+	cost := bcrypt.DefaultCost
+	for _, u := range cfg.Users {
+		r, _ := parseRole(u.Role)
+		name := u.Name
+		if name == "" {
+			name = u.Username
 		}
-		for _, u := range a.cfg.Users {
-			if u.Token != "" && eq(token, u.Token) {
-				return a.userPrincipal(u), true
+		p := Principal{Username: u.Username, Name: name, Role: r}
+		hash := []byte(u.PasswordHash)
+		if u.Password != "" {
+			var err error
+			if hash, err = bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.DefaultCost); err != nil {
+				return nil, fmt.Errorf("dashboard: users %s: %w", u.Username, err)
 			}
 		}
-		return Principal{}, false
-	}
-	if c, err := r.Cookie("gw_session"); err == nil {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if s, ok := a.sessions[c.Value]; ok && a.now().Before(s.expires) {
-			return s.p, true
+		if c, err := bcrypt.Cost(hash); err == nil && c > cost {
+			cost = c
+		}
+		a.accounts[u.Username] = account{p: p, hash: hash}
+		if u.Token != "" {
+			a.tokens = append(a.tokens, tokenEntry{digest: sha256.Sum256([]byte(u.Token)), p: p})
 		}
 	}
-	return Principal{}, false
+	dummy := make([]byte, 18)
+	rand.Read(dummy)
+	var err error
+	if a.dummy, err = bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(dummy)), cost); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	cfg.Users, cfg.WallToken = nil, "" // only hashes and digests are kept
+	a.cfg = cfg
+	a.byIP = newLimiter(limiterEntries, rate.Every(ipEvery), ipBurst, &a.Metrics.LimiterEvictions)
+	a.byUser = newLimiter(limiterEntries, rate.Every(userEvery), userBurst, &a.Metrics.LimiterEvictions)
+	a.refusals = rate.NewLimiter(refusalRate, refusalBurst)
+	return a, nil
 }
 
-// required is the role a request needs; NoRole means public.
-func required(r *http.Request) Role {
-	p := r.URL.Path
-	switch {
-	case p == "/" || p == "/console" || strings.HasPrefix(p, "/static/") || p == "/healthz" || p == "/metrics" ||
-		p == "/login" || p == "/logout" || strings.HasPrefix(p, "/demo/receiver") ||
-		strings.HasPrefix(p, "/api/v1/alerts/") && strings.HasSuffix(p, "/ack"): // signed links are their own credential
-		return NoRole
-	case p == "/api/v1/audit":
-		return Admin
-	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+// Run deletes expired sessions every minute until ctx ends.
+func (a *Auth) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		a.pruneSessions(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Auth) pruneSessions(ctx context.Context) {
+	n, err := a.store.PruneSessions(ctx, a.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("pruning expired sessions", "err", err)
+		}
+		return
+	}
+	a.Metrics.SessionsPruned.Add(uint64(n))
+}
+
+// digestEq compares fixed-length digests in constant time.
+func digestEq(a, b [32]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// via is how a request proved who it is from.
+type via int
+
+const (
+	viaNone via = iota
+	viaHeader
+	viaQuery // the wall token in ?token=
+	viaCookie
+)
+
+// identify finds the principal: a bearer token in the Authorization header,
+// the wall token as ?token= (on the websocket only, which browsers cannot
+// open with a header; every other token is refused there, so it never lands
+// in logs, history or Referer), or a session cookie.
+func (a *Auth) identify(r *http.Request, pattern string) (Principal, via) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return Principal{}, viaNone
+		}
+		return a.byToken(token, true)
+	}
+	if token := r.URL.Query().Get("token"); token != "" {
+		if pattern != "GET /ws" {
+			return Principal{}, viaNone
+		}
+		p, v := a.byToken(token, false)
+		if v == viaNone {
+			return p, v
+		}
+		return p, viaQuery
+	}
+	if c, err := r.Cookie("gw_session"); err == nil && len(c.Value) == 64 {
+		key := sessionKey(c.Value)
+		s, err := a.store.Session(r.Context(), key)
+		switch {
+		case errors.Is(err, audit.ErrNoSession):
+			return Principal{}, viaNone
+		case err != nil:
+			a.log.Warn("session lookup", "err", err)
+			return Principal{}, viaNone
+		case !a.now().Before(s.Expires):
+			_ = a.store.DeleteSession(r.Context(), key)
+			return Principal{}, viaNone
+		}
+		if acct, ok := a.accounts[s.Username]; ok { // a user removed from the config is logged out
+			return acct.p, viaCookie
+		}
+	}
+	return Principal{}, viaNone
+}
+
+func (a *Auth) byToken(token string, userTokens bool) (Principal, via) {
+	d := sha256.Sum256([]byte(token))
+	if digestEq(d, a.wall) {
+		return Principal{Username: "wall-display", Name: "Wall display", Role: Viewer}, viaHeader
+	}
+	found := -1
+	for i, t := range a.tokens { // no early exit: the time does not say which token matched
+		if digestEq(d, t.digest) {
+			found = i
+		}
+	}
+	if found < 0 || !userTokens {
+		return Principal{}, viaNone
+	}
+	return a.tokens[found].p, viaHeader
+}
+
+func sessionKey(cookie string) string {
+	d := sha256.Sum256([]byte(cookie))
+	return hex.EncodeToString(d[:])
+}
+
+// routeRole is the role of the routes that need something other than the
+// default, by the pattern the router matched: the role check and the router
+// always agree on the route, whatever the path's encoding (an escaped "/"
+// cannot make an operator route look like an engineer one).
+func routeRole(pattern string) (Role, bool) {
+	switch pattern {
+	case "GET /{$}", // the wall display page (its data needs the token)
+		"GET /console", // the console page (its data needs a login)
+		"GET /static/", "GET /healthz", "GET /metrics", "POST /login", "POST /logout",
+		"GET /api/v1/alerts/{id}/ack",  // signed acknowledgement links are their own credential:
+		"POST /api/v1/alerts/{id}/ack", // GET shows the confirmation page, POST acknowledges
+		"POST /demo/receiver":          // the demo channel posts here
+		return NoRole, true
+	case "GET /api/v1/audit":
+		return Admin, true
+	case "GET /demo/receiver":
+		return Operator, true
+	case "PATCH /api/v1/workorders/{id}", "POST /api/v1/workorders/{id}/transition",
+		"POST /api/v1/incidents/{id}/steps/{step}/complete", "POST /api/v1/incidents/{id}/steps/{step}/skip",
+		"POST /api/v1/incidents/{id}/evidence":
+		return Engineer, true
+	}
+	return NoRole, false
+}
+
+// roleFor is the role a request needs, from the route pattern the router
+// matched ("" when none did: the router answers 404 or 405, to those allowed
+// to ask). Routes not named in routeRole need Viewer for GET and HEAD,
+// Operator for everything else.
+func roleFor(method, pattern string) Role {
+	if r, ok := routeRole(pattern); ok {
+		return r
+	}
+	if method == http.MethodGet || method == http.MethodHead {
 		return Viewer
-	case strings.HasPrefix(p, "/api/v1/workorders/") && (strings.HasSuffix(p, "/transition") || r.Method == http.MethodPatch),
-		strings.HasPrefix(p, "/api/v1/incidents/") && (strings.Contains(p, "/steps/") || strings.HasSuffix(p, "/evidence")):
-		return Engineer
 	}
 	return Operator
 }
 
-// Middleware enforces roles and audits every request that changes state.
-func (a *Auth) Middleware(next http.Handler) http.Handler {
+func changesState(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// guard enforces roles in front of mux and audits every request that changes
+// state and every refusal. With a nil Auth (no dashboard: section) it fails
+// closed: only what a viewer may do is served, and nothing changes state
+// except through a signed link.
+func guard(a *Auth, mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		need := required(r)
-		p, ok := a.identify(r)
-		if ok {
+		_, pattern := mux.Handler(r)
+		need := roleFor(r.Method, pattern)
+		ri := &reqInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
+		if a == nil {
+			if need > Viewer {
+				writeError(w, http.StatusForbidden, "本网关未配置 dashboard: 部分（用户与登录），只能读取 / this gateway has no dashboard: section (users and logins), so the API is read-only; fix: configure dashboard: (docs/security.md)")
+				return
+			}
+			mux.ServeHTTP(w, r)
+			return
+		}
+		p, v := a.identify(r, pattern)
+		if v != viaNone {
 			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, p))
 		}
 		if need > NoRole {
 			switch {
-			case !ok:
-				writeError(w, http.StatusUnauthorized, "log in at /console, or send Authorization: Bearer <token>")
+			case v == viaNone:
+				a.refuse(r, Principal{}, http.StatusUnauthorized)
+				writeError(w, http.StatusUnauthorized, "请先登录 /console，或发送 Authorization: Bearer <token> / log in at /console, or send Authorization: Bearer <token>")
 				return
 			case p.Role < need:
-				a.record(r, p, http.StatusForbidden)
-				writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not do this: it needs the %s role", p.Role, need))
+				a.record(r, p.Username, p.Role.String(), http.StatusForbidden)
+				writeError(w, http.StatusForbidden, fmt.Sprintf("权限不足 / %s may not do this: it needs the %s role", p.Role, need))
 				return
+			case v == viaCookie && changesState(r.Method):
+				if !a.sameOrigin(r) {
+					a.record(r, p.Username, p.Role.String(), http.StatusForbidden)
+					writeError(w, http.StatusForbidden, "请求来源不是本网关 / the request's Origin is missing or not this gateway's: cross-site requests cannot use the console's login")
+					return
+				}
+				if !isJSON(r) {
+					a.record(r, p.Username, p.Role.String(), http.StatusUnsupportedMediaType)
+					writeError(w, http.StatusUnsupportedMediaType, "请求须为 JSON / send Content-Type: application/json")
+					return
+				}
 			}
 		}
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			next.ServeHTTP(w, r)
+		if !changesState(r.Method) {
+			mux.ServeHTTP(w, r)
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		if ok || need > NoRole {
-			a.record(r, p, rec.status)
+		mux.ServeHTTP(rec, r)
+		switch {
+		case pattern == "POST /login": // the handler audits logins itself
+		case ri.actor != "":
+			a.record(r, ri.actor, "link", rec.status)
+		case v != viaNone || need > NoRole:
+			a.record(r, p.Username, p.Role.String(), rec.status)
 		}
 	})
+}
+
+// isJSON: the body is declared JSON. A form or text/plain body (what a
+// cross-site page can send without a preflight) is refused.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
+// sameOrigin: a cookie-authenticated change must come from the gateway's own
+// page (or a configured origin). Browsers send Origin on every POST, PATCH
+// and DELETE; its absence means a client that should use a token.
+func (a *Auth) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	return a.checkOrigin(r)
 }
 
 type statusRecorder struct {
@@ -261,41 +521,75 @@ type statusRecorder struct {
 
 func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
 
-func (a *Auth) record(r *http.Request, p Principal, status int) {
-	if _, err := a.audit.Exec(`INSERT INTO audit (at, username, role, method, path, status) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.now().UnixMilli(), p.Username, p.Role.String(), r.Method, r.URL.Path, status); err != nil {
+// cleanUsername makes an outside-supplied name safe to log and audit: at
+// most maxUsername bytes, control and invisible characters replaced.
+func cleanUsername(s string) string {
+	truncated := false
+	if len(s) > maxUsername {
+		s, truncated = s[:maxUsername], true
+		for !utf8.ValidString(s) && len(s) > 0 {
+			s = s[:len(s)-1]
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if truncated {
+		s += "…"
+	}
+	return s
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (a *Auth) record(r *http.Request, username, role string, status int) {
+	path := r.URL.EscapedPath()
+	if len(path) > maxAuditPath {
+		path = path[:maxAuditPath] + "…"
+	}
+	username = cleanUsername(username)
+	if username == "" {
+		username = "anonymous"
+	}
+	e := audit.Entry{At: a.now(), Username: username, Role: role, Method: r.Method, Path: path, Remote: clientIP(r), Status: status}
+	// The request's context may end with the response; the row must still be written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := a.store.Record(ctx, e); err != nil {
+		a.Metrics.AuditErrors.Add(1)
 		a.log.Error("audit write failed", "err", err)
 	}
-	a.log.Info("audit", "user", p.Username, "role", p.Role, "method", r.Method, "path", r.URL.Path, "status", status)
+	a.log.Info("audit", "user", e.Username, "role", e.Role, "method", e.Method, "path", e.Path, "remote", e.Remote, "status", status)
+}
+
+// refuse audits a 401 or 429, at most refusalRate a second after a burst:
+// anonymous requests cannot flood the audit table or the log.
+func (a *Auth) refuse(r *http.Request, p Principal, status int) {
+	if !a.refusals.AllowN(a.now(), 1) {
+		a.Metrics.RefusalsNotAudited.Add(1)
+		return
+	}
+	a.record(r, p.Username, p.Role.String(), status)
 }
 
 // AuditEntry is one audited request.
-type AuditEntry struct {
-	At       time.Time `json:"at"`
-	Username string    `json:"username"`
-	Role     string    `json:"role"`
-	Method   string    `json:"method"`
-	Path     string    `json:"path"`
-	Status   int       `json:"status"`
-}
+type AuditEntry = audit.Entry
 
 func (a *Auth) auditLog(w http.ResponseWriter, r *http.Request) {
-	rows, err := a.audit.QueryContext(r.Context(), `SELECT at, username, role, method, path, status FROM audit ORDER BY id DESC LIMIT 500`)
+	out, err := a.store.Recent(r.Context(), auditPage)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		a.log.Error("reading the audit log", "err", err)
+		writeError(w, http.StatusInternalServerError, "审计日志无法读取 / the audit log could not be read")
 		return
-	}
-	defer rows.Close()
-	out := []AuditEntry{}
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		if err := rows.Scan(&at, &e.Username, &e.Role, &e.Method, &e.Path, &e.Status); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		e.At = time.UnixMilli(at)
-		out = append(out, e)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -311,46 +605,59 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	for _, u := range a.cfg.Users {
-		if !eq(u.Username, b.Username) {
-			continue
-		}
-		ok := u.PasswordHash != "" && bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(b.Password)) == nil ||
-			u.Password != "" && eq(u.Password, b.Password)
-		if !ok {
-			break
-		}
-		buf := make([]byte, 32)
-		rand.Read(buf)
-		id := hex.EncodeToString(buf)
-		p := a.userPrincipal(u)
-		a.mu.Lock()
-		a.sessions[id] = session{p: p, expires: a.now().Add(a.cfg.SessionTTL)}
-		a.mu.Unlock()
-		http.SetCookie(w, &http.Cookie{Name: "gw_session", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-			MaxAge: int(a.cfg.SessionTTL.Seconds())})
-		a.record(r, p, http.StatusOK)
-		writeJSON(w, http.StatusOK, p)
+	now, ip := a.now(), clientIP(r)
+	name := cleanUsername(b.Username)
+	if wait := max(a.byIP.wait(ip, now), a.byUser.wait(name, now)); wait > 0 {
+		a.Metrics.LoginsLimited.Add(1)
+		a.refuse(r, Principal{Username: name}, http.StatusTooManyRequests)
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("登录失败次数过多，请 %d 秒后再试 / too many failed logins; try again in %d s", secs, secs))
 		return
 	}
-	a.record(r, Principal{Username: b.Username}, http.StatusUnauthorized)
-	writeError(w, http.StatusUnauthorized, "wrong username or password")
+	acct, known := a.accounts[b.Username]
+	hash := a.dummy // unknown users cost the same bcrypt comparison as known ones
+	if known {
+		hash = acct.hash
+	}
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(b.Password)) == nil && known
+	if !ok {
+		a.Metrics.LoginFailures.Add(1)
+		a.byIP.fail(ip, now)
+		a.byUser.fail(name, now)
+		a.refuse(r, Principal{Username: name}, http.StatusUnauthorized)
+		writeError(w, http.StatusUnauthorized, "用户名或密码错误 / wrong username or password")
+		return
+	}
+	buf := make([]byte, 32)
+	rand.Read(buf)
+	id := hex.EncodeToString(buf)
+	if err := a.store.SaveSession(r.Context(), audit.Session{Key: sessionKey(id), Username: acct.p.Username, Expires: now.Add(a.cfg.SessionTTL)}, sessionsPerUser); err != nil {
+		a.log.Error("saving a session", "err", err)
+		writeError(w, http.StatusInternalServerError, "无法保存登录 / the login could not be saved")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "gw_session", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || a.cfg.SecureCookie, MaxAge: int(a.cfg.SessionTTL.Seconds())})
+	a.record(r, acct.p.Username, acct.p.Role.String(), http.StatusOK)
+	writeJSON(w, http.StatusOK, acct.p)
 }
 
 func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie("gw_session"); err == nil {
-		a.mu.Lock()
-		delete(a.sessions, c.Value)
-		a.mu.Unlock()
+		if err := a.store.DeleteSession(r.Context(), sessionKey(c.Value)); err != nil {
+			a.log.Warn("deleting a session", "err", err)
+		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: "gw_session", Value: "", Path: "/", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: "gw_session", Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || a.cfg.SecureCookie})
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
 	p, ok := principal(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "not logged in")
+		writeError(w, http.StatusUnauthorized, "未登录 / not logged in")
 		return
 	}
 	writeJSON(w, http.StatusOK, p)

@@ -1,4 +1,4 @@
-package dashboard_test
+package dashboard
 
 import (
 	"net/http"

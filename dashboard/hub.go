@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
@@ -29,6 +30,7 @@ type (
 		Incidents  []*playbook.Incident   `json:"incidents"`
 		WorkOrders []*workorder.WorkOrder `json:"workorders"`
 		KPIs       *workorder.KPIs        `json:"kpis,omitempty"`
+		Demo       bool                   `json:"demo,omitempty"` // a demo gateway: screens show a banner
 	}
 	// PointsMsg carries the latest readings since the previous one.
 	PointsMsg struct {
@@ -52,12 +54,29 @@ type HubMetrics struct {
 	Clients atomic.Int64
 	Sent    atomic.Uint64
 	Dropped atomic.Uint64 // clients dropped for not keeping up
+	Refused atomic.Uint64 // connections refused with 503: the client cap was reached
+}
+
+// Collectors exports the metrics for a Prometheus registry.
+func (m *HubMetrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_ws_clients", Help: "Connected websocket clients."},
+			func() float64 { return float64(m.Clients.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_messages_sent_total", Help: "Websocket messages queued to clients."},
+			func() float64 { return float64(m.Sent.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_clients_dropped_total", Help: "Clients dropped for not keeping up (they resynchronise)."},
+			func() float64 { return float64(m.Dropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_clients_refused_total", Help: "Websocket connections refused (503) at the client cap."},
+			func() float64 { return float64(m.Refused.Load()) }),
+	}
 }
 
 type client struct {
 	send chan []byte
-	role Role
 }
+
+// DefaultMaxClients is the websocket client cap when none is configured.
+const DefaultMaxClients = 200
 
 // Hub fans state out to websocket clients. One goroutine owns the client
 // set; sends never block: a client whose queue is full is dropped (its page
@@ -66,7 +85,9 @@ type client struct {
 type Hub struct {
 	register   chan *client
 	unregister chan *client
-	broadcast  chan []byte
+	done       chan struct{} // closed when Run returns
+	admitted   atomic.Int64  // connections between admission and their end
+	maxClients int64
 	state      *collectors.State
 	events     *event.Sub
 	snapshot   func(context.Context) (*Snapshot, error)
@@ -80,12 +101,35 @@ type Hub struct {
 // each flush) and the event bus; Run starts it.
 func NewHub(state *collectors.State, events *event.Sub, snapshot func(context.Context) (*Snapshot, error), log *slog.Logger) *Hub {
 	state.TrackChanges()
-	return &Hub{register: make(chan *client), unregister: make(chan *client), broadcast: make(chan []byte, 256),
+	return &Hub{register: make(chan *client), unregister: make(chan *client), done: make(chan struct{}), maxClients: DefaultMaxClients,
 		state: state, events: events, snapshot: snapshot, flushEvery: 100 * time.Millisecond, log: log, queue: 256}
 }
 
-// Run owns the clients until ctx ends.
+// LimitClients caps the connected websocket clients (n < 1: the default);
+// beyond it connections are refused with 503. Call it before serving.
+func (h *Hub) LimitClients(n int) {
+	if n < 1 {
+		n = DefaultMaxClients
+	}
+	h.maxClients = int64(n)
+}
+
+// admit reserves a client slot; false at the cap.
+func (h *Hub) admit() bool {
+	for {
+		n := h.admitted.Load()
+		if n >= h.maxClients {
+			return false
+		}
+		if h.admitted.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Run owns the clients until ctx ends. Call it once.
 func (h *Hub) Run(ctx context.Context) {
+	defer close(h.done)
 	clients := map[*client]struct{}{}
 	flush := time.NewTicker(h.flushEvery)
 	defer flush.Stop()
@@ -134,8 +178,6 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
 			fanout(b)
-		case b := <-h.broadcast:
-			fanout(b)
 		case <-flush.C:
 			changes := h.state.Changes() // taken even with no client, so they do not pile up
 			if len(changes) == 0 || len(clients) == 0 {
@@ -156,36 +198,67 @@ const (
 	pingPeriod = pongWait * 9 / 10
 )
 
-// ServeWS upgrades to a websocket: a snapshot, then deltas.
-func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, role Role) {
+// ServeWS upgrades to a websocket: a snapshot, then deltas. The client is
+// registered before the snapshot is built, so every change from then on is
+// queued for it and sent after the snapshot (a change the snapshot already
+// holds may come again; applying it twice is harmless). Beyond the client
+// cap, or once the hub has stopped, it answers 503.
+func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request) {
+	if !h.admit() {
+		h.Metrics.Refused.Add(1)
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "大屏连接数已满 / too many screens connected; try again later")
+		return
+	}
+	defer h.admitted.Add(-1)
+	select {
+	case <-h.done:
+		writeError(w, http.StatusServiceUnavailable, "网关正在停止 / the gateway is stopping")
+		return
+	default:
+	}
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered (e.g. 403 for a foreign origin)
 	}
-	c := &client{send: make(chan []byte, h.queue), role: role}
+	c := &client{send: make(chan []byte, h.queue)}
+	select {
+	case h.register <- c:
+	case <-h.done:
+		conn.Close()
+		return
+	case <-r.Context().Done():
+		conn.Close()
+		return
+	}
 	snap, err := h.snapshot(r.Context())
 	if err != nil {
+		h.unregisterClient(c)
 		conn.Close()
 		return
 	}
 	b, _ := json.Marshal(snap)
 	conn.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		h.unregisterClient(c)
 		conn.Close()
 		return
 	}
-	h.register <- c
 	go h.writePump(conn, c)
 	h.readPump(conn, c)
+}
+
+func (h *Hub) unregisterClient(c *client) {
+	select {
+	case h.unregister <- c:
+	case <-h.done:
+	}
 }
 
 // readPump discards what the page sends and notices when it goes away.
 func (h *Hub) readPump(conn *websocket.Conn, c *client) {
 	defer func() {
-		select {
-		case h.unregister <- c:
-		case <-time.After(time.Second):
-		}
+		h.unregisterClient(c)
 		conn.Close()
 	}()
 	conn.SetReadLimit(4096)

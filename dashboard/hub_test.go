@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 )
 
@@ -84,8 +86,10 @@ func TestHubSlowClientIsDroppedOthersKeepUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	for hub.Metrics.Clients.Load() != readers+1 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); hub.Metrics.Clients.Load() != readers+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients registered, want %d", hub.Metrics.Clients.Load(), readers+1)
+		}
 	}
 	var before runtime.MemStats
 	runtime.GC()
@@ -152,22 +156,45 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	}
 }
 
-func testAuth(t *testing.T) *Auth {
+// testAuth is the access control over a real audit database: an operator
+// with a password and a token, an engineer with a token, an admin with a
+// bcrypt hash (of "admin-password").
+func testAuth(t testing.TB) *Auth {
 	t.Helper()
 	cfg := AuthConfig{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []User{
 		{Username: "wang.li", Role: "operator", Password: "pw-operator", Token: "operator-token-1234"},
-		{Username: "admin", Role: "admin", PasswordHash: "$2a$10$Kq1s0VQmXq8x3xJ8m0QF8u1p0jQmQv8ZQ0y7bWcQm6e1QGzq0p4pS"},
+		{Username: "zhang.wei", Role: "engineer", Password: "pw-engineer", Token: "engineer-token-1234"},
+		{Username: "admin", Role: "admin", PasswordHash: "$2a$04$OJPJAUP6lD4v1jZa.eYBj.JFIN3jdGKb/DLLh9nBYIZnDOulE6KYS", Token: "admin-token-123456"},
 	}}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAuth(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	store, err := sqlite.OpenAudit(cfg.AuditDatabase, cfg.AuditMaxRows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
+	t.Cleanup(func() { store.Close() })
+	a, err := NewAuth(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return a
+}
+
+// auditRows is the audit log, oldest first, as "user role METHOD path Status".
+func auditRows(t *testing.T, a *Auth) []string {
+	t.Helper()
+	es, err := a.store.Recent(t.Context(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(es) - 1; i >= 0; i-- {
+		e := es[i]
+		out = append(out, strings.Join([]string{e.Username, e.Role, e.Method, e.Path}, " ")+" "+http.StatusText(e.Status))
+	}
+	return out
 }
 
 // The read-only token cannot change anything; a cross-origin websocket
@@ -236,24 +263,145 @@ func TestAccess(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"role": "operator"`) {
 		t.Fatalf("me: %d %s", resp.StatusCode, b)
 	}
-	rows, _ := auth.audit.Query(`SELECT username, role, method, path, status FROM audit ORDER BY id`)
-	var audit []string
-	for rows.Next() {
-		var u, role, m, p string
-		var s int
-		rows.Scan(&u, &role, &m, &p, &s)
-		audit = append(audit, strings.Join([]string{u, role, m, p}, " ")+" "+http.StatusText(s))
-	}
-	rows.Close()
+	audit := auditRows(t, auth)
 	want := []string{
+		"anonymous none GET /api/v1/assets Unauthorized",
+		"anonymous none GET /api/v1/assets Unauthorized",
 		"wall-display viewer POST /api/v1/simulator/scenarios/flooding Forbidden",
 		"wall-display viewer POST /api/v1/alarms/x/ack Forbidden",
 		"wang.li operator POST /api/v1/simulator/scenarios/flooding Not Found",
 		"wang.li operator GET /api/v1/audit Forbidden",
+		"anonymous none GET /ws Unauthorized",
 		"wang.li none POST /login Unauthorized",
 		"wang.li operator POST /login OK",
 	}
 	if strings.Join(audit, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Review 13: the snapshot used to be built and sent before the client was
+// registered, so a change made meanwhile reached nobody: the wall display
+// missed a new alarm until it reconnected. Here an alarm is published while
+// the snapshot is being built, and the hub has consumed it before the
+// snapshot is returned; the client must still receive it, after the snapshot.
+func TestHubChangeDuringSnapshotIsDelivered(t *testing.T) {
+	state := collectors.NewState([]collectors.Asset{{ID: "lift", Kind: "elevator"}})
+	bus := event.NewBus(nil)
+	sub := bus.Subscribe(16)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	snapshot := func(context.Context) (*Snapshot, error) {
+		bus.Publish(event.Event{Type: event.EventAlarm, Alarm: &rules.Alarm{ID: "entrapment:lift", Rule: "entrapment", Asset: "lift"}})
+		for deadline := time.Now().Add(5 * time.Second); len(sub.C) > 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				return nil, context.DeadlineExceeded
+			}
+		}
+		return &Snapshot{Type: "snapshot", Site: "test"}, nil
+	}
+	hub := NewHub(state, sub, snapshot, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Run(ctx)
+	up := &websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hub.ServeWS(up, w, r) }))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var types []string
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("the alarm published during the snapshot never arrived; got %v (%v)", types, err)
+		}
+		var m struct{ Type string }
+		json.Unmarshal(b, &m)
+		types = append(types, m.Type)
+		if m.Type == "alarm" {
+			if types[0] != "snapshot" {
+				t.Fatalf("order: %v; the snapshot comes first", types)
+			}
+			if !strings.Contains(string(b), "entrapment:lift") {
+				t.Fatalf("alarm: %s", b)
+			}
+			return
+		}
+	}
+}
+
+// Review 29: no cap on websocket clients. Beyond the cap: 503, counted; a
+// slot frees when a client leaves.
+func TestHubClientCap(t *testing.T) {
+	srv, _, hub, _ := hubServer(t, nil)
+	hub.LimitClients(2)
+	var conns []*websocket.Conn
+	for range 2 {
+		c, _, err := dial(t, srv, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if _, resp, err := dial(t, srv, "", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third client: %v %v", err, resp)
+	}
+	if hub.Metrics.Refused.Load() != 1 {
+		t.Fatalf("refused %d", hub.Metrics.Refused.Load())
+	}
+	conns[0].Close()
+	for deadline := time.Now().Add(5 * time.Second); hub.admitted.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not freed: %d admitted", hub.admitted.Load())
+		}
+	}
+	c, _, err := dial(t, srv, "", nil)
+	if err != nil {
+		t.Fatalf("after a client left: %v", err)
+	}
+	c.Close()
+	conns[1].Close()
+}
+
+// Review 29: after the hub stopped, `h.register <- c` blocked the handler
+// forever. Now a late connection is refused at once.
+func TestHubAfterStopRefusesInsteadOfBlocking(t *testing.T) {
+	srv, _, hub, cancel := hubServer(t, nil)
+	cancel()
+	select {
+	case <-hub.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("hub did not stop")
+	}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	_, resp, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("connect after stop: %v %v", err, resp)
+	}
+	if hub.admitted.Load() != 0 {
+		t.Fatalf("%d slots still held", hub.admitted.Load())
+	}
+}
+
+// Review 23: the demo must say it is one, on the screens too.
+func TestSnapshotSaysDemo(t *testing.T) {
+	state := collectors.NewState([]collectors.Asset{{ID: "pump", Kind: "pump_room"}})
+	for _, demo := range []bool{false, true} {
+		api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Demo: demo})
+		s, err := api.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(s)
+		if s.Demo != demo || strings.Contains(string(b), `"demo"`) != demo {
+			t.Fatalf("demo %v: %s", demo, b)
+		}
+	}
+	page, err := webFS.ReadFile("web/wall.html")
+	if err != nil || !strings.Contains(string(page), `id="demo"`) {
+		t.Fatalf("wall.html has no demo banner: %v", err)
 	}
 }

@@ -34,7 +34,7 @@ type AlarmHistory interface {
 
 // WorkOrderActions open and move work orders (the work-order service).
 type WorkOrderActions interface {
-	Create(ctx context.Context, w workorder.WorkOrder) (*workorder.WorkOrder, error)
+	Create(ctx context.Context, w workorder.WorkOrder, by string) (*workorder.WorkOrder, error)
 	Transition(ctx context.Context, id int64, to workorder.Status, by, note string) (*workorder.WorkOrder, error)
 	Update(ctx context.Context, id int64, u workorder.Update, by string) (*workorder.WorkOrder, error)
 }

@@ -236,7 +236,7 @@ type NewWorkOrder struct {
 	Location    string         `json:"location"`
 	Priority    rules.Priority `json:"priority"`
 	Description string         `json:"description"`
-	Reporter    string         `json:"reporter"`
+	Reporter    string         `json:"reporter"` // who reported it (a resident, the front desk); the one logged in opens it
 }
 
 func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +268,7 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wo, err := x.d.WorkOrders.Create(r.Context(), workorder.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
-		Description: b.Description, Reporter: actor(r, b.Reporter)})
+		Description: b.Description, Reporter: strings.TrimSpace(b.Reporter)}, actor(r, ""))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

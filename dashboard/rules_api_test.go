@@ -1,10 +1,9 @@
-package dashboard_test
+package dashboard
 
 import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -14,28 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
-	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/workorder"
 )
-
-// call makes one request and returns the status and body.
-func call(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 func rulesServer(t testing.TB) (*httptest.Server, *rules.Engine) {
 	t.Helper()
@@ -58,9 +39,10 @@ func rulesServer(t testing.TB) (*httptest.Server, *rules.Engine) {
 	if err := e.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	api := dashboard.NewAPI(dashboard.Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
-	api.MountRules(dashboard.Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store,
+	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
+	api.MountRules(Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store,
 		Reports: workorder.NewReports(store, e, time.Now)})
+	api.UseAuth(testAuth(t)) // call() acts as the operator wang.li
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, e

@@ -44,10 +44,7 @@ func (a *API) MountDashboard(hub *Hub, auth *Auth) {
 		}
 		return auth.checkOrigin(r)
 	}}
-	a.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		p, _ := principal(r)
-		hub.ServeWS(up, w, r, p.Role)
-	})
+	a.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { hub.ServeWS(up, w, r) })
 	if auth != nil {
 		a.mux.HandleFunc("POST /login", auth.login)
 		a.mux.HandleFunc("POST /logout", auth.logout)
@@ -62,7 +59,7 @@ func sameOrigin(r *http.Request) bool {
 
 // Snapshot builds what a screen starts from.
 func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
+	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, Demo: a.deps.Demo, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
 		Incidents: []*playbook.Incident{}, WorkOrders: []*workorder.WorkOrder{}}
 	for _, as := range a.deps.State.Snapshot() {
 		s.Assets = append(s.Assets, view(as))

@@ -54,6 +54,9 @@ type service struct {
 // close. Every goroutine is started here, in one errgroup, and waited for.
 func (a *App) Run(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
 	metrics := collectors.NewMetrics(reg)
@@ -84,10 +87,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}
-		if auth, err = dashboard.NewAuth(*cfg.Dashboard, log.With("component", "auth")); err != nil {
+		audits, err := sqlite.OpenAudit(cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
+		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}
-		defer closeLogged(log, "audit store", auth.Close)
+		defer closeLogged(log, "audit store", audits.Close)
+		if auth, err = dashboard.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		reg.MustRegister(auth.Metrics.Collectors()...)
 	}
 
 	// The writer: started first, stopped after everything that feeds it.
@@ -163,7 +171,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 
 	// The HTTP API and the screens.
-	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site}
+	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site, Demo: cfg.Demo}
 	if simulator != nil {
 		deps.Scenarios = simulator
 	}
@@ -178,7 +186,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	hubEvents := bus.Subscribe(1024)
 	defer hubEvents.Close()
 	hub := dashboard.NewHub(state, hubEvents, api.Snapshot, log.With("component", "hub"))
-	registerHubMetrics(reg, hub)
+	hub.LimitClients(cfg.HTTP.MaxWSClients)
+	reg.MustRegister(hub.Metrics.Collectors()...)
 	api.MountDashboard(hub, auth)
 
 	// Start: the services first (they must be running before intake), in
@@ -195,6 +204,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	if hook != nil {
 		services = append(services, service{"webhook", hook.Run})
+	}
+	if auth != nil {
+		services = append(services, service{"sessions", auth.Run})
 	}
 	if router != nil {
 		if err := router.Start(gctx, 4); err != nil {
@@ -248,18 +260,22 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := cfg.HTTP.Server(api.Handler()) // timeouts, header limit, TLS when configured
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	serveErr := make(chan error, 1)
 	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := cfg.HTTP.Serve(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
 	})
 	api.SetReady(true)
-	log.Info("gateway running", "site", cfg.Site, "http", "http://"+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
+	scheme := "http://"
+	if cfg.HTTP.TLS() {
+		scheme = "https://"
+	}
+	log.Info("gateway running", "site", cfg.Site, "http", scheme+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
 
 	select {
 	case <-ctx.Done():
@@ -280,15 +296,4 @@ func closeLogged(log *slog.Logger, what string, close func() error) {
 	if err := close(); err != nil {
 		log.Warn("closing "+what, "err", err)
 	}
-}
-
-func registerHubMetrics(reg prometheus.Registerer, hub *dashboard.Hub) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_ws_clients", Help: "Connected websocket clients."},
-			func() float64 { return float64(hub.Metrics.Clients.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_messages_sent_total", Help: "Websocket messages queued to clients."},
-			func() float64 { return float64(hub.Metrics.Sent.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_ws_clients_dropped_total", Help: "Clients dropped for not keeping up (they resynchronise)."},
-			func() float64 { return float64(hub.Metrics.Dropped.Load()) }),
-	)
 }

@@ -50,7 +50,7 @@ const operatorToken = "demo-operator-token"
 type operatorTransport struct{ next http.RoundTripper }
 
 func (t operatorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if strings.HasPrefix(r.URL.Path, "/api/v1/") && r.Header.Get("Authorization") == "" {
+	if (strings.HasPrefix(r.URL.Path, "/api/v1/") || strings.HasPrefix(r.URL.Path, "/demo/")) && r.Header.Get("Authorization") == "" {
 		r = r.Clone(r.Context())
 		r.Header.Set("Authorization", "Bearer "+operatorToken)
 	}
@@ -73,7 +73,7 @@ func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site 
 	s := &site{t: t, url: "http://" + listen, data: t.TempDir()}
 	s.env = append(os.Environ(),
 		"INFLUX_URL="+in.URL, "INFLUX_BUCKET="+in.Bucket(), "MQTT_BROKER="+broker.URL,
-		"GATEWAY_DATA="+s.data, "GATEWAY_LISTEN="+listen,
+		"GATEWAY_DATA="+s.data, "GATEWAY_LISTEN="+listen, "GATEWAY_PUBLIC_URL=http://"+listen,
 		fmt.Sprintf("SIM_MODBUS_PUMPS=%d", testenv.FreePort(t)), fmt.Sprintf("SIM_MODBUS_PANELS=%d", testenv.FreePort(t)))
 	return s
 }

@@ -26,7 +26,7 @@ const token = params.get("token") || "";
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const $ = id => document.getElementById(id);
 
-const state = {site: "", assets: new Map(), alarms: new Map(), incidents: new Map(), workorders: new Map(), kpis: null, lastMsg: 0, connected: false};
+const state = {site: "", demo: false, assets: new Map(), alarms: new Map(), incidents: new Map(), workorders: new Map(), kpis: null, lastMsg: 0, connected: false};
 let muted = localStorage.getItem("muted") === "1";
 
 function applyI18n() {
@@ -71,6 +71,7 @@ function handle(m) {
   switch (m.type) {
     case "snapshot":
       state.site = m.site;
+      state.demo = !!m.demo;
       state.assets = new Map(m.assets.map(a => [a.id, a]));
       state.alarms = new Map(m.alarms.map(a => [a.id, a]));
       state.incidents = new Map(m.incidents.map(i => [i.id, i]));
@@ -168,6 +169,8 @@ function mmss(ms) {
 
 function render() {
   $("site") && ($("site").textContent = state.site);
+  // A demo gateway (demo: true, published secrets, simulated equipment) says so on every screen.
+  if ($("demo")) $("demo").classList.toggle("hidden", !state.demo);
   if (screen === "wall") renderWall(); else renderConsole();
   status();
 }
@@ -315,7 +318,7 @@ async function startConsole() {
   document.addEventListener("click", e => { const el = e.target.closest("button[data-act]"); if (el) act(el); });
   $("mute").onclick = () => { muted = !muted; localStorage.setItem("muted", muted ? "1" : "0"); applyI18n(); };
   $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyI18n(); renderConsole(); };
-  $("logout").onclick = async () => { await fetch("/logout", {method: "POST"}); location.reload(); };
+  $("logout").onclick = async () => { await fetch("/logout", {method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin"}); location.reload(); };
   $("login").onsubmit = async e => {
     e.preventDefault();
     const f = new FormData(e.target);

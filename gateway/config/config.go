@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,6 +36,9 @@ import (
 
 // Config is the whole gateway configuration.
 type Config struct {
+	// Demo marks a demonstration gateway: the published demo secrets and the
+	// simulator are accepted, loudly (Warnings). Never set it on a real site.
+	Demo      bool                  `yaml:"demo"`
 	Site      string                `yaml:"site"`
 	HTTP      HTTP                  `yaml:"http"`
 	Log       Log                   `yaml:"log"`
@@ -50,6 +54,7 @@ type Config struct {
 	Stale     StaleSweep            `yaml:"stale"`
 	path      string
 	root      *yaml.Node
+	orig      []byte // the file before ${ENV} substitution, while validating
 }
 
 // Playbooks is the playbooks: section: a folder of playbook files.
@@ -58,9 +63,37 @@ type Playbooks struct {
 	Loaded []playbook.Playbook `yaml:"-"`
 }
 
-// HTTP is the http: section.
+// HTTP is the http: section. The gateway serves HTTPS when tls_cert and
+// tls_key are set; otherwise plain HTTP (put a TLS-terminating proxy in
+// front of anything not on loopback, and set dashboard.secure_cookie).
 type HTTP struct {
-	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	Listen            string        `yaml:"listen"`              // default 127.0.0.1:8080
+	TLSCert           string        `yaml:"tls_cert"`            // PEM certificate chain file; with tls_key
+	TLSKey            string        `yaml:"tls_key"`             // PEM private key file; with tls_cert
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request, body included; default 30s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 60s (the websocket sets its own deadlines)
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive connections; default 120s
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 65536
+	MaxWSClients      int           `yaml:"max_ws_clients"`      // websocket screens; beyond: 503; default 200
+}
+
+// TLS reports whether the gateway serves HTTPS itself.
+func (h HTTP) TLS() bool { return h.TLSCert != "" }
+
+// Server is the HTTP server the section describes: every timeout and the
+// header cap set, so slow or idle clients cannot hold connections open.
+func (h HTTP) Server(handler http.Handler) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
+		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout, MaxHeaderBytes: h.MaxHeaderBytes}
+}
+
+// Serve serves srv on ln, over TLS when tls_cert and tls_key are set.
+func (h HTTP) Serve(srv *http.Server, ln net.Listener) error {
+	if h.TLS() {
+		return srv.ServeTLS(ln, h.TLSCert, h.TLSKey)
+	}
+	return srv.Serve(ln)
 }
 
 // Log is the log: section.
@@ -171,6 +204,7 @@ var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 // Parse loads a config from bytes; lookup resolves ${ENV} references.
 func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	orig := raw
 	raw, err := substitute(file, raw, lookup)
 	if err != nil {
 		return nil, err
@@ -182,7 +216,7 @@ func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Msg: "the file is empty; fix: start from configs/demo.yaml"}
 	}
-	cfg := &Config{path: file, root: &root}
+	cfg := &Config{path: file, root: &root, orig: orig}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
@@ -192,7 +226,7 @@ func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.root = nil // only needed for error lines; large configs hold a big node tree
+	cfg.root, cfg.orig = nil, nil // only needed for error lines; large configs hold a big node tree
 	if cfg.Playbooks.Dir != "" {
 		if err := cfg.loadPlaybooks(); err != nil {
 			return nil, err
@@ -268,6 +302,16 @@ func (c *Config) setDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
 	}
+	setDuration(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	setDuration(&c.HTTP.ReadTimeout, 30*time.Second)
+	setDuration(&c.HTTP.WriteTimeout, 60*time.Second)
+	setDuration(&c.HTTP.IdleTimeout, 120*time.Second)
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = 64 << 10
+	}
+	if c.HTTP.MaxWSClients == 0 {
+		c.HTTP.MaxWSClients = 200
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -292,6 +336,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Dashboard != nil {
 		c.Dashboard.SetDefaults()
+		if c.HTTP.TLS() {
+			c.Dashboard.SecureCookie = true
+		}
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
 	}
 }
 
@@ -319,7 +372,10 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		add("http", cfgerr.Errorf("listen", "%q is not host:port; fix: e.g. 127.0.0.1:8080", c.HTTP.Listen))
+	} else if c.Dashboard == nil && !loopback(c.HTTP.Listen) {
+		add("http", cfgerr.Errorf("listen", "%q is reachable from other machines, but there is no dashboard: section, so nobody would have to log in; fix: add dashboard: (users, wall_token), or listen on 127.0.0.1", c.HTTP.Listen))
 	}
+	add("http", c.HTTP.validate())
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -380,6 +436,10 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if c.Simulator.Enabled && !c.Demo {
+		add("simulator", cfgerr.Errorf("enabled", "the simulator publishes simulated telemetry to the broker and serves fake Modbus devices: only for a demo; fix: simulator.enabled: false (SIMULATOR=false) on a real site, or demo: true at the top level for a demo"))
+	}
+	c.checkSecrets(add)
 	if c.Simulator.Enabled {
 		if c.Simulator.Broker == "" {
 			add("simulator", cfgerr.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))
@@ -392,6 +452,150 @@ func (c *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loopback: the address is reachable from this machine only.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (h HTTP) validate() error {
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		return cfgerr.Errorf("tls_cert", "set both tls_cert and tls_key, or neither")
+	}
+	for _, f := range []struct{ key, path string }{{"tls_cert", h.TLSCert}, {"tls_key", h.TLSKey}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return cfgerr.Errorf(f.key, "%s cannot be read: %v; fix: the PEM file's path", f.path, errors.Unwrap(err))
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_header_timeout", h.ReadHeaderTimeout}, {"read_timeout", h.ReadTimeout}, {"write_timeout", h.WriteTimeout}, {"idle_timeout", h.IdleTimeout}} {
+		if d.v < 0 {
+			return cfgerr.Errorf(d.key, "must not be negative")
+		}
+	}
+	if h.MaxHeaderBytes < 4096 {
+		return cfgerr.Errorf("max_header_bytes", "%d is too small for a browser's headers; fix: at least 4096 (default 65536)", h.MaxHeaderBytes)
+	}
+	if h.MaxWSClients < 1 {
+		return cfgerr.Errorf("max_ws_clients", "must be at least 1 (default 200)")
+	}
+	return nil
+}
+
+// PublishedSecrets are the secret values printed in the repository
+// (configs/demo.yaml's fallbacks and the README): anyone can read them, so
+// a gateway refuses them unless the config says demo: true.
+// TestPublishedSecretsMatchDemoConfig keeps the list in step with demo.yaml.
+func PublishedSecrets() []string {
+	return []string{
+		"demo-only-link-secret-change-me",              // alerts.link_secret
+		"demo-wall-display-token",                      // dashboard.wall_token
+		"operator-demo", "engineer-demo", "admin-demo", // passwords
+		"demo-operator-token", "demo-admin-token", // bearer tokens
+	}
+}
+
+// minLinkSecret is the shortest alerts.link_secret a real site may use.
+const minLinkSecret = 32
+
+// secretFields lists the config's secrets: key path and value.
+func (c *Config) secretFields() [][2]string {
+	out := [][2]string{{"influxdb.token", c.InfluxDB.Token}}
+	if c.Alerts != nil {
+		out = append(out, [2]string{"alerts.link_secret", c.Alerts.LinkSecret})
+	}
+	if c.Dashboard != nil {
+		out = append(out, [2]string{"dashboard.wall_token", c.Dashboard.WallToken})
+		for i, u := range c.Dashboard.Users {
+			out = append(out, [2]string{fmt.Sprintf("dashboard.users[%d].password", i), u.Password},
+				[2]string{fmt.Sprintf("dashboard.users[%d].token", i), u.Token})
+		}
+	}
+	return out
+}
+
+// envOf is the environment variable the file reads the key at path from
+// (${NAME} or ${NAME:-default} on its line), or "".
+func (c *Config) envOf(path string) string {
+	if c.root == nil { // after loading: only the message is wanted
+		return ""
+	}
+	line := lineOf(c.root, path)
+	lines := bytes.Split(c.orig, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	parts := splitPath(path)
+	key := regexp.QuoteMeta(parts[len(parts)-1])
+	m := regexp.MustCompile(`\b` + key + `:\s*["']?[^$"',}]*\$\{([A-Za-z_][A-Za-z0-9_]*)`).FindSubmatch(lines[line-1])
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+func (c *Config) fix(path string) string {
+	if env := c.envOf(path); env != "" {
+		return fmt.Sprintf("export %s=$(openssl rand -hex 32)", env)
+	}
+	return "a random value, e.g. from openssl rand -hex 32"
+}
+
+// insecure lists what makes this config a demo: published secrets and a
+// short link secret, as (path, message). Values are never included.
+func (c *Config) insecure() [][2]string {
+	var out [][2]string
+	published := PublishedSecrets()
+	for _, s := range c.secretFields() {
+		if s[1] != "" && slices.Contains(published, s[1]) {
+			out = append(out, [2]string{s[0], fmt.Sprintf("is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: %s, or demo: true at the top level for a demo", c.fix(s[0]))})
+		} else if s[0] == "alerts.link_secret" && len(s[1]) < minLinkSecret {
+			out = append(out, [2]string{s[0], fmt.Sprintf("is %d bytes; signed acknowledgement links need at least %d random bytes; fix: %s", len(s[1]), minLinkSecret, c.fix(s[0]))})
+		}
+	}
+	return out
+}
+
+// checkSecrets refuses published secrets and a short link secret, unless
+// the config is a demo.
+func (c *Config) checkSecrets(add func(string, error)) {
+	if c.Demo {
+		return
+	}
+	for _, x := range c.insecure() {
+		section, key, _ := strings.Cut(x[0], ".")
+		add(section, cfgerr.Errorf(key, "%s", x[1]))
+	}
+}
+
+// Warnings are what the gateway must say loudly at start (log them at
+// Warn): a demo config, and each demo secret it runs with.
+func (c *Config) Warnings() []string {
+	if !c.Demo {
+		return nil
+	}
+	out := []string{"演示模式 DEMO MODE (demo: true): this gateway accepts the published demo secrets and runs the simulator; never use it for a real site (docs/security.md)"}
+	for _, x := range c.insecure() {
+		out = append(out, "demo: "+x[0]+" "+strings.SplitN(x[1], "; fix:", 2)[0])
+	}
+	if c.Simulator.Enabled {
+		out = append(out, "demo: the simulator is on and publishes simulated telemetry to "+c.Simulator.Broker)
+	}
+	return out
 }
 
 // errAt builds an Error for a path like modbus.devices[2].address, with the

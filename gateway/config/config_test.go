@@ -1,10 +1,17 @@
 package config
 
 import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -44,6 +51,11 @@ func TestConfigErrors(t *testing.T) {
 		{"playbooks_bad.yaml", `testdata/playbooks_bad/entrapment.yaml:15: steps[1].when[0].op: "equals" is not an operator; fix: eq, ne, gt, ge, lt or le`},
 		{"playbooks_unknown_key.yaml", `testdata/playbooks_unknown_key/outage.yaml:7: unknown key "dealine"; fix: check the spelling (valid here: action, after, complete, deadline, decide, escalate, id, note_required, on_overdue, optional, records, role, title, title_zh, when, when_any)`},
 		{"rule_bad_priority.yaml", `testdata/rule_bad_priority.yaml:7: rules.rules[0].priority: "urgent" is not a priority; fix: critical, high, medium or low`},
+		// Review 23: the simulator was on by default in any config.
+		{"simulator_not_demo.yaml", `testdata/simulator_not_demo.yaml:6: simulator.enabled: the simulator publishes simulated telemetry to the broker and serves fake Modbus devices: only for a demo; fix: simulator.enabled: false (SIMULATOR=false) on a real site, or demo: true at the top level for a demo`},
+		// Review 2: no dashboard: section on a reachable address meant no authentication.
+		{"open_listen_no_dashboard.yaml", `testdata/open_listen_no_dashboard.yaml:2: http.listen: "0.0.0.0:8080" is reachable from other machines, but there is no dashboard: section, so nobody would have to log in; fix: add dashboard: (users, wall_token), or listen on 127.0.0.1`},
+		{"tls_half.yaml", `testdata/tls_half.yaml:3: http.tls_cert: set both tls_cert and tls_key, or neither`},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -113,4 +125,194 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
+}
+
+// siteEnv is what an installer exports for configs/site.example.yaml.
+func siteEnv(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600)
+	os.WriteFile(key, []byte("-----BEGIN PRIVATE KEY-----\n"), 0o600)
+	return map[string]string{
+		"GATEWAY_TLS_CERT": cert, "GATEWAY_TLS_KEY": key,
+		"INFLUX_URL": "http://10.0.0.5:8086", "INFLUX_TOKEN": "influx-site-token-7f3a", "INFLUX_ORG": "yushan", "INFLUX_BUCKET": "gateway",
+		"MQTT_BROKER": "tls://10.0.0.6:8883", "MQTT_USERNAME": "gateway", "MQTT_PASSWORD": "mqtt-site-pass-19c2",
+		"GATEWAY_PUBLIC_URL": "https://gw.yushan.example:8443", "ALERT_LINK_SECRET": strings.Repeat("ab", 32), "WECOM_KEY": "wecom-key-0001",
+		"WALL_TOKEN": "wall-site-token-5b7e9d", "DUTY_PASSWORD": "duty-site-pass-a1", "MANAGER_PASSWORD": "mgr-site-pass-b2",
+		"ADMIN_PASSWORD": "admin-site-pass-c3", "ADMIN_TOKEN": "admin-site-token-d4e5f6",
+	}
+}
+
+func loadSite(t *testing.T, vars map[string]string) (*Config, error) {
+	t.Helper()
+	path := filepath.Join("..", "..", "configs", "site.example.yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Parse(path, raw, env(vars))
+}
+
+// configs/site.example.yaml passes `gateway check` once its variables are
+// set: no simulator, no demo, HTTPS with a Secure session cookie.
+func TestSiteExampleLoads(t *testing.T) {
+	cfg, err := loadSite(t, siteEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Demo || cfg.Simulator.Enabled || !cfg.HTTP.TLS() || !cfg.Dashboard.SecureCookie || len(cfg.Warnings()) != 0 {
+		t.Fatalf("demo %v simulator %v tls %v secure %v warnings %q", cfg.Demo, cfg.Simulator.Enabled, cfg.HTTP.TLS(), cfg.Dashboard.SecureCookie, cfg.Warnings())
+	}
+	if cfg.HTTP.ReadTimeout != 30*time.Second || cfg.HTTP.WriteTimeout != 60*time.Second || cfg.HTTP.IdleTimeout != 120*time.Second ||
+		cfg.HTTP.ReadHeaderTimeout != 10*time.Second || cfg.HTTP.MaxHeaderBytes != 64<<10 || cfg.HTTP.MaxWSClients != 50 {
+		t.Fatalf("http: %+v", cfg.HTTP)
+	}
+	if cfg.Alerts.BaseURL != "https://gw.yushan.example:8443" {
+		t.Fatalf("base_url %q", cfg.Alerts.BaseURL)
+	}
+	// A forgotten variable stops it, naming file:line.
+	vars := siteEnv(t)
+	delete(vars, "ALERT_LINK_SECRET")
+	if _, err := loadSite(t, vars); err == nil || !strings.Contains(err.Error(), "site.example.yaml:") || !strings.Contains(err.Error(), "ALERT_LINK_SECRET is not set") {
+		t.Fatalf("without ALERT_LINK_SECRET: %v", err)
+	}
+}
+
+// Review 1: the published demo secrets and short link secrets were
+// accepted silently. Outside a demo each is refused at its line, with the
+// variable to set, and the value is never printed.
+func TestPublishedSecretsRefusedOutsideDemo(t *testing.T) {
+	vars := siteEnv(t)
+	vars["WALL_TOKEN"] = "demo-wall-display-token"
+	vars["ADMIN_TOKEN"] = "demo-admin-token"
+	vars["ALERT_LINK_SECRET"] = "sixteen-byte-key-but-short"
+	_, err := loadSite(t, vars)
+	if err == nil {
+		t.Fatal("loaded with published secrets")
+	}
+	want := []string{
+		`site.example.yaml:107: alerts.link_secret: is 26 bytes; signed acknowledgement links need at least 32 random bytes; fix: export ALERT_LINK_SECRET=$(openssl rand -hex 32)`,
+		`site.example.yaml:124: dashboard.wall_token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export WALL_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
+		`site.example.yaml:131: dashboard.users[2].token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export ADMIN_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %s\nin %v", w, err)
+		}
+	}
+	for _, secret := range []string{"demo-wall-display-token", "demo-admin-token", "sixteen-byte"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("the error prints a secret: %v", err)
+		}
+	}
+	err = load(t, "demo_secrets_not_demo.yaml", map[string]string{"ADMIN_TOKEN": "a-fresh-admin-token-1234"})
+	if err == nil || !strings.Contains(err.Error(), "demo_secrets_not_demo.yaml:5: dashboard.wall_token: is a value published") ||
+		!strings.Contains(err.Error(), "demo_secrets_not_demo.yaml:7: dashboard.users[0].password: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export ADMIN_PASSWORD=") {
+		t.Fatalf("fallbacks to demo values: %v", err)
+	}
+}
+
+// demo: true accepts them, and says so loudly.
+func TestDemoIsLoud(t *testing.T) {
+	path := filepath.Join("..", "..", "configs", "demo.yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(path, raw, env(nil)) // every fallback: the published values
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	for _, want := range []string{"DEMO MODE", "demo: dashboard.wall_token", "demo: alerts.link_secret", "demo: dashboard.users[2].token", "the simulator is on"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	for _, s := range PublishedSecrets() {
+		if strings.Contains(w, s) {
+			t.Fatalf("a warning prints the secret %q", s)
+		}
+	}
+	if cfg.Alerts.BaseURL != "http://127.0.0.1:8080" {
+		t.Fatalf("base_url %q", cfg.Alerts.BaseURL)
+	}
+	// GATEWAY_LISTEN moves the listen address, not the links phones get.
+	cfg, err = Parse(path, raw, env(map[string]string{"GATEWAY_LISTEN": "0.0.0.0:9000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "0.0.0.0:9000" || cfg.Alerts.BaseURL != "http://127.0.0.1:8080" {
+		t.Fatalf("listen %q base_url %q", cfg.HTTP.Listen, cfg.Alerts.BaseURL)
+	}
+}
+
+// The list of published secrets covers every secret fallback in
+// configs/demo.yaml and every demo credential in the README.
+func TestPublishedSecretsMatchDemoConfig(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(link_secret|wall_token|password|token):\s*"?\$\{[A-Z_]+:-([^}]*)\}`)
+	found := 0
+	for _, m := range re.FindAllSubmatch(raw, -1) {
+		if v := string(m[2]); v != "" && !slices.Contains(PublishedSecrets(), v) {
+			t.Errorf("demo.yaml falls back to %q for %s, which PublishedSecrets does not list", v, m[1])
+		}
+		found++
+	}
+	if found < 7 {
+		t.Fatalf("found %d secret fallbacks in demo.yaml", found)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"demo-wall-display-token", "operator-demo", "engineer-demo", "admin-demo", "demo-operator-token"} {
+		if bytes.Contains(readme, []byte(s)) && !slices.Contains(PublishedSecrets(), s) {
+			t.Errorf("README shows %q", s)
+		}
+	}
+}
+
+// Review 11: the server had only ReadHeaderTimeout: 300 connections that
+// sent the headers of a POST and one byte of its body stayed open. The
+// configured server drops such a client after read_timeout, and an idle
+// keep-alive connection after idle_timeout.
+func TestServerDropsSlowAndIdleClients(t *testing.T) {
+	h := HTTP{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: time.Second,
+		IdleTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096}
+	srv := h.Server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.Serve(srv, ln)
+	defer srv.Close()
+	closed := func(send string) error {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, send); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // far beyond the server's timeouts
+		_, err = io.Copy(io.Discard, c)                    // returns nil at EOF: the server closed it
+		return err
+	}
+	if err := closed("POST /login HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
+		t.Fatalf("slow body: the connection stayed open: %v", err)
+	}
+	if err := closed("GET / HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatalf("idle keep-alive: the connection stayed open: %v", err)
+	}
+	if err := closed("GET / HTTP/1.1\r\nHost: gw\r\n"); err != nil {
+		t.Fatalf("slow headers: the connection stayed open: %v", err)
+	}
 }

@@ -42,7 +42,7 @@ type Alarms interface {
 
 // WorkOrders opens work orders for workorder actions.
 type WorkOrders interface {
-	Create(ctx context.Context, w workorder.WorkOrder) (*workorder.WorkOrder, error)
+	Create(ctx context.Context, w workorder.WorkOrder, by string) (*workorder.WorkOrder, error)
 }
 
 // Store keeps incidents.

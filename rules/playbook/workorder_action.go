@@ -38,7 +38,7 @@ func (w *WorkOrderAction) Perform(x *Exec) error {
 		pr = rules.High
 	}
 	wo, err := x.r.workorders.Create(x.ctx, workorder.WorkOrder{Category: w.Category, Asset: x.in.Asset, Location: x.in.Location, Priority: pr,
-		Description: fmt.Sprintf("%s (incident %d, %s)", desc, x.in.ID, x.in.Name), Reporter: "playbook " + x.in.Playbook})
+		Description: fmt.Sprintf("%s (incident %d, %s)", desc, x.in.ID, x.in.Name), Reporter: "playbook " + x.in.Playbook}, "playbook "+x.in.Playbook)
 	if err != nil {
 		return fmt.Errorf("work order: %w", err)
 	}

@@ -145,14 +145,14 @@ func (s *Service) AlarmFired(ctx context.Context, f rules.Fired) error {
 	w := &WorkOrder{Category: spec.Category, Asset: a.ID, Location: rules.Location(a), Priority: spec.Priority,
 		Description: fmt.Sprintf("%s: %s (value %s)", f.Rule.Name, a.Name, f.Alarm.Value),
 		Status:      Opened, Source: "rule", Rule: f.Rule.ID, AlarmID: f.Alarm.ID, Reporter: rules.ByEngine, Occurrences: 1, Version: 1}
-	return s.create(ctx, w, now, "opened by rule "+f.Rule.ID)
+	return s.create(ctx, w, now, rules.ByEngine, "opened by rule "+f.Rule.ID)
 }
 
-func (s *Service) create(ctx context.Context, w *WorkOrder, now time.Time, note string) error {
+func (s *Service) create(ctx context.Context, w *WorkOrder, now time.Time, by, note string) error {
 	d := s.cfg.SLA.For(w.Category, w.Priority)
 	w.Created, w.Updated = now, now
 	w.ResponseDue, w.ResolutionDue = now.Add(d.Response), now.Add(d.Resolution)
-	h := HistoryEntry{At: now, By: w.Reporter, To: Opened, Note: note}
+	h := HistoryEntry{At: now, By: by, To: Opened, Note: note}
 	if err := s.store.CreateWorkOrder(ctx, w, h); err != nil {
 		return err
 	}
@@ -176,8 +176,10 @@ func (s *Service) tell(w WorkOrder, h HistoryEntry) {
 	}
 }
 
-// Create opens a work order by hand (a resident's call) or for a playbook.
-func (s *Service) Create(ctx context.Context, w WorkOrder) (*WorkOrder, error) {
+// Create opens a work order by hand (a resident's call) or for a playbook;
+// by is who entered it (recorded in the history), w.Reporter who reported
+// it (a resident, the front desk), the same when empty.
+func (s *Service) Create(ctx context.Context, w WorkOrder, by string) (*WorkOrder, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w.Asset != "" {
@@ -190,7 +192,14 @@ func (s *Service) Create(ctx context.Context, w WorkOrder) (*WorkOrder, error) {
 		}
 	}
 	w.Status, w.Source, w.Version, w.Occurrences = Opened, "manual", 1, 1
-	if err := s.create(ctx, &w, s.now(), "opened by "+w.Reporter); err != nil {
+	if w.Reporter == "" {
+		w.Reporter = by
+	}
+	note := "opened by " + by
+	if w.Reporter != by {
+		note += ", reported by " + w.Reporter
+	}
+	if err := s.create(ctx, &w, s.now(), by, note); err != nil {
 		return nil, err
 	}
 	return &w, nil

@@ -255,7 +255,7 @@ func TestRestartKeepsStateAndTimers(t *testing.T) {
 func TestSLABreaches(t *testing.T) {
 	c := newClock()
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), c, false)
-	w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Asset: "b3-pump", Priority: rules.Critical, Description: "resident reports no water on 12F", Reporter: "service desk"})
+	w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Asset: "b3-pump", Priority: rules.Critical, Description: "resident reports no water on 12F", Reporter: "service desk"}, "service desk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestSLABreaches(t *testing.T) {
 // Invalid transitions are rejected and change nothing.
 func TestInvalidTransitionChangesNothing(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), false)
-	w, _ := h.wo.Create(bg, WorkOrder{Category: "electrical", Location: "B3 lobby", Priority: rules.Low, Description: "lamp out", Reporter: "resident"})
+	w, _ := h.wo.Create(bg, WorkOrder{Category: "electrical", Location: "B3 lobby", Priority: rules.Low, Description: "lamp out", Reporter: "resident"}, "resident")
 	_, err := h.wo.Transition(bg, w.ID, Closed, "li.ming", "")
 	var te *TransitionError
 	if !errors.As(err, &te) || err.Error() != "a opened work order cannot become closed; from opened it can go to [dispatched accepted cancelled]" {
@@ -311,7 +311,7 @@ func TestKPIs(t *testing.T) {
 	start := c.t
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), c, false)
 	mk := func() int64 {
-		w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "x", Reporter: "desk"})
+		w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "x", Reporter: "desk"}, "desk")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +385,7 @@ func TestWebhookDeliversInOrderWithRetries(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), true)
-	w, _ := h.wo.Create(bg, WorkOrder{Category: "lift", Location: "B3 car 2", Priority: rules.High, Description: "door sticks", Reporter: "desk"})
+	w, _ := h.wo.Create(bg, WorkOrder{Category: "lift", Location: "B3 car 2", Priority: rules.High, Description: "door sticks", Reporter: "desk"}, "desk")
 	h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
 	h.wo.Update(bg, w.ID, Update{Note: "parts ordered"}, "li.ming")
 
