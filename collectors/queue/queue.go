@@ -261,9 +261,8 @@ func (q *Queue) scan(id uint64, from int64, isHead bool) (*segment, int64, error
 	seg := &segment{id: id}
 	off := 0
 	for off < len(b) {
-		_, n, err := decodeRecord(b[off:])
+		rec, n, err := decodeRecord(b[off:])
 		if err == nil {
-			rec, _, _ := decodeRecord(b[off:])
 			switch {
 			case int64(off) >= from:
 				seg.records++
@@ -285,6 +284,7 @@ func (q *Queue) scan(id uint64, from int64, isHead bool) (*segment, int64, error
 				return nil, 0, err
 			}
 			if int64(off) < from {
+				q.opts.OnCursorReset(fmt.Errorf("queue: cursor %d:%d is past the last intact record (%d); reading on from there", id, from, off))
 				from = int64(off)
 			}
 			q.opts.OnDrop(DropTorn, d.records, d.points, int64(len(b)-off))
