@@ -130,8 +130,8 @@ func skipDamage(b []byte, off int) damage {
 		}
 		length := int(binary.LittleEndian.Uint32(b[q+8:]))
 		end := q + headerSize + length
-		if length > 0 && (end == d.next || (end < d.next && bytes.HasPrefix(b[end:], magicBytes))) {
-			d.points += int(binary.LittleEndian.Uint32(b[q+12:]))
+		if count := int(binary.LittleEndian.Uint32(b[q+12:])); length > 0 && count <= length && (end == d.next || (end < d.next && bytes.HasPrefix(b[end:], magicBytes))) {
+			d.points += count // plausible: every point takes at least a byte
 			q = end
 			continue
 		}
