@@ -31,7 +31,7 @@ func formatCursor(id uint64, off int64) []byte {
 	return fmt.Appendf(nil, "v2 %s %08x\n", pos, crc32.Checksum([]byte(pos), crcTable))
 }
 
-func parseCursor(b []byte) (uint64, int64, error) {
+func parseCursor(b []byte) (id uint64, off int64, v1 bool, err error) {
 	f := strings.Fields(string(b))
 	var idS, offS string
 	switch {
@@ -39,19 +39,19 @@ func parseCursor(b []byte) (uint64, int64, error) {
 		idS, offS = f[1], f[2]
 		want, err := strconv.ParseUint(f[3], 16, 32)
 		if err != nil || crc32.Checksum([]byte(idS+" "+offS), crcTable) != uint32(want) {
-			return 0, 0, fmt.Errorf("%w: checksum mismatch in %q", errCursorDamaged, b)
+			return 0, 0, false, fmt.Errorf("%w: checksum mismatch in %q", errCursorDamaged, b)
 		}
 	case len(f) == 2: // version 1, written in place without a checksum
-		idS, offS = f[0], f[1]
+		idS, offS, v1 = f[0], f[1], true
 	default:
-		return 0, 0, fmt.Errorf("%w: %q is not a cursor", errCursorDamaged, truncateForLog(b))
+		return 0, 0, false, fmt.Errorf("%w: %q is not a cursor", errCursorDamaged, truncateForLog(b))
 	}
 	id, err1 := strconv.ParseUint(idS, 10, 64)
 	off, err2 := strconv.ParseInt(offS, 10, 64)
 	if err1 != nil || err2 != nil || off < 0 {
-		return 0, 0, fmt.Errorf("%w: %q is not a cursor", errCursorDamaged, truncateForLog(b))
+		return 0, 0, false, fmt.Errorf("%w: %q is not a cursor", errCursorDamaged, truncateForLog(b))
 	}
-	return id, off, nil
+	return id, off, v1, nil
 }
 
 func truncateForLog(b []byte) []byte {
@@ -61,30 +61,38 @@ func truncateForLog(b []byte) []byte {
 	return b
 }
 
-// readCursor returns the stored position; ok is false when there is none.
-// A damaged cursor is reported with an error wrapping errCursorDamaged.
-func (q *Queue) readCursor() (id uint64, off int64, ok bool, err error) {
+// cursorState is what the cursor file says.
+type cursorState struct {
+	id  uint64
+	off int64
+	ok  bool // a cursor file exists and is intact
+	v1  bool // written by version 1 (offsets into .seg files)
+}
+
+// readCursor returns the stored position. A damaged cursor is reported
+// with an error wrapping errCursorDamaged.
+func (q *Queue) readCursor() (cursorState, error) {
 	f, err := q.fs.OpenFile(filepath.Join(q.opts.Dir, cursorName), os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, false, nil
+		return cursorState{}, nil
 	}
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("queue: open cursor: %w", err)
+		return cursorState{}, fmt.Errorf("queue: open cursor: %w", err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("queue: read cursor: %w", err)
+		return cursorState{}, fmt.Errorf("queue: read cursor: %w", err)
 	}
 	b := make([]byte, min(size, 4096))
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return 0, 0, false, fmt.Errorf("queue: read cursor: %w", err)
+		return cursorState{}, fmt.Errorf("queue: read cursor: %w", err)
 	}
-	id, off, err = parseCursor(b)
+	id, off, v1, err := parseCursor(b)
 	if err != nil {
-		return 0, 0, false, err
+		return cursorState{}, err
 	}
-	return id, off, true, nil
+	return cursorState{id: id, off: off, ok: true, v1: v1}, nil
 }
 
 // writeCursorLocked persists the read position atomically. The records
@@ -97,12 +105,17 @@ func (q *Queue) writeCursorLocked() error {
 			return err
 		}
 	}
+	return q.writeCursorFile(q.readID, q.readOff)
+}
+
+// writeCursorFile replaces the cursor file atomically and durably.
+func (q *Queue) writeCursorFile(id uint64, off int64) error {
 	tmp := filepath.Join(q.opts.Dir, cursorTmp)
 	f, err := q.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("queue: write cursor: %w", err)
 	}
-	_, err = f.Write(formatCursor(q.readID, q.readOff))
+	_, err = f.Write(formatCursor(id, off))
 	if err == nil {
 		err = f.Sync()
 	}

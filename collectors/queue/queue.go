@@ -168,8 +168,8 @@ func (q *Queue) load() error {
 	}
 	var ids []uint64
 	for _, name := range names {
-		if name == cursorTmp {
-			_ = q.fs.Remove(filepath.Join(q.opts.Dir, name)) // an interrupted cursor write
+		if name == cursorTmp || strings.HasSuffix(name, segExt+".tmp") {
+			_ = q.fs.Remove(filepath.Join(q.opts.Dir, name)) // an interrupted cursor write or migration
 			continue
 		}
 		if !strings.HasSuffix(name, segExt) {
@@ -183,14 +183,18 @@ func (q *Queue) load() error {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 
-	curID, curOff, haveCursor, err := q.readCursor()
+	cur, err := q.readCursor()
 	if errors.Is(err, errCursorDamaged) {
 		// Replay from the oldest segment: at least once, never lost.
 		q.opts.OnCursorReset(fmt.Errorf("queue: %w; delivering again from the oldest segment", err))
-		curID, curOff, haveCursor = 0, 0, false
+		cur = cursorState{}
 	} else if err != nil {
 		return err
 	}
+	if cur, ids, err = q.migrateV1(names, cur, ids); err != nil {
+		return err
+	}
+	curID, curOff, haveCursor := cur.id, cur.off, cur.ok
 	if haveCursor && len(ids) > 0 && curID > ids[len(ids)-1] {
 		// Every segment on disk is older than the cursor: fully acknowledged.
 		// Keep them only if the cursor is not plausible (it never runs ahead
