@@ -50,6 +50,7 @@ func TestCrashLoopChild(t *testing.T) {
 		fmt.Fprintf(out, "X open: %v\n", err)
 		os.Exit(1)
 	}
+	fmt.Fprintf(out, "S\n") // opened: the parent starts its kill timer
 	go func() { // consumer
 		var line bytes.Buffer
 		for {
@@ -127,8 +128,13 @@ func TestCrashLoopAcknowledgedRecordsSurviveSIGKILL(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		killAt := time.Duration(5+rng.IntN(120)) * time.Millisecond
-		kill := time.AfterFunc(killAt, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		// Most rounds die at a random point of the load; every fifth at a
+		// random point from spawn, which may fall inside Open's recovery.
+		killAfter := time.Duration(5+rng.IntN(120)) * time.Millisecond
+		kill := time.AfterFunc(time.Hour, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		if round%5 == 0 {
+			kill.Reset(time.Duration(rng.IntN(40)) * time.Millisecond)
+		}
 		guard := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() }) // deadline
 		r := bufio.NewReader(stdout)
 		for {
@@ -137,6 +143,10 @@ func TestCrashLoopAcknowledgedRecordsSurviveSIGKILL(t *testing.T) {
 				break // EOF: the child is dead; a fragment without newline is ignored
 			}
 			switch f := strings.Fields(l); f[0] {
+			case "S":
+				if round%5 != 0 {
+					kill.Reset(killAfter)
+				}
 			case "A":
 				_, s, _ := strings.Cut(f[1], "-")
 				n, _ := strconv.Atoi(s)
@@ -208,7 +218,7 @@ func TestCrashLoopAcknowledgedRecordsSurviveSIGKILL(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged records lost", missing, total)
 	}
-	if total < 1000 {
+	if total < 200 {
 		t.Fatalf("only %d records acknowledged in 50 rounds: the test did not put the queue under load", total)
 	}
 	t.Logf("50 SIGKILLs: %d acknowledged records all delivered; %d deliveries were duplicates (killed between delivery and Ack)", total, dups)
