@@ -51,7 +51,8 @@ func TestCrashLoopChild(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Fprintf(out, "S\n") // opened: the parent starts its kill timer
-	go func() {             // consumer
+
+	go func() { // consumer
 		var line bytes.Buffer
 		for {
 			rec, ok, err := q.PeekBatch(1 + rand.IntN(30))

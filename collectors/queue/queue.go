@@ -237,8 +237,14 @@ func (q *Queue) load() error {
 	if err != nil {
 		return fmt.Errorf("queue: open head segment: %w", err)
 	}
+	// What a killed process wrote may still be only in the page cache:
+	// make everything found durable before anything builds on it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("queue: sync head segment: %w", err)
+	}
 	q.head = &headFile{id: h.id, f: f}
-	q.synced = pos{h.id, h.size} // what scan read survived a restart; scan synced any truncation
+	q.synced = pos{h.id, h.size}
 	return nil
 }
 
@@ -405,10 +411,10 @@ func (q *Queue) Append(data []byte, count int) error {
 // error nothing has changed.
 func (q *Queue) rotateLocked() error {
 	old := q.head
-	if !old.broken {
-		if err := q.syncHeadLocked(); err != nil {
-			return err
-		}
+	// Even a broken head is synced: its records before the torn bytes
+	// count as durable once the next segment exists.
+	if err := q.syncHeadLocked(); err != nil {
+		return err
 	}
 	if err := q.createHeadLocked(old.id + 1); err != nil {
 		q.head = old
@@ -713,10 +719,7 @@ func (q *Queue) Close() error {
 	if q.reader != nil {
 		errs = append(errs, q.reader.Close())
 	}
-	if !q.head.broken {
-		errs = append(errs, q.syncHeadLocked())
-	}
-	errs = append(errs, q.head.f.Close())
+	errs = append(errs, q.syncHeadLocked(), q.head.f.Close())
 	return errors.Join(errs...)
 }
 
