@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/propgate/gateway/collectors/queue"
 	"github.com/propgate/gateway/collectors/queue/queuetest"
@@ -404,5 +406,59 @@ func TestSyncErrorIsReturned(t *testing.T) {
 	}
 	if files, _ := h.fs.Syncs(); files-files0 != 1 {
 		t.Fatalf("the retried Sync did not fdatasync (%d)", files-files0)
+	}
+}
+
+// Group commit across callers: while one fdatasync is in progress, Append
+// goes on, and the Syncs waiting behind it share a single fdatasync.
+func TestConcurrentSyncsShareOneFdatasync(t *testing.T) {
+	h := newHarness(t)
+	q := h.open(1 << 20)
+	defer q.Close()
+	appendN(t, q, 0, 5, 1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.fs.SetSyncHook(func() { once.Do(func() { close(entered); <-release }) })
+	files0, _ := h.fs.Syncs()
+	errs := make(chan error, 3)
+	go func() { errs <- q.Sync() }() // A: holds the fdatasync
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first Sync never reached fdatasync")
+	}
+	appended := make(chan error, 1)
+	go func() { // Append must not wait for the fdatasync in progress
+		for i := 5; i < 15; i++ {
+			if err := q.Append([]byte(fmt.Sprintf("rec-%04d", i)), 1); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append blocked behind an fdatasync")
+	}
+	go func() { errs <- q.Sync() }() // B and C wait behind A
+	go func() { errs <- q.Sync() }()
+	close(release)
+	for range 3 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Sync did not return")
+		}
+	}
+	if files, _ := h.fs.Syncs(); files-files0 != 2 {
+		t.Fatalf("3 concurrent Syncs cost %d fdatasyncs, want 2 (A, then one for B and C)", files-files0)
 	}
 }

@@ -20,6 +20,7 @@ type FaultFS struct {
 	files      map[string]*fileState
 	writeFault func(path string, n int) (int, error)
 	syncErr    error
+	syncHook   func()
 	truncErr   error
 	syncs      int
 	dirSyncs   int
@@ -51,6 +52,14 @@ func (fs *FaultFS) SetSyncError(err error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.syncErr = err
+}
+
+// SetSyncHook makes every file sync call fn first (to hold a sync in
+// progress); nil clears it.
+func (fs *FaultFS) SetSyncHook(fn func()) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.syncHook = fn
 }
 
 // SetTruncateError makes every Truncate fail with err (nil clears).
@@ -204,8 +213,11 @@ func (f *faultFile) Write(p []byte) (int, error) {
 
 func (f *faultFile) Sync() error {
 	f.fs.mu.Lock()
-	err := f.fs.syncErr
+	err, hook := f.fs.syncErr, f.fs.syncHook
 	f.fs.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if err != nil {
 		return err
 	}
