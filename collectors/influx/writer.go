@@ -45,7 +45,10 @@ type QueueConfig struct {
 	MaxBytes     ByteSize      `yaml:"max_bytes"`     // default 1GiB
 	MaxAge       time.Duration `yaml:"max_age"`       // default 0: keep until delivered
 	SegmentBytes ByteSize      `yaml:"segment_bytes"` // default 8MiB
-	SyncInterval time.Duration `yaml:"sync_interval"` // fsync period; default 1s
+	// SyncInterval is kept so existing configs load; it has no effect: every
+	// flush (each FlushInterval, each MQTT ack batch, each full batch
+	// appended by Flush) fdatasyncs the queue before it returns.
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 // SetDefaults fills unset values.
@@ -67,9 +70,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Queue.SegmentBytes == 0 {
 		c.Queue.SegmentBytes = 8 << 20
-	}
-	if c.Queue.SyncInterval == 0 {
-		c.Queue.SyncInterval = time.Second
 	}
 }
 
@@ -93,11 +93,15 @@ func (c *Config) Validate() error {
 
 // WriterMetrics are the writer's series.
 type WriterMetrics struct {
-	Written     prometheus.Counter
-	WriteErrors *prometheus.CounterVec
-	QueuedPts   prometheus.GaugeFunc
-	QueuedBytes prometheus.GaugeFunc
-	WriteLat    prometheus.Histogram
+	Written      prometheus.Counter
+	WriteErrors  *prometheus.CounterVec
+	QueuedPts    prometheus.GaugeFunc
+	QueuedBytes  prometheus.GaugeFunc
+	WriteLat     prometheus.Histogram
+	DropRecords  *prometheus.CounterVec // queue records dropped, by reason
+	DropBytes    *prometheus.CounterVec // queue bytes dropped, by reason (a zero-filled tail holds bytes but no known records)
+	CursorResets prometheus.Counter     // damaged read cursor: delivery restarted earlier (duplicates)
+	Buffered     prometheus.GaugeFunc   // points accepted but not yet appended to the queue (disk trouble)
 }
 
 // Writer is the collectors.Output that stores points in InfluxDB.
@@ -114,9 +118,12 @@ type Writer struct {
 	api    api.WriteAPIBlocking
 	q      *queue.Queue
 
-	mu      sync.Mutex // guards buf and n
+	fs queue.FS // nil: the real file system; tests inject faults
+
+	mu      sync.Mutex // guards buf, n, started and stopped
 	buf     []byte
 	n       int // points in buf
+	started bool
 	stopped bool
 
 	draining   atomic.Bool // Stop: send what is queued without lingering
@@ -125,6 +132,13 @@ type Writer struct {
 	wg         sync.WaitGroup
 	sendDone   chan struct{}
 }
+
+// ErrStopped is returned by Enqueue and Flush when the writer is not running.
+var ErrStopped = errors.New("influx: writer is not running")
+
+// maxBufferedBatches bounds the points held in memory while the disk queue
+// refuses appends (disk full): beyond it Enqueue refuses new points.
+const maxBufferedBatches = 4
 
 var _ collectors.Output = (*Writer)(nil)
 
@@ -139,35 +153,53 @@ func New(cfg Config, site string, assets []collectors.Asset, reg prometheus.Regi
 func (w *Writer) Validate() error { return w.cfg.Validate() }
 
 // Start opens the queue (replaying whatever a previous run left) and starts
-// the flush and send loops.
+// the flush and send loops. After an error, Stop releases what was set up.
 func (w *Writer) Start(ctx context.Context) error {
-	q, err := queue.Open(queue.Options{
-		Dir: w.cfg.Queue.Dir, SegmentBytes: int64(w.cfg.Queue.SegmentBytes), MaxBytes: int64(w.cfg.Queue.MaxBytes),
-		MaxAge: w.cfg.Queue.MaxAge,
-		OnDrop: func(r queue.DropReason, records, points int) {
-			w.dropped.WithLabelValues("queue", string(r)).Add(float64(points))
-			w.log.Error("points dropped from the disk queue", "reason", r, "records", records, "points", points)
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("influx: %w", err)
-	}
-	w.q = q
-	if st := q.Stats(); st.Points > 0 {
-		w.log.Info("replaying points queued by a previous run", "points", st.Points, "bytes", st.Bytes)
-	}
 	w.m = WriterMetrics{
 		Written: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_influx_points_written_total", Help: "Points InfluxDB accepted."}),
 		WriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_influx_write_errors_total",
 			Help: "Failed InfluxDB writes by HTTP status (0: no answer)."}, []string{"status"}),
 		QueuedPts: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_influx_queue_points", Help: "Points on the disk queue, not yet in InfluxDB."},
-			func() float64 { return float64(w.q.Stats().Points) }),
+			func() float64 { return float64(w.QueueStats().Points) }),
 		QueuedBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_influx_queue_bytes", Help: "Bytes on the disk queue."},
-			func() float64 { return float64(w.q.Stats().Bytes) }),
+			func() float64 { return float64(w.QueueStats().Bytes) }),
 		WriteLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_influx_write_seconds", Help: "InfluxDB write latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
+		DropRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_influx_queue_dropped_records_total",
+			Help: "Records (batches) dropped from the disk queue, by reason."}, []string{"reason"}),
+		DropBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_influx_queue_dropped_bytes_total",
+			Help: "Bytes dropped from the disk queue, by reason."}, []string{"reason"}),
+		CursorResets: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_influx_queue_cursor_resets_total",
+			Help: "Times the queue's read position was unusable and delivery restarted earlier (points sent twice, absorbed by InfluxDB)."}),
+		Buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_influx_buffered_points",
+			Help: "Points accepted but not yet on the disk queue (grows while the disk refuses writes)."},
+			func() float64 { w.mu.Lock(); defer w.mu.Unlock(); return float64(w.n) }),
 	}
-	for _, c := range []prometheus.Collector{w.m.Written, w.m.WriteErrors, w.m.QueuedPts, w.m.QueuedBytes, w.m.WriteLat} {
+	q, err := queue.Open(queue.Options{
+		Dir: w.cfg.Queue.Dir, SegmentBytes: int64(w.cfg.Queue.SegmentBytes), MaxBytes: int64(w.cfg.Queue.MaxBytes),
+		MaxAge: w.cfg.Queue.MaxAge, FS: w.fs,
+		OnDrop: func(r queue.DropReason, records, points int, bytes int64) {
+			w.dropped.WithLabelValues("queue", string(r)).Add(float64(points))
+			w.m.DropRecords.WithLabelValues(string(r)).Add(float64(records))
+			w.m.DropBytes.WithLabelValues(string(r)).Add(float64(bytes))
+			w.log.Error("points dropped from the disk queue", "reason", r, "records", records, "points", points, "bytes", bytes)
+		},
+		OnCursorReset: func(err error) {
+			w.m.CursorResets.Inc()
+			w.log.Warn("disk queue read position unusable; delivering again from an earlier position (InfluxDB absorbs the duplicates)", "err", err)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("influx: %w", err)
+	}
+	w.mu.Lock()
+	w.q = q
+	w.mu.Unlock()
+	if st := q.Stats(); st.Points > 0 {
+		w.log.Info("replaying points queued by a previous run", "points", st.Points, "bytes", st.Bytes)
+	}
+	for _, c := range []prometheus.Collector{w.m.Written, w.m.WriteErrors, w.m.QueuedPts, w.m.QueuedBytes, w.m.WriteLat,
+		w.m.DropRecords, w.m.DropBytes, w.m.CursorResets, w.m.Buffered} {
 		if err := w.reg.Register(c); err != nil {
 			return fmt.Errorf("influx: register metrics: %w", err)
 		}
@@ -175,25 +207,40 @@ func (w *Writer) Start(ctx context.Context) error {
 	opts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(w.cfg.Timeout / time.Second))
 	w.client = influxdb2.NewClientWithOptions(w.cfg.URL, w.cfg.Token, opts)
 	w.api = w.client.WriteAPIBlocking(w.cfg.Org, w.cfg.Bucket)
-	w.buf = make([]byte, 0, w.cfg.BatchSize*64)
 
 	sendCtx, cancelSend := context.WithCancel(context.Background())
 	tickCtx, cancelTick := context.WithCancel(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		cancelSend()
+		cancelTick()
+		return ErrStopped
+	}
+	w.buf = make([]byte, 0, w.cfg.BatchSize*64)
 	w.cancelSend, w.cancelTick = cancelSend, cancelTick
 	w.sendDone = make(chan struct{})
+	w.started = true
 	w.wg.Add(1)
 	go w.tick(tickCtx)
 	go func() { defer close(w.sendDone); w.send(sendCtx) }()
 	return nil
 }
 
-// Enqueue encodes points into the current batch; a full batch goes to disk
-// before Enqueue returns.
+// Enqueue encodes points into the current batch; a full batch is appended
+// to the disk queue (durable at the next Flush). Points it accepts are kept
+// until they are on the queue: if the disk refuses the append they stay
+// buffered and the next Flush retries them (and reports the error). It
+// refuses points, with an error, only when not running or when the buffer
+// already holds several batches the disk would not take.
 func (w *Writer) Enqueue(pts []collectors.Point) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped || w.q == nil {
-		return errors.New("influx: writer is not running")
+	if !w.started || w.stopped {
+		return ErrStopped
+	}
+	if w.n >= maxBufferedBatches*w.cfg.BatchSize {
+		return fmt.Errorf("influx: %d points waiting for the disk queue, refusing more", w.n)
 	}
 	var written, skipped int
 	w.buf, written, skipped = encode(w.buf, w.series, pts)
@@ -202,48 +249,63 @@ func (w *Writer) Enqueue(pts []collectors.Point) error {
 	}
 	w.n += written
 	if w.n >= w.cfg.BatchSize {
-		return w.flushLocked()
+		if err := w.appendLocked(); err != nil {
+			// Accepted and kept: the next Flush retries and reports it.
+			w.limiter.Error("append", "disk queue refused a batch; points kept in memory and retried", "err", err, "buffered_points", w.n)
+		}
 	}
 	return nil
 }
 
-func (w *Writer) flushLocked() error {
+// appendLocked moves the buffered batch to the disk queue. On failure the
+// batch stays buffered (the queue removed any torn bytes).
+func (w *Writer) appendLocked() error {
 	if w.n == 0 {
 		return nil
 	}
 	if err := w.q.Append(w.buf, w.n); err != nil {
-		w.dropped.WithLabelValues("queue", "append_failed").Add(float64(w.n))
-		w.buf, w.n = w.buf[:0], 0
 		return fmt.Errorf("influx: queue: %w", err)
 	}
 	w.buf, w.n = w.buf[:0], 0
 	return nil
 }
 
-// Flush moves the pending partial batch to the disk queue.
+// Flush makes every point enqueued before the call durable: the buffered
+// batch is appended to the disk queue and the queue is fdatasynced once
+// (group commit). When it returns nil, a power cut loses none of those
+// points, so the caller may acknowledge their source (MQTT PUBACK). On
+// error nothing is lost from memory and a later Flush retries.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.flushLocked()
+	if !w.started || w.stopped {
+		w.mu.Unlock()
+		return ErrStopped
+	}
+	err := w.appendLocked()
+	q := w.q
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Outside w.mu: Enqueue goes on during the fdatasync; concurrent
+	// Flush calls share one fdatasync.
+	if err := q.Sync(); err != nil {
+		return fmt.Errorf("influx: queue: %w", err)
+	}
+	return nil
 }
 
 func (w *Writer) tick(ctx context.Context) {
 	defer w.wg.Done()
 	flush := time.NewTicker(w.cfg.FlushInterval)
-	sync := time.NewTicker(w.cfg.Queue.SyncInterval)
 	defer flush.Stop()
-	defer sync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			if err := w.Flush(); err != nil {
-				w.limiter.Error("flush", "flush to disk queue failed", "err", err)
-			}
-		case <-sync.C:
-			if err := w.q.Sync(); err != nil {
-				w.limiter.Error("sync", "disk queue fsync failed", "err", err)
+			if err := w.Flush(); err != nil && !errors.Is(err, ErrStopped) {
+				w.limiter.Error("flush", "flush to disk queue failed; points kept in memory and retried", "err", err)
 			}
 		}
 	}
@@ -370,34 +432,56 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Stop persists the pending batch, gives the sender up to drain to empty
-// the queue, and closes it; what is left is replayed on the next start.
-// It is safe after a failed Start and when called twice.
+// Stop persists the pending batch (appended and fdatasynced), gives the
+// sender up to drain to empty the queue, and closes it; what is left is
+// replayed on the next start. A failed flush is returned, never dropped
+// silently. It is safe after a failed or partial Start and when called twice.
 func (w *Writer) Stop(drain time.Duration) error {
 	w.mu.Lock()
-	if w.stopped || w.q == nil {
-		w.stopped = true
+	if w.stopped {
 		w.mu.Unlock()
 		return nil
 	}
-	err := w.flushLocked()
 	w.stopped = true
-	w.mu.Unlock()
-	w.cancelTick()
-	w.wg.Wait()
-	w.draining.Store(true)
-	deadline := time.Now().Add(drain)
-	for w.q.Stats().Points > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	started, q := w.started, w.q
+	var err error
+	if started {
+		if err = w.appendLocked(); err != nil {
+			w.dropped.WithLabelValues("queue", "append_failed").Add(float64(w.n))
+			w.log.Error("points lost at shutdown: the disk queue refused them", "points", w.n, "err", err)
+		}
 	}
-	w.cancelSend()
-	<-w.sendDone
-	w.client.Close()
-	if st := w.q.Stats(); st.Points > 0 {
+	w.mu.Unlock()
+	if q == nil {
+		return nil // Start failed before opening the queue
+	}
+	if started {
+		w.cancelTick()
+		w.wg.Wait()
+		w.draining.Store(true)
+		deadline := time.Now().Add(drain)
+		for q.Stats().Points > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		w.cancelSend()
+		<-w.sendDone
+	}
+	if w.client != nil {
+		w.client.Close()
+	}
+	if st := q.Stats(); st.Points > 0 {
 		w.log.Info("points kept on the disk queue for the next start", "points", st.Points)
 	}
-	return errors.Join(err, w.q.Close())
+	return errors.Join(err, q.Close()) // Close fdatasyncs the head
 }
 
-// QueueStats reports the disk queue.
-func (w *Writer) QueueStats() queue.Stats { return w.q.Stats() }
+// QueueStats reports the disk queue (zero before Start).
+func (w *Writer) QueueStats() queue.Stats {
+	w.mu.Lock()
+	q := w.q
+	w.mu.Unlock()
+	if q == nil {
+		return queue.Stats{}
+	}
+	return q.Stats()
+}

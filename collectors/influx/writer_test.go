@@ -38,6 +38,18 @@ func newWriter(t *testing.T, in *testenv.Influx, dir string) (*Writer, *promethe
 	return w, dropped
 }
 
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 var countRE = regexp.MustCompile(`"values":\[\["[^"]*",(\d+)\]\]`)
 
 func count(t *testing.T, in *testenv.Influx, q string) int {
@@ -67,7 +79,8 @@ func waitQueueEmpty(t *testing.T, w *Writer, within time.Duration) {
 
 // InfluxDB stopped for a while under load and started again: every point
 // is present afterwards, counted exactly, with its original timestamp.
-func TestInfluxOutageUnderLoadLosesNothing(t *testing.T) {
+func TestInfluxOutageUnderLoadLosesNothingIntegration(t *testing.T) {
+	testenv.Integration(t)
 	in := testenv.StartInflux(t)
 	w, dropped := newWriter(t, in, t.TempDir())
 	defer w.Stop(time.Second)
@@ -96,12 +109,9 @@ func TestInfluxOutageUnderLoadLosesNothing(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "first points in InfluxDB", 10*time.Second, func() bool { return testutil.ToFloat64(w.m.Written) > 0 })
 	in.Stop() // outage while points keep coming
-	time.Sleep(1500 * time.Millisecond)
-	if q := w.QueueStats(); q.Points == 0 {
-		t.Fatalf("points were not queued on disk during the outage")
-	}
+	waitFor(t, "points queued on disk during the outage", 10*time.Second, func() bool { return w.QueueStats().Points >= 1000 })
 	in.Start()
 	<-done
 	waitQueueEmpty(t, w, 30*time.Second)
@@ -129,7 +139,8 @@ func TestInfluxOutageUnderLoadLosesNothing(t *testing.T) {
 
 // A batch with one line InfluxDB rejects (field type conflict, HTTP 400) is
 // bisected: the good lines are stored, the bad one is dropped and counted.
-func TestRejectedLinesAreDroppedAlone(t *testing.T) {
+func TestRejectedLinesAreDroppedAloneIntegration(t *testing.T) {
+	testenv.Integration(t)
 	in := testenv.StartInflux(t)
 	w, dropped := newWriter(t, in, t.TempDir())
 	defer w.Stop(time.Second)
@@ -160,7 +171,8 @@ func TestRejectedLinesAreDroppedAlone(t *testing.T) {
 
 // Points queued on disk by a writer that never reached InfluxDB are
 // delivered by the next writer on the same queue directory.
-func TestQueueSurvivesWriterRestart(t *testing.T) {
+func TestQueueSurvivesWriterRestartIntegration(t *testing.T) {
+	testenv.Integration(t)
 	in := testenv.StartInflux(t)
 	dir := t.TempDir()
 	in.Stop()
