@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./collectors/mqtt
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./gateway/config
 	$(GO) test -run '^$$' -fuzz FuzzAPIBodies -fuzztime 30s ./dashboard
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./collectors/queue
 
 clean:
 	rm -rf bin/gateway .run
