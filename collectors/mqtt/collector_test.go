@@ -101,7 +101,8 @@ func startCollector(t *testing.T, cfg Config, sink collectors.Sink) (*Collector,
 	return c, m
 }
 
-func TestIngestMalformedAndAvailability(t *testing.T) {
+func TestIngestMalformedAndAvailabilityIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	sink := &durableSink{}
 	c, m := startCollector(t, testConfig(broker.URL), sink)
@@ -137,7 +138,8 @@ func TestIngestMalformedAndAvailability(t *testing.T) {
 // Messages published while the gateway is away are delivered when it comes
 // back with the same client id (QoS 1, persistent session), and messages
 // are acknowledged only after a Flush made them durable.
-func TestPersistentSessionLosesNothingAcrossRestart(t *testing.T) {
+func TestPersistentSessionLosesNothingAcrossRestartIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	cfg := testConfig(broker.URL)
 	sink := &durableSink{}
@@ -168,7 +170,8 @@ func TestPersistentSessionLosesNothingAcrossRestart(t *testing.T) {
 
 // The broker restarts and forgets everything (no persistence): the collector
 // reconnects with backoff and subscribes again by itself.
-func TestReconnectsAndResubscribesAfterBrokerRestart(t *testing.T) {
+func TestReconnectsAndResubscribesAfterBrokerRestartIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	sink := &durableSink{}
 	c, m := startCollector(t, testConfig(broker.URL), sink)
