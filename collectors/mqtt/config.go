@@ -88,18 +88,23 @@ type Availability struct {
 
 // Config is the mqtt: section.
 type Config struct {
-	Broker       string         `yaml:"broker"` // tcp://host:1883, ssl://host:8883, ws://
-	ClientID     string         `yaml:"client_id"`
-	Username     string         `yaml:"username"`
-	Password     string         `yaml:"password"`
-	QoS          int            `yaml:"qos"`
-	CleanSession bool           `yaml:"clean_session"` // default false: the broker keeps our queue while we are away
-	KeepAlive    time.Duration  `yaml:"keep_alive"`
-	MaxReconnect time.Duration  `yaml:"max_reconnect_interval"`
-	AckBatch     int            `yaml:"ack_batch"` // messages made durable per flush before PUBACK; keep below the broker's inflight window
-	StatusTopic  string         `yaml:"status_topic"`
-	Subs         []Subscription `yaml:"subscriptions"`
-	Availability []Availability `yaml:"availability"`
+	Broker       string        `yaml:"broker"` // tcp://host:1883, ssl://host:8883, ws://
+	ClientID     string        `yaml:"client_id"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password"`
+	QoS          int           `yaml:"qos"`
+	CleanSession bool          `yaml:"clean_session"` // default false: the broker keeps our queue while we are away
+	KeepAlive    time.Duration `yaml:"keep_alive"`
+	MaxReconnect time.Duration `yaml:"max_reconnect_interval"`
+	AckBatch     int           `yaml:"ack_batch"` // messages made durable per flush before PUBACK; keep below the broker's inflight window
+	// AckInterval is how often stragglers that did not fill an ack batch are
+	// flushed and acknowledged; also the first retry delay after a failed flush.
+	AckInterval time.Duration `yaml:"ack_interval"`
+	// FlushRetryMax caps the backoff between retries of a failed flush.
+	FlushRetryMax time.Duration  `yaml:"flush_retry_max"`
+	StatusTopic   string         `yaml:"status_topic"`
+	Subs          []Subscription `yaml:"subscriptions"`
+	Availability  []Availability `yaml:"availability"`
 }
 
 var ferr = cfgerr.Errorf
@@ -117,6 +122,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.AckBatch == 0 {
 		c.AckBatch = 16
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = 20 * time.Millisecond
+	}
+	if c.FlushRetryMax == 0 {
+		c.FlushRetryMax = 5 * time.Second
 	}
 	for i := range c.Subs {
 		s := &c.Subs[i]
@@ -224,6 +235,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AckBatch < 1 {
 		return ferr("ack_batch", "must be at least 1")
+	}
+	if c.AckInterval < 0 {
+		return ferr("ack_interval", "%s is negative", c.AckInterval)
+	}
+	if c.FlushRetryMax != 0 && c.FlushRetryMax < c.AckInterval {
+		return ferr("flush_retry_max", "%s is shorter than ack_interval %s", c.FlushRetryMax, c.AckInterval)
 	}
 	for i := range c.Subs {
 		s := &c.Subs[i]
