@@ -55,7 +55,7 @@ func (m *fakeMsg) Ack() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.acks++
-	m.ackedDurable = m.sink.durable()
+	m.ackedDurable = m.sink == nil || m.sink.durable()
 }
 
 func (m *fakeMsg) acked() (int, bool) {

@@ -107,7 +107,8 @@ func (c *Collector) Start(ctx context.Context, sink collectors.Sink) error {
 	for i := range c.cfg.Subs {
 		s := &c.cfg.Subs[i]
 		ok, bad := c.metrics.Messages.WithLabelValues(s.Topic, "ok"), c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload")
-		routes[s.pat.filter] = chain(routes[s.pat.filter], func(m Message) bool { return c.handleData(s, ok, bad, m) })
+		lim := newLimiter(s)
+		routes[s.pat.filter] = chain(routes[s.pat.filter], func(m Message) bool { return c.handleData(s, lim, ok, bad, m) })
 		filters[s.pat.filter] = byte(c.cfg.QoS)
 	}
 	for i := range c.cfg.Availability {
@@ -163,7 +164,7 @@ func chain(prev Handler, next func(Message) bool) Handler {
 	}
 }
 
-func (c *Collector) handleData(s *Subscription, ok, bad prometheus.Counter, m Message) bool {
+func (c *Collector) handleData(s *Subscription, lim *limiter, ok, bad prometheus.Counter, m Message) bool {
 	// paho calls handlers one at a time (order matters), and sinks do not
 	// keep the slice: one buffer per subscription serves every message.
 	pts, err := ParseInto(s.scratch, s, m.Topic(), m.Payload(), time.Now())
@@ -177,9 +178,17 @@ func (c *Collector) handleData(s *Subscription, ok, bad prometheus.Counter, m Me
 		if len(payload) > 200 {
 			payload = payload[:200]
 		}
-		c.limiter.Warn("bad:"+s.Topic, "bad MQTT payload", "topic", m.Topic(), "err", err, "payload", string(payload))
+		c.limiter.Warn("bad:"+s.Topic, "bad MQTT payload", "topic", collectors.Truncate(m.Topic(), 200), "err", err, "payload", string(payload))
 	} else {
 		ok.Inc()
+	}
+	pts, refused := lim.admit(pts)
+	s.scratch = pts
+	for reason, n := range refused {
+		c.metrics.Refused.WithLabelValues(s.Topic, reason).Add(float64(n))
+		c.limiter.Warn("refused:"+reason+":"+s.Topic, "MQTT points refused: this subscription reached its bound on names taken from the topic",
+			"subscription", s.Topic, "reason", reason, "topic", collectors.Truncate(m.Topic(), 200), "count", n,
+			"max_assets", s.MaxAssets, "max_fields_per_asset", s.MaxFieldsPerAsset)
 	}
 	if len(pts) > 0 {
 		if len(c.cfg.Availability) > 0 {
@@ -202,6 +211,9 @@ func (c *Collector) remember(pts []collectors.Point) {
 			fields = map[string]string{}
 			c.seen[p.Asset] = fields
 		}
+		if _, ok := fields[p.Field]; !ok && len(fields) >= collectors.DefaultMaxFields {
+			continue // the state cache refuses more fields per asset anyway
+		}
 		fields[p.Field] = p.Unit
 	}
 }
@@ -220,8 +232,8 @@ func (c *Collector) handleAvailability(a *Availability, m Message) bool {
 	case a.Offline:
 	default:
 		c.metrics.Messages.WithLabelValues(a.Topic, "bad_payload").Inc()
-		c.limiter.Warn("avail:"+a.Topic, "availability payload is neither online nor offline", "topic", m.Topic(),
-			"payload", string(m.Payload()), "online", a.Online, "offline", a.Offline)
+		c.limiter.Warn("avail:"+a.Topic, "availability payload is neither online nor offline", "topic", collectors.Truncate(m.Topic(), 200),
+			"payload", collectors.Truncate(string(m.Payload()), 200), "online", a.Online, "offline", a.Offline)
 		return true
 	}
 	c.metrics.Messages.WithLabelValues(a.Topic, "ok").Inc()

@@ -68,6 +68,11 @@ type Subscription struct {
 	Format    Format     `yaml:"format"`
 	Fields    []Field    `yaml:"fields"`
 	Timestamp *Timestamp `yaml:"timestamp"`
+	// MaxAssets bounds the distinct asset ids an {asset} template creates;
+	// MaxFieldsPerAsset the distinct field names {placeholder} field names
+	// create per asset. New names beyond them are refused and counted.
+	MaxAssets         int `yaml:"max_assets"`
+	MaxFieldsPerAsset int `yaml:"max_fields_per_asset"`
 
 	pat       pattern
 	extract   *extractor
@@ -133,6 +138,12 @@ func (c *Config) SetDefaults() {
 		s := &c.Subs[i]
 		if s.Format == "" {
 			s.Format = FormatJSON
+		}
+		if s.MaxAssets == 0 {
+			s.MaxAssets = DefaultMaxAssets
+		}
+		if s.MaxFieldsPerAsset == 0 {
+			s.MaxFieldsPerAsset = DefaultMaxFieldsPerAsset
 		}
 		for j := range s.Fields {
 			if s.Fields[j].Type == "" {
@@ -253,6 +264,12 @@ func (c *Config) Validate() error {
 		}
 		if err := checkTemplate(s.Asset, s.pat.names); err != nil {
 			return ferr(p+".asset", "%v", err)
+		}
+		if s.MaxAssets < 0 {
+			return ferr(p+".max_assets", "%d is negative; fix: leave it out for %d", s.MaxAssets, DefaultMaxAssets)
+		}
+		if s.MaxFieldsPerAsset < 0 {
+			return ferr(p+".max_fields_per_asset", "%d is negative; fix: leave it out for %d", s.MaxFieldsPerAsset, DefaultMaxFieldsPerAsset)
 		}
 		if s.Format != FormatJSON && s.Format != FormatValue {
 			return ferr(p+".format", "%q is not a format; fix: json or value", s.Format)
