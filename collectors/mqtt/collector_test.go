@@ -272,4 +272,15 @@ func TestIngestResumesAfterFlushFailuresIntegration(t *testing.T) {
 	if n := testutil.ToFloat64(m.HeldBack); n != 0 {
 		t.Fatalf("held-back gauge %v after recovery", n)
 	}
+
+	// The broker really got every PUBACK: with flushing failing again (so
+	// nothing new is acknowledged) it sends at most `window` messages minus
+	// those still unacknowledged, so `window` more arrive only if every one
+	// of the first during+after was acknowledged.
+	sink.failing.Store(true)
+	for i := 1; i <= window; i++ {
+		pub(t, p, "site/lift/car-1/floor", fmt.Sprint(during+after+i))
+	}
+	sink.waitCount(t, "floor", during+after+window, 20*time.Second)
+	sink.failing.Store(false)
 }
