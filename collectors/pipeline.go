@@ -81,6 +81,19 @@ func NewPipeline(state *State, out Output, m *Metrics, log *slog.Logger) *Pipeli
 	return &Pipeline{state: state, out: out, metrics: m, log: log, limiter: NewRateLimitedLog(log, time.Minute)}
 }
 
+// KnownAsset reports whether id is a declared asset: points for any other
+// asset are dropped by Publish. Collectors use it (see AssetChecker) so
+// invented asset ids do not use up their bounds.
+func (p *Pipeline) KnownAsset(id string) bool {
+	_, ok := p.state.Asset(id)
+	return ok
+}
+
+// AssetChecker is implemented by sinks that only accept declared assets.
+type AssetChecker interface{ KnownAsset(id string) bool }
+
+var _ AssetChecker = (*Pipeline)(nil)
+
 // State returns the live cache.
 func (p *Pipeline) State() *State { return p.state }
 

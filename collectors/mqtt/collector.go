@@ -75,6 +75,7 @@ type Collector struct {
 	pending []Message                    // QoS 1/2 messages whose points are published, in arrival order
 	seen    map[string]map[string]string // asset → field → unit
 	kick    chan struct{}                // a full ack batch is waiting
+	known   func(asset string) bool      // declared assets, when the sink knows them
 }
 
 var _ collectors.Collector = (*Collector)(nil)
@@ -102,12 +103,17 @@ func (c *Collector) Start(ctx context.Context, sink collectors.Sink) error {
 	}
 	c.sink = sink
 	c.flusher, _ = sink.(collectors.Flusher)
+	var known func(string) bool
+	if ac, ok := sink.(collectors.AssetChecker); ok {
+		known = ac.KnownAsset
+	}
+	c.known = known
 	routes := map[string]Handler{}
 	filters := map[string]byte{}
 	for i := range c.cfg.Subs {
 		s := &c.cfg.Subs[i]
 		ok, bad := c.metrics.Messages.WithLabelValues(s.Topic, "ok"), c.metrics.Messages.WithLabelValues(s.Topic, "bad_payload")
-		lim := newLimiter(s)
+		lim := newLimiter(s, known)
 		routes[s.pat.filter] = chain(routes[s.pat.filter], func(m Message) bool { return c.handleData(s, lim, ok, bad, m) })
 		filters[s.pat.filter] = byte(c.cfg.QoS)
 	}
@@ -205,7 +211,7 @@ func (c *Collector) remember(pts []collectors.Point) {
 	for _, p := range pts {
 		fields, ok := c.seen[p.Asset]
 		if !ok {
-			if len(c.seen) >= maxTrackedAssets {
+			if len(c.seen) >= maxTrackedAssets || (c.known != nil && !c.known(p.Asset)) {
 				continue
 			}
 			fields = map[string]string{}

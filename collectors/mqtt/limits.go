@@ -26,18 +26,22 @@ const (
 // limiter bounds the distinct assets and fields one subscription creates
 // from topic levels: anyone allowed to publish on the broker could otherwise
 // invent a new field per topic. The first names seen are kept for the life
-// of the process; later new names beyond the bounds are refused.
+// of the process; later new names beyond the bounds are refused. When the
+// sink knows the declared assets, points for other assets pass untracked
+// (the sink drops and counts them), so invented asset ids cannot use up the
+// bound and lock out real devices.
 type limiter struct {
 	dynAsset, dynField  bool
 	maxAssets, maxField int
+	known               func(asset string) bool // nil: every asset counts
 
 	mu     sync.Mutex
 	assets map[string]map[string]struct{} // asset → fields (nil unless dynField)
 }
 
-func newLimiter(s *Subscription) *limiter {
+func newLimiter(s *Subscription, known func(string) bool) *limiter {
 	l := &limiter{dynAsset: strings.Contains(s.Asset, "{"), maxAssets: s.MaxAssets, maxField: s.MaxFieldsPerAsset,
-		assets: map[string]map[string]struct{}{}}
+		known: known, assets: map[string]map[string]struct{}{}}
 	for _, f := range s.Fields {
 		l.dynField = l.dynField || strings.Contains(f.Name, "{")
 	}
@@ -66,6 +70,10 @@ func (l *limiter) admit(pts []collectors.Point) ([]collectors.Point, map[string]
 			continue
 		}
 		fields, ok := l.assets[p.Asset]
+		if !ok && l.known != nil && !l.known(p.Asset) {
+			kept = append(kept, p) // undeclared: the sink drops it as unknown_asset
+			continue
+		}
 		if !ok {
 			if len(l.assets) >= l.maxAssets {
 				refuse(ReasonTooManyAssets)

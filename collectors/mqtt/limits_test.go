@@ -48,7 +48,8 @@ func TestTopicDerivedNamesAreBounded(t *testing.T) {
 	}
 	out := &memOut{}
 	state := collectors.NewState(assets)
-	pipe := collectors.NewPipeline(state, out, collectors.NewMetrics(prometheus.NewRegistry()), log)
+	pm := collectors.NewMetrics(prometheus.NewRegistry())
+	pipe := collectors.NewPipeline(state, out, pm, log)
 	if err := c.Start(context.Background(), pipe); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +81,17 @@ func TestTopicDerivedNamesAreBounded(t *testing.T) {
 	if _, ok := state.Get("a3", "x"); ok {
 		t.Fatal("a point beyond max_assets reached the state cache")
 	}
+	// Invented asset ids do not use up the bound: the pipeline drops them as
+	// unknown assets and the limiter does not track them.
+	for i := 0; i < 1000; i++ {
+		conn.deliver(&fakeMsg{topic: fmt.Sprintf("site/ghost%d/x", i), payload: "1", qos: 1})
+	}
+	if n := testutil.ToFloat64(m.Refused.WithLabelValues(sub, ReasonTooManyAssets)); n != 2 {
+		t.Fatalf("too_many_assets refused %v after undeclared assets, want still 2", n)
+	}
+	if n := testutil.ToFloat64(pm.Dropped.WithLabelValues("ingest", collectors.ReasonUnknownAsset)); n != 1000 {
+		t.Fatalf("unknown_asset drops %v, want 1000", n)
+	}
 	conn.deliver(&fakeMsg{topic: "site/a1/" + strings.Repeat("x", MaxNameLen+1), payload: "1", qos: 1})
 	if n := testutil.ToFloat64(m.Refused.WithLabelValues(sub, ReasonNameTooLong)); n != 1 {
 		t.Fatalf("name_too_long refused %v, want 1", n)
@@ -99,7 +111,7 @@ func TestTopicDerivedNamesAreBounded(t *testing.T) {
 
 // Subscriptions whose names are all fixed by the config are not tracked.
 func TestLimiterSkipsFixedNames(t *testing.T) {
-	l := newLimiter(&Subscription{Asset: "pump", Fields: []Field{{Name: "pressure"}}, MaxAssets: 1, MaxFieldsPerAsset: 1})
+	l := newLimiter(&Subscription{Asset: "pump", Fields: []Field{{Name: "pressure"}}, MaxAssets: 1, MaxFieldsPerAsset: 1}, nil)
 	pts := []collectors.Point{{Asset: "pump", Field: "pressure"}, {Asset: "pump", Field: "pressure"}}
 	kept, refused := l.admit(pts)
 	if len(kept) != 2 || refused != nil || len(l.assets) != 0 {
