@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,9 +43,8 @@ type Processor interface {
 
 // Metrics are the collectors' Prometheus series.
 type Metrics struct {
-	Collected   *prometheus.CounterVec // points collected, by collector
-	Dropped     *prometheus.CounterVec // points dropped, by stage and reason
-	SubsDropped prometheus.Counter
+	Collected *prometheus.CounterVec // points collected, by collector
+	Dropped   *prometheus.CounterVec // points dropped, by stage and reason
 }
 
 // NewMetrics registers the collector series with reg.
@@ -81,6 +81,19 @@ func NewPipeline(state *State, out Output, m *Metrics, log *slog.Logger) *Pipeli
 	return &Pipeline{state: state, out: out, metrics: m, log: log, limiter: NewRateLimitedLog(log, time.Minute)}
 }
 
+// KnownAsset reports whether id is a declared asset: points for any other
+// asset are dropped by Publish. Collectors use it (see AssetChecker) so
+// invented asset ids do not use up their bounds.
+func (p *Pipeline) KnownAsset(id string) bool {
+	_, ok := p.state.Asset(id)
+	return ok
+}
+
+// AssetChecker is implemented by sinks that only accept declared assets.
+type AssetChecker interface{ KnownAsset(id string) bool }
+
+var _ AssetChecker = (*Pipeline)(nil)
+
 // State returns the live cache.
 func (p *Pipeline) State() *State { return p.state }
 
@@ -91,13 +104,11 @@ func (p *Pipeline) Publish(source string, pts []Point) {
 	}
 	accepted, rejected := p.state.Apply(pts)
 	if len(rejected) > 0 {
-		p.metrics.Dropped.WithLabelValues("ingest", "unknown_asset").Add(float64(len(rejected)))
-		p.limiter.Warn("unknown_asset:"+source, "points for undeclared assets dropped; declare the asset under assets:",
-			"collector", source, "asset", pts[rejected[0]].Asset, "count", len(rejected))
+		p.countRejected(source, pts, rejected)
 		kept := make([]Point, 0, accepted)
 		next := 0
 		for i := range pts {
-			if next < len(rejected) && rejected[next] == i {
+			if next < len(rejected) && rejected[next].Index == i {
 				next++
 				continue
 			}
@@ -115,6 +126,31 @@ func (p *Pipeline) Publish(source string, pts []Point) {
 	if err := p.out.Enqueue(pts); err != nil {
 		p.metrics.Dropped.WithLabelValues("output", "enqueue_failed").Add(float64(len(pts)))
 		p.limiter.Error("enqueue", "points could not be queued for storage", "collector", source, "count", len(pts), "err", err)
+	}
+}
+
+// countRejected counts and logs (rate-limited, per collector and reason)
+// the points the state cache refused.
+func (p *Pipeline) countRejected(source string, pts []Point, rejected []Rejected) {
+	n := map[string]int{}
+	first := map[string]Point{}
+	for _, r := range rejected {
+		if n[r.Reason] == 0 {
+			first[r.Reason] = pts[r.Index]
+		}
+		n[r.Reason]++
+	}
+	for reason, count := range n {
+		p.metrics.Dropped.WithLabelValues("ingest", reason).Add(float64(count))
+		pt := first[reason]
+		switch reason {
+		case ReasonUnknownAsset:
+			p.limiter.Warn(reason+":"+source, "points for undeclared assets dropped; declare the asset under assets:",
+				"collector", source, "asset", pt.Asset, "count", count)
+		default:
+			p.limiter.Warn(reason+":"+source, "points dropped: the asset already holds the maximum number of fields",
+				"collector", source, "asset", pt.Asset, "field", Truncate(pt.Field, 80), "count", count)
+		}
 	}
 }
 
@@ -206,4 +242,16 @@ func (r *RateLimitedLog) Error(key, msg string, args ...any) {
 	if n, ok := r.allow(key); ok {
 		r.log.Error(msg, append(args, "suppressed_since_last", n)...)
 	}
+}
+
+// Truncate shortens outside input for a log line to at most n bytes (on a
+// rune boundary), marking the cut with "…".
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

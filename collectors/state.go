@@ -3,7 +3,6 @@ package collectors
 import (
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -21,30 +20,14 @@ type AssetState struct {
 	Fields map[string]FieldState `json:"fields"`
 }
 
-// Subscription delivers every point applied to the state cache. Delivery is
-// non-blocking: a subscriber that does not keep up loses points, which are
-// counted in Dropped, and must resynchronise from State.Snapshot.
-type Subscription struct {
-	C       <-chan Point
-	c       chan Point
-	dropped atomic.Uint64
-	state   *State
-}
-
-// Dropped reports how many points this subscriber missed because its buffer was full.
-func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
-
-// Close stops delivery; C is closed.
-func (s *Subscription) Close() { s.state.unsubscribe(s) }
-
 // State is the live state cache: the latest value and quality of every asset
-// field. The rules engine and the dashboard read and subscribe to it.
+// field. The rules engine and the dashboard read it.
 type State struct {
-	mu      sync.RWMutex
-	assets  map[string]*assetEntry
-	order   []string
-	subs    map[*Subscription]struct{}
-	changed map[fieldKey]struct{} // since the last Changes; nil until TrackChanges
+	mu        sync.RWMutex
+	assets    map[string]*assetEntry
+	order     []string
+	maxFields int
+	changed   map[fieldKey]struct{} // since the last Changes; nil until TrackChanges
 }
 
 type fieldKey struct{ asset, field string }
@@ -89,9 +72,10 @@ type assetEntry struct {
 }
 
 // NewState builds a cache for the given assets. Points for other assets are
-// rejected by Apply.
+// rejected by Apply, and so are new fields beyond DefaultMaxFields per asset
+// (see SetMaxFields).
 func NewState(assets []Asset) *State {
-	s := &State{assets: make(map[string]*assetEntry, len(assets)), subs: map[*Subscription]struct{}{}}
+	s := &State{assets: make(map[string]*assetEntry, len(assets)), maxFields: DefaultMaxFields}
 	for _, a := range assets {
 		s.assets[a.ID] = &assetEntry{asset: a, fields: map[string]FieldState{}}
 		s.order = append(s.order, a.ID)
@@ -110,51 +94,65 @@ func (s *State) Asset(id string) (Asset, bool) {
 	return e.asset, true
 }
 
-// Apply records points in the cache and fans them out to subscribers. It fills
-// in each point's Kind from the asset declaration and reports how many points
-// it accepted; points for undeclared assets are left out and reported in
-// rejected (their indexes in pts).
-func (s *State) Apply(pts []Point) (accepted int, rejected []int) {
+// Reasons a point is refused by State.Apply, used as the reason label of
+// gateway_points_dropped_total.
+const (
+	ReasonUnknownAsset  = "unknown_asset"   // the asset is not declared
+	ReasonTooManyFields = "too_many_fields" // the asset already holds MaxFields fields
+)
+
+// DefaultMaxFields is how many distinct fields one asset may hold in the
+// cache unless SetMaxFields says otherwise. It is a backstop against field
+// names taken from outside input (MQTT topic levels); the collectors apply
+// their own, tighter limits first.
+const DefaultMaxFields = 1024
+
+// Rejected is a point State.Apply left out: its index in pts and why.
+type Rejected struct {
+	Index  int
+	Reason string // ReasonUnknownAsset or ReasonTooManyFields
+}
+
+// SetMaxFields bounds the distinct fields of every asset (n < 1 restores
+// DefaultMaxFields). Fields already held are kept.
+func (s *State) SetMaxFields(n int) {
+	if n < 1 {
+		n = DefaultMaxFields
+	}
 	s.mu.Lock()
+	s.maxFields = n
+	s.mu.Unlock()
+}
+
+// Apply records points in the cache. It fills in each point's Kind from the
+// asset declaration and reports how many points it accepted; points for
+// undeclared assets, and points that would add a field to an asset already
+// holding the maximum, are left out and reported in rejected (in index order).
+func (s *State) Apply(pts []Point) (accepted int, rejected []Rejected) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := range pts {
 		e, ok := s.assets[pts[i].Asset]
 		if !ok {
-			rejected = append(rejected, i)
+			rejected = append(rejected, Rejected{i, ReasonUnknownAsset})
+			continue
+		}
+		prev, known := e.fields[pts[i].Field]
+		if !known && len(e.fields) >= s.maxFields {
+			rejected = append(rejected, Rejected{i, ReasonTooManyFields})
 			continue
 		}
 		pts[i].Kind = e.asset.Kind
 		fs := FieldState{Value: pts[i].Value, Unit: pts[i].Unit, Quality: pts[i].Quality, Time: pts[i].Time}
 		if fs.Value.Type == ValueNone {
 			// A bad read keeps the last value so operators can see what it was.
-			fs.Value = e.fields[pts[i].Field].Value
+			fs.Value = prev.Value
 		}
 		e.fields[pts[i].Field] = fs
 		if s.changed != nil {
 			s.changed[fieldKey{pts[i].Asset, pts[i].Field}] = struct{}{}
 		}
 		accepted++
-	}
-	subs := make([]*Subscription, 0, len(s.subs))
-	for sub := range s.subs {
-		subs = append(subs, sub)
-	}
-	s.mu.Unlock()
-	if len(subs) == 0 {
-		return accepted, rejected
-	}
-	next := 0
-	for i := range pts {
-		if next < len(rejected) && rejected[next] == i {
-			next++
-			continue
-		}
-		for _, sub := range subs {
-			select {
-			case sub.c <- pts[i]:
-			default:
-				sub.dropped.Add(1)
-			}
-		}
 	}
 	return accepted, rejected
 }
@@ -185,28 +183,6 @@ func (s *State) Snapshot() []AssetState {
 		out = append(out, AssetState{Asset: e.asset, Fields: fields})
 	}
 	return out
-}
-
-// Subscribe registers a subscriber with a bounded buffer.
-func (s *State) Subscribe(buffer int) *Subscription {
-	if buffer < 1 {
-		buffer = 1
-	}
-	c := make(chan Point, buffer)
-	sub := &Subscription{C: c, c: c, state: s}
-	s.mu.Lock()
-	s.subs[sub] = struct{}{}
-	s.mu.Unlock()
-	return sub
-}
-
-func (s *State) unsubscribe(sub *Subscription) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.subs[sub]; ok {
-		delete(s.subs, sub)
-		close(sub.c)
-	}
 }
 
 // StalePoints returns a stale-quality point for every good field that has not

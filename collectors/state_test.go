@@ -2,6 +2,7 @@ package collectors
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -90,27 +91,6 @@ func TestBadReadKeepsLastValueAndStaleSweep(t *testing.T) {
 	}
 }
 
-func TestSlowSubscriberIsCountedNotBlocking(t *testing.T) {
-	p, _, _ := newPipeline(t)
-	fast := p.State().Subscribe(100)
-	slow := p.State().Subscribe(2)
-	defer fast.Close()
-	defer slow.Close()
-	for i := 0; i < 10; i++ {
-		p.Publish("test", []Point{{Asset: "lift", Field: "floor", Value: Int(int64(i)), Time: time.Unix(int64(i), 0)}})
-	}
-	if len(fast.C) != 10 || fast.Dropped() != 0 {
-		t.Fatalf("fast subscriber: %d queued, %d dropped", len(fast.C), fast.Dropped())
-	}
-	if len(slow.C) != 2 || slow.Dropped() != 8 {
-		t.Fatalf("slow subscriber: %d queued, %d dropped", len(slow.C), slow.Dropped())
-	}
-	snap := p.State().Snapshot()
-	if len(snap) != 2 || snap[1].Fields["floor"].Value.I != 9 {
-		t.Fatalf("snapshot %+v", snap)
-	}
-}
-
 func TestRateLimitedLog(t *testing.T) {
 	var buf testWriter
 	r := NewRateLimitedLog(slog.New(slog.NewTextHandler(&buf, nil)), time.Minute)
@@ -129,3 +109,54 @@ func TestRateLimitedLog(t *testing.T) {
 type testWriter struct{ lines int }
 
 func (w *testWriter) Write(p []byte) (int, error) { w.lines++; return len(p), nil }
+
+// Field names can come from outside input (MQTT topic levels): the cache
+// holds at most MaxFields per asset, known fields keep updating, and every
+// refused point is counted by reason.
+func TestStateBoundsFieldsPerAsset(t *testing.T) {
+	p, out, m := newPipeline(t)
+	p.State().SetMaxFields(8)
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < 100000; i++ {
+		p.Publish("test", []Point{{Asset: "pump", Field: fmt.Sprintf("f%d", i), Value: Float(1), Time: t0}})
+	}
+	snap := p.State().Snapshot()
+	if n := len(snap[0].Fields); n != 8 {
+		t.Fatalf("pump holds %d fields, want the bound 8", n)
+	}
+	if n := testutil.ToFloat64(m.Dropped.WithLabelValues("ingest", ReasonTooManyFields)); n != 100000-8 {
+		t.Fatalf("too_many_fields drops = %v, want %d", n, 100000-8)
+	}
+	if len(out.pts) != 8 {
+		t.Fatalf("%d points reached the output, want only the 8 accepted", len(out.pts))
+	}
+	// A field the asset already holds still updates; another asset is unaffected.
+	p.Publish("test", []Point{{Asset: "pump", Field: "f3", Value: Float(2), Time: t0}, {Asset: "lift", Field: "floor", Value: Int(4), Time: t0}})
+	if f, _ := p.State().Get("pump", "f3"); f.Value.F != 2 {
+		t.Fatalf("known field not updated: %+v", f)
+	}
+	if f, ok := p.State().Get("lift", "floor"); !ok || f.Value.I != 4 {
+		t.Fatalf("lift.floor = %+v", f)
+	}
+}
+
+func TestStateDefaultFieldBound(t *testing.T) {
+	s := NewState([]Asset{{ID: "pump"}})
+	pts := make([]Point, DefaultMaxFields+5)
+	for i := range pts {
+		pts[i] = Point{Asset: "pump", Field: fmt.Sprintf("f%d", i), Value: Float(1)}
+	}
+	accepted, rejected := s.Apply(pts)
+	if accepted != DefaultMaxFields || len(rejected) != 5 || rejected[0] != (Rejected{DefaultMaxFields, ReasonTooManyFields}) {
+		t.Fatalf("accepted %d, rejected %v", accepted, rejected)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	if got := Truncate("泵房压力", 4); got != "泵…" {
+		t.Fatalf("Truncate = %q", got)
+	}
+	if got := Truncate("abc", 4); got != "abc" {
+		t.Fatalf("Truncate = %q", got)
+	}
+}

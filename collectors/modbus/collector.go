@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type Metrics struct {
 	Requests *prometheus.CounterVec   // device, result (ok, exception, error)
 	Latency  *prometheus.HistogramVec // device
 	Polls    *prometheus.CounterVec   // device, result (ok, failed)
+	Panics   *prometheus.CounterVec   // link, during (poll, write, schedule)
 }
 
 // NewMetrics registers the Modbus series.
@@ -38,8 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_modbus_request_seconds", Help: "Modbus request latency by device.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"device"}),
 		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_modbus_polls_total", Help: "Device poll cycles by result."}, []string{"device", "result"}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_modbus_link_panics_total",
+			Help: "Panics recovered in a link's goroutine, by link and what it was doing (poll, write, schedule); the link is closed and reopened, a poll's readings are lost and a write fails."},
+			[]string{"link", "during"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.Polls)
+	reg.MustRegister(m.Requests, m.Latency, m.Polls, m.Panics)
 	return m
 }
 
@@ -194,18 +199,53 @@ func (c *Collector) Write(ctx context.Context, asset, field string, v collectors
 	}
 }
 
+// ErrShortReply is returned (wrapped) when a device answers with fewer bytes
+// than the request asked for.
+var ErrShortReply = errors.New("short reply")
+
+// errRecovered is what a write returns when its link recovered from a panic.
+var errRecovered = errors.New("internal error on the link (recovered); the link was reopened")
+
+// run schedules the link until ctx ends. A panic (a bug, or a reply nobody
+// foresaw) is recovered, logged with the link name, counted, and the link
+// closed so the next request reopens it; the loop carries on.
 func (l *link) run(ctx context.Context) {
 	start := l.now()
 	for _, d := range l.devices {
 		d.next = start
 	}
+	for ctx.Err() == nil {
+		l.safely("schedule", nil, func() { l.schedule(ctx) })
+	}
+}
+
+// safely runs fn, recovering a panic: it reports whether one happened.
+func (l *link) safely(during string, d *device, fn func()) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			l.m.Panics.WithLabelValues(l.key, during).Inc()
+			args := []any{"during", during, "panic", fmt.Sprint(p), "stack", string(debug.Stack())}
+			if d != nil {
+				args = append(args, "device", d.cfg.Asset)
+			}
+			l.log.Error("modbus link recovered from a panic; closing and reopening the link", args...)
+			_ = l.conn.Close()
+		}
+	}()
+	fn()
+	return false
+}
+
+// schedule serves writes first and polls each device when it is due.
+func (l *link) schedule(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		// Writes first: a playbook stopping a pump must not wait for polls.
 		select {
 		case w := <-l.writes:
-			w.resp <- l.write(w)
+			l.doWrite(w)
 			continue
 		default:
 		}
@@ -221,18 +261,29 @@ func (l *link) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case w := <-l.writes:
-				if !timer.Stop() {
-					<-timer.C
-				}
-				w.resp <- l.write(w)
+				l.doWrite(w)
 				continue
 			case <-timer.C:
 			}
 		} else if ctx.Err() != nil {
 			return
 		}
-		l.poll(d)
+		if l.safely("poll", d, func() { l.poll(d) }) {
+			// Its readings are lost (counted in the panic metric); poll the
+			// device again after an interval, not in a tight loop.
+			l.m.Polls.WithLabelValues(d.cfg.Asset, "failed").Inc()
+			d.next = l.now().Add(d.cfg.PollInterval)
+		}
 	}
+}
+
+// doWrite performs w and always answers it, even when the write panicked.
+func (l *link) doWrite(w writeReq) {
+	var err error
+	if l.safely("write", w.dev, func() { err = l.write(w) }) {
+		err = errRecovered
+	}
+	w.resp <- err
 }
 
 // request runs one Modbus call with metrics, and drops the connection on any
@@ -278,7 +329,7 @@ func (l *link) poll(d *device) {
 		r := d.reads[i]
 		resp, err := l.request(d, readFn(r))
 		if err == nil && len(resp) < r.respLen() {
-			err = fmt.Errorf("short response: %d bytes for %d", len(resp), r.respLen())
+			err = fmt.Errorf("%w: %d bytes for %d", ErrShortReply, len(resp), r.respLen())
 			_ = l.conn.Close()
 		}
 		if err != nil {
@@ -364,6 +415,10 @@ func (l *link) write(w writeReq) error {
 		// Read-modify-write of one bit of a holding register.
 		var cur []byte
 		cur, err = l.request(d, func(c Client) ([]byte, error) { return c.ReadHoldingRegisters(uint16(r.Address), 1) })
+		if err == nil && len(cur) < 2 {
+			err = fmt.Errorf("reading the register for read-modify-write: %w: %d bytes for 2", ErrShortReply, len(cur))
+			_ = l.conn.Close()
+		}
 		if err == nil {
 			b, _ := w.val.AsFloat()
 			word := binary.BigEndian.Uint16(cur)
@@ -396,6 +451,10 @@ func (l *link) write(w writeReq) error {
 	resp, err := l.request(d, readFn(rd))
 	if err != nil {
 		return fmt.Errorf("read-back: %w", err)
+	}
+	if len(resp) < rd.respLen() {
+		_ = l.conn.Close() // the stream may be out of step: reconnect
+		return fmt.Errorf("read-back: %w: %d bytes for %d", ErrShortReply, len(resp), rd.respLen())
 	}
 	got, q := Decode(r, rd.slice(resp, r))
 	want := w.val

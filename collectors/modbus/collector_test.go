@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -10,8 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	gmb "github.com/goburrow/modbus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	smb "github.com/simonvetter/modbus"
@@ -272,48 +275,84 @@ func TestTimeoutDoesNotDesynchronise(t *testing.T) {
 	}
 }
 
-// One device times out, one answers only exceptions, one closes every
-// connection: each is marked bad / comm_lost, and a healthy device on its own
-// link keeps its poll rate.
+// fakeDevice is an in-memory Link for scheduling tests under testing/synctest
+// (virtual time): it answers at once, answers every read with exception 2,
+// stalls for the client timeout and then fails, or fails like a peer that
+// closes every connection.
+type fakeDevice struct {
+	mode    string // "healthy", "exception", "timeout", "closer"
+	timeout time.Duration
+}
+
+func (f *fakeDevice) Client(byte) Client { return f }
+func (f *fakeDevice) Close() error       { return nil }
+func (f *fakeDevice) read(q uint16) ([]byte, error) {
+	switch f.mode {
+	case "exception":
+		return nil, &gmb.ModbusError{FunctionCode: 3, ExceptionCode: 2}
+	case "timeout":
+		time.Sleep(f.timeout)
+		return nil, errors.New("i/o timeout")
+	case "closer":
+		return nil, io.EOF
+	}
+	out := make([]byte, 2*q)
+	out[1] = 5
+	return out, nil
+}
+func (f *fakeDevice) ReadCoils(_, q uint16) ([]byte, error)                         { return f.read((q + 15) / 16) }
+func (f *fakeDevice) ReadDiscreteInputs(_, q uint16) ([]byte, error)                { return f.read((q + 15) / 16) }
+func (f *fakeDevice) ReadHoldingRegisters(_, q uint16) ([]byte, error)              { return f.read(q) }
+func (f *fakeDevice) ReadInputRegisters(_, q uint16) ([]byte, error)                { return f.read(q) }
+func (f *fakeDevice) WriteSingleCoil(uint16, uint16) ([]byte, error)                { return nil, nil }
+func (f *fakeDevice) WriteSingleRegister(uint16, uint16) ([]byte, error)            { return nil, nil }
+func (f *fakeDevice) WriteMultipleRegisters(uint16, uint16, []byte) ([]byte, error) { return nil, nil }
+
+// One device times out, one answers only exceptions, one fails every
+// request: each is marked bad / comm_lost, and a healthy device on its own
+// link keeps its exact poll rate. Virtual time (synctest) makes the rate
+// check exact instead of a wall-clock estimate.
 func TestFailingDevicesDoNotDelayOthers(t *testing.T) {
-	healthy := &bank{}
-	healthy.set(0, 5)
-	slow := &bank{delay: 400 * time.Millisecond}
-	refusing := &bank{refuse: true}
-	interval := 25 * time.Millisecond
-	dev := func(asset, addr string) Device {
-		return Device{Asset: asset, Address: addr, PollInterval: interval, Timeout: 100 * time.Millisecond, CommLostAfter: 2, MaxBackoff: 200 * time.Millisecond,
-			Registers: []Register{{Name: "v", Address: 0}, {Name: "w", Address: 1}}}
-	}
-	_, rec, m := start(t, Config{Devices: []Device{
-		dev("healthy", serve(t, healthy)), dev("timeout", serve(t, slow)), dev("exception", serve(t, refusing)), dev("closer", closer(t)),
-	}})
-	window := 2 * time.Second
-	time.Sleep(window)
-	polls := testutil.ToFloat64(m.Polls.WithLabelValues("healthy", "ok"))
-	expected := float64(window / interval)
-	if polls < 0.8*expected {
-		t.Fatalf("healthy device polled %v times in %s, want about %v", polls, window, expected)
-	}
-	for _, a := range []string{"timeout", "closer"} {
-		if p, _ := rec.get(a + ".comm_lost"); !p.Value.B {
-			t.Errorf("%s: comm_lost = %v, want true", a, p.Value)
+	synctest.Test(t, func(t *testing.T) {
+		interval, timeout := 25*time.Millisecond, 100*time.Millisecond
+		dev := func(asset string) Device {
+			return Device{Asset: asset, Address: asset + ":502", PollInterval: interval, Timeout: timeout, CommLostAfter: 2, MaxBackoff: 200 * time.Millisecond,
+				Registers: []Register{{Name: "v", Address: 0}, {Name: "w", Address: 1}}}
 		}
-		if p, _ := rec.get(a + ".v"); p.Quality != collectors.QualityBad {
-			t.Errorf("%s.v quality %s, want bad", a, p.Quality)
+		m := NewMetrics(prometheus.NewRegistry())
+		c := New(Config{Devices: []Device{dev("healthy"), dev("timeout"), dev("exception"), dev("closer")}},
+			func(d *Device) (Link, error) { return &fakeDevice{mode: d.Asset, timeout: d.Timeout}, nil }, m, quiet())
+		rec := newRecorder()
+		if err := c.Start(context.Background(), rec); err != nil {
+			t.Fatal(err)
 		}
-		// Backoff: far fewer attempts than the poll interval allows.
-		if f := testutil.ToFloat64(m.Polls.WithLabelValues(a, "failed")); f > expected/3 {
-			t.Errorf("%s: %v failed polls in %s: no backoff", a, f, window)
+		defer c.Stop()
+		window := 2 * time.Second
+		time.Sleep(window - time.Millisecond) // polls at 0, 25 ms, …, 1975 ms
+		synctest.Wait()
+		if polls, want := testutil.ToFloat64(m.Polls.WithLabelValues("healthy", "ok")), float64(window/interval); polls != want {
+			t.Fatalf("healthy device polled %v times in %s, want exactly %v", polls, window, want)
 		}
-	}
-	// The refusing device answers, so it is not lost, but its fields are bad.
-	if p, _ := rec.get("exception.comm_lost"); p.Value.B {
-		t.Errorf("exception device reported comm_lost")
-	}
-	if p, _ := rec.get("exception.v"); p.Quality != collectors.QualityBad {
-		t.Errorf("exception.v quality %s, want bad", p.Quality)
-	}
+		for _, a := range []string{"timeout", "closer"} {
+			if p, _ := rec.get(a + ".comm_lost"); !p.Value.B {
+				t.Errorf("%s: comm_lost = %v, want true", a, p.Value)
+			}
+			if p, _ := rec.get(a + ".v"); p.Quality != collectors.QualityBad {
+				t.Errorf("%s.v quality %s, want bad", a, p.Quality)
+			}
+			// Backoff 25, 50, 100, 200, 200… ms: far fewer attempts than the 80 polls the interval allows.
+			if f := testutil.ToFloat64(m.Polls.WithLabelValues(a, "failed")); f > 15 {
+				t.Errorf("%s: %v failed polls in %s: no backoff", a, f, window)
+			}
+		}
+		// The refusing device answers, so it is not lost, but its fields are bad.
+		if p, _ := rec.get("exception.comm_lost"); p.Value.B {
+			t.Errorf("exception device reported comm_lost")
+		}
+		if p, _ := rec.get("exception.v"); p.Quality != collectors.QualityBad {
+			t.Errorf("exception.v quality %s, want bad", p.Quality)
+		}
+	})
 }
 
 // counting tracks how many requests its bank serves at once.

@@ -135,6 +135,15 @@ func (r *Register) width() int {
 	return r.Type.registers()
 }
 
+// rawLen is the byte length Decode expects for r: one byte for a coil or
+// discrete input (0 or 1), two per register otherwise.
+func (r *Register) rawLen() int {
+	if r.Table.bits() {
+		return 1
+	}
+	return 2 * r.width()
+}
+
 func (r *Register) scaled() bool { return r.Scale != 1 || r.Offset != 0 }
 
 // Template is a register map written once per device model.

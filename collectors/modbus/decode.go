@@ -34,6 +34,9 @@ func normalise(raw []byte, o Order) []byte {
 // Decode interprets a register's bytes (as received, 2 per register) as a
 // value. A sentinel or NaN gives bad quality and no value.
 func Decode(r *Register, raw []byte) (collectors.Value, collectors.Quality) {
+	if len(raw) != r.rawLen() {
+		return collectors.Value{}, collectors.QualityBad // a short or garbled reply is no reading
+	}
 	if r.Type == TypeBool {
 		if r.Bit != nil {
 			w := binary.BigEndian.Uint16(raw)

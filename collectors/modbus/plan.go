@@ -63,17 +63,25 @@ func split(r *read) []*read {
 	return out
 }
 
-// slice returns the bytes of field f within a read's response.
+// slice returns the bytes of field f within a read's response, or nil when
+// the response is too short to hold them (Decode reports nil as bad).
 func (r *read) slice(resp []byte, f *Register) []byte {
 	if r.table.bits() {
 		bit := f.Address - r.start
+		if bit < 0 || bit/8 >= len(resp) {
+			return nil
+		}
 		if resp[bit/8]>>(uint(bit%8))&1 == 1 {
 			return []byte{1}
 		}
 		return []byte{0}
 	}
 	off := (f.Address - r.start) * 2
-	return resp[off : off+2*f.width()]
+	end := off + 2*f.width()
+	if off < 0 || end > len(resp) {
+		return nil
+	}
+	return resp[off:end]
 }
 
 // respLen is the byte length a correct response to r carries.

@@ -16,7 +16,8 @@ import (
 
 // RTU over TCP against pymodbus (Debian's python3-pymodbus), an independent
 // implementation: framing, CRC, unit id, reads and a verified write.
-func TestRTUOverTCPAgainstPymodbus(t *testing.T) {
+func TestRTUOverTCPAgainstPymodbusIntegration(t *testing.T) {
+	testenv.Integration(t)
 	py := "/usr/bin/python3"
 	script := filepath.Join(testenv.RepoRoot(t), "testdata", "peers", "pymodbus_rtu_over_tcp.py")
 	port := testenv.FreePort(t)
@@ -47,7 +48,8 @@ func TestRTUOverTCPAgainstPymodbus(t *testing.T) {
 
 // Serial RTU through goburrow's serial handler, over a pseudo-terminal pair
 // made by socat, against libmodbus (C) serving RTU on the other end.
-func TestSerialRTUAgainstLibmodbus(t *testing.T) {
+func TestSerialRTUAgainstLibmodbusIntegration(t *testing.T) {
+	testenv.Integration(t)
 	dir := t.TempDir()
 	ours, theirs := filepath.Join(dir, "gateway-tty"), filepath.Join(dir, "device-tty")
 	socat := exec.Command("socat", "pty,raw,echo=0,link="+ours, "pty,raw,echo=0,link="+theirs)

@@ -13,6 +13,7 @@ import (
 type Message interface {
 	Topic() string
 	Payload() []byte
+	Qos() byte
 	Ack()
 }
 

@@ -68,6 +68,11 @@ type Subscription struct {
 	Format    Format     `yaml:"format"`
 	Fields    []Field    `yaml:"fields"`
 	Timestamp *Timestamp `yaml:"timestamp"`
+	// MaxAssets bounds the distinct asset ids an {asset} template creates;
+	// MaxFieldsPerAsset the distinct field names {placeholder} field names
+	// create per asset. New names beyond them are refused and counted.
+	MaxAssets         int `yaml:"max_assets"`
+	MaxFieldsPerAsset int `yaml:"max_fields_per_asset"`
 
 	pat       pattern
 	extract   *extractor
@@ -88,18 +93,23 @@ type Availability struct {
 
 // Config is the mqtt: section.
 type Config struct {
-	Broker       string         `yaml:"broker"` // tcp://host:1883, ssl://host:8883, ws://
-	ClientID     string         `yaml:"client_id"`
-	Username     string         `yaml:"username"`
-	Password     string         `yaml:"password"`
-	QoS          int            `yaml:"qos"`
-	CleanSession bool           `yaml:"clean_session"` // default false: the broker keeps our queue while we are away
-	KeepAlive    time.Duration  `yaml:"keep_alive"`
-	MaxReconnect time.Duration  `yaml:"max_reconnect_interval"`
-	AckBatch     int            `yaml:"ack_batch"` // messages made durable per flush before PUBACK; keep below the broker's inflight window
-	StatusTopic  string         `yaml:"status_topic"`
-	Subs         []Subscription `yaml:"subscriptions"`
-	Availability []Availability `yaml:"availability"`
+	Broker       string        `yaml:"broker"` // tcp://host:1883, ssl://host:8883, ws://
+	ClientID     string        `yaml:"client_id"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password"`
+	QoS          int           `yaml:"qos"`
+	CleanSession bool          `yaml:"clean_session"` // default false: the broker keeps our queue while we are away
+	KeepAlive    time.Duration `yaml:"keep_alive"`
+	MaxReconnect time.Duration `yaml:"max_reconnect_interval"`
+	AckBatch     int           `yaml:"ack_batch"` // messages made durable per flush before PUBACK; keep below the broker's inflight window
+	// AckInterval is how often stragglers that did not fill an ack batch are
+	// flushed and acknowledged; also the first retry delay after a failed flush.
+	AckInterval time.Duration `yaml:"ack_interval"`
+	// FlushRetryMax caps the backoff between retries of a failed flush.
+	FlushRetryMax time.Duration  `yaml:"flush_retry_max"`
+	StatusTopic   string         `yaml:"status_topic"`
+	Subs          []Subscription `yaml:"subscriptions"`
+	Availability  []Availability `yaml:"availability"`
 }
 
 var ferr = cfgerr.Errorf
@@ -118,10 +128,22 @@ func (c *Config) SetDefaults() {
 	if c.AckBatch == 0 {
 		c.AckBatch = 16
 	}
+	if c.AckInterval == 0 {
+		c.AckInterval = 20 * time.Millisecond
+	}
+	if c.FlushRetryMax == 0 {
+		c.FlushRetryMax = 5 * time.Second
+	}
 	for i := range c.Subs {
 		s := &c.Subs[i]
 		if s.Format == "" {
 			s.Format = FormatJSON
+		}
+		if s.MaxAssets == 0 {
+			s.MaxAssets = DefaultMaxAssets
+		}
+		if s.MaxFieldsPerAsset == 0 {
+			s.MaxFieldsPerAsset = DefaultMaxFieldsPerAsset
 		}
 		for j := range s.Fields {
 			if s.Fields[j].Type == "" {
@@ -225,6 +247,12 @@ func (c *Config) Validate() error {
 	if c.AckBatch < 1 {
 		return ferr("ack_batch", "must be at least 1")
 	}
+	if c.AckInterval < 0 {
+		return ferr("ack_interval", "%s is negative", c.AckInterval)
+	}
+	if c.FlushRetryMax != 0 && c.FlushRetryMax < c.AckInterval {
+		return ferr("flush_retry_max", "%s is shorter than ack_interval %s", c.FlushRetryMax, c.AckInterval)
+	}
 	for i := range c.Subs {
 		s := &c.Subs[i]
 		p := fmt.Sprintf("subscriptions[%d]", i)
@@ -236,6 +264,12 @@ func (c *Config) Validate() error {
 		}
 		if err := checkTemplate(s.Asset, s.pat.names); err != nil {
 			return ferr(p+".asset", "%v", err)
+		}
+		if s.MaxAssets < 0 {
+			return ferr(p+".max_assets", "%d is negative; fix: leave it out for %d", s.MaxAssets, DefaultMaxAssets)
+		}
+		if s.MaxFieldsPerAsset < 0 {
+			return ferr(p+".max_fields_per_asset", "%d is negative; fix: leave it out for %d", s.MaxFieldsPerAsset, DefaultMaxFieldsPerAsset)
 		}
 		if s.Format != FormatJSON && s.Format != FormatValue {
 			return ferr(p+".format", "%q is not a format; fix: json or value", s.Format)

@@ -102,7 +102,8 @@ func TestEntrapmentTargetsOneCar(t *testing.T) {
 
 // The simulated pump room is a real Modbus TCP server: mbpoll, an
 // independent client, reads the documented registers from it.
-func TestModbusServerAgainstMbpoll(t *testing.T) {
+func TestModbusServerAgainstMbpollIntegration(t *testing.T) {
+	testenv.Integration(t)
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	s := New(Config{Tick: 1e9}, []collectors.Asset{{ID: "pump", Kind: collectors.KindPumpRoom}}, []Endpoint{{Asset: "pump", Address: addr, Unit: 3}},
