@@ -20,6 +20,7 @@ func (a *API) MountIncidents(d Incidents) {
 	a.mux.HandleFunc("GET /api/v1/incidents/{id}", x.get)
 	a.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/complete", x.complete)
 	a.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/skip", x.skip)
+	a.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/confirm", x.confirm)
 	a.mux.HandleFunc("POST /api/v1/incidents/{id}/evidence", x.evidence)
 	a.mux.HandleFunc("POST /api/v1/incidents/{id}/close", x.close)
 	a.mux.HandleFunc("GET /api/v1/incidents/{id}/report", x.report)
@@ -81,7 +82,8 @@ func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
 		return false
 	case errors.Is(err, rules.ErrNotFound), errors.Is(err, playbook.ErrNoStep):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, playbook.ErrIncidentClosed), errors.Is(err, playbook.ErrStepsOpen), errors.Is(err, playbook.ErrStepFinished):
+	case errors.Is(err, playbook.ErrIncidentClosed), errors.Is(err, playbook.ErrStepsOpen), errors.Is(err, playbook.ErrStepFinished),
+		errors.Is(err, playbook.ErrNothingToConfirm):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -145,13 +147,21 @@ func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id in
 
 func (x *incidentsAPI) complete(w http.ResponseWriter, r *http.Request) {
 	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
-		return x.d.Act.Complete(r.Context(), id, r.PathValue("step"), b.By, b.Note)
+		return x.d.Steps.Complete(r.Context(), id, r.PathValue("step"), b.By, b.Note)
 	})
 }
 
 func (x *incidentsAPI) skip(w http.ResponseWriter, r *http.Request) {
 	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
-		return x.d.Act.Skip(r.Context(), id, r.PathValue("step"), b.By, b.Note)
+		return x.d.Steps.Skip(r.Context(), id, r.PathValue("step"), b.By, b.Note)
+	})
+}
+
+// confirm is a person's go-ahead for the equipment writes a step waits for
+// (operator: they change what residents get).
+func (x *incidentsAPI) confirm(w http.ResponseWriter, r *http.Request) {
+	x.act(w, r, func(id int64, b StepAction) (*playbook.Incident, error) {
+		return x.d.Steps.Confirm(r.Context(), id, r.PathValue("step"), b.By, b.Note)
 	})
 }
 

@@ -64,10 +64,16 @@ type IncidentReader interface {
 // IncidentActions are what people do to incidents (the runner).
 type IncidentActions interface {
 	Start(ctx context.Context, playbook, asset string, drill bool, by string) (*playbook.Incident, error)
-	Complete(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
-	Skip(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
 	AddEvidence(ctx context.Context, id int64, by, text string) (*playbook.Incident, error)
 	Close(ctx context.Context, id int64, by, note string) (*playbook.Incident, error)
+}
+
+// StepActions are what people do to an incident's steps (the runner).
+type StepActions interface {
+	Complete(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
+	Skip(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
+	// Confirm lets the equipment writes a step waits for go ahead.
+	Confirm(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
 }
 
 // Rules is everything the rules endpoints need.
@@ -82,6 +88,7 @@ type Rules struct {
 
 // Incidents is everything the incident endpoints need.
 type Incidents struct {
-	Read IncidentReader
-	Act  IncidentActions
+	Read  IncidentReader
+	Act   IncidentActions
+	Steps StepActions
 }

@@ -83,10 +83,21 @@ func (x *Exec) log(format string, a ...any) {
 
 // perform runs an action spec; failures are recorded on the step and the
 // timeline (and the step stays open, so it escalates when overdue).
+// Equipment writes without auto wait for a person (Confirm): perform then
+// reports false, and the step says what it is waiting for.
 func (r *Runner) perform(in *Incident, def *Step, st *StepState, a *ActionSpec, now time.Time) bool {
 	x := &Exec{ctx: context.Background(), r: r, in: in, def: def, st: st, now: now}
 	var errs []string
+	held := false
 	for _, act := range a.actions() {
+		if w, ok := act.(writeActions); ok && !a.Auto {
+			st.Awaiting, st.AwaitingOverdue = w.describe(in, r.assets), a == def.OnOverdue && a != def.Action
+			x.log("waiting for a person to confirm before changing equipment: %s", st.Awaiting)
+			r.notify(Notification{At: now, Roles: []string{def.Role}, Incident: in.ID, Step: st.ID, Drill: in.Drill,
+				Text: "CONFIRM " + describe(in, st.Title) + ": " + st.Awaiting})
+			held = true
+			continue
+		}
 		if err := act.Perform(x); err != nil {
 			errs = append(errs, err.Error())
 		}
@@ -97,7 +108,7 @@ func (r *Runner) perform(in *Incident, def *Step, st *StepState, a *ActionSpec, 
 		return false
 	}
 	st.ActionErr = ""
-	return true
+	return !held
 }
 
 func kindOf(in *Incident) string {

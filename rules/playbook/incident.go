@@ -39,6 +39,16 @@ type StepState struct {
 	Spawned   []string   `json:"spawned,omitempty"` // assets a start_playbook action started incidents for
 	ActionErr string     `json:"action_error,omitempty"`
 	Removed   bool       `json:"removed,omitempty"` // no longer in the playbook: kept in the record, not driven
+	// DeadlineSource is where the deadline comes from ("003: on site within
+	// 3 min", "site practice"), shown in the report.
+	DeadlineSource string `json:"deadline_source,omitempty"`
+	// HeldAtStart: the step's condition was already true when it started, so
+	// no change was observed; a person must confirm it (the record then
+	// says "confirmed by", never a sensor time).
+	HeldAtStart bool `json:"held_at_start,omitempty"`
+	// Awaiting lists equipment writes waiting for a person's confirmation.
+	Awaiting        string `json:"awaiting_confirmation,omitempty"`
+	AwaitingOverdue bool   `json:"awaiting_overdue,omitempty"` // the writes are the on_overdue action's
 }
 
 // Entry is one line of an incident's timeline.
@@ -50,12 +60,22 @@ type Entry struct {
 	Text string    `json:"text"`
 }
 
-// RecordValue is one filled item of the incident record.
+// RecordValue is one filled item of the incident record: when the thing
+// happened and how that is known.
 type RecordValue struct {
-	At   time.Time `json:"at"`
-	By   string    `json:"by"`
-	Note string    `json:"note,omitempty"`
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Note   string    `json:"note,omitempty"`
+	Value  string    `json:"value,omitempty"` // what was observed or entered
+	Source string    `json:"source"`          // telemetry (a change observed), person, or confirmed (a person confirmed a condition already true)
 }
+
+// Record sources.
+const (
+	FromTelemetry = "telemetry"
+	FromPerson    = "person"
+	FromConfirmed = "confirmed"
+)
 
 // Incident is one run of a playbook.
 type Incident struct {

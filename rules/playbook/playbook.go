@@ -6,6 +6,7 @@ package playbook
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/propgate/gateway/internal/cfgerr"
@@ -73,6 +74,10 @@ type ActionSpec struct {
 	StartPlaybook *SpawnAction     `yaml:"start_playbook"`
 	Write         []WriteAction    `yaml:"write"`
 	MQTT          *MQTTAction      `yaml:"mqtt"`
+	// Equipment writes affect residents (pumps, valves, power): they wait
+	// for a person's confirmation unless the author sets auto with a reason.
+	Auto   bool   `yaml:"auto"`
+	Reason string `yaml:"reason"`
 }
 
 // Completion says how a step completes.
@@ -94,6 +99,7 @@ type Step struct {
 	Role         string        `yaml:"role"`
 	After        string        `yaml:"after"`    // starts when this step is done; default: at the start
 	Deadline     time.Duration `yaml:"deadline"` // from the step's start
+	Source       string        `yaml:"source"`   // where the deadline comes from: "003: on site within 3 min", "site practice"
 	Complete     Completion    `yaml:"complete"`
 	When         []Condition   `yaml:"when"`
 	WhenAny      []Condition   `yaml:"when_any"`
@@ -110,6 +116,7 @@ type Step struct {
 type Trigger struct {
 	Rules   []string      `yaml:"rules"`    // an alarm of one of these rules becoming unacknowledged
 	OncePer string        `yaml:"once_per"` // asset (default), building or site: one open incident each
+	Records string        `yaml:"records"`  // the record item the triggering alarm's activation time fills (outage start)
 	Every   time.Duration `yaml:"every"`    // scheduled (the pre-storm checklist)
 }
 
@@ -188,6 +195,9 @@ func validAction(path string, a *ActionSpec, playbooks map[string]bool) error {
 	if a == nil {
 		return nil
 	}
+	if a.Auto && strings.TrimSpace(a.Reason) == "" {
+		return cfgerr.Errorf(path+".reason", "auto: true needs a reason: why the gateway may change equipment affecting residents without a person confirming")
+	}
 	for _, act := range a.actions() {
 		if err := act.Validate(path, playbooks); err != nil {
 			return err
@@ -221,6 +231,9 @@ func (p *Playbook) Validate(playbooks, ruleIDs map[string]bool) error {
 	records := map[string]bool{}
 	for _, r := range p.Record {
 		records[r.Key] = true
+	}
+	if p.Trigger.Records != "" && !records[p.Trigger.Records] {
+		return cfgerr.Errorf("trigger.records", "%q is not a key under record:", p.Trigger.Records)
 	}
 	ids := map[string]int{}
 	for i := range p.Steps {
@@ -273,4 +286,18 @@ func (p *Playbook) Validate(playbooks, ruleIDs map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// AutoActions lists where the playbook lets the gateway change equipment
+// without a person confirming (gateway check warns about each).
+func (p *Playbook) AutoActions() []string {
+	var out []string
+	for i, s := range p.Steps {
+		for what, a := range map[string]*ActionSpec{"action": s.Action, "on_overdue": s.OnOverdue} {
+			if a != nil && a.Auto && len(a.Write) > 0 {
+				out = append(out, fmt.Sprintf("%s: steps[%d].%s writes equipment without confirmation (%s)", p.ID, i, what, a.Reason))
+			}
+		}
+	}
+	return out
 }

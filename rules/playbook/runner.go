@@ -231,8 +231,17 @@ func (r *Runner) trigger(a *rules.Alarm) {
 	r.handled[a.ID] = a.ActiveSince
 	for _, p := range r.list {
 		if slices.Contains(p.Trigger.Rules, a.Rule) {
-			if _, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0); err != nil {
+			in, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0)
+			if err != nil {
 				r.log.Error("starting playbook failed", "playbook", p.ID, "alarm", a.ID, "err", err)
+				continue
+			}
+			if key := p.Trigger.Records; key != "" && !a.ActiveSince.IsZero() {
+				if _, done := in.Record[key]; !done {
+					in.Record[key] = RecordValue{At: a.ActiveSince, By: ByEngine, Source: FromTelemetry,
+						Value: fmt.Sprintf("alarm %s active since %s (value %s)", a.ID, a.ActiveSince.Format("15:04:05"), a.Value)}
+					r.save(in)
+				}
 			}
 		}
 	}
@@ -309,7 +318,7 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
 		Location: rules.Location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
 	for _, s := range p.Steps {
-		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional})
+		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional, DeadlineSource: s.Source})
 	}
 	in.log(now, by, "started", "", "%s started: %s", kindOf(in), trigger)
 	for _, f := range p.Capture {
@@ -479,7 +488,7 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 		if sp := actionSpawn(def.Action); sp != nil && sp.ForEach != nil {
 			changed = r.spawn(in, def, st, sp, now) || changed
 		}
-		if c := completions[def.Complete]; c != nil {
+		if c := completions[def.Complete]; c != nil && !st.HeldAtStart {
 			if done, ev, note := c.Check(&Exec{ctx: context.Background(), r: r, in: in, def: def, st: st, now: now}); done {
 				st.Evidence = ev
 				r.finish(in, def, st, StepDone, "telemetry", note, now)
@@ -510,6 +519,15 @@ func actionSpawn(a *ActionSpec) *SpawnAction {
 func (r *Runner) activate(in *Incident, def *Step, st *StepState, now time.Time) {
 	st.Status, st.Started, st.Due = StepActive, now, now.Add(def.Deadline)
 	in.log(now, ByEngine, "step_started", st.ID, "%s (%s, due %s)", st.Title, st.Role, st.Due.Format("15:04:05"))
+	// A step that fills a record item completes from telemetry only on a
+	// change observed after it started: a condition already true now says
+	// nothing about when the thing happened, so a person must confirm it.
+	if c := completions[def.Complete]; c != nil && def.Records != "" {
+		if done, ev, _ := c.Check(&Exec{ctx: context.Background(), r: r, in: in, def: def, st: st, now: now}); done {
+			st.HeldAtStart, st.Evidence = true, ev
+			in.log(now, ByEngine, "note", st.ID, "already true when the step started (%s): a person must confirm it; the record will say who", strings.Join(ev, "; "))
+		}
+	}
 	if def.Action != nil {
 		ok := r.perform(in, def, st, def.Action, now)
 		if c := completions[def.Complete]; ok && c != nil && c.OnAction() {
@@ -526,8 +544,75 @@ func (r *Runner) finish(in *Incident, def *Step, st *StepState, status StepStatu
 	}
 	in.log(now, by, kind, st.ID, "%s: %s", st.Title, note)
 	if def.Records != "" && status == StepDone {
-		in.Record[def.Records] = RecordValue{At: now, By: by, Note: note}
+		v := RecordValue{At: now, By: by, Note: note, Value: note, Source: FromPerson}
+		switch {
+		case by == "telemetry":
+			v.Source, v.Value = FromTelemetry, strings.Join(st.Evidence, "; ")
+		case st.HeldAtStart:
+			v.Source, v.Note = FromConfirmed, "confirmed by "+by+": "+note
+		}
+		in.Record[def.Records] = v
 	}
+}
+
+// Confirm is a person's go-ahead for the equipment writes a step is
+// waiting for; they are performed now (a drill only records them). When
+// the step completes by its action, it is done.
+func (r *Runner) Confirm(ctx context.Context, id int64, step, by, note string) (*Incident, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, err := r.openIncident(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p := r.playbooks[in.Playbook]
+	if p == nil {
+		return nil, ErrIncidentClosed
+	}
+	now := r.now()
+	for i := range p.Steps {
+		def := &p.Steps[i]
+		st := in.Step(def.ID)
+		if def.ID != step || st == nil {
+			continue
+		}
+		if st.Awaiting == "" {
+			return nil, kindErr(ErrNothingToConfirm, "step %s is not waiting for a confirmation", step)
+		}
+		spec := def.Action
+		if st.AwaitingOverdue || spec == nil {
+			spec = def.OnOverdue
+		}
+		x := &Exec{ctx: context.WithoutCancel(ctx), r: r, in: in, def: def, st: st, now: now}
+		in.log(now, by, "confirmed", st.ID, "confirmed: %s%s", st.Awaiting, suffix(note))
+		var werr error
+		for _, act := range spec.actions() {
+			if w, ok := act.(writeActions); ok {
+				werr = w.Perform(x)
+			}
+		}
+		if werr != nil {
+			st.ActionErr = werr.Error()
+			x.log("FAILED: %s", st.ActionErr)
+			r.save(in)
+			return in.clone(), nil // still awaiting: the person may try again
+		}
+		st.Awaiting, st.ActionErr = "", ""
+		if c := completions[def.Complete]; c != nil && c.OnAction() && st.Status == StepActive && spec == def.Action {
+			r.finish(in, def, st, StepDone, by, "confirmed and done: "+note, now)
+		}
+		r.advance(in, p, now)
+		r.save(in)
+		return in.clone(), nil
+	}
+	return nil, fmt.Errorf("%w %q in playbook %s", ErrNoStep, step, in.Playbook)
+}
+
+func suffix(note string) string {
+	if strings.TrimSpace(note) == "" {
+		return ""
+	}
+	return " (" + note + ")"
 }
 
 // spawn starts a child incident for each asset that newly matches.
@@ -556,10 +641,11 @@ func (r *Runner) spawn(in *Incident, def *Step, st *StepState, sp *SpawnAction, 
 
 // Errors for incident operations that do not apply.
 var (
-	ErrIncidentClosed = errors.New("the incident is closed")
-	ErrNoStep         = errors.New("no such step")
-	ErrStepFinished   = errors.New("the step is already finished")
-	ErrStepsOpen      = errors.New("steps still open")
+	ErrIncidentClosed   = errors.New("the incident is closed")
+	ErrNoStep           = errors.New("no such step")
+	ErrStepFinished     = errors.New("the step is already finished")
+	ErrStepsOpen        = errors.New("steps still open")
+	ErrNothingToConfirm = errors.New("nothing to confirm")
 )
 
 // kindErr is an error with its own message that errors.Is matches to kind.

@@ -2,6 +2,7 @@ package playbook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,10 +32,10 @@ var siteAssets = []collectors.Asset{
 
 func testPlaybooks() []Playbook {
 	return []Playbook{
-		{ID: "outage", Name: "Power outage", Trigger: Trigger{Rules: []string{"mains-lost"}, OncePer: "site"},
+		{ID: "outage", Name: "Power outage", Trigger: Trigger{Rules: []string{"mains-lost"}, OncePer: "site", Records: "start"},
 			Record: []RecordField{{Key: "start", Label: "Outage start"}, {Key: "cause", Label: "Cause"}, {Key: "restored", Label: "Supply restored"}},
 			Steps: []Step{
-				{ID: "classify", Title: "Internal fault or external loss", Role: "duty_engineer", Deadline: 2 * time.Minute, Records: "start",
+				{ID: "classify", Title: "Internal fault or external loss", Role: "duty_engineer", Deadline: 2 * time.Minute,
 					Decide: []Case{
 						{When: []Condition{{Kind: "distribution_panel", Field: "mains_present", Value: false}, {Kind: "distribution_panel", Field: "main_breaker_closed", Value: true}}, Note: "external supply loss"},
 						{When: []Condition{{Kind: "distribution_panel", Field: "main_breaker_closed", Value: false}}, Note: "internal fault"},
@@ -315,6 +316,12 @@ func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if in.Step("cut-source").Awaiting != "b3-pump.pump1_run_cmd = false" {
+		t.Fatalf("drill: the write does not wait for a confirmation: %+v", in.Step("cut-source"))
+	}
+	if in, err = h.r.Confirm(bg, in.ID, "cut-source", "wang.li", "drill: pumps would stop"); err != nil {
+		t.Fatal(err)
+	}
 	if len(h.writer.writes) != 0 || !in.Drill || in.Step("cut-source").Status != StepDone {
 		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.Step("cut-source"))
 	}
@@ -322,12 +329,103 @@ func TestDrillDoesNotWriteEquipment(t *testing.T) {
 		t.Fatal("drill report is not marked")
 	}
 	real, _ := h.r.Start(bg, "flooding", "b3-pump", false, "li.ming")
-	if fmt.Sprint(h.writer.writes) != "[b3-pump.pump1_run_cmd=false]" || real.Step("cut-source").Status != StepDone {
-		t.Fatalf("real incident: writes %v", h.writer.writes)
-	}
 	if real.ID == in.ID {
 		t.Fatal("a drill and a real incident shared an incident")
 	}
+	if len(h.writer.writes) != 0 {
+		t.Fatalf("wrote before anyone confirmed: %v", h.writer.writes)
+	}
+	real, err = h.r.Confirm(bg, real.ID, "cut-source", "wang.li", "burst pipe in the pump room, not rain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(h.writer.writes) != "[b3-pump.pump1_run_cmd=false]" || real.Step("cut-source").Status != StepDone || real.Step("cut-source").By != "wang.li" {
+		t.Fatalf("real incident: writes %v, step %+v", h.writer.writes, real.Step("cut-source"))
+	}
+	if _, err := h.r.Confirm(bg, real.ID, "cut-source", "wang.li", ""); !errors.Is(err, ErrNothingToConfirm) {
+		t.Fatalf("a second confirmation: %v", err)
+	}
+}
+
+// A write the author marks auto (with a reason) runs without a person; auto
+// without a reason is refused at load.
+func TestAutoWritesNeedAReason(t *testing.T) {
+	p := Playbook{ID: "flooding", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute, Complete: ByAction,
+		Action: &ActionSpec{Auto: true, Write: []WriteAction{{Field: "siren", Value: true}}}}}}
+	p.SetDefaults()
+	if err := p.Validate(map[string]bool{"flooding": true}, nil); err == nil || !strings.Contains(err.Error(), "steps[0].action.reason: auto: true needs a reason") {
+		t.Fatalf("auto without reason: %v", err)
+	}
+	p.Steps[0].Action.Reason = "the siren only warns; it cuts nothing"
+	if err := p.Validate(map[string]bool{"flooding": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.AutoActions(); len(got) != 1 || !strings.Contains(got[0], "the siren only warns") {
+		t.Fatalf("auto actions listed for gateway check: %v", got)
+	}
+}
+
+// A record item is stamped by a change seen after its step started, or by a
+// person: an entrapment opened by hand when the car already reports nobody
+// trapped does not record "released" at the start; a person confirms it,
+// and the record says so. The outage's start is the alarm's activation.
+func TestRecordsAreWhenThingsHappened(t *testing.T) {
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunner(t, filepath.Join(t.TempDir(), "gw.db"), c, state)
+	h.set("b3-lift-2", "trapped", collectors.Float(0))
+	pbs := testPlaybooks()
+	pbs[1].Record = []RecordField{{Key: "release", Label: "Passengers released"}}
+	pbs[1].Steps[0].Records = "release"
+	h = newRunnerFull(t, filepath.Join(t.TempDir(), "gw2.db"), c, state, nil, pbs)
+	in, err := h.r.Start(bg, "entrapment", "b3-lift-2", false, "li.ming")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Minute)
+	h.r.Tick()
+	got, _ := h.r.Incident(bg, in.ID)
+	if st := got.Step("released"); st.Status != StepActive || !st.HeldAtStart {
+		t.Fatalf("released from a level already true at the start: %+v", st)
+	}
+	if _, ok := got.Record["release"]; ok {
+		t.Fatalf("record stamped without a change: %+v", got.Record)
+	}
+	got, err = h.r.Complete(bg, in.ID, "released", "zhao.gang", "saw them out of the car")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Record["release"]; v.Source != FromConfirmed || v.By != "zhao.gang" || !v.At.Equal(c.t) || !strings.HasPrefix(v.Note, "confirmed by zhao.gang") {
+		t.Fatalf("record: %+v", v)
+	}
+
+	// The other way round: trapped at the start, released later by telemetry.
+	h.set("b3-lift-1", "trapped", collectors.Float(3))
+	in2, _ := h.r.Start(bg, "entrapment", "b3-lift-1", false, "li.ming")
+	c.advance(time.Minute)
+	h.set("b3-lift-1", "trapped", collectors.Float(0))
+	h.r.Tick()
+	got, _ = h.r.Incident(bg, in2.ID)
+	if v := got.Record["release"]; v.Source != FromTelemetry || !v.At.Equal(c.t) || !strings.Contains(v.Value, "b3-lift-1.trapped = 0") {
+		t.Fatalf("telemetry record: %+v", v)
+	}
+
+	// Outage start: the alarm's activation, not when it was classified.
+	outageSite(h)
+	activated := c.t.Add(-90 * time.Second)
+	a := fired("mains-lost:b3-panel", "mains-lost", "b3-panel")
+	a.ActiveSince = activated
+	h.r.Trigger(a)
+	ins, _ := h.r.Incidents(bg, true)
+	for _, in := range ins {
+		if in.Playbook == "outage" {
+			if v := in.Record["start"]; !v.At.Equal(activated) || v.Source != FromTelemetry {
+				t.Fatalf("outage start: %+v", v)
+			}
+			return
+		}
+	}
+	t.Fatal("no outage")
 }
 
 func TestPlaybookValidation(t *testing.T) {

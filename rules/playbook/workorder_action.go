@@ -30,15 +30,12 @@ func (w *WorkOrderAction) Perform(x *Exec) error {
 	if desc == "" {
 		desc = x.st.Title
 	}
-	if x.in.Drill {
-		desc = "[DRILL] " + desc
-	}
 	pr := w.Priority
 	if pr == "" {
 		pr = rules.High
 	}
 	wo, err := x.r.workorders.Create(x.ctx, workorder.WorkOrder{Category: w.Category, Asset: x.in.Asset, Location: x.in.Location, Priority: pr,
-		Description: fmt.Sprintf("%s (incident %d, %s)", desc, x.in.ID, x.in.Name), Reporter: "playbook " + x.in.Playbook}, "playbook "+x.in.Playbook)
+		Description: fmt.Sprintf("%s (incident %d, %s)", desc, x.in.ID, x.in.Name), Reporter: "playbook " + x.in.Playbook, Drill: x.in.Drill}, "playbook "+x.in.Playbook)
 	if err != nil {
 		return fmt.Errorf("work order: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/propgate/gateway/collectors"
@@ -24,6 +25,20 @@ func (ws writeActions) Validate(path string, _ map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// describe says what the writes would change, for the person confirming.
+func (ws writeActions) describe(in *Incident, assets []collectors.Asset) string {
+	var parts []string
+	for _, w := range ws {
+		for _, target := range assetsFor(w.Kind, w.Scope, in, assets) {
+			parts = append(parts, fmt.Sprintf("%s.%s = %v", target.ID, w.Field, w.Value))
+		}
+	}
+	if len(parts) == 0 {
+		return "no asset in scope"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (ws writeActions) Perform(x *Exec) error {

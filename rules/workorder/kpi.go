@@ -14,6 +14,7 @@ type KPIs struct {
 	To                   time.Time          `json:"to"`
 	WorkOrders           int                `json:"workorders"` // created in the period, cancelled excluded
 	Cancelled            int                `json:"cancelled"`  // created in the period and cancelled (each with its reason in the history)
+	Drills               int                `json:"drills"`     // opened by drills: never counted
 	Handled              int                `json:"handled"`    // of those, resolved or further
 	HandlingRate         *float64           `json:"handling_rate"`
 	ResponseOnTimeRate   *float64           `json:"response_on_time_rate"`   // accepted by the response deadline
@@ -98,6 +99,10 @@ func (s *Reports) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
 	var accepted, acceptedOnTime, resolved, resolvedOnTime, callbacks int
 	var respond, resolve []time.Duration
 	for _, w := range ws {
+		if w.Drill {
+			k.Drills++
+			continue
+		}
 		if w.Status == Cancelled {
 			k.Cancelled++
 			continue

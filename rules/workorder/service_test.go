@@ -318,6 +318,10 @@ func TestKPIs(t *testing.T) {
 		return w.ID
 	}
 	a, b, cc, d := mk(), mk(), mk(), mk() // high: respond 15 min, resolve 4 h
+	// A drill's order, left open and late: it must not count anywhere.
+	if _, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "drill", Drill: true}, "playbook flooding"); err != nil {
+		t.Fatal(err)
+	}
 	c.advance(10 * time.Minute)
 	h.wo.Transition(bg, a, Accepted, "x", "")
 	h.wo.Transition(bg, b, Accepted, "x", "")
@@ -340,6 +344,9 @@ func TestKPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Orders: a, b, c (d was cancelled) and the one mains-lost opened; a and b were handled.
+	if k.Cancelled != 1 || k.Drills != 1 {
+		t.Fatalf("cancelled %d, drills %d; want 1 and 1", k.Cancelled, k.Drills)
+	}
 	if k.WorkOrders != 4 || k.Handled != 2 || *k.HandlingRate != 0.5 || *k.ResponseOnTimeRate != 2.0/3 ||
 		*k.ResolutionOnTimeRate != 0.5 || *k.CallbackRate != 0.5 {
 		t.Fatalf("rates: %+v", k)

@@ -81,6 +81,7 @@ type WorkOrder struct {
 	ClosedAt           time.Time      `json:"closed_at,omitempty"`
 	ResponseBreached   bool           `json:"response_breached"`
 	ResolutionBreached bool           `json:"resolution_breached"`
+	Drill              bool           `json:"drill"`       // opened by a drill: never counted in the KPIs
 	Occurrences        int            `json:"occurrences"` // times its rule fired for it
 	Version            int            `json:"version"`     // bumped on every change
 	Updated            time.Time      `json:"updated"`
