@@ -38,7 +38,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH[a.Priority], kindZH[kind], a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
 		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN[kind], a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
 		if kind != "resolved" {
-			link := r.AckLink(a.ID, p.ID, now)
+			link := r.AckLink(a, p.ID, now)
 			fmt.Fprintf(&zh, "确认接单：%s\n", link)
 			fmt.Fprintf(&en, "I'm on it: %s\n", link)
 		}
@@ -54,7 +54,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 			shown = shown[:maxListed]
 		}
 		for i, a := range shown {
-			link := r.AckLink(a.ID, p.ID, now)
+			link := r.AckLink(a, p.ID, now)
 			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
 		}
