@@ -25,7 +25,7 @@ func (r *Router) load(ctx context.Context) error {
 		if r.adopt(a, now) {
 			r.alerts[a.ID] = a
 		}
-		r.seen[a.ID] = true
+		r.seen[activation{a.AlarmID, a.Since.UnixMilli()}] = true
 	}
 	return nil
 }
@@ -78,23 +78,28 @@ func (r *Router) adopt(a *Alert, now time.Time) bool {
 	return true
 }
 
+// activation names one alarm activation (an alert id without formatting).
+type activation struct {
+	alarm string
+	since int64
+}
+
+func activationOf(a *rules.Alarm) activation { return activation{a.ID, a.ActiveSince.UnixMilli()} }
+
 // reconcileAlarms routes active, unacknowledged alarms that have no alert:
 // their activation event was dropped by the bus (a slow subscriber) or
-// lost in a restart. Called from Tick, under r.mu.
+// lost in a restart. Called from Tick, under r.mu; the filter keeps the
+// engine from copying alarms already routed.
 func (r *Router) reconcileAlarms(now time.Time) {
-	active := r.d.Alarms.Alarms(func(a *rules.Alarm) bool { return a.Active })
-	live := make(map[string]bool, len(active))
-	for i := range active {
-		a := &active[i]
-		id := alertID(a)
-		live[id] = true
-		if r.seen[id] || a.State != rules.StateUnacked {
-			continue
-		}
+	missed := r.d.Alarms.Alarms(func(a *rules.Alarm) bool {
+		return a.Active && a.State == rules.StateUnacked && !r.seen[activationOf(a)]
+	})
+	for i := range missed {
+		a := &missed[i]
 		if a.ActiveSince.Before(r.since) {
 			// Activated before this start: the previous run may have routed it.
-			if _, err := r.d.Store.Alert(context.Background(), id); err == nil {
-				r.seen[id] = true
+			if _, err := r.d.Store.Alert(context.Background(), alertID(a)); err == nil {
+				r.seen[activationOf(a)] = true
 				continue
 			}
 		}
@@ -102,9 +107,21 @@ func (r *Router) reconcileAlarms(now time.Time) {
 		r.log.Warn("alarm activation routed by reconciliation: its event never arrived", "alarm", a.ID)
 		r.fire(a, now)
 	}
-	for id := range r.seen {
-		if !live[id] && r.alerts[id] == nil {
-			delete(r.seen, id) // bounded by the alarms active now
+	if now.Sub(r.pruned) < time.Minute {
+		return
+	}
+	// Forget activations that ended: seen stays bounded by the alarms active now.
+	r.pruned = now
+	live := map[activation]bool{}
+	r.d.Alarms.Alarms(func(a *rules.Alarm) bool {
+		if a.Active {
+			live[activationOf(a)] = true
+		}
+		return false
+	})
+	for k := range r.seen {
+		if !live[k] {
+			delete(r.seen, k)
 		}
 	}
 }

@@ -133,14 +133,15 @@ type Router struct {
 	now       func() time.Time
 	since     time.Time // when Run started
 
-	running atomic.Bool
-	started chan struct{} // closed once open alerts are loaded
-	inflight atomic.Int64 // messages queued or being delivered
+	running  atomic.Bool
+	started  chan struct{} // closed once open alerts are loaded
+	inflight atomic.Int64  // messages queued or being delivered
 
 	mu       sync.Mutex
-	alerts   map[string]*Alert // open (firing or acked)
-	seen     map[string]bool   // alert ids routed (any state) whose alarm may still be active
-	pending  map[string]*batch // person → held alerts
+	alerts   map[string]*Alert   // open (firing or acked)
+	seen     map[activation]bool // activations routed (any state) whose alarm may still be active
+	pruned   time.Time           // when seen was last pruned
+	pending  map[string]*batch   // person → held alerts
 	lastSent map[string]time.Time
 	jobs     chan job
 }
@@ -175,7 +176,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, d: d, assets: map[string]collectors.Asset{}, notifiers: map[string]Notifier{},
 		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: d.Log, now: d.Now,
-		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[string]bool{}, pending: map[string]*batch{},
+		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[activation]bool{}, pending: map[string]*batch{},
 		lastSent: map[string]time.Time{}, jobs: make(chan job, 1024)}
 	for _, a := range d.Assets {
 		r.assets[a.ID] = a
@@ -312,7 +313,7 @@ func (r *Router) fire(a *rules.Alarm, now time.Time) {
 	if _, dup := r.alerts[al.ID]; dup {
 		return
 	}
-	r.seen[al.ID] = true
+	r.seen[activationOf(a)] = true
 	route := r.route(a.Rule, a.Priority, a.Category)
 	switch {
 	case route == nil:

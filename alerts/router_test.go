@@ -26,7 +26,7 @@ import (
 
 type fakeAlarms struct {
 	mu     sync.Mutex
-	alarms map[string]rules.Alarm
+	alarms map[string]*rules.Alarm
 	acks   []string
 }
 
@@ -34,15 +34,18 @@ func (f *fakeAlarms) Alarm(id string) (rules.Alarm, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.alarms[id]
-	return a, ok
+	if !ok {
+		return rules.Alarm{}, false
+	}
+	return *a, true
 }
 func (f *fakeAlarms) Alarms(filter func(*rules.Alarm) bool) []rules.Alarm {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []rules.Alarm
 	for _, a := range f.alarms {
-		if filter(&a) {
-			out = append(out, a)
+		if filter(a) {
+			out = append(out, *a)
 		}
 	}
 	return out
@@ -52,9 +55,11 @@ func (f *fakeAlarms) Ack(id, by, note string) (rules.Alarm, error) {
 	defer f.mu.Unlock()
 	f.acks = append(f.acks, id+" by "+by)
 	a := f.alarms[id]
+	if a == nil {
+		return rules.Alarm{}, rules.ErrNothingToAck
+	}
 	a.Acked, a.State = true, rules.StateAcked
-	f.alarms[id] = a
-	return a, nil
+	return *a, nil
 }
 
 type sent struct{ to, first string }
@@ -119,7 +124,7 @@ func testConfig(hook string) alerts.Config {
 }
 
 func newAlertHarness(t testing.TB, mod func(*alerts.Config)) *alertHarness {
-	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]rules.Alarm{}}, status: 200, audits: &auditLog{}}
+	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]*rules.Alarm{}}, status: 200, audits: &auditLog{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m struct{ To, Text string }
 		b, _ := io.ReadAll(r.Body)
@@ -203,7 +208,8 @@ func (h *alertHarness) put(rule, asset, category string, p rules.Priority) rules
 	id := rule + ":" + asset
 	a := rules.Alarm{ID: id, Rule: rule, Asset: asset, Name: rule, Priority: p, Category: category, Active: true, ActiveSince: h.time(), State: rules.StateUnacked}
 	h.src.mu.Lock()
-	h.src.alarms[id] = a
+	c := a
+	h.src.alarms[id] = &c
 	h.src.mu.Unlock()
 	return a
 }
@@ -216,10 +222,10 @@ func (h *alertHarness) fire(rule, asset, category string, p rules.Priority) stri
 
 func (h *alertHarness) transition(id string, to rules.AlarmState, by string) {
 	h.src.mu.Lock()
-	a := h.src.alarms[id]
-	a.Active = to == rules.StateUnacked || to == rules.StateAcked
-	a.State = to
-	h.src.alarms[id] = a
+	p := h.src.alarms[id]
+	p.Active = to == rules.StateUnacked || to == rules.StateAcked
+	p.State = to
+	a := *p
 	h.src.mu.Unlock()
 	h.r.OnEvent(rules.Event{Type: rules.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, To: to, By: by}})
 }
