@@ -370,4 +370,3 @@ func (s *stallingWriter) Write(b []byte) (int, error) {
 	s.once.Do(func() { close(s.first); <-s.release })
 	return s.buf.Write(b)
 }
-
