@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/rules"
 )
@@ -35,6 +37,9 @@ func TestRestartAfterPolicyRenamedReroutes(t *testing.T) {
 	a := h.stored(alertIDAt(id, t0))
 	if a.Policy != "standard-v2" || a.State != alerts.Firing || len(a.Notes) != 1 || !strings.Contains(a.Notes[0], `escalation policy "standard" no longer exists; re-routed to "standard-v2"`) {
 		t.Fatalf("alert %+v", a)
+	}
+	if n := h.metric("gateway_alert_reconciled_total", "what", "policy"); n != 1 {
+		t.Fatalf("reconciliation counted: %v", n)
 	}
 }
 
@@ -109,6 +114,9 @@ func TestDroppedActivationIsAlertedByReconciliation(t *testing.T) {
 	h.advance(time.Second)
 	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·告警】elevator-entrapment]" {
 		t.Fatalf("reconciled: %s", got)
+	}
+	if n := h.metric("gateway_alert_reconciled_total", "what", "missed_activation"); n != 1 {
+		t.Fatalf("missed activations counted: %v", n)
 	}
 	h.advance(time.Second)
 	h.advance(time.Minute) // and only once, also after pruning
@@ -191,5 +199,31 @@ func TestRunWaitsForDeliveriesInFlight(t *testing.T) {
 	atts, err := h.store.Attempts(context.Background(), 10)
 	if err != nil || len(atts) != 1 || atts[0].Result != "sent" {
 		t.Fatalf("attempts %v %v", atts, err)
+	}
+}
+
+type panickingAlarms struct{ fakeAlarms }
+
+func (p *panickingAlarms) Alarms(func(*rules.Alarm) bool) []rules.Alarm { panic("engine bug") }
+
+// A panic in the tick is logged and counted, and the next tick runs: a bug
+// costs one tick, not the process (and not a crash loop).
+func TestTickPanicIsRecovered(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.stop()
+	reg := prometheus.NewRegistry()
+	r, err := alerts.NewRouter(h.cfg, alerts.Deps{Alarms: &panickingAlarms{}, Store: h.store, Links: h.store, Metrics: alerts.NewMetrics(reg), Tick: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.reg = reg
+	for deadline := time.Now().Add(10 * time.Second); h.metric("gateway_alert_routing_panics_total", "in", "tick") < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tick did not survive its panic")
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/delivery"
@@ -74,6 +76,7 @@ type alertHarness struct {
 	r      *alerts.Router
 	stop   func()
 	audits *auditLog
+	reg    *prometheus.Registry
 	mu     sync.Mutex
 	got    []sent
 	status int
@@ -162,7 +165,8 @@ func (h *alertHarness) start(cfg alerts.Config, setup func(*alerts.Router)) {
 		h.t.Fatal(err)
 	}
 	h.cfg = cfg
-	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Auditor: h.audits,
+	h.reg = prometheus.NewRegistry()
+	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Auditor: h.audits, Metrics: alerts.NewMetrics(h.reg),
 		Log: slog.New(slog.DiscardHandler), Now: h.time, Workers: 2, Tick: time.Hour,
 		Backoff: delivery.Backoff{Initial: time.Millisecond, Attempts: 3}, Sleep: noSleep})
 	if err != nil {
@@ -286,6 +290,28 @@ func (h *alertHarness) stored(id string) *alerts.Alert {
 		h.t.Fatal(err)
 	}
 	return a
+}
+
+// metric reads one counter of the running router's registry.
+func (h *alertHarness) metric(name, label, value string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func alertIDAt(alarm string, at time.Time) string { return alarm + "@" + fmt.Sprint(at.UnixMilli()) }
@@ -521,6 +547,9 @@ func TestDeliveryAttemptsRecorded(t *testing.T) {
 	}
 	if fmt.Sprint(results) != "[1:will_retry 2:will_retry 3:failed]" {
 		t.Fatalf("attempts %v", results)
+	}
+	if h.metric("gateway_alert_delivery_attempts_total", "result", "will_retry") != 2 || h.metric("gateway_alert_delivery_attempts_total", "result", "failed") != 1 {
+		t.Fatal("attempts not counted")
 	}
 	h.mu.Lock()
 	h.status = 400

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -204,8 +206,18 @@ func TestAckLinkPageThenPostOnce(t *testing.T) {
 	if len(s.src.acks) != 0 {
 		t.Fatalf("opening the link acknowledged: %v", s.src.acks)
 	}
-	form := url.Values{"by": {"wang"}, "exp": {u.Query().Get("exp")}, "sig": {u.Query().Get("sig")}}.Encode()
-	code, _, body := do(t, "POST", s.srv.URL+u.Path, "", "application/x-www-form-urlencoded", form)
+	// Press the page's button: its form's action and hidden fields.
+	_, _, page := do(t, "GET", link, "", "", "")
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)">`).FindStringSubmatch(page)
+	if action == nil || html.UnescapeString(action[1]) != u.EscapedPath() {
+		t.Fatalf("form action %q, want %s", action, u.EscapedPath())
+	}
+	fields := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+		fields.Set(m[1], html.UnescapeString(m[2]))
+	}
+	form := fields.Encode()
+	code, _, body := do(t, "POST", s.srv.URL+html.UnescapeString(action[1]), "", "application/x-www-form-urlencoded", form)
 	if code != 200 || !strings.Contains(body, "已确认 Acknowledged") || fmt.Sprint(s.src.acks) != "[elevator-entrapment:lift by 王立 Wang Li]" {
 		t.Fatalf("post: %d %v\n%s", code, s.src.acks, body)
 	}
