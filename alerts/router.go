@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/propgate/gateway/alerts/notify"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/delivery"
 	"github.com/propgate/gateway/rules"
@@ -182,7 +183,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 		r.assets[a.ID] = a
 	}
 	for name, ch := range cfg.Channels {
-		n, err := NewNotifier(ch, d.Publisher, d.Now)
+		n, err := notify.New(ch, d.Publisher, d.Now)
 		if err != nil {
 			return nil, fmt.Errorf("alerts: channels.%s: %w", name, err)
 		}

@@ -1,8 +1,7 @@
-// Package alerts reaches the on-call engineers: it routes alarm and
-// playbook events to people through channels (webhooks, the group robots
-// Chinese property teams use, SMS, e-mail, MQTT), escalates until someone
-// acknowledges, groups and inhibits noise, and records every attempt.
-package alerts
+// Package notify delivers one message to one person on one channel: a
+// Notifier type per channel (webhook, WeCom, DingTalk, Feishu, Slack, SMS,
+// e-mail, MQTT), compiled from its YAML config; alerts/ decides who and when.
+package notify
 
 import (
 	"context"
@@ -87,13 +86,13 @@ type Publisher interface {
 
 // Validate checks a channel's settings by compiling it.
 func (c *ChannelConfig) Validate() error {
-	_, err := NewNotifier(*c, nil, nil)
+	_, err := New(*c, nil, nil)
 	return err
 }
 
-// NewNotifier compiles a channel into its Notifier; now is the clock (robot
+// New compiles a channel into its Notifier; now is the clock (robot
 // signatures carry a timestamp), pub the MQTT publisher.
-func NewNotifier(c ChannelConfig, pub Publisher, now func() time.Time) (Notifier, error) {
+func New(c ChannelConfig, pub Publisher, now func() time.Time) (Notifier, error) {
 	mk, ok := channelTypes[c.Type]
 	if !ok {
 		return nil, cfgerr.Errorf("type", "%q is not a channel type; fix: webhook, wecom, dingtalk, feishu, slack, sms, email or mqtt", c.Type)

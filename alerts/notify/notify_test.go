@@ -1,4 +1,4 @@
-package alerts
+package notify
 
 import (
 	"context"
@@ -58,7 +58,7 @@ var fixed = time.Unix(1_763_000_000, 0)
 
 func mustNotifier(t *testing.T, c ChannelConfig, pub Publisher, now func() time.Time) Notifier {
 	t.Helper()
-	n, err := NewNotifier(c, pub, now)
+	n, err := New(c, pub, now)
 	if err != nil {
 		t.Fatal(err)
 	}
