@@ -209,10 +209,7 @@ func (x *alertsAPI) linkError(w http.ResponseWriter, err error, al *alerts.Alert
 // when and for whom, with a button. It changes nothing, so link previews,
 // mail scanners and HEAD requests cannot acknowledge.
 func (x *alertsAPI) ackPage(w http.ResponseWriter, r *http.Request) {
-	if !checkQuery(w, r, "by", "exp", "sig") {
-		return
-	}
-	q := r.URL.Query()
+	q := r.URL.Query() // other parameters (chat apps append their own) are ignored
 	l := alerts.Link{AlertID: r.PathValue("id"), Person: q.Get("by"), Exp: q.Get("exp"), Sig: q.Get("sig")}
 	v, err := x.links.CheckLink(r.Context(), l)
 	if err != nil {

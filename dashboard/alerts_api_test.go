@@ -186,7 +186,7 @@ func TestAckLinkPageThenPostOnce(t *testing.T) {
 	al := s.fire(t)
 	raw := s.router.AckLink(al, "wang", at0)
 	u, _ := url.Parse(raw)
-	link := s.srv.URL + u.RequestURI()
+	link := s.srv.URL + u.RequestURI() + "&from=singlemessage&isappinstalled=0" // WeChat appends its own parameters
 	for _, method := range []string{"GET", "HEAD", "GET"} {
 		code, h, body := do(t, method, link, "", "", "")
 		if code != 200 || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {

@@ -110,7 +110,7 @@ func Verify(secret string, body []byte, h http.Header, now time.Time, maxAge tim
 	return hmac.Equal([]byte(want), []byte(h.Get(HeaderSignatureV2)))
 }
 
-// Post sends the request and classifies the outcome: nil for 2xx (and a
+// Post sends the request (client nil: http.DefaultClient) and classifies the outcome: nil for 2xx (and a
 // Check that passed); retry for 5xx, 429 and network errors; no retry for
 // 4xx and robot error codes. The error never contains the URL's query
 // values, user info or token-like path segments, nor the secret.
@@ -127,6 +127,9 @@ func Post(ctx context.Context, client *http.Client, r Request) (retry bool, err 
 }
 
 func post(ctx context.Context, client *http.Client, r Request) (bool, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
 	method := r.Method
 	if method == "" {
 		method = http.MethodPost
