@@ -152,12 +152,13 @@ func TestReconciliationAfterRestartDoesNotRepeat(t *testing.T) {
 type blocking struct {
 	started  chan struct{}
 	release  chan struct{}
+	once     sync.Once
 	mu       sync.Mutex
 	finished bool
 }
 
 func (b *blocking) Notify(ctx context.Context, _ *alerts.Message) (bool, error) {
-	close(b.started)
+	b.once.Do(func() { close(b.started) })
 	select {
 	case <-b.release:
 	case <-ctx.Done():
@@ -226,4 +227,41 @@ func TestTickPanicIsRecovered(t *testing.T) {
 			t.Fatal("the tick did not survive its panic")
 		}
 	}
+}
+
+// A full delivery queue drops the message visibly: an attempt row and a metric.
+func TestFullQueueDropIsRecordedAndCounted(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.stop()
+	b := &blocking{started: make(chan struct{}), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	r, err := alerts.NewRouter(h.cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Metrics: alerts.NewMetrics(reg),
+		Now: h.time, Workers: 1, Queue: 1, Tick: time.Hour, Sleep: noSleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetNotifier("hook", b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	r.WaitStarted(t)
+	h.r, h.reg = r, reg
+	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical) // in flight
+	select {
+	case <-b.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("delivery did not start")
+	}
+	h.fire("elevator-entrapment", "b3-lift-2", "elevator", rules.Critical) // queued
+	h.fire("elevator-entrapment", "b3-lift-3", "elevator", rules.Critical) // dropped
+	if n := h.metric("gateway_alert_messages_dropped_total", "reason", "queue_full"); n != 1 {
+		t.Fatalf("drops counted: %v", n)
+	}
+	atts, _ := h.store.Attempts(context.Background(), 10)
+	if len(atts) != 1 || atts[0].Result != "failed" || atts[0].Error != "delivery queue full" {
+		t.Fatalf("attempts %+v", atts)
+	}
+	close(b.release)
+	cancel()
+	<-done
 }

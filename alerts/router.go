@@ -98,6 +98,7 @@ type Deps struct {
 	Log       *slog.Logger
 	Now       func() time.Time // default time.Now
 	Workers   int              // delivery workers; default 4
+	Queue     int              // messages waiting for a worker; default 1024 (beyond: dropped, counted)
 	Tick      time.Duration    // escalation and reconciliation period; default 1s
 	Grace     time.Duration    // how long in-flight deliveries may run on after Run's ctx ends; default 5s
 	Backoff   delivery.Backoff // per contact; default 1s doubling, 3 attempts
@@ -163,6 +164,9 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 	if d.Workers <= 0 {
 		d.Workers = 4
 	}
+	if d.Queue <= 0 {
+		d.Queue = 1024
+	}
 	if d.Tick <= 0 {
 		d.Tick = time.Second
 	}
@@ -178,7 +182,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 	r := &Router{cfg: cfg, d: d, assets: map[string]collectors.Asset{}, notifiers: map[string]Notifier{},
 		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: d.Log, now: d.Now,
 		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[activation]bool{}, pending: map[string]*batch{},
-		lastSent: map[string]time.Time{}, jobs: make(chan job, 1024)}
+		lastSent: map[string]time.Time{}, jobs: make(chan job, d.Queue)}
 	for _, a := range d.Assets {
 		r.assets[a.ID] = a
 	}
