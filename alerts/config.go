@@ -108,7 +108,7 @@ type Maintenance struct {
 type Config struct {
 	BaseURL     string                   `yaml:"base_url"`    // the gateway as phones reach it, for acknowledgement links
 	LinkSecret  string                   `yaml:"link_secret"` // signs acknowledgement links
-	LinkTTL     time.Duration            `yaml:"link_ttl"`    // default 24h
+	LinkTTL     time.Duration            `yaml:"link_ttl"`    // caps a link's life; default (and at most): the policy's escalation horizon
 	Database    string                   `yaml:"database"`    // default data/alerts.db
 	TimeZone    string                   `yaml:"time_zone"`   // times in messages; default the server's
 	GroupWindow time.Duration            `yaml:"group_window"`
@@ -127,9 +127,6 @@ type Config struct {
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {
-	if c.LinkTTL == 0 {
-		c.LinkTTL = 24 * time.Hour
-	}
 	if c.Database == "" {
 		c.Database = "data/alerts.db"
 	}
@@ -160,6 +157,9 @@ func clock(s string) (int, bool) {
 func (c *Config) Validate() error {
 	if u, err := url.Parse(c.BaseURL); c.BaseURL == "" || err != nil || u.Host == "" {
 		return cfgerr.Errorf("base_url", "%q is not a URL; fix: how phones reach this gateway, e.g. https://gw.yushan.example", c.BaseURL)
+	}
+	if c.LinkTTL < 0 {
+		return cfgerr.Errorf("link_ttl", "must not be negative")
 	}
 	if len(c.LinkSecret) < 16 {
 		return cfgerr.Errorf("link_secret", "must be at least 16 characters: it makes acknowledgement links unforgeable; fix: ${ALERT_LINK_SECRET}")

@@ -21,7 +21,7 @@ func (a *Alert) nameZH() string {
 
 var priorityZH = map[rules.Priority]string{rules.Critical: "紧急", rules.High: "高", rules.Medium: "中", rules.Low: "低"}
 
-var kindZH = map[string]string{"alert": "告警", "escalation": "升级告警", "reminder": "告警提醒", "resolved": "已恢复"}
+var kindZH = map[string]string{"alert": "报警", "escalation": "升级报警", "reminder": "报警提醒", "resolved": "已恢复"}
 var kindEN = map[string]string{"alert": "ALARM", "escalation": "ESCALATED", "reminder": "STILL ACTIVE", "resolved": "RESOLVED"}
 
 // render builds one bilingual message: what, where, since when, priority,
@@ -38,13 +38,13 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH[a.Priority], kindZH[kind], a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
 		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN[kind], a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
 		if kind != "resolved" {
-			link := r.AckLink(a.ID, p.ID, now)
-			fmt.Fprintf(&zh, "确认接单：%s\n", link)
+			link := r.AckLink(a, p.ID, now)
+			fmt.Fprintf(&zh, "确认报警（我来处理）：%s\n", link)
 			fmt.Fprintf(&en, "I'm on it: %s\n", link)
 		}
 	} else {
 		subject = fmt.Sprintf("[%d alarms] %s", len(alerts), alerts[0].Location)
-		fmt.Fprintf(&zh, "【告警汇总】%d 条告警\n", len(alerts))
+		fmt.Fprintf(&zh, "【报警汇总】%d 条报警\n", len(alerts))
 		fmt.Fprintf(&en, "[%d ALARMS]\n", len(alerts))
 		// Most urgent first, and no more than fit a phone screen (and the
 		// robots' 4 KB limit); the console has the rest.
@@ -54,7 +54,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 			shown = shown[:maxListed]
 		}
 		for i, a := range shown {
-			link := r.AckLink(a.ID, p.ID, now)
+			link := r.AckLink(a, p.ID, now)
 			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
 		}

@@ -2,21 +2,21 @@ package alerts
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/propgate/gateway/alerts/notify"
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/delivery"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	"github.com/propgate/gateway/rules/playbook"
@@ -31,6 +31,7 @@ const (
 	Acked     AlertState = "acked"     // someone is on it
 	Resolved  AlertState = "resolved"  // the alarm cleared; a resolved notice went out
 	Inhibited AlertState = "inhibited" // not sent: explained by another alarm, in maintenance, or no route
+	Closed    AlertState = "closed"    // closed at start: the config no longer routes it (see notes)
 )
 
 // Alert is one alarm activation being routed to people.
@@ -57,23 +58,26 @@ type Alert struct {
 	AckedAt    time.Time      `json:"acked_at,omitempty"`
 	AckExpires time.Time      `json:"ack_expires,omitempty"`
 	Notified   []string       `json:"notified,omitempty"` // people told so far
+	Notes      []string       `json:"notes,omitempty"`    // what reconciliation with the config changed
 }
 
-// Attempt is one delivery attempt, recorded and readable through the API.
+// Attempt is one delivery attempt (or one use of an acknowledgement link,
+// kind "link_ack"), recorded and readable through the API.
 type Attempt struct {
-	ID      int64         `json:"id"`
-	At      time.Time     `json:"at"`
-	Kind    string        `json:"kind"` // alert, escalation, reminder, resolved, notify
-	Alerts  []string      `json:"alerts,omitempty"`
-	Alarms  []string      `json:"alarms,omitempty"`
-	Person  string        `json:"person"`
-	Channel string        `json:"channel"`
-	Address string        `json:"address,omitempty"`
-	Try     int           `json:"try"`
-	Result  string        `json:"result"` // sent, failed, will_retry
-	Error   string        `json:"error,omitempty"`
-	Latency time.Duration `json:"latency_ns"`
-	Drill   bool          `json:"drill"`
+	ID       int64         `json:"id"`
+	At       time.Time     `json:"at"`
+	Kind     string        `json:"kind"` // alert, escalation, reminder, resolved, notify, link_ack
+	Alerts   []string      `json:"alerts,omitempty"`
+	Alarms   []string      `json:"alarms,omitempty"`
+	Person   string        `json:"person"`
+	Channel  string        `json:"channel"`
+	Address  string        `json:"address,omitempty"`
+	ClientIP string        `json:"client_ip,omitempty"` // link_ack: who opened the link
+	Try      int           `json:"try"`
+	Result   string        `json:"result"` // sent, failed, will_retry; link_ack: acked, already_acked, already_closed, link_used
+	Error    string        `json:"error,omitempty"`
+	Latency  time.Duration `json:"latency_ns"`
+	Drill    bool          `json:"drill"`
 }
 
 // AlarmSource is what the router needs from the rules engine.
@@ -81,6 +85,26 @@ type AlarmSource interface {
 	Alarm(id string) (rules.Alarm, bool)
 	Alarms(filter func(*rules.Alarm) bool) []rules.Alarm
 	Ack(id, by, note string) (rules.Alarm, error)
+}
+
+// Deps are the router's collaborators and knobs.
+type Deps struct {
+	Assets    []collectors.Asset
+	Alarms    AlarmSource
+	Events    <-chan event.Event // alarm and notify events (a bus subscription); nil: ticks only
+	Store     Store
+	Links     LinkLedger // used acknowledgement links
+	Auditor   Auditor    // optional: told of every link acknowledgement
+	Publisher Publisher  // optional: the MQTT channel's broker
+	Metrics   *Metrics   // optional
+	Log       *slog.Logger
+	Now       func() time.Time // default time.Now
+	Workers   int              // delivery workers; default 4
+	Queue     int              // messages waiting for a worker; default 1024 (beyond: dropped, counted)
+	Tick      time.Duration    // escalation and reconciliation period; default 1s
+	Grace     time.Duration    // how long in-flight deliveries may run on after Run's ctx ends; default 5s
+	Backoff   delivery.Backoff // per contact; default 1s doubling, 3 attempts
+	Sleep     delivery.Sleep   // waits between attempts; default delivery.WallSleep
 }
 
 // job is one message for one person, handed to the delivery workers.
@@ -103,36 +127,73 @@ type batch struct {
 // Router routes alarm and playbook events to people.
 type Router struct {
 	cfg       Config
+	d         Deps
 	assets    map[string]collectors.Asset
-	source    AlarmSource
-	store     *Store
 	notifiers map[string]Notifier
 	people    map[string]*Person
 	teams     map[string]*Team
 	policies  map[string]*Policy
 	log       *slog.Logger
 	now       func() time.Time
-	backoff   time.Duration // first retry delay
+	since     time.Time // when Run started
+
+	running  atomic.Bool
+	started  chan struct{} // closed once open alerts are loaded
+	inflight atomic.Int64  // messages queued or being delivered
 
 	mu       sync.Mutex
-	alerts   map[string]*Alert // open (firing or acked)
-	pending  map[string]*batch // person → held alerts
+	alerts   map[string]*Alert   // open (firing or acked)
+	seen     map[activation]bool // activations routed (any state) whose alarm may still be active
+	pruned   time.Time           // when seen was last pruned
+	pending  map[string]*batch   // person → held alerts
 	lastSent map[string]time.Time
 	jobs     chan job
-	wg       sync.WaitGroup
 }
 
-// NewRouter builds the router; Start launches its workers.
-func NewRouter(cfg Config, assets []collectors.Asset, source AlarmSource, store *Store, pub Publisher, log *slog.Logger, now func() time.Time) *Router {
+// NewRouter compiles the config's channels and builds the router; Run
+// starts it. It has no side effects.
+func NewRouter(cfg Config, d Deps) (*Router, error) {
 	cfg.SetDefaults()
-	r := &Router{cfg: cfg, assets: map[string]collectors.Asset{}, source: source, store: store, notifiers: map[string]Notifier{},
-		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: log, now: now, backoff: time.Second,
-		alerts: map[string]*Alert{}, pending: map[string]*batch{}, lastSent: map[string]time.Time{}, jobs: make(chan job, 1024)}
-	for _, a := range assets {
+	if d.Store == nil || d.Links == nil || d.Alarms == nil {
+		return nil, errors.New("alerts: the router needs a store, a link ledger and an alarm source")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Workers <= 0 {
+		d.Workers = 4
+	}
+	if d.Queue <= 0 {
+		d.Queue = 1024
+	}
+	if d.Tick <= 0 {
+		d.Tick = time.Second
+	}
+	if d.Grace <= 0 {
+		d.Grace = 5 * time.Second
+	}
+	if d.Backoff.Initial <= 0 {
+		d.Backoff = delivery.Backoff{Initial: time.Second, Max: 30 * time.Second, Attempts: 3}
+	}
+	if d.Sleep == nil {
+		d.Sleep = delivery.WallSleep
+	}
+	r := &Router{cfg: cfg, d: d, assets: map[string]collectors.Asset{}, notifiers: map[string]Notifier{},
+		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: d.Log, now: d.Now,
+		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[activation]bool{}, pending: map[string]*batch{},
+		lastSent: map[string]time.Time{}, jobs: make(chan job, d.Queue)}
+	for _, a := range d.Assets {
 		r.assets[a.ID] = a
 	}
 	for name, ch := range cfg.Channels {
-		r.notifiers[name] = NewNotifier(ch, pub, now)
+		n, err := notify.New(ch, d.Publisher, d.Now)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: channels.%s: %w", name, err)
+		}
+		r.notifiers[name] = n
 	}
 	for i := range r.cfg.People {
 		r.people[r.cfg.People[i].ID] = &r.cfg.People[i]
@@ -143,34 +204,70 @@ func NewRouter(cfg Config, assets []collectors.Asset, source AlarmSource, store 
 	for i := range r.cfg.Policies {
 		r.policies[r.cfg.Policies[i].ID] = &r.cfg.Policies[i]
 	}
-	return r
+	return r, nil
 }
 
-// Start loads escalations in progress and starts the delivery workers.
-func (r *Router) Start(ctx context.Context, workers int) error {
-	open, err := r.store.OpenAlerts(ctx)
-	if err != nil {
-		return err
+// Run loads the escalations in progress (reconciled with the config),
+// starts the delivery workers and feeds events and ticks until ctx ends.
+// It returns after the workers finished their deliveries in flight (each
+// bounded by Deps.Grace after ctx ended), so the store can be closed then.
+// Messages still queued at that point are dropped and counted.
+func (r *Router) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("alerts: the router is running already")
 	}
-	r.mu.Lock()
-	for _, a := range open {
-		r.alerts[a.ID] = a
+	if err := r.load(ctx); err != nil {
+		return fmt.Errorf("alerts: loading open alerts: %w", err)
 	}
-	r.mu.Unlock()
-	for i := 0; i < workers; i++ {
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.worker(ctx) }()
+	close(r.started)
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var workers sync.WaitGroup
+	for range r.d.Workers {
+		workers.Go(func() { r.worker(ctx, dctx) })
+	}
+	r.loop(ctx)
+	stop := time.AfterFunc(r.d.Grace, cancel)
+	workers.Wait()
+	stop.Stop()
+	if n := len(r.jobs); n > 0 {
+		r.d.Metrics.dropped("shutdown", n)
+		r.log.Warn("messages not sent: the gateway is stopping", "count", n)
 	}
 	return nil
 }
 
-// Run feeds bus events and ticks until ctx ends.
-func (r *Router) Run(ctx context.Context, bus *event.Bus, every time.Duration) {
-	event.Drive(ctx, bus.Subscribe(4096), every, r.OnEvent, r.Tick)
+func (r *Router) loop(ctx context.Context) {
+	t := time.NewTicker(r.d.Tick)
+	defer t.Stop()
+	events := r.d.Events
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the bus closed: ticks (and reconciliation) go on
+				continue
+			}
+			r.safely("event", func() { r.OnEvent(ev) })
+		case <-t.C:
+			r.safely("tick", r.Tick)
+		}
+	}
 }
 
-// Wait waits for the workers after ctx ended.
-func (r *Router) Wait() { r.wg.Wait() }
+// safely runs fn, turning a panic into a log line and a metric instead of
+// a crash (and a crash loop, since the state is persisted).
+func (r *Router) safely(what string, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.d.Metrics.panicked(what)
+			r.log.Error("alert routing failed; continuing", "in", what, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
 
 // OnEvent handles one bus event.
 func (r *Router) OnEvent(ev event.Event) {
@@ -180,6 +277,9 @@ func (r *Router) OnEvent(ev event.Event) {
 	switch ev.Type {
 	case event.EventAlarm:
 		t, a := ev.Transition, ev.Alarm
+		if t == nil || a == nil {
+			return
+		}
 		switch {
 		case t.To == rules.StateUnacked && (t.From == rules.StateNormal || t.From == rules.StateRTNUnacked):
 			r.fire(a, now)
@@ -189,7 +289,9 @@ func (r *Router) OnEvent(ev event.Event) {
 			r.resolve(a.ID, now)
 		}
 	case event.EventNotify:
-		r.notifyRoles(ev.Notify, now)
+		if ev.Notify != nil {
+			r.notifyRoles(ev.Notify, now)
+		}
 	}
 }
 
@@ -197,20 +299,29 @@ func priorityRank(p rules.Priority) int {
 	return map[rules.Priority]int{rules.Critical: 0, rules.High: 1, rules.Medium: 2, rules.Low: 3}[p]
 }
 
+func alertID(a *rules.Alarm) string {
+	return a.ID + "@" + strconv.FormatInt(a.ActiveSince.UnixMilli(), 10)
+}
+
+func (r *Router) route(rule string, p rules.Priority, category string) *Route {
+	a := &rules.Alarm{Rule: rule, Priority: p, Category: category}
+	for i := range r.cfg.Routes {
+		if r.cfg.Routes[i].matches(a) {
+			return &r.cfg.Routes[i]
+		}
+	}
+	return nil
+}
+
 func (r *Router) fire(a *rules.Alarm, now time.Time) {
 	asset := r.assets[a.Asset]
-	al := &Alert{ID: a.ID + "@" + strconv.FormatInt(a.ActiveSince.UnixMilli(), 10), AlarmID: a.ID, Rule: a.Rule, Asset: a.Asset, Name: a.Name, NameZH: a.NameZH,
+	al := &Alert{ID: alertID(a), AlarmID: a.ID, Rule: a.Rule, Asset: a.Asset, Name: a.Name, NameZH: a.NameZH,
 		Priority: a.Priority, Category: a.Category, Location: locationOf(asset), Building: asset.Building, Since: a.ActiveSince, State: Firing}
 	if _, dup := r.alerts[al.ID]; dup {
 		return
 	}
-	var route *Route
-	for i := range r.cfg.Routes {
-		if r.cfg.Routes[i].matches(a) {
-			route = &r.cfg.Routes[i]
-			break
-		}
-	}
+	r.seen[activationOf(a)] = true
+	route := r.route(a.Rule, a.Priority, a.Category)
 	switch {
 	case route == nil:
 		al.State, al.Reason = Inhibited, "no route matches"
@@ -244,7 +355,7 @@ func (r *Router) inhibited(al *Alert) string {
 		if !slices.Contains(in.Categories, al.Category) || slices.Contains(in.Except, al.Rule) || in.SourceRule == al.Rule {
 			continue
 		}
-		for _, src := range r.source.Alarms(func(x *rules.Alarm) bool { return x.Rule == in.SourceRule && x.Active }) {
+		for _, src := range r.d.Alarms.Alarms(func(x *rules.Alarm) bool { return x.Rule == in.SourceRule && x.Active }) {
 			if in.Scope == "site" || r.assets[src.Asset].Building == al.Building {
 				return "inhibited by " + src.ID
 			}
@@ -265,14 +376,19 @@ func (r *Router) inMaintenance(al *Alert, now time.Time) string {
 	return ""
 }
 
-// targets resolves a level's notify list to people, on call now.
+// targets resolves a level's notify list to people, on call now; unknown
+// teams and people are skipped.
 func (r *Router) targets(list []string, now time.Time) []*Person {
 	var out []*Person
 	for _, t := range list {
 		kind, id, _ := strings.Cut(t, ":")
 		pid := id
 		if kind == "team" {
-			pid, _ = r.teams[id].OnCall(now)
+			team := r.teams[id]
+			if team == nil {
+				continue
+			}
+			pid, _ = team.OnCall(now)
 		}
 		if p := r.people[pid]; p != nil && !slices.Contains(out, p) {
 			out = append(out, p)
@@ -284,6 +400,9 @@ func (r *Router) targets(list []string, now time.Time) []*Person {
 // notifyLevel tells the current level's people and schedules the next level.
 func (r *Router) notifyLevel(al *Alert, now time.Time, kind string) {
 	p := r.policies[al.Policy]
+	if p == nil || al.Level < 0 || al.Level >= len(p.Levels) {
+		return // reconciled at load; never reached
+	}
 	lvl := p.Levels[al.Level]
 	for _, person := range r.targets(lvl.Notify, now) {
 		if !slices.Contains(al.Notified, person.ID) {
@@ -314,13 +433,23 @@ func (r *Router) hold(p *Person, al *Alert, now time.Time) {
 
 // send queues one message for a person, unless quiet hours hold it.
 func (r *Router) send(p *Person, kind string, alerts []*Alert, now time.Time) {
+	if p == nil {
+		return
+	}
 	subj, text := r.render(p, kind, alerts, now)
 	r.lastSent[p.ID] = now
+	r.enqueue(job{person: p, kind: kind, alerts: alerts, text: text, subj: subj, queued: now})
+}
+
+func (r *Router) enqueue(j job) {
+	r.inflight.Add(1)
 	select {
-	case r.jobs <- job{person: p, kind: kind, alerts: alerts, text: text, subj: subj, queued: now}:
+	case r.jobs <- j:
 	default:
-		r.log.Error("delivery queue full; message dropped", "person", p.ID, "kind", kind)
-		r.record(&Attempt{At: now, Kind: kind, Alerts: ids(alerts), Person: p.ID, Result: "failed", Error: "delivery queue full"})
+		r.inflight.Add(-1)
+		r.d.Metrics.dropped("queue_full", 1)
+		r.log.Error("delivery queue full; message dropped", "person", j.person.ID, "kind", j.kind)
+		r.record(&Attempt{At: j.queued, Kind: j.kind, Alerts: ids(j.alerts), Person: j.person.ID, Result: "failed", Error: "delivery queue full", Drill: j.drill})
 	}
 }
 
@@ -332,7 +461,8 @@ func ids(alerts []*Alert) []string {
 	return out
 }
 
-// Tick flushes grouping windows, escalates, and re-notifies lapsed acknowledgements.
+// Tick flushes grouping windows, routes activations the bus dropped,
+// escalates, and re-notifies lapsed acknowledgements.
 func (r *Router) Tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -368,10 +498,14 @@ func (r *Router) Tick() {
 			r.pending[id] = &batch{alerts: later, flushAt: until}
 		}
 	}
+	r.reconcileAlarms(now)
 	for _, al := range r.alerts {
 		switch {
 		case al.State == Firing && !now.Before(al.NextAt):
 			p := r.policies[al.Policy]
+			if p == nil {
+				continue // reconciled at load; never reached
+			}
 			if al.Level+1 < len(p.Levels) {
 				al.Level++
 			} else if al.Round < p.Repeat {
@@ -383,7 +517,7 @@ func (r *Router) Tick() {
 			}
 			r.notifyLevel(al, now, "escalation")
 		case al.State == Acked && !al.AckExpires.IsZero() && !now.Before(al.AckExpires):
-			if a, ok := r.source.Alarm(al.AlarmID); ok && a.Active {
+			if a, ok := r.d.Alarms.Alarm(al.AlarmID); ok && a.Active {
 				al.State, al.AckExpires = Firing, time.Time{}
 				r.notifyLevel(al, now, "reminder")
 			}
@@ -404,7 +538,7 @@ func (r *Router) markAcked(alarmID, by string, now time.Time) {
 	for _, al := range r.alerts {
 		if al.AlarmID == alarmID && al.State == Firing {
 			al.State, al.AckedBy, al.AckedAt = Acked, by, now
-			if p := r.policies[al.Policy]; p.AckExpiry > 0 {
+			if p := r.policies[al.Policy]; p != nil && p.AckExpiry > 0 {
 				al.AckExpires = now.Add(p.AckExpiry)
 			}
 			r.save(al)
@@ -439,11 +573,7 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 			title = "DRILL 演练"
 		}
 		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.incidentLink(n.Incident))
-		select {
-		case r.jobs <- job{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, queued: now}:
-		default:
-			r.record(&Attempt{At: now, Kind: "notify", Person: p.ID, Result: "failed", Error: "delivery queue full", Drill: n.Drill})
-		}
+		r.enqueue(job{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, queued: now})
 	}
 }
 
@@ -451,125 +581,74 @@ func (r *Router) incidentLink(id int64) string {
 	return fmt.Sprintf("%s/api/v1/incidents/%d/report?format=html", strings.TrimSuffix(r.cfg.BaseURL, "/"), id)
 }
 
+// save and record run under the router's lock, from ticks and events that
+// have no request context; they stop at shutdown through the store closing
+// last (Run returns first).
 func (r *Router) save(al *Alert) {
-	if err := r.store.SaveAlert(context.Background(), al); err != nil {
+	if err := r.d.Store.SaveAlert(context.Background(), al); err != nil {
 		r.log.Error("saving alert failed", "alert", al.ID, "err", err)
 	}
 }
 
 func (r *Router) record(a *Attempt) {
-	if err := r.store.AddAttempt(context.Background(), a); err != nil {
+	if err := r.d.Store.AddAttempt(context.Background(), a); err != nil {
 		r.log.Error("recording a delivery attempt failed", "err", err)
 	}
 }
 
-// worker delivers jobs: contacts in order, retrying retryable failures with
-// backoff, falling back to the person's next contact when one fails.
-func (r *Router) worker(ctx context.Context) {
+// worker delivers jobs until ctx ends: contacts in order, retrying
+// retryable failures with backoff, falling back to the person's next
+// contact when one fails. dctx bounds deliveries in flight at shutdown.
+func (r *Router) worker(ctx, dctx context.Context) {
 	for {
-		var j job
 		select {
 		case <-ctx.Done():
 			return
-		case j = <-r.jobs:
+		case j := <-r.jobs:
+			r.deliver(ctx, dctx, j)
+			r.inflight.Add(-1)
 		}
-		alarms := make([]string, len(j.alerts))
-		for i, a := range j.alerts {
-			alarms[i] = a.AlarmID
+	}
+}
+
+func (r *Router) deliver(ctx, dctx context.Context, j job) {
+	alarms := make([]string, len(j.alerts))
+	for i, a := range j.alerts {
+		alarms[i] = a.AlarmID
+	}
+	m := &Message{To: j.person.ID, Subject: j.subj, Text: j.text, Alerts: ids(j.alerts)}
+	for _, c := range j.person.Contacts {
+		n := r.notifiers[c.Channel]
+		if n == nil {
+			continue
 		}
-		delivered := false
-		for _, c := range j.person.Contacts {
-			n := r.notifiers[c.Channel]
-			wait := r.backoff
-			for try := 1; try <= 3 && !delivered; try++ {
-				start := time.Now()
-				cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-				retry, err := n.Notify(cctx, &Message{To: j.person.ID, Address: c.Address, Subject: j.subj, Text: j.text, Alerts: ids(j.alerts)})
-				cancel()
-				at := &Attempt{At: r.now(), Kind: j.kind, Alerts: ids(j.alerts), Alarms: alarms, Person: j.person.ID, Channel: c.Channel,
-					Address: c.Address, Try: try, Result: "sent", Latency: time.Since(start), Drill: j.drill}
-				if err == nil {
-					delivered = true
-					r.record(at)
-					break
-				}
-				at.Error = err.Error()
-				at.Result = "failed"
-				if retry && try < 3 {
+		mc := *m
+		mc.Address = c.Address
+		err := delivery.Retry(ctx, r.d.Backoff, r.d.Sleep, func(try int, last bool) (bool, error) {
+			start := time.Now()
+			cctx, cancel := context.WithTimeout(dctx, 15*time.Second)
+			retry, err := n.Notify(cctx, &mc)
+			cancel()
+			at := &Attempt{At: r.now(), Kind: j.kind, Alerts: mc.Alerts, Alarms: alarms, Person: j.person.ID, Channel: c.Channel,
+				Address: c.Address, Try: try, Result: "sent", Latency: time.Since(start), Drill: j.drill}
+			if err != nil {
+				at.Error, at.Result = err.Error(), "failed"
+				if retry && !last && ctx.Err() == nil {
 					at.Result = "will_retry"
 				}
-				r.record(at)
-				if !retry {
-					break // final: try the next contact
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-				wait *= 2
 			}
-			if delivered {
-				break
-			}
+			r.d.Metrics.delivered(at.Result)
+			r.record(at)
+			return retry, err
+		})
+		if err == nil {
+			return
 		}
-		if !delivered {
-			r.log.Error("could not reach person on any channel", "person", j.person.ID, "kind", j.kind)
+		if ctx.Err() != nil {
+			break
 		}
 	}
-}
-
-// Link errors.
-var (
-	ErrBadSignature = errors.New("this acknowledgement link is not valid (it was changed or is not ours)")
-	ErrLinkExpired  = errors.New("this acknowledgement link has expired; acknowledge in the console")
-)
-
-// AckLink makes the signed, expiring link a message carries.
-func (r *Router) AckLink(alertID, person string, now time.Time) string {
-	exp := strconv.FormatInt(now.Add(r.cfg.LinkTTL).Unix(), 10)
-	q := url.Values{"by": {person}, "exp": {exp}, "sig": {r.sign(alertID, person, exp)}}
-	return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/api/v1/alerts/" + url.PathEscape(alertID) + "/ack?" + q.Encode()
-}
-
-func (r *Router) sign(alertID, person, exp string) string {
-	m := hmac.New(sha256.New, []byte(r.cfg.LinkSecret))
-	m.Write([]byte(alertID + "\n" + person + "\n" + exp))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// AckByLink checks a link and acknowledges the alert's alarm as the person.
-func (r *Router) AckByLink(alertID, person, exp, sig string) (*Alert, error) {
-	want := r.sign(alertID, person, exp)
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return nil, ErrBadSignature
-	}
-	e, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !r.now().Before(time.Unix(e, 0)) {
-		return nil, ErrLinkExpired
-	}
-	r.mu.Lock()
-	al, ok := r.alerts[alertID]
-	r.mu.Unlock()
-	if !ok {
-		stored, err := r.store.Alert(context.Background(), alertID)
-		if err != nil {
-			return nil, err
-		}
-		return stored, nil // already resolved or acknowledged: nothing to do, say what it was
-	}
-	name := person
-	if p := r.people[person]; p != nil && p.Name != "" {
-		name = p.Name
-	}
-	if _, err := r.source.Ack(al.AlarmID, name, "acknowledged from the message link"); err != nil && !errors.Is(err, rules.ErrNothingToAck) {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.markAcked(al.AlarmID, name, r.now()) // also when the alarm was acknowledged already
-	c := *al
-	r.mu.Unlock()
-	return &c, nil
+	r.log.Error("could not reach person on any channel", "person", j.person.ID, "kind", j.kind)
 }
 
 // OnCallNow lists who is on call per team.
@@ -595,6 +674,3 @@ type OnCall struct {
 	Name     string    `json:"name"`
 	Until    time.Time `json:"until"`
 }
-
-// Store returns the router's store.
-func (r *Router) Store() *Store { return r.store }

@@ -1,8 +1,9 @@
-package alerts
+package alerts_test
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,14 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/delivery"
+	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 )
 
 type fakeAlarms struct {
 	mu     sync.Mutex
-	alarms map[string]rules.Alarm
+	alarms map[string]*rules.Alarm
 	acks   []string
 }
 
@@ -31,15 +37,18 @@ func (f *fakeAlarms) Alarm(id string) (rules.Alarm, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.alarms[id]
-	return a, ok
+	if !ok {
+		return rules.Alarm{}, false
+	}
+	return *a, true
 }
 func (f *fakeAlarms) Alarms(filter func(*rules.Alarm) bool) []rules.Alarm {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []rules.Alarm
 	for _, a := range f.alarms {
-		if filter(&a) {
-			out = append(out, a)
+		if filter(a) {
+			out = append(out, *a)
 		}
 	}
 	return out
@@ -49,22 +58,41 @@ func (f *fakeAlarms) Ack(id, by, note string) (rules.Alarm, error) {
 	defer f.mu.Unlock()
 	f.acks = append(f.acks, id+" by "+by)
 	a := f.alarms[id]
-	a.Acked = true
-	f.alarms[id] = a
-	return a, nil
+	if a == nil {
+		return rules.Alarm{}, rules.ErrNothingToAck
+	}
+	a.Acked, a.State = true, rules.StateAcked
+	return *a, nil
 }
 
 type sent struct{ to, first string }
 
 type alertHarness struct {
-	t      *testing.T
+	t      testing.TB
 	clock  sync.Mutex // guards now: delivery workers read the clock
 	now    time.Time
 	src    *fakeAlarms
-	r      *Router
+	cfg    alerts.Config
+	store  *sqlite.Alerts
+	r      *alerts.Router
+	stop   func()
+	audits *auditLog
+	reg    *prometheus.Registry
 	mu     sync.Mutex
 	got    []sent
 	status int
+	hook   string
+}
+
+type auditLog struct {
+	mu sync.Mutex
+	e  []alerts.LinkAudit
+}
+
+func (a *auditLog) AuditLinkAck(_ context.Context, e alerts.LinkAudit) {
+	a.mu.Lock()
+	a.e = append(a.e, e)
+	a.mu.Unlock()
 }
 
 var t0 = time.Date(2026, 11, 2, 14, 0, 0, 0, time.UTC) // 22:00 in Shanghai
@@ -76,8 +104,31 @@ var testAssetsA = []collectors.Asset{
 	{ID: "b5-light", Kind: "lighting", Building: "Building 5"},
 }
 
-func newAlertHarness(t *testing.T, mod func(*Config)) *alertHarness {
-	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]rules.Alarm{}}, status: 200}
+func testConfig(hook string) alerts.Config {
+	return alerts.Config{
+		BaseURL: "https://gw.yushan.example", LinkSecret: "0123456789abcdef0123", GroupWindow: 10 * time.Second,
+		Channels: map[string]alerts.ChannelConfig{"hook": {Type: alerts.Webhook, URL: hook}},
+		People: []alerts.Person{
+			{ID: "wang", Name: "Wang Li", Contacts: []alerts.Contact{{Channel: "hook"}}},
+			{ID: "li", Name: "Li Ming", Language: "en", Contacts: []alerts.Contact{{Channel: "hook"}}},
+			{ID: "boss", Name: "Zhou Jun", Contacts: []alerts.Contact{{Channel: "hook"}}},
+		},
+		Teams: []alerts.Team{{ID: "engineering", Name: "Engineering", Rotation: alerts.Rotation{Members: []string{"wang", "li"}, Start: t0.Add(-2 * time.Hour), Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"}}},
+		Policies: []alerts.Policy{{ID: "standard", Repeat: 1, AckExpiry: 30 * time.Minute, Levels: []alerts.Level{
+			{Notify: []string{"team:engineering"}, Wait: 5 * time.Minute},
+			{Notify: []string{"person:boss"}, Wait: 10 * time.Minute},
+		}}},
+		Routes: []alerts.Route{
+			{Rules: []string{"elevator-entrapment"}, Policy: "standard", Immediate: true},
+			{Policy: "standard"},
+		},
+		Inhibit: []alerts.Inhibit{{SourceRule: "mains-lost", Categories: []string{"water_supply", "lighting"}, Except: []string{"elevator-entrapment"}, Scope: "site"}},
+		Roles:   map[string]string{"duty_engineer": "engineering"},
+	}
+}
+
+func newAlertHarness(t testing.TB, mod func(*alerts.Config)) *alertHarness {
+	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]*rules.Alarm{}}, status: 200, audits: &auditLog{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m struct{ To, Text string }
 		b, _ := io.ReadAll(r.Body)
@@ -89,63 +140,97 @@ func newAlertHarness(t *testing.T, mod func(*Config)) *alertHarness {
 		h.got = append(h.got, sent{m.To, first})
 	}))
 	t.Cleanup(srv.Close)
-	cfg := Config{
-		BaseURL: "https://gw.yushan.example", LinkSecret: "0123456789abcdef0123", GroupWindow: 10 * time.Second,
-		Channels: map[string]ChannelConfig{"hook": {Type: Webhook, URL: srv.URL}},
-		People: []Person{
-			{ID: "wang", Name: "Wang Li", Contacts: []Contact{{Channel: "hook"}}},
-			{ID: "li", Name: "Li Ming", Language: "en", Contacts: []Contact{{Channel: "hook"}}},
-			{ID: "boss", Name: "Zhou Jun", Contacts: []Contact{{Channel: "hook"}}},
-		},
-		Teams: []Team{{ID: "engineering", Name: "Engineering", Rotation: Rotation{Members: []string{"wang", "li"}, Start: t0.Add(-2 * time.Hour), Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"}}},
-		Policies: []Policy{{ID: "standard", Repeat: 1, AckExpiry: 30 * time.Minute, Levels: []Level{
-			{Notify: []string{"team:engineering"}, Wait: 5 * time.Minute},
-			{Notify: []string{"person:boss"}, Wait: 10 * time.Minute},
-		}}},
-		Routes: []Route{
-			{Rules: []string{"elevator-entrapment"}, Policy: "standard", Immediate: true},
-			{Policy: "standard"},
-		},
-		Inhibit: []Inhibit{{SourceRule: "mains-lost", Categories: []string{"water_supply", "lighting"}, Except: []string{"elevator-entrapment"}, Scope: "site"}},
-		Roles:   map[string]string{"duty_engineer": "engineering"},
-	}
+	h.hook = srv.URL
+	cfg := testConfig(srv.URL)
 	if mod != nil {
 		mod(&cfg)
 	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	store, err := OpenStore(filepath.Join(t.TempDir(), "alerts.db"))
+	store, err := sqlite.OpenAlerts(filepath.Join(t.TempDir(), "alerts.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h.r = NewRouter(cfg, testAssetsA, h.src, store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), h.time)
-	h.r.backoff = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); h.r.Wait() })
-	if err := h.r.Start(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
+	h.store = store
+	h.start(cfg, nil)
 	return h
 }
 
-func (h *alertHarness) fire(rule, asset, category string, p rules.Priority) string {
+// noSleep: retries follow at once (no wall-clock waits in tests).
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// start runs a router over the harness's store; setup may replace notifiers.
+func (h *alertHarness) start(cfg alerts.Config, setup func(*alerts.Router)) {
+	h.t.Helper()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.cfg = cfg
+	h.reg = prometheus.NewRegistry()
+	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Auditor: h.audits, Metrics: alerts.NewMetrics(h.reg),
+		Log: slog.New(slog.DiscardHandler), Now: h.time, Workers: 2, Tick: time.Hour,
+		Backoff: delivery.Backoff{Initial: time.Millisecond, Attempts: 3}, Sleep: noSleep})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if setup != nil {
+		setup(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	r.WaitStarted(h.t)
+	h.r = r
+	stopped := false
+	h.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				h.t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			h.t.Fatal("Run did not return")
+		}
+	}
+	h.t.Cleanup(h.stop)
+}
+
+// restart stops the router and starts one with cfg over the same store, as
+// after a config edit and a restart.
+func (h *alertHarness) restart(cfg alerts.Config) {
+	h.t.Helper()
+	h.r.Settle(h.t)
+	h.stop()
+	h.start(cfg, nil)
+}
+
+func (h *alertHarness) put(rule, asset, category string, p rules.Priority) rules.Alarm {
 	id := rule + ":" + asset
 	a := rules.Alarm{ID: id, Rule: rule, Asset: asset, Name: rule, Priority: p, Category: category, Active: true, ActiveSince: h.time(), State: rules.StateUnacked}
 	h.src.mu.Lock()
-	h.src.alarms[id] = a
+	c := a
+	h.src.alarms[id] = &c
 	h.src.mu.Unlock()
-	h.r.OnEvent(event.Event{Type: event.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, From: rules.StateNormal, To: rules.StateUnacked}})
-	return id
+	return a
+}
+
+func (h *alertHarness) fire(rule, asset, category string, p rules.Priority) string {
+	a := h.put(rule, asset, category, p)
+	h.r.OnEvent(event.Event{Type: event.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: a.ID, From: rules.StateNormal, To: rules.StateUnacked}})
+	return a.ID
 }
 
 func (h *alertHarness) transition(id string, to rules.AlarmState, by string) {
 	h.src.mu.Lock()
-	a := h.src.alarms[id]
-	a.Active = to == rules.StateUnacked || to == rules.StateAcked
-	h.src.alarms[id] = a
+	p := h.src.alarms[id]
+	p.Active = to == rules.StateUnacked || to == rules.StateAcked
+	p.State = to
+	a := *p
 	h.src.mu.Unlock()
 	h.r.OnEvent(event.Event{Type: event.EventAlarm, Alarm: &a, Transition: &rules.Transition{AlarmID: id, To: to, By: by}})
 }
@@ -167,7 +252,7 @@ func (h *alertHarness) advance(d time.Duration) {
 	h.r.Tick()
 }
 
-// messages waits for n deliveries in all, then returns those since the last call.
+// messages waits for n deliveries in all and returns them all.
 func (h *alertHarness) messages(n int) []string {
 	h.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -187,27 +272,68 @@ func (h *alertHarness) messages(n int) []string {
 			defer h.mu.Unlock()
 			h.t.Fatalf("%d messages delivered, want %d: %v", len(h.got), n, h.got)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
+
+// settled waits until nothing is queued or in flight and returns every
+// message delivered: what a test asserts as "and nothing more".
+func (h *alertHarness) settled() []string {
+	h.t.Helper()
+	h.r.Settle(h.t)
+	return h.messages(0)
+}
+
+func (h *alertHarness) stored(id string) *alerts.Alert {
+	h.t.Helper()
+	a, err := h.store.Alert(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+// metric reads one counter of the running router's registry.
+func (h *alertHarness) metric(name, label, value string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func alertIDAt(alarm string, at time.Time) string { return alarm + "@" + fmt.Sprint(at.UnixMilli()) }
 
 func TestEscalationUntilAcknowledged(t *testing.T) {
 	h := newAlertHarness(t, nil)
 	id := h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
 	h.advance(10*time.Second - time.Millisecond)
 	h.advance(time.Millisecond) // the grouping window closes: the on-call engineer hears first
-	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【高·告警】pump-fault]" {
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【高·报警】pump-fault]" {
 		t.Fatalf("first: %s", got)
 	}
 	h.advance(5*time.Minute - 10*time.Second - time.Millisecond)
 	h.advance(time.Millisecond) // exactly when level 1's wait expires
-	if got := fmt.Sprint(h.messages(2)[1:]); got != "[boss: 【高·升级告警】pump-fault]" {
+	if got := fmt.Sprint(h.messages(2)[1:]); got != "[boss: 【高·升级报警】pump-fault]" {
 		t.Fatalf("escalation: %s", got)
 	}
 	h.transition(id, rules.StateAcked, "Zhou Jun")
 	h.advance(time.Hour - time.Minute) // nobody more while acknowledged, until the acknowledgement lapses at 30 min
 	msgs := h.messages(3)
-	if got := fmt.Sprint(msgs[2:]); got != "[boss: 【高·告警提醒】pump-fault]" {
+	if got := fmt.Sprint(msgs[2:]); got != "[boss: 【高·报警提醒】pump-fault]" {
 		t.Fatalf("after the acknowledgement lapsed: %s", got)
 	}
 	h.transition(id, rules.StateNormal, "engine")
@@ -226,13 +352,9 @@ func TestRepeatThenStop(t *testing.T) {
 	h.advance(5 * time.Minute)  // boss again
 	h.advance(10 * time.Minute) // exhausted
 	h.advance(time.Hour)
-	got := h.messages(4)
-	time.Sleep(50 * time.Millisecond)
-	if fmt.Sprint(h.messages(4)) != fmt.Sprint(got) || len(got) != 4 {
-		t.Fatalf("messages %v", got)
-	}
+	got := h.settled()
 	slices.Sort(got) // two delivery workers: arrival order may differ
-	want := "[boss: 【高·升级告警】pump-fault boss: 【高·升级告警】pump-fault wang: 【高·升级告警】pump-fault wang: 【高·告警】pump-fault]"
+	want := "[boss: 【高·升级报警】pump-fault boss: 【高·升级报警】pump-fault wang: 【高·升级报警】pump-fault wang: 【高·报警】pump-fault]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("messages %v\nwant %s", got, want)
 	}
@@ -251,22 +373,21 @@ func TestOutageIsOneMessageAndEntrapmentGoesOutAtOnce(t *testing.T) {
 	h.fire("lighting-off", "b5-light", "lighting", rules.Low)          // inhibited (site scope)
 	h.advance(2 * time.Second)
 	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
-	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·告警】elevator-entrapment]" {
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·报警】elevator-entrapment]" {
 		t.Fatalf("entrapment: %s", got)
 	}
 	h.advance(8 * time.Second)
-	if got := fmt.Sprint(h.messages(2)[1:]); got != "[wang: 【告警汇总】21 条告警]" {
+	if got := fmt.Sprint(h.messages(2)[1:]); got != "[wang: 【报警汇总】21 条报警]" {
 		t.Fatalf("grouped: %s", got)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := len(h.messages(2)); n != 2 {
+	if n := len(h.settled()); n != 2 {
 		t.Fatalf("%d messages for the outage, want 2", n)
 	}
 
-	all, _ := h.r.Store().Alerts(context.Background(), 100)
+	all, _ := h.store.Alerts(context.Background(), 100)
 	inhibited := 0
 	for _, a := range all {
-		if a.State == Inhibited && strings.HasPrefix(a.Reason, "inhibited by mains-lost:b3-panel") {
+		if a.State == alerts.Inhibited && strings.HasPrefix(a.Reason, "inhibited by mains-lost:b3-panel") {
 			inhibited++
 		}
 	}
@@ -275,46 +396,117 @@ func TestOutageIsOneMessageAndEntrapmentGoesOutAtOnce(t *testing.T) {
 	}
 }
 
+func link(t testing.TB, raw string) alerts.Link {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	id, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(u.EscapedPath(), "/api/v1/alerts/"), "/ack"))
+	return alerts.Link{AlertID: id, Person: q.Get("by"), Exp: q.Get("exp"), Sig: q.Get("sig")}
+}
+
 func TestSignedLinks(t *testing.T) {
 	h := newAlertHarness(t, nil)
 	id := h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
-	alertID := id + "@" + fmt.Sprint(t0.UnixMilli())
-	link := h.r.AckLink(alertID, "wang", h.time())
-	u, _ := url.Parse(link)
-	q := u.Query()
-	if _, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig")[:10]+"0000"+q.Get("sig")[14:]); err != ErrBadSignature {
+	alertID := alertIDAt(id, t0)
+	al := h.stored(alertID)
+	l := link(t, h.r.AckLink(al, "wang", h.time()))
+	ctx := context.Background()
+	tampered := l
+	tampered.Sig = l.Sig[:10] + "0000" + l.Sig[14:]
+	if _, err := h.r.AckByLink(ctx, tampered, "10.0.0.9"); !errors.Is(err, alerts.ErrBadSignature) {
 		t.Fatalf("tampered signature: %v", err)
 	}
-	if _, err := h.r.AckByLink(alertID, "li", q.Get("exp"), q.Get("sig")); err != ErrBadSignature {
+	other := l
+	other.Person = "li"
+	if _, err := h.r.AckByLink(ctx, other, "10.0.0.9"); !errors.Is(err, alerts.ErrBadSignature) {
 		t.Fatalf("someone else's link: %v", err)
 	}
-	if _, err := h.r.AckByLink(alertID, "wang", fmt.Sprint(t0.Add(48*time.Hour).Unix()), q.Get("sig")); err != ErrBadSignature {
+	extended := l
+	extended.Exp = fmt.Sprint(t0.Add(48 * time.Hour).Unix())
+	if _, err := h.r.AckByLink(ctx, extended, "10.0.0.9"); !errors.Is(err, alerts.ErrBadSignature) {
 		t.Fatalf("extended expiry: %v", err)
 	}
 	h.set(h.time().Add(25 * time.Hour))
-	if _, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig")); err != ErrLinkExpired {
+	if _, err := h.r.AckByLink(ctx, l, "10.0.0.9"); !errors.Is(err, alerts.ErrLinkExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	h.set(h.time().Add(-25 * time.Hour))
-	a, err := h.r.AckByLink(alertID, "wang", q.Get("exp"), q.Get("sig"))
-	if err != nil || a.State != Acked || a.AckedBy != "Wang Li" || fmt.Sprint(h.src.acks) != "[elevator-entrapment:b3-lift-1 by Wang Li]" {
+	h.set(t0)
+	a, err := h.r.AckByLink(ctx, l, "10.0.0.9")
+	if err != nil || a.State != alerts.Acked || a.AckedBy != "Wang Li" || fmt.Sprint(h.src.acks) != "[elevator-entrapment:b3-lift-1 by Wang Li]" {
 		t.Fatalf("ack by link: %+v %v %v", a, err, h.src.acks)
 	}
 }
 
+// Issue 10 item 3: opening a link (GET, HEAD, a chat preview, a mail
+// scanner) changes nothing; the POST acknowledges once; the same link again
+// says it was used; a link lives as long as the policy escalates (30 min
+// here), not 24 h; every use is recorded with person and client IP and told
+// to the auditor.
+func TestAckLinkConfirmsThenAcksOnceAndIsAudited(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	id := h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
+	al := h.stored(alertIDAt(id, t0))
+	l := link(t, h.r.AckLink(al, "wang", t0))
+	if l.Exp != fmt.Sprint(t0.Add(30*time.Minute).Unix()) {
+		t.Fatalf("link expires at %s, want the escalation horizon t0+30m (2 levels 5m+10m, 2 rounds)", l.Exp)
+	}
+	ctx := context.Background()
+	for range 3 { // a preview, a scanner, the person
+		v, err := h.r.CheckLink(ctx, l)
+		if err != nil || v.Alert.ID != al.ID || v.PersonName != "Wang Li" || !v.UsedAt.IsZero() || v.Alert.State != alerts.Firing {
+			t.Fatalf("check: %+v %v", v, err)
+		}
+	}
+	if len(h.src.acks) != 0 {
+		t.Fatalf("looking at a link acknowledged: %v", h.src.acks)
+	}
+	h.set(t0.Add(time.Minute))
+	a, err := h.r.AckByLink(ctx, l, "203.0.113.7")
+	if err != nil || a.State != alerts.Acked {
+		t.Fatalf("ack: %+v %v", a, err)
+	}
+	// Replay, e.g. after the acknowledgement lapsed: refused, nothing acknowledged again.
+	h.set(t0.Add(29 * time.Minute))
+	a, err = h.r.AckByLink(ctx, l, "198.51.100.1")
+	if !errors.Is(err, alerts.ErrLinkUsed) || a == nil || a.AckedBy != "Wang Li" {
+		t.Fatalf("second use: %+v %v", a, err)
+	}
+	if len(h.src.acks) != 1 {
+		t.Fatalf("acks %v", h.src.acks)
+	}
+	v, err := h.r.CheckLink(ctx, l)
+	if err != nil || !v.UsedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("check after use: %+v %v", v, err)
+	}
+	atts, _ := h.store.Attempts(ctx, 50)
+	var rows []string
+	for _, at := range atts {
+		if at.Kind == "link_ack" {
+			rows = append(rows, at.Person+" "+at.ClientIP+" "+at.Result)
+		}
+	}
+	if fmt.Sprint(rows) != "[wang 198.51.100.1 link_used wang 203.0.113.7 acked]" {
+		t.Fatalf("link_ack rows %v", rows)
+	}
+	h.audits.mu.Lock()
+	defer h.audits.mu.Unlock()
+	if len(h.audits.e) != 2 || h.audits.e[0].ClientIP != "203.0.113.7" || h.audits.e[0].Name != "Wang Li" || h.audits.e[0].Result != "acked" || h.audits.e[1].Result != "link_used" {
+		t.Fatalf("audit %+v", h.audits.e)
+	}
+}
+
 func TestQuietHoursAndMaintenance(t *testing.T) {
-	h := newAlertHarness(t, func(c *Config) {
-		c.QuietHours = []QuietHours{{From: "22:00", To: "07:30", Priorities: []rules.Priority{rules.Low}, TimeZone: "Asia/Shanghai"}}
-		c.Maintenance = []Maintenance{{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Buildings: []string{"Building 5"}, Reason: "lighting contractor"}}
+	h := newAlertHarness(t, func(c *alerts.Config) {
+		c.QuietHours = []alerts.QuietHours{{From: "22:00", To: "07:30", Priorities: []rules.Priority{rules.Low}, TimeZone: "Asia/Shanghai"}}
+		c.Maintenance = []alerts.Maintenance{{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Buildings: []string{"Building 5"}, Reason: "lighting contractor"}}
 	})
 	h.fire("lamp-out", "b3-panel", "lighting_b3", rules.Low)   // 22:00 in Shanghai: waits
 	h.fire("lighting-off-b5", "b5-light", "other", rules.High) // Building 5 in maintenance: not sent
 	h.advance(10 * time.Second)
-	time.Sleep(50 * time.Millisecond)
-	h.mu.Lock()
-	n := len(h.got)
-	h.mu.Unlock()
-	if n != 0 {
+	if n := len(h.settled()); n != 0 {
 		t.Fatalf("%d messages during quiet hours / maintenance", n)
 	}
 	h.advance(9*time.Hour + 30*time.Minute - 10*time.Second) // 07:30 Shanghai
@@ -324,8 +516,8 @@ func TestQuietHoursAndMaintenance(t *testing.T) {
 }
 
 func TestRotationAndOverride(t *testing.T) {
-	team := Team{ID: "e", Rotation: Rotation{Members: []string{"a", "b", "c"}, Start: t0, Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"},
-		Overrides: []Override{{Person: "z", From: t0.Add(50 * time.Hour), To: t0.Add(52 * time.Hour)}}}
+	team := alerts.Team{ID: "e", Rotation: alerts.Rotation{Members: []string{"a", "b", "c"}, Start: t0, Shift: 24 * time.Hour, TimeZone: "Asia/Shanghai"},
+		Overrides: []alerts.Override{{Person: "z", From: t0.Add(50 * time.Hour), To: t0.Add(52 * time.Hour)}}}
 	for _, c := range []struct {
 		at    time.Duration
 		who   string
@@ -348,16 +540,8 @@ func TestDeliveryAttemptsRecorded(t *testing.T) {
 	h := newAlertHarness(t, nil)
 	h.status = 500
 	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
-	h.messages(3)
-	deadline := time.Now().Add(5 * time.Second)
-	var atts []*Attempt
-	for time.Now().Before(deadline) {
-		atts, _ = h.r.Store().Attempts(context.Background(), 10)
-		if len(atts) == 3 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.settled()
+	atts, _ := h.store.Attempts(context.Background(), 10)
 	var results []string
 	for i := len(atts) - 1; i >= 0; i-- {
 		results = append(results, fmt.Sprintf("%d:%s", atts[i].Try, atts[i].Result))
@@ -365,14 +549,15 @@ func TestDeliveryAttemptsRecorded(t *testing.T) {
 	if fmt.Sprint(results) != "[1:will_retry 2:will_retry 3:failed]" {
 		t.Fatalf("attempts %v", results)
 	}
+	if h.metric("gateway_alert_delivery_attempts_total", "result", "will_retry") != 2 || h.metric("gateway_alert_delivery_attempts_total", "result", "failed") != 1 {
+		t.Fatal("attempts not counted")
+	}
 	h.mu.Lock()
 	h.status = 400
 	h.got = nil
 	h.mu.Unlock()
 	h.fire("elevator-entrapment", "b3-lift-1#2", "elevator", rules.Critical)
-	h.messages(1)
-	time.Sleep(50 * time.Millisecond)
-	if n := len(h.messages(1)); n != 1 {
+	if n := len(h.settled()); n != 1 {
 		t.Fatalf("a 400 was retried: %d requests", n)
 	}
 }
@@ -381,42 +566,34 @@ func TestDeliveryAttemptsRecorded(t *testing.T) {
 // escalates at the same time the old one would have.
 func TestEscalationSurvivesRestart(t *testing.T) {
 	h := newAlertHarness(t, nil)
-	path := h.r.store
 	h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
 	h.advance(10 * time.Second)
 	h.messages(1)
-	// A second router over the same store, as after a crash.
-	h2 := &alertHarness{t: t, now: h.time(), src: h.src, status: 200}
-	h2.r = NewRouter(h.r.cfg, testAssetsA, h.src, path, nil, h.r.log, h2.time)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); h2.r.Wait() }()
-	if err := h2.r.Start(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	h2.r.notifiers = h.r.notifiers // the same receiver
-	h2.advance(5*time.Minute - 10*time.Second - time.Millisecond)
-	time.Sleep(30 * time.Millisecond)
-	if n := len(h.messages(1)); n != 1 {
+	h.restart(h.cfg) // as after a crash
+	h.advance(5*time.Minute - 10*time.Second - time.Millisecond)
+	if n := len(h.settled()); n != 1 {
 		t.Fatalf("escalated early after the restart: %d messages", n)
 	}
-	h2.advance(time.Millisecond)
-	if got := h.messages(2); got[1] != "boss: 【高·升级告警】pump-fault" {
+	h.advance(time.Millisecond)
+	if got := h.messages(2); got[1] != "boss: 【高·升级报警】pump-fault" {
 		t.Fatalf("after restart: %v", got)
 	}
 }
 
 // A contact that refuses the message falls back to the person's next one.
 func TestFallbackToTheNextContact(t *testing.T) {
-	bad, _ := receiver(t, 400, "no such robot")
-	h := newAlertHarness(t, func(c *Config) {
-		c.Channels["broken"] = ChannelConfig{Type: WeCom, URL: bad.URL}
-		c.People[0].Contacts = []Contact{{Channel: "broken"}, {Channel: "hook"}}
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(400); io.WriteString(w, "no such robot") }))
+	defer bad.Close()
+	h := newAlertHarness(t, func(c *alerts.Config) {
+		c.Channels["broken"] = alerts.ChannelConfig{Type: alerts.WeCom, URL: bad.URL}
+		c.People[0].Contacts = []alerts.Contact{{Channel: "broken"}, {Channel: "hook"}}
 	})
 	h.fire("elevator-entrapment", "b3-lift-1", "elevator", rules.Critical)
-	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·告警】elevator-entrapment]" {
+	if got := fmt.Sprint(h.messages(1)); got != "[wang: 【紧急·报警】elevator-entrapment]" {
 		t.Fatalf("fallback: %s", got)
 	}
-	atts, _ := h.r.Store().Attempts(context.Background(), 10)
+	h.settled()
+	atts, _ := h.store.Attempts(context.Background(), 10)
 	if len(atts) != 2 || atts[1].Channel != "broken" || atts[1].Result != "failed" || atts[0].Channel != "hook" || atts[0].Result != "sent" {
 		t.Fatalf("attempts %+v %+v", atts[0], atts[1])
 	}
@@ -425,7 +602,7 @@ func TestFallbackToTheNextContact(t *testing.T) {
 // Per-person rate limit: an alert soon after a message waits for the
 // interval and goes out grouped with what else came.
 func TestRateLimitGroupsInsteadOfFlooding(t *testing.T) {
-	h := newAlertHarness(t, func(c *Config) { c.MinInterval = time.Minute })
+	h := newAlertHarness(t, func(c *alerts.Config) { c.MinInterval = time.Minute })
 	h.fire("a", "b3-pump", "x", rules.High)
 	h.advance(10 * time.Second)
 	h.messages(1)
@@ -433,29 +610,28 @@ func TestRateLimitGroupsInsteadOfFlooding(t *testing.T) {
 	h.advance(10 * time.Second) // its window is over, but the last message was 10 s ago
 	h.fire("c", "b3-pump", "x", rules.High)
 	h.advance(49 * time.Second) // t0+69 s: the first message left at t0+10 s
-	time.Sleep(30 * time.Millisecond)
-	if n := len(h.messages(1)); n != 1 {
+	if n := len(h.settled()); n != 1 {
 		t.Fatalf("%d messages within the minute", n)
 	}
 	h.advance(time.Second)
-	if got := h.messages(2); got[1] != "wang: 【告警汇总】2 条告警" {
+	if got := h.messages(2); got[1] != "wang: 【报警汇总】2 条报警" {
 		t.Fatalf("after the interval: %v", got)
 	}
 }
 
 func TestGroupedMessageListsTheMostUrgentTwenty(t *testing.T) {
 	h := newAlertHarness(t, nil)
-	var alerts []*Alert
+	var as []*alerts.Alert
 	for i := 0; i < 30; i++ {
 		p := rules.Medium
 		if i == 29 {
 			p = rules.Critical
 		}
-		alerts = append(alerts, &Alert{ID: fmt.Sprintf("a%02d", i), Name: fmt.Sprintf("alarm %02d", i), Priority: p, Location: "B3"})
+		as = append(as, &alerts.Alert{ID: fmt.Sprintf("a%02d", i), Name: fmt.Sprintf("alarm %02d", i), Priority: p, Location: "B3"})
 	}
-	_, text := h.r.render(h.r.people["wang"], "alert", alerts, t0)
+	_, text := h.r.Render("wang", "alert", as, t0)
 	lines := strings.Split(text, "\n")
-	if lines[0] != "【告警汇总】30 条告警" || !strings.HasPrefix(lines[1], "1. 【紧急】alarm 29") ||
+	if lines[0] != "【报警汇总】30 条报警" || !strings.HasPrefix(lines[1], "1. 【紧急】alarm 29") ||
 		!strings.Contains(text, "……另有 10 条：https://gw.yushan.example/api/v1/alarms?state=active") ||
 		!strings.Contains(text, "... and 10 more: https://gw.yushan.example/api/v1/alarms?state=active") {
 		t.Fatalf("grouped text:\n%s", text)

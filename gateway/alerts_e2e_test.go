@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"syscall"
@@ -71,27 +73,42 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 	}
 	g := grouped[0].Body
 	// Both panels' supply loss and the trapped car's alarm button: one message.
-	if !strings.HasPrefix(g.Text, "【告警汇总】3 条告警") || !strings.Contains(g.Text, "[3 ALARMS]") || !strings.Contains(g.Text, "【高】电梯警铃按下") ||
+	if !strings.HasPrefix(g.Text, "【报警汇总】3 条报警") || !strings.Contains(g.Text, "[3 ALARMS]") || !strings.Contains(g.Text, "【高】电梯警铃按下") ||
 		!strings.Contains(g.Text, "【紧急】市电进线失电 — Building 3") || !strings.Contains(g.Text, "Elevator alarm button pressed") ||
 		!strings.Contains(g.Text, "Incoming supply lost — Building 3") || !strings.Contains(g.Text, "Incoming supply lost — Building 5") {
 		t.Fatalf("grouped message:\n%s", g.Text)
 	}
 	e := entrapment[0].Body
-	if !strings.HasPrefix(e.Text, "【紧急·告警】电梯困人\n位置：Building 3") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
+	if !strings.HasPrefix(e.Text, "【紧急·报警】电梯困人\n位置：Building 3") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
 		t.Fatalf("entrapment message:\n%s", e.Text)
 	}
 	link := regexp.MustCompile(`(http\S+/ack\?\S+)`).FindString(e.Text)
-	resp, err := http.Get(link) // from a phone: no session
+	resp, err := http.Get(link) // a chat preview or the phone opening it: no session, nothing acknowledged yet
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("ack link %s: %v %v", link, resp.Status, err)
 	}
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if a := s.alarm("elevator-entrapment:b3-lift-1"); a.State != "acknowledged" {
-		t.Fatalf("after the link: %s", a.State)
+	if !strings.Contains(string(page), `<form method="post"`) {
+		t.Fatalf("the link's page has no confirmation form:\n%s", page)
 	}
-	tampered := strings.Replace(link, "sig=", "sig=00", 1)
-	if resp, _ := http.Get(tampered); resp.StatusCode != 403 {
-		t.Fatalf("tampered link answered %d", resp.StatusCode)
+	if a := s.alarm("elevator-entrapment:b3-lift-1"); a.State != "unacknowledged" {
+		t.Fatalf("opening the link acknowledged it: %s", a.State)
+	}
+	u, _ := url.Parse(link)
+	tampered := u.Query()
+	tampered.Set("sig", "00"+tampered.Get("sig"))
+	if resp, err := http.PostForm(s.url+u.Path, tampered); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("tampered link answered %v %v", resp.StatusCode, err)
+	}
+	if resp, err := http.PostForm(s.url+u.Path, u.Query()); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("confirming from the page: %v %v", resp.StatusCode, err)
+	}
+	if a := s.alarm("elevator-entrapment:b3-lift-1"); a.State != "acknowledged" {
+		t.Fatalf("after confirming: %s", a.State)
+	}
+	if resp, err := http.PostForm(s.url+u.Path, u.Query()); err != nil || resp.StatusCode != 409 {
+		t.Fatalf("the link used twice: %v %v", resp.StatusCode, err)
 	}
 	var attempts []struct {
 		Kind, Person, Channel, Result string

@@ -72,12 +72,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer closeLogged(log, "rules store", store.Close)
-	var astore *alerts.Store
+	var astore *sqlite.Alerts
 	if cfg.Alerts != nil {
 		if err := os.MkdirAll(filepath.Dir(cfg.Alerts.Database), 0o750); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
-		if astore, err = alerts.OpenStore(cfg.Alerts.Database); err != nil {
+		if astore, err = sqlite.OpenAlerts(cfg.Alerts.Database); err != nil {
 			return err
 		}
 		defer closeLogged(log, "alerts store", astore.Close)
@@ -159,7 +159,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if mq != nil {
 			pub = mq
 		}
-		router = alerts.NewRouter(*cfg.Alerts, assets, engine, astore, pub, log.With("component", "alerts"), time.Now)
+		alertEvents := bus.Subscribe(4096)
+		defer alertEvents.Close()
+		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Events: alertEvents.C, Store: astore, Links: astore,
+			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts")}); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
 	}
 
 	var simulator *sim.Simulator
@@ -180,9 +185,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		Reports: workorder.NewReports(store, engine, time.Now)})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	if router != nil {
-		api.MountAlerts(router)
+		opts := dashboard.AlertsOptions{}
+		if cfg.Demo {
+			opts.DemoReceiver = &dashboard.DemoReceiverOptions{} // the demo's channel posts here; never on a real site
+		}
+		api.MountAlerts(router, astore, opts)
 	}
-	api.MountDemoReceiver()
 	hubEvents := bus.Subscribe(1024)
 	defer hubEvents.Close()
 	hub := dashboard.NewHub(state, hubEvents, api.Snapshot, log.With("component", "hub"))
@@ -209,15 +217,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		services = append(services, service{"sessions", auth.Run})
 	}
 	if router != nil {
-		if err := router.Start(gctx, 4); err != nil {
-			stopCore()
-			return fmt.Errorf("alerts: %w", errors.Join(err, g.Wait()))
-		}
-		services = append(services, service{"alerts", func(ctx context.Context) error {
-			router.Run(ctx, bus, time.Second)
-			router.Wait()
-			return nil
-		}})
+		services = append(services, service{"alerts", router.Run}) // returns once in-flight deliveries are done
 	}
 	for _, s := range services {
 		g.Go(func() error {

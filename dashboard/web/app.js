@@ -4,7 +4,7 @@
 
 const T = {
   zh: {connecting: "连接中…", live: "实时", lost: "连接中断", stale: "数据已中断 — 连接丢失 / DATA STALE — CONNECTION LOST",
-    equipment: "设备状态", incidents: "应急事件", workorders: "工单", kpis: "服务指标", alarms: "告警", console: "值班控制台",
+    equipment: "设备状态", incidents: "应急事件", workorders: "工单", kpis: "服务指标", alarms: "报警", console: "值班控制台",
     login: "登录", logout: "退出", mute: "静音", unmute: "取消静音", drill: "演练：", start: "开始", ack: "确认", shelve: "搁置",
     complete: "完成", skip: "跳过", critical: "紧急", high: "高", medium: "中", low: "低", active: "当前", unacked: "未确认",
     none: "无", note: "备注：", unshelve: "取消搁置", oos: "停用", ins: "恢复", close: "关闭事件", evidence: "记录", newwo: "新建工单（住户报修）",

@@ -1,4 +1,4 @@
-package alerts
+package notify
 
 import (
 	"context"
@@ -55,6 +55,15 @@ func receiver(t *testing.T, status int, answer string) (*httptest.Server, func()
 }
 
 var fixed = time.Unix(1_763_000_000, 0)
+
+func mustNotifier(t *testing.T, c ChannelConfig, pub Publisher, now func() time.Time) Notifier {
+	t.Helper()
+	n, err := New(c, pub, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
 func msg() *Message {
 	return &Message{To: "wang.li", Address: "13800000001", Subject: "[CRITICAL] Passengers trapped", Text: "【紧急】电梯困人\nB3 car 1", Alerts: []string{"a@1"}}
@@ -118,7 +127,7 @@ func TestChannelPayloads(t *testing.T) {
 			if err := c.cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			n := NewNotifier(c.cfg, nil, func() time.Time { return fixed })
+			n := mustNotifier(t, c.cfg, nil, func() time.Time { return fixed })
 			retry, err := n.Notify(context.Background(), msg())
 			if err != nil || retry {
 				t.Fatalf("notify: %v retry %v", err, retry)
@@ -145,7 +154,7 @@ func TestRetryOnlyWhatIsWorthRetrying(t *testing.T) {
 		{200, `{"errcode":310000,"errmsg":"sign not match"}`, false, "webhook error 310000: sign not match"},
 	} {
 		srv, _ := receiver(t, c.status, c.answer)
-		n := NewNotifier(ChannelConfig{Type: Webhook, URL: srv.URL}, nil, time.Now)
+		n := mustNotifier(t, ChannelConfig{Type: Webhook, URL: srv.URL}, nil, time.Now)
 		retry, err := n.Notify(context.Background(), msg())
 		if retry != c.retry || err == nil || err.Error() != c.err {
 			t.Errorf("%d: retry %v err %v; want %v %q", c.status, retry, err, c.retry, c.err)
@@ -155,7 +164,7 @@ func TestRetryOnlyWhatIsWorthRetrying(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	n := NewNotifier(ChannelConfig{Type: Webhook, URL: "http://" + addr}, nil, time.Now)
+	n := mustNotifier(t, ChannelConfig{Type: Webhook, URL: "http://" + addr}, nil, time.Now)
 	if retry, err := n.Notify(context.Background(), msg()); !retry || err == nil {
 		t.Errorf("unreachable: retry %v err %v", retry, err)
 	}
@@ -214,7 +223,7 @@ func TestEmailThroughARealSMTPServer(t *testing.T) {
 	go srv.Serve(l)
 	defer srv.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	n := NewNotifier(ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: "none"}}, nil, time.Now)
+	n := mustNotifier(t, ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: "none"}}, nil, time.Now)
 	m := msg()
 	m.Address = "wang.li@yushan.example"
 	if retry, err := n.Notify(context.Background(), m); err != nil {
@@ -233,14 +242,15 @@ func TestEmailThroughARealSMTPServer(t *testing.T) {
 		}
 	}
 	// Wrong password: final, not retried.
-	bad := NewNotifier(ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "nope", From: "g@y", TLS: "none"}}, nil, time.Now)
+	bad := mustNotifier(t, ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "gateway", Password: "nope", From: "g@y", TLS: "none"}}, nil, time.Now)
 	if retry, err := bad.Notify(context.Background(), m); err == nil || retry {
 		t.Fatalf("bad auth: retry %v err %v", retry, err)
 	}
 }
 
 // The MQTT channel publishes to a real broker (for sirens and LED boards).
-func TestMQTTChannelAgainstMosquitto(t *testing.T) {
+func TestMQTTChannelIntegration(t *testing.T) {
+	testenv.Integration(t)
 	broker := testenv.StartMosquitto(t)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("siren"))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -251,7 +261,7 @@ func TestMQTTChannelAgainstMosquitto(t *testing.T) {
 	if tok := c.Subscribe("yushan/sirens/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	n := NewNotifier(ChannelConfig{Type: MQTT, Topic: "yushan/sirens/{address}"}, pahoPublisher{c}, time.Now)
+	n := mustNotifier(t, ChannelConfig{Type: MQTT, Topic: "yushan/sirens/{address}"}, pahoPublisher{c}, time.Now)
 	m := msg()
 	m.Address = "b3-lobby"
 	if _, err := n.Notify(context.Background(), m); err != nil {
@@ -316,11 +326,11 @@ func TestEmailOverTLS(t *testing.T) {
 			cfg := SMTPConfig{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: mode}
 			m := msg()
 			m.Address = "wang.li@yushan.example"
-			if _, err := NewNotifier(ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err == nil {
+			if _, err := mustNotifier(t, ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err == nil {
 				t.Fatal("an untrusted certificate was accepted")
 			}
 			cfg.CAFile = ca
-			if retry, err := NewNotifier(ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err != nil {
+			if retry, err := mustNotifier(t, ChannelConfig{Type: Email, SMTP: cfg}, nil, time.Now).Notify(context.Background(), m); err != nil {
 				t.Fatalf("send: %v (retry %v)", err, retry)
 			}
 			be.mu.Lock()
@@ -329,5 +339,61 @@ func TestEmailOverTLS(t *testing.T) {
 				t.Fatalf("mails %v", be.mail)
 			}
 		})
+	}
+}
+
+// Every registered type compiles from its YAML fields, and an unknown type
+// or a missing field is a config error naming the field.
+func TestChannelRegistry(t *testing.T) {
+	for typ := range channelTypes {
+		c := ChannelConfig{Type: typ, URL: "https://robot.example/send", Body: "{{.Text}}", Topic: "t/{address}", SMTP: SMTPConfig{Host: "smtp.example", From: "g@example"}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	for _, c := range []struct {
+		cfg  ChannelConfig
+		want string
+	}{
+		{ChannelConfig{Type: "pager"}, `type: "pager" is not a channel type`},
+		{ChannelConfig{Type: WeCom, URL: "ftp://x?key=SECRET-ROBOT-KEY"}, "url: ftp://x?key=REDACTED is not an http(s) URL"},
+		{ChannelConfig{Type: SMS, URL: "https://sms.example"}, "body: the SMS body template is missing"},
+		{ChannelConfig{Type: Email}, "smtp: host and from are required"},
+		{ChannelConfig{Type: MQTT}, "topic: is required"},
+	} {
+		if err := c.cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// Issue 10 item 6: a robot that cannot be reached must not put its key or
+// token into the error (which is stored, shown by the API and logged).
+func TestRobotErrorsCarryNoSecrets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	for _, c := range []ChannelConfig{
+		{Type: WeCom, URL: "http://" + dead + "/cgi-bin/webhook/send?key=SUPER-SECRET-ROBOT-KEY"},
+		{Type: DingTalk, URL: "http://" + dead + "/robot/send?access_token=SUPER-SECRET-TOKEN", Secret: "SEC-SIGNING-SECRET"},
+		{Type: Feishu, URL: "http://" + dead + "/open-apis/bot/v2/hook/3f2a9c1e-77aa-4b1c-9d3e-0123456789ab", Secret: "SEC-SIGNING-SECRET"},
+		{Type: Slack, URL: "http://" + dead + "/services/T0000AAAA/B0000BBBB/XXXXXXXXXXXXXXXXXXXXXXXX"},
+		{Type: Webhook, URL: "http://user:SUPER-SECRET-PASSWORD@" + dead + "/hook?token=SUPER-SECRET-TOKEN", Secret: "SEC-SIGNING-SECRET"},
+	} {
+		retry, err := mustNotifier(t, c, nil, time.Now).Notify(context.Background(), msg())
+		if err == nil || !retry {
+			t.Fatalf("%s: retry %v err %v", c.Type, retry, err)
+		}
+		for _, secret := range []string{"SUPER-SECRET", "SEC-SIGNING-SECRET", "3f2a9c1e-77aa", "XXXXXXXXXXXXXXXX", "T0000AAAA"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s error leaks %q: %v", c.Type, secret, err)
+			}
+		}
+		if !strings.HasPrefix(err.Error(), string(c.Type)+" no answer: POST http://"+dead+"/") {
+			t.Errorf("%s error does not say what failed: %v", c.Type, err)
+		}
 	}
 }

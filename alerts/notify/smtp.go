@@ -1,0 +1,151 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/propgate/gateway/internal/cfgerr"
+)
+
+// SMTPConfig is an e-mail channel's server.
+type SMTPConfig struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+	TLS      string `yaml:"tls"`     // starttls (default), tls, none (loopback relays only)
+	CAFile   string `yaml:"ca_file"` // trust this CA (an internal relay's); default the system's
+}
+
+func (c SMTPConfig) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smtp ca_file %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	return cfg, nil
+}
+
+// EmailNotifier sends plain-text UTF-8 mail over SMTP (STARTTLS by default;
+// PlainAuth refuses cleartext to anything but localhost).
+type EmailNotifier struct {
+	cfg     SMTPConfig
+	timeout time.Duration
+}
+
+var _ Notifier = (*EmailNotifier)(nil)
+
+func newEmail(c ChannelConfig, _ Env) (Notifier, error) {
+	if c.SMTP.Host == "" || c.SMTP.From == "" {
+		return nil, cfgerr.Errorf("smtp", "host and from are required")
+	}
+	switch c.SMTP.TLS {
+	case "", "starttls", "tls", "none":
+	default:
+		return nil, cfgerr.Errorf("smtp.tls", "%q is not starttls, tls or none", c.SMTP.TLS)
+	}
+	return &EmailNotifier{cfg: c.SMTP, timeout: c.timeout()}, nil
+}
+
+// Notify implements Notifier.
+func (e *EmailNotifier) Notify(ctx context.Context, m *Message) (bool, error) {
+	retry, err := e.send(ctx, m)
+	if err != nil && e.cfg.Password != "" && strings.Contains(err.Error(), e.cfg.Password) {
+		err = errors.New(strings.ReplaceAll(err.Error(), e.cfg.Password, "REDACTED"))
+	}
+	return retry, err
+}
+
+func (e *EmailNotifier) send(ctx context.Context, m *Message) (bool, error) {
+	port := e.cfg.Port
+	if port == 0 {
+		port = map[string]int{"tls": 465, "none": 25}[e.cfg.TLS]
+		if port == 0 {
+			port = 587
+		}
+	}
+	addr := net.JoinHostPort(e.cfg.Host, strconv.Itoa(port))
+	d := &net.Dialer{Timeout: e.timeout}
+	tlsCfg, err := e.cfg.tlsConfig()
+	if err != nil {
+		return false, err
+	}
+	var conn net.Conn
+	if e.cfg.TLS == "tls" {
+		conn, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return true, err
+	}
+	deadline := time.Now().Add(e.timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = conn.SetDeadline(deadline)
+	c, err := smtp.NewClient(conn, e.cfg.Host)
+	if err != nil {
+		conn.Close()
+		return true, err
+	}
+	defer c.Close()
+	if e.cfg.TLS == "" || e.cfg.TLS == "starttls" {
+		if err := c.StartTLS(tlsCfg); err != nil {
+			return false, fmt.Errorf("smtp STARTTLS: %w", err)
+		}
+	}
+	if e.cfg.Username != "" {
+		if err := c.Auth(smtp.PlainAuth("", e.cfg.Username, e.cfg.Password, e.cfg.Host)); err != nil {
+			return false, fmt.Errorf("smtp auth: %w", err)
+		}
+	}
+	if err := c.Mail(e.cfg.From); err != nil {
+		return smtpRetry(err), err
+	}
+	if err := c.Rcpt(m.Address); err != nil {
+		return smtpRetry(err), err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return smtpRetry(err), err
+	}
+	subject := "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(m.Subject)) + "?="
+	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
+		e.cfg.From, m.Address, subject, base64.StdEncoding.EncodeToString([]byte(m.Text)))
+	if err := w.Close(); err != nil {
+		return smtpRetry(err), err
+	}
+	return false, c.Quit()
+}
+
+// smtpRetry: 4xx replies are transient, 5xx final.
+func smtpRetry(err error) bool {
+	var te interface{ Temporary() bool }
+	if errors.As(err, &te) {
+		return te.Temporary()
+	}
+	var pe *textproto.Error
+	if errors.As(err, &pe) {
+		return pe.Code/100 == 4
+	}
+	return false
+}
