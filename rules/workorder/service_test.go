@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/delivery"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
@@ -455,3 +456,55 @@ func TestChangesArePublishedOnTheBus(t *testing.T) {
 }
 
 func f64(v float64) *float64 { return &v }
+
+// A receiver that refuses one delivery for good (400) does not block every
+// later change behind it; the refused one is kept with its error. Every
+// delivery carries a signed timestamp, so a receiver can refuse replays.
+func TestWebhookRefusalDoesNotBlockTheOutbox(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !delivery.Verify("s3cret", body, r.Header, time.Now(), time.Minute) {
+			t.Errorf("no valid timestamped signature: %v", r.Header)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		key := r.Header.Get("Idempotency-Key")
+		if key == "wo-1-v1" {
+			w.WriteHeader(http.StatusBadRequest) // this receiver will never take it
+			return
+		}
+		got = append(got, key)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), true)
+	w, _ := h.wo.Create(bg, WorkOrder{Category: "lift", Location: "B3 car 2", Priority: rules.High, Description: "door sticks"}, "desk")
+	h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
+	hook := NewWebhook(WebhookConfig{URL: srv.URL, Secret: "s3cret", MaxBackoff: 20 * time.Millisecond}, h.store, quietLog())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- hook.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the change after the refused one was never delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if pending, _ := h.store.PendingOutbox(bg, 10); len(pending) != 0 {
+		t.Fatalf("%d still pending", len(pending))
+	}
+	if fmt.Sprint(got) != "[wo-1-v2]" {
+		t.Fatalf("delivered %v", got)
+	}
+}

@@ -1,19 +1,14 @@
 package workorder
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/internal/delivery"
 )
 
 // WebhookConfig posts every created or changed work order to a CMMS or
@@ -84,8 +79,18 @@ func NewWebhook(cfg WebhookConfig, store Outbox, log *slog.Logger) *Webhook {
 // change is added to it in the same transaction as the change itself.
 type Outbox interface {
 	PendingOutbox(ctx context.Context, limit int) ([]OutboxItem, error)
-	OutboxAttempt(ctx context.Context, id int64, delivered bool, errMsg string) error
+	OutboxAttempt(ctx context.Context, id int64, result OutboxResult, errMsg string) error
 }
+
+// OutboxResult is what became of one delivery attempt.
+type OutboxResult int
+
+// Outbox results.
+const (
+	OutboxPending   OutboxResult = 0 // failed for now (5xx, 429, no answer): retried, nothing later goes first
+	OutboxDelivered OutboxResult = 1
+	OutboxRefused   OutboxResult = 2 // refused (4xx): retrying cannot help; kept with its error, the queue moves on
+)
 
 // OutboxItem is one webhook delivery waiting to be made.
 type OutboxItem struct {
@@ -119,14 +124,23 @@ func (w *Webhook) Run(ctx context.Context) error {
 		}
 		failed := false
 		for _, it := range items {
-			if err := w.deliver(ctx, it); err != nil {
-				_ = w.store.OutboxAttempt(ctx, it.ID, false, err.Error())
-				w.log.Warn("work-order webhook failed; will retry", "key", it.Key, "attempt", it.Attempts+1, "retry_in", backoff, "err", err)
-				failed = true
-				break // keep order: nothing later goes before this one
+			retry, err := w.deliver(ctx, it)
+			switch {
+			case err == nil:
+				_ = w.store.OutboxAttempt(ctx, it.ID, OutboxDelivered, "")
+				backoff = first
+				continue
+			case !retry:
+				// A 4xx will not change by retrying: blocking every later
+				// change behind it would silence the CMMS for good.
+				_ = w.store.OutboxAttempt(ctx, it.ID, OutboxRefused, err.Error())
+				w.log.Error("work-order webhook refused a delivery; it is kept in the outbox and the queue moves on", "key", it.Key, "err", err)
+				continue
 			}
-			_ = w.store.OutboxAttempt(ctx, it.ID, true, "")
-			backoff = first
+			_ = w.store.OutboxAttempt(ctx, it.ID, OutboxPending, err.Error())
+			w.log.Warn("work-order webhook failed; will retry", "key", it.Key, "attempt", it.Attempts+1, "retry_in", backoff, "err", err)
+			failed = true
+			break // keep order: nothing later goes before this one
 		}
 		wait := time.Minute
 		if failed {
@@ -151,26 +165,10 @@ func (w *Webhook) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Webhook) deliver(ctx context.Context, it OutboxItem) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(it.Payload))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", it.Key)
-	if w.cfg.Secret != "" {
-		mac := hmac.New(sha256.New, []byte(w.cfg.Secret))
-		mac.Write(it.Payload)
-		req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	}
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("receiver answered %s", resp.Status)
-	}
-	return nil
+// deliver posts one item through the shared signed-POST helper: the body
+// is signed (X-Signature, and X-Signature-V2 over a timestamp so receivers
+// can refuse replays), errors never carry the URL's secrets.
+func (w *Webhook) deliver(ctx context.Context, it OutboxItem) (retry bool, err error) {
+	return delivery.Post(ctx, w.client, delivery.Request{URL: w.cfg.URL, Body: it.Payload, Secret: w.cfg.Secret,
+		Headers: http.Header{"Idempotency-Key": {it.Key}}})
 }

@@ -398,8 +398,9 @@ func (s *Rules) PendingOutbox(ctx context.Context, limit int) ([]workorder.Outbo
 	return out, rows.Err()
 }
 
-// OutboxAttempt implements the rules stores.
-func (s *Rules) OutboxAttempt(ctx context.Context, id int64, delivered bool, errMsg string) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, delivered = ?, last_error = ? WHERE id = ?`, delivered, errMsg, id)
+// OutboxAttempt implements the rules stores: delivered 0 stays pending, 1
+// is delivered, 2 is refused for good (kept, with its error, for a person).
+func (s *Rules) OutboxAttempt(ctx context.Context, id int64, result workorder.OutboxResult, errMsg string) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, delivered = ?, last_error = ? WHERE id = ?`, int(result), errMsg, id)
 	return err
 }
