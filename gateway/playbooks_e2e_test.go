@@ -22,8 +22,13 @@ type incidentView struct {
 	Children []int64
 	Steps    []struct {
 		ID, Status, Note string
+		HeldAtStart      bool   `json:"held_at_start"`
+		Awaiting         string `json:"awaiting_confirmation"`
 	}
-	Record map[string]struct{ At time.Time }
+	Record map[string]struct {
+		At     time.Time
+		Source string
+	}
 }
 
 func (s *site) incidents() []incidentView {
@@ -68,6 +73,42 @@ func (s *site) stepStatus(id int64, step string) string {
 
 func (s *site) waitStep(id int64, step string) {
 	s.waitFor(fmt.Sprintf("incident %d step %s done", id, step), 40*time.Second, func() bool { return s.stepStatus(id, step) == "done" })
+}
+
+// confirmHeld waits until the step was found already true when it started
+// (so no change was seen and a person must confirm it), then confirms it
+// as a person.
+func (s *site) confirmHeld(id int64, step, note string) {
+	s.t.Helper()
+	s.waitFor(fmt.Sprintf("incident %d step %s waiting for a person to confirm", id, step), 40*time.Second, func() bool {
+		for _, st := range s.incident(id).Steps {
+			if st.ID == step {
+				return st.HeldAtStart && st.Status == "active"
+			}
+		}
+		return false
+	})
+	s.complete(id, step, note)
+}
+
+// confirmWrites waits until the step holds equipment writes for a person's
+// confirmation, checks nothing was written yet, and confirms them.
+func (s *site) confirmWrites(id int64, step, note string) string {
+	s.t.Helper()
+	var awaiting string
+	s.waitFor(fmt.Sprintf("incident %d step %s waiting for confirmation", id, step), 40*time.Second, func() bool {
+		for _, st := range s.incident(id).Steps {
+			if st.ID == step {
+				awaiting = st.Awaiting
+			}
+		}
+		return awaiting != ""
+	})
+	code, body := s.postJSON(fmt.Sprintf("/api/v1/incidents/%d/steps/%s/confirm", id, step), fmt.Sprintf(`{"note": %q}`, note))
+	if code != 200 {
+		s.t.Fatalf("confirm %s: %d %s", step, code, body)
+	}
+	return awaiting
 }
 
 func (s *site) complete(id int64, step, note string) {
@@ -141,7 +182,13 @@ func TestEntrapmentPlaybookEndToEndIntegration(t *testing.T) {
 	s.waitStep(in.ID, "released")
 	s.complete(in.ID, "passenger-details", "Li Hua, B3-1203, 138xxxx; visiting family; checked by paramedics, fine")
 	s.complete(in.ID, "cause", "door operator board failed; replaced")
-	s.waitStep(in.ID, "back-in-service")
+	// The car was already back to normal when this step began: no change was
+	// seen, so a person confirms it and the record says so.
+	s.confirmHeld(in.ID, "back-in-service", "car tested, running normally")
+	rec := s.incident(in.ID).Record
+	if rec["back_in_service"].Source != "confirmed" || rec["release"].Source != "telemetry" || rec["report"].Source != "telemetry" {
+		t.Fatalf("record sources: %+v", rec)
+	}
 	s.closeAndReport(in.ID, "Report / discovery time", "Staff at the car", "Maintenance company called", "Maintenance company arrived",
 		"Passengers released", "Passengers' details and condition", "Cause of the fault", "Car back in service")
 	s.stop(syscall.SIGTERM)
@@ -196,10 +243,21 @@ func TestFloodingPlaybookEndToEndIntegration(t *testing.T) {
 	s.start()
 	s.postJSON("/api/v1/simulator/scenarios/flooding", `{"target": "b3-pump-room"}`)
 	in := s.waitIncident("flooding", "")
+	// Nothing touches the residents' water before a person has found the
+	// cause and confirmed the measure.
+	s.waitTicks("gateway_playbook_ticks_total", 3)
+	if a := s.asset("b3-pump-room"); a.Fields["pump1_run_cmd"].Value != true || a.Fields["inlet_valve_cmd"].Value != true {
+		t.Fatal("the pumps were stopped before anyone found the cause")
+	}
 	s.complete(in.ID, "report", "B3 pump room, B1: sump overflowing from a burst inlet pipe, 10 cm and rising")
-	s.waitStep(in.ID, "elevators-up")
+	s.confirmHeld(in.ID, "elevators-up", "cars 1 and 2 sent to the top floor, power off")
+	awaiting := s.confirmWrites(in.ID, "cut-source", "the burst pipe is on the supply side: cut it")
+	if !strings.Contains(awaiting, "b3-pump-room.pump1_run_cmd = false") || strings.Contains(awaiting, "b5-") {
+		t.Fatalf("the confirmation showed %q", awaiting)
+	}
 	s.waitStep(in.ID, "cut-source") // the gateway stopped the pumps and closed the valve over Modbus
 	s.waitStep(in.ID, "source-stopped")
+	s.complete(in.ID, "notify-supply-cut", "notice at B3 entrance and WeChat group: water off until 16:00")
 	if a := s.asset("b3-pump-room"); a.Fields["pump1_run_cmd"].Value != false || a.Fields["inlet_valve_cmd"].Value != false {
 		t.Fatalf("pump commands after cut-source: %v %v", a.Fields["pump1_run_cmd"].Value, a.Fields["inlet_valve_cmd"].Value)
 	}
@@ -211,9 +269,12 @@ func TestFloodingPlaybookEndToEndIntegration(t *testing.T) {
 	s.complete(in.ID, "sandbags", "20 sandbags at the pump-room door and the ramp")
 	s.complete(in.ID, "inform-residents", "notice at B3 entrance: water off until 16:00")
 	s.clearScenario("flooding")
-	s.waitStep(in.ID, "water-removed")
+	// The sump was dry when the step began (the leak sensor raised the
+	// incident): the record must not say the water was removed at the start.
+	s.confirmHeld(in.ID, "water-removed", "pump room dry, sump pumped out")
+	s.complete(in.ID, "restore-supply", "inlet pipe replaced; water back on all floors")
 	s.complete(in.ID, "record-damage", "pump 1 motor wet, inspected; inlet pipe replaced")
-	s.closeAndReport(in.ID, "Location, floor, source and extent", "Elevators at the top floor, powered off", "Source cut", "Power to the area isolated", "Water removed", "Damage and measures")
+	s.closeAndReport(in.ID, "Location, floor, source and extent", "Elevators at the top floor, powered off", "Source cut", "Water supply restored", "Power to the area isolated", "Water removed", "Damage and measures")
 	var orders []workOrderView
 	s.getJSON("/api/v1/workorders?category=flood_damage", &orders)
 	if len(orders) != 1 {
@@ -231,6 +292,9 @@ func TestDrillEndToEndIntegration(t *testing.T) {
 	if code != 201 || !strings.Contains(body, `"drill": true`) {
 		t.Fatalf("start drill: %d %s", code, body)
 	}
+	s.complete(1, "report", "drill: burst pipe in the B5 pump room")
+	s.confirmWrites(1, "cut-source", "drill: cut the supply")
+	s.waitStep(1, "cut-source")
 	s.waitTicks("gateway_playbook_ticks_total", 3) // the drill's steps run on: the pumps must still be commanded on
 	if a := s.asset("b5-pump-room"); a.Fields["pump1_run_cmd"].Value != true || a.Fields["inlet_valve_cmd"].Value != true {
 		t.Fatal("a drill wrote to the equipment")

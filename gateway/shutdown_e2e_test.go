@@ -73,9 +73,13 @@ func TestShutdownUnderLoadLogsNoStoreErrorIntegration(t *testing.T) {
 	if !ok {
 		t.Fatalf("no shutdown line; log:\n%s", log)
 	}
+	// Deliveries to the demo's own receiver fail once HTTP has stopped
+	// (the receiver is this process): that is the channel, not a store.
 	for _, line := range strings.Split(after, "\n") {
-		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "database is closed") {
-			t.Errorf("logged during shutdown: %s", line)
+		storeLine := strings.Contains(line, "database is closed") || strings.Contains(line, "sql:") ||
+			strings.Contains(line, "store") || strings.Contains(line, "saving") || strings.Contains(line, "audit")
+		if storeLine && (strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN")) {
+			t.Errorf("store error logged during shutdown: %s", line)
 		}
 	}
 	if !strings.Contains(after, "services stopped") {
