@@ -2,8 +2,10 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -99,5 +101,57 @@ func TestRulesAPI(t *testing.T) {
 	json.Unmarshal([]byte(body), &wo)
 	if wo.Version != 3 || len(wo.History) != 3 {
 		t.Fatalf("work order 2: version %d, %d history entries; want 3 and 3", wo.Version, len(wo.History))
+	}
+}
+
+// callAs makes one request with a bearer token.
+func callAs(t *testing.T, token, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// Issue 10 item 7: an engineer can work a critical order but not cancel it
+// or lower its priority (which would also take it out of the KPIs); an
+// operator can, with a reason, and the cancelled order stays counted.
+func TestEngineersCannotCancelOrDowngrade(t *testing.T) {
+	srv, _ := rulesServer(t)
+	const engineer, operator = "engineer-token-1234", "operator-token-1234"
+	code, body := callAs(t, operator, "POST", srv.URL+"/api/v1/workorders", `{"category": "elevator", "description": "people trapped", "location": "B3 car 2", "priority": "critical"}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var wo struct{ ID int64 }
+	json.Unmarshal([]byte(body), &wo)
+	u := fmt.Sprintf("%s/api/v1/workorders/%d", srv.URL, wo.ID)
+	for _, c := range []struct {
+		token, method, path, body string
+		code                      int
+		want                      string
+	}{
+		{engineer, "POST", "/transition", `{"to": "cancelled", "note": "not needed"}`, 403, "only an operator may cancel a work order or lower its priority"},
+		{engineer, "PATCH", "", `{"priority": "low", "note": "not urgent"}`, 403, "only an operator may cancel"},
+		{engineer, "PATCH", "", `{"priority": "critical", "assignee": "zhang.wei"}`, 200, `"assignee": "zhang.wei"`},
+		{engineer, "POST", "/transition", `{"to": "accepted"}`, 200, `"status": "accepted"`},
+		{operator, "PATCH", "", `{"priority": "low"}`, 400, "a reason is required"},
+		{operator, "POST", "/transition", `{"to": "cancelled"}`, 400, "a reason is required"},
+		{operator, "POST", "/transition", `{"to": "cancelled", "note": "duplicate of order 1, same car"}`, 200, `"status": "cancelled"`},
+	} {
+		code, body := callAs(t, c.token, c.method, u+c.path, c.body)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s %s: %d %s\nwant %d %s", c.method, c.path, c.body, code, body, c.code, c.want)
+		}
+	}
+	_, body = callAs(t, operator, "GET", srv.URL+"/api/v1/kpis", "")
+	if !strings.Contains(body, `"cancelled": 1`) {
+		t.Fatalf("KPIs do not show the cancelled order: %s", body)
 	}
 }
