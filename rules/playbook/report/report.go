@@ -85,12 +85,13 @@ func or(s string) string {
 
 // mdEscaper makes text from people (notes, evidence, names) inert in
 // Markdown: one line (no forged timeline entries), no HTML, no links or
-// emphasis, no table cells.
+// images, no bold, no table cells. Underscores stay (ids like
+// pump1_run_cmd read as they are; intraword "_" emphasises nothing) and so
+// does "#" (never at the start of a line here).
 var mdEscaper = strings.NewReplacer(
 	"\r\n", " ", "\n", " ", "\r", " ",
 	"&", "&amp;", "<", "&lt;", ">", "&gt;",
-	"\\", "\\\\", "`", "\\`", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]",
-	"#", "\\#", "|", "\\|", "!", "\\!",
+	"\\", "\\\\", "`", "\\`", "*", "\\*", "[", "\\[", "]", "\\]", "|", "\\|",
 )
 
 // cell escapes text for a Markdown table cell or list item.
