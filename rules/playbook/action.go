@@ -92,9 +92,9 @@ func (r *Runner) perform(in *Incident, def *Step, st *StepState, a *ActionSpec, 
 	for _, act := range a.actions() {
 		if w, ok := act.(writeActions); ok && !a.Auto {
 			st.Awaiting, st.AwaitingOverdue = w.describe(in, r.assets), a == def.OnOverdue && a != def.Action
-			x.log("waiting for a person to confirm before changing equipment: %s", st.Awaiting)
+			x.log("待人工确认后再操作设备 waiting for a person to confirm before changing equipment: %s", st.Awaiting)
 			r.notify(Notification{At: now, Roles: []string{def.Role}, Incident: in.ID, Step: st.ID, Drill: in.Drill,
-				Text: "CONFIRM " + describe(in, st.Title) + ": " + st.Awaiting})
+				Text: "待确认 CONFIRM " + describe(in, st.Title) + ": " + st.Awaiting})
 			held = true
 			continue
 		}

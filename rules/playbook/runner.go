@@ -525,7 +525,7 @@ func (r *Runner) activate(in *Incident, def *Step, st *StepState, now time.Time)
 	if c := completions[def.Complete]; c != nil && def.Records != "" {
 		if done, ev, _ := c.Check(&Exec{ctx: context.Background(), r: r, in: in, def: def, st: st, now: now}); done {
 			st.HeldAtStart, st.Evidence = true, ev
-			in.log(now, ByEngine, "note", st.ID, "already true when the step started (%s): a person must confirm it; the record will say who", strings.Join(ev, "; "))
+			in.log(now, ByEngine, "note", st.ID, "步骤开始时条件已成立，须人工确认 already true when the step started (%s): a person must confirm it; the record will say who", strings.Join(ev, "; "))
 		}
 	}
 	if def.Action != nil {
