@@ -9,6 +9,7 @@ type Metrics struct {
 	drops      *prometheus.CounterVec
 	reconciles *prometheus.CounterVec
 	panics     *prometheus.CounterVec
+	ticks      prometheus.Counter
 }
 
 // NewMetrics registers the router's metrics.
@@ -18,8 +19,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		drops:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_messages_dropped_total", Help: "Alert messages never attempted, by reason (queue_full, shutdown)."}, []string{"reason"}),
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_reconciled_total", Help: "Alerts fixed by reconciliation: missed_activation (event dropped), policy, level, person (config changed)."}, []string{"what"}),
 		panics:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_routing_panics_total", Help: "Panics recovered in the router's event and tick handling."}, []string{"in"}),
+		ticks:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_alert_ticks_total", Help: "Passes of escalation, grouping and reconciliation."}),
 	}
-	reg.MustRegister(m.deliveries, m.drops, m.reconciles, m.panics)
+	reg.MustRegister(m.deliveries, m.drops, m.reconciles, m.panics, m.ticks)
 	return m
 }
 
@@ -44,5 +46,11 @@ func (m *Metrics) reconciled(what string) {
 func (m *Metrics) panicked(in string) {
 	if m != nil {
 		m.panics.WithLabelValues(in).Inc()
+	}
+}
+
+func (m *Metrics) ticked() {
+	if m != nil {
+		m.ticks.Inc()
 	}
 }

@@ -253,6 +253,7 @@ func (r *Router) loop(ctx context.Context) {
 			r.safely("event", func() { r.OnEvent(ev) })
 		case <-t.C:
 			r.safely("tick", r.Tick)
+			r.d.Metrics.ticked()
 		}
 	}
 }

@@ -54,7 +54,7 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 		}
 		return len(alertMsgs) >= 2
 	})
-	time.Sleep(3 * time.Second) // nothing more arrives for the same outage
+	s.waitTicks("gateway_alert_ticks_total", 3) // three more passes of grouping and escalation: nothing more for the same outage
 	var all []demoMsg
 	s.getJSON("/demo/receiver", &all)
 	var grouped, entrapment []demoMsg
