@@ -2,19 +2,18 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"html/template"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/propgate/gateway/alerts"
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/demoreceiver"
+	"github.com/propgate/gateway/dashboard/httpjson"
 )
 
 // AlertLinks is what the alerting endpoints need from the router.
@@ -28,7 +27,7 @@ type AlertLinks interface {
 type AlertsOptions struct {
 	// DemoReceiver mounts /demo/receiver (the demo's webhook target); nil,
 	// the default, leaves it out: only the demo asks for it.
-	DemoReceiver *DemoReceiverOptions
+	DemoReceiver *demoreceiver.Options
 	// TimeZone for times on the acknowledgement page; default the server's.
 	TimeZone *time.Location
 }
@@ -47,7 +46,7 @@ func (a *API) MountAlerts(links AlertLinks, history alerts.Log, o AlertsOptions)
 	a.mux.HandleFunc("GET /api/v1/alerts/{id}/ack", x.ackPage) // also HEAD: shows, never acknowledges
 	a.mux.HandleFunc("POST /api/v1/alerts/{id}/ack", x.ack)
 	if o.DemoReceiver != nil {
-		a.mountDemoReceiver(*o.DemoReceiver)
+		demoreceiver.New(*o.DemoReceiver).Mount(a.mux)
 	}
 }
 
@@ -59,7 +58,7 @@ type alertsAPI struct {
 }
 
 func (x *alertsAPI) oncall(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, x.links.OnCallNow())
+	httpjson.Write(w, http.StatusOK, x.links.OnCallNow())
 }
 
 func limit(w http.ResponseWriter, r *http.Request) (int, bool) {
@@ -70,7 +69,7 @@ func limit(w http.ResponseWriter, r *http.Request) (int, bool) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 5000 {
-			writeError(w, http.StatusBadRequest, "limit must be 1 .. 5000")
+			httpjson.Error(w, http.StatusBadRequest, "limit must be 1 .. 5000")
 			return 0, false
 		}
 		n = v
@@ -82,13 +81,13 @@ func limit(w http.ResponseWriter, r *http.Request) (int, bool) {
 // errors are for operators; the wall display's viewer token (on a screen in
 // the duty room, in browser history) gets none.
 func seesContacts(r *http.Request) bool {
-	p, ok := principal(r)
-	return ok && p.Role >= Operator
+	p, ok := access.PrincipalOf(r)
+	return ok && p.Role >= access.Operator
 }
 
 func (x *alertsAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	x.log.Error("reading the alerts history failed", "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, "reading the alerts history failed; see the gateway log")
+	httpjson.Error(w, http.StatusInternalServerError, "reading the alerts history failed; see the gateway log")
 }
 
 func (x *alertsAPI) notifications(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +111,7 @@ func (x *alertsAPI) notifications(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, atts)
+	httpjson.Write(w, http.StatusOK, atts)
 }
 
 func (x *alertsAPI) alerts(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +132,7 @@ func (x *alertsAPI) alerts(w http.ResponseWriter, r *http.Request) {
 			a.Notes = nil // may name people and what changed in the on-call config
 		}
 	}
-	writeJSON(w, http.StatusOK, as)
+	httpjson.Write(w, http.StatusOK, as)
 }
 
 var ackTemplate = template.Must(template.New("ack").Parse(`<!doctype html><html lang="zh"><head><meta charset="utf-8">
@@ -238,7 +237,7 @@ func (x *alertsAPI) ackPage(w http.ResponseWriter, r *http.Request) {
 func (x *alertsAPI) ack(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, "the acknowledgement is a form with by, exp and sig")
+		httpjson.Error(w, http.StatusBadRequest, "the acknowledgement is a form with by, exp and sig")
 		return
 	}
 	f := r.PostForm
@@ -252,7 +251,7 @@ func (x *alertsAPI) ack(w http.ResponseWriter, r *http.Request) {
 		x.linkError(w, err, al)
 		return
 	}
-	auditActor(r, l.Person) // the audit log records the acknowledgement as the person the link was for
+	access.AuditAs(r, l.Person) // the audit log records the acknowledgement as the person the link was for
 	page := ackView{Alert: al}
 	if al.State == alerts.Acked {
 		page.Title, page.Class, page.Detail = "已确认 Acknowledged", "ok", "升级已停止，已记录为您处理。Escalation stopped; recorded in your name."
@@ -260,94 +259,4 @@ func (x *alertsAPI) ack(w http.ResponseWriter, r *http.Request) {
 		page.Title, page.Class, page.Detail = "无需确认 Nothing to acknowledge", "ok", "这条报警当前不需要确认。This alert is not waiting for acknowledgement."
 	}
 	x.render(w, http.StatusOK, page)
-}
-
-// DemoReceiverOptions bound what the demo receiver keeps.
-type DemoReceiverOptions struct {
-	MaxMessages int   // kept, newest first; default 200
-	MaxBytes    int64 // all kept bodies together; default 4 MiB
-	MaxBody     int64 // one body; default 64 KiB
-	Now         func() time.Time
-}
-
-// demoReceiver is the webhook receiver the demo sends its alerts to, so a
-// newcomer sees the messages without any outside account: a bounded ring.
-type demoReceiver struct {
-	o     DemoReceiverOptions
-	mu    sync.Mutex
-	msgs  []demoMessage // oldest first
-	bytes int64
-}
-
-type demoMessage struct {
-	At   time.Time       `json:"at"`
-	Body json.RawMessage `json:"body"`
-}
-
-// mountDemoReceiver adds POST /demo/receiver (public: the gateway's own
-// webhook channel posts there) and GET /demo/receiver (a viewer or better).
-func (a *API) mountDemoReceiver(o DemoReceiverOptions) {
-	if o.MaxMessages <= 0 {
-		o.MaxMessages = 200
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 4 << 20
-	}
-	if o.MaxBody <= 0 {
-		o.MaxBody = 64 << 10
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	d := &demoReceiver{o: o}
-	a.mux.HandleFunc("POST /demo/receiver", d.receive)
-	a.mux.HandleFunc("GET /demo/receiver", d.list)
-}
-
-func (d *demoReceiver) receive(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.o.MaxBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "the demo receiver takes JSON of at most "+strconv.FormatInt(d.o.MaxBody, 10)+" bytes")
-		return
-	case err != nil || !json.Valid(b):
-		writeError(w, http.StatusBadRequest, "the demo receiver takes JSON")
-		return
-	}
-	d.mu.Lock()
-	d.msgs = append(d.msgs, demoMessage{At: d.o.Now(), Body: b})
-	d.bytes += int64(len(b))
-	for len(d.msgs) > d.o.MaxMessages || d.bytes > d.o.MaxBytes {
-		d.bytes -= int64(len(d.msgs[0].Body))
-		d.msgs[0] = demoMessage{}
-		d.msgs = slices.Delete(d.msgs, 0, 1)
-	}
-	d.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// list streams the kept messages, newest first. The lock is held only to
-// copy the (immutable) references, never while writing to the client.
-func (d *demoReceiver) list(w http.ResponseWriter, r *http.Request) {
-	if p, ok := principal(r); !ok || p.Role < Operator {
-		writeError(w, http.StatusUnauthorized, "the demo receiver's messages hold acknowledgement links: an operator's Authorization: Bearer <token>")
-		return
-	}
-	d.mu.Lock()
-	msgs := slices.Clone(d.msgs)
-	d.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	io.WriteString(w, "[")
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if i < len(msgs)-1 {
-			io.WriteString(w, ",")
-		}
-		if err := enc.Encode(msgs[i]); err != nil {
-			return // the client went away
-		}
-	}
-	io.WriteString(w, "]\n")
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/internal/delivery"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
@@ -66,9 +68,9 @@ func (f *engineAlarms) Ack(id, by, _ string) (rules.Alarm, error) {
 // withRole stands in for the auth middleware: X-Test-Role sets the principal.
 func withRole(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		roles := map[string]Role{"viewer": Viewer, "operator": Operator}
+		roles := map[string]access.Role{"viewer": access.Viewer, "operator": access.Operator}
 		if role, ok := roles[r.Header.Get("X-Test-Role")]; ok {
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, Principal{Username: "u", Role: role}))
+			r = r.WithContext(access.WithPrincipal(r.Context(), access.Principal{Username: "u", Role: role}))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -87,7 +89,7 @@ var at0 = time.Date(2026, 11, 2, 14, 0, 0, 0, time.UTC)
 
 // newAlertsSite runs a real router over a real SQLite store; channel is
 // where the one person is reached.
-func newAlertsSite(t *testing.T, channel alerts.ChannelConfig, o AlertsOptions, auth ...*Auth) *alertsSite {
+func newAlertsSite(t *testing.T, channel alerts.ChannelConfig, o AlertsOptions, auth ...*access.Auth) *alertsSite {
 	s := &alertsSite{src: &engineAlarms{alarms: map[string]*rules.Alarm{}}, now: at0}
 	store, err := sqlite.OpenAlerts(filepath.Join(t.TempDir(), "alerts.db"))
 	if err != nil {
@@ -305,7 +307,7 @@ func TestDemoReceiverIsOptInAuthenticatedAndBounded(t *testing.T) {
 		t.Fatalf("a POST was taken without a receiver: %d", code)
 	}
 	s := newAlertsSite(t, alerts.ChannelConfig{Type: alerts.Slack, URL: okReceiver(t).URL},
-		AlertsOptions{DemoReceiver: &DemoReceiverOptions{MaxMessages: 100, MaxBytes: 1000, MaxBody: 300}}, testAuth(t))
+		AlertsOptions{DemoReceiver: &demoreceiver.Options{MaxMessages: 100, MaxBytes: 1000, MaxBody: 300}}, testAuth(t))
 	recv := s.srv.URL + "/demo/receiver"
 	for i := range 20 {
 		body := fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 90)) // ~100 bytes each
@@ -350,61 +352,4 @@ func TestDemoReceiverIsOptInAuthenticatedAndBounded(t *testing.T) {
 	if len(got) != 9 || got[0].Body.N != 19 || got[8].Body.N != 11 {
 		t.Fatalf("kept %d messages: %+v", len(got), got)
 	}
-}
-
-// The GET streams from a snapshot: the lock is free while a slow client
-// reads, so the gateway's own webhook posts are not held up.
-func TestDemoReceiverReadDoesNotBlockWrites(t *testing.T) {
-	api := NewAPI(Deps{State: collectors.NewState(nil), Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler)})
-	api.mountDemoReceiver(DemoReceiverOptions{})
-	post := func(body string) int {
-		rec := httptest.NewRecorder()
-		api.mux.ServeHTTP(rec, httptest.NewRequest("POST", "/demo/receiver", strings.NewReader(body)))
-		return rec.Code
-	}
-	for i := range 3 {
-		post(fmt.Sprintf(`{"n":%d}`, i))
-	}
-	w := &stallingWriter{header: http.Header{}, first: make(chan struct{}), release: make(chan struct{})}
-	req := httptest.NewRequest("GET", "/demo/receiver", nil)
-	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, Principal{Role: Operator}))
-	done := make(chan struct{})
-	go func() { api.mux.ServeHTTP(w, req); close(done) }()
-	within := func(what string, ch <-chan struct{}) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatal(what)
-		}
-	}
-	within("the reader did not start writing", w.first) // it is now stuck in its first write
-	posted := make(chan struct{})
-	go func() {
-		if code := post(`{"n":3}`); code != 204 {
-			t.Errorf("post while a read stalls: %d", code)
-		}
-		close(posted)
-	}()
-	within("a post waited for a stalled reader", posted)
-	close(w.release)
-	within("the read did not finish", done)
-	if !strings.Contains(w.buf.String(), `"n":2`) || strings.Contains(w.buf.String(), `"n":3`) {
-		t.Fatalf("read %s", w.buf.String())
-	}
-}
-
-type stallingWriter struct {
-	header  http.Header
-	buf     strings.Builder
-	once    sync.Once
-	first   chan struct{}
-	release chan struct{}
-}
-
-func (s *stallingWriter) Header() http.Header { return s.header }
-func (s *stallingWriter) WriteHeader(int)     {}
-func (s *stallingWriter) Write(b []byte) (int, error) {
-	s.once.Do(func() { close(s.first); <-s.release })
-	return s.buf.Write(b)
 }

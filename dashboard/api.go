@@ -1,6 +1,11 @@
-// Package dashboard serves the gateway's HTTP API: health, metrics, the live
-// asset state and the simulator's scenario controls. The wall display and the
-// operator console build on it.
+// Package dashboard owns the gateway's HTTP API and screens: assets, simulator,
+// alarms, work orders, incidents, alerts, wall display, console, websocket hub.
+//
+// Who may call what lives in dashboard/access (roles, logins, sessions, the
+// route-role guard, the audit log): every handler depends on it and none may
+// bypass it, so it is a package of its own with a small surface (Guard,
+// PrincipalOf, Actor, AuditAs). The JSON helpers both share are in
+// dashboard/httpjson; the demo's webhook target is dashboard/demoreceiver.
 package dashboard
 
 import (
@@ -16,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/httpjson"
 )
 
 // Scenarios is the simulator as the API sees it.
@@ -40,9 +47,9 @@ type API struct {
 	deps      Deps
 	ready     atomic.Bool
 	mux       *http.ServeMux
-	auth      *Auth      // nil: no dashboard: section; the API is read-only (guard)
-	rules     *Rules     // nil until MountRules
-	incidents *Incidents // nil until MountIncidents
+	auth      *access.Auth // nil: no dashboard: section; the API is read-only (access.Guard)
+	rules     *Rules       // nil until MountRules
+	incidents *Incidents   // nil until MountIncidents
 }
 
 // NewAPI builds the handlers.
@@ -65,11 +72,11 @@ func (a *API) SetReady(ok bool) { a.ready.Store(ok) }
 // then the access control. Without Auth (no dashboard: section) nothing
 // that changes state is served.
 func (a *API) Handler() http.Handler {
-	return securityHeaders(guard(a.auth, a.mux))
+	return securityHeaders(access.Guard(a.auth, a.mux))
 }
 
 // UseAuth puts the API behind auth (MountDashboard does it too).
-func (a *API) UseAuth(auth *Auth) { a.auth = auth }
+func (a *API) UseAuth(auth *access.Auth) { a.auth = auth }
 
 // csp allows only the gateway's own scripts, styles, images and websocket;
 // no page may frame the console (clickjacking its buttons).
@@ -90,29 +97,12 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-// ErrorBody is every error response.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, ErrorBody{Error: msg})
-}
-
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.ready.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // AssetView is one asset in /api/v1/assets.
@@ -134,7 +124,7 @@ func (a *API) assets(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for key := range q {
 		if key != "kind" && key != "building" {
-			writeError(w, http.StatusBadRequest, "unknown query parameter "+key+"; the filters are kind and building")
+			httpjson.Error(w, http.StatusBadRequest, "unknown query parameter "+key+"; the filters are kind and building")
 			return
 		}
 	}
@@ -148,18 +138,18 @@ func (a *API) assets(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, view(s))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (a *API) asset(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	for _, s := range a.deps.State.Snapshot() {
 		if s.ID == id {
-			writeJSON(w, http.StatusOK, view(s))
+			httpjson.Write(w, http.StatusOK, view(s))
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "no asset "+id)
+	httpjson.Error(w, http.StatusNotFound, "no asset "+id)
 }
 
 // ScenarioRequest is the optional body of a scenario injection.
@@ -169,7 +159,7 @@ type ScenarioRequest struct {
 
 func (a *API) scenarioDeps(w http.ResponseWriter) bool {
 	if a.deps.Scenarios == nil {
-		writeError(w, http.StatusNotFound, "the simulator is not enabled in this gateway's config (simulator.enabled)")
+		httpjson.Error(w, http.StatusNotFound, "the simulator is not enabled in this gateway's config (simulator.enabled)")
 		return false
 	}
 	return true
@@ -189,7 +179,7 @@ func (a *API) scenarios(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, item{name, target})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (a *API) inject(w http.ResponseWriter, r *http.Request) {
@@ -199,28 +189,28 @@ func (a *API) inject(w http.ResponseWriter, r *http.Request) {
 	var req ScenarioRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "body: "+err.Error()+`; expected {"target": "<asset id>"} or no body`)
+			httpjson.Error(w, http.StatusBadRequest, "body: "+err.Error()+`; expected {"target": "<asset id>"} or no body`)
 			return
 		}
 	}
 	if req.Target != "" {
 		if _, ok := a.deps.State.Asset(req.Target); !ok {
-			writeError(w, http.StatusBadRequest, "target "+req.Target+" is not a declared asset")
+			httpjson.Error(w, http.StatusBadRequest, "target "+req.Target+" is not a declared asset")
 			return
 		}
 	}
 	if err := a.deps.Scenarios.Inject(r.PathValue("name"), req.Target); err != nil {
-		writeError(w, statusOf(err), err.Error())
+		httpjson.Error(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "active", "target": req.Target})
+	httpjson.Write(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "active", "target": req.Target})
 }
 
 func (a *API) clear(w http.ResponseWriter, r *http.Request) {
@@ -228,10 +218,10 @@ func (a *API) clear(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.deps.Scenarios.Clear(r.PathValue("name")); err != nil {
-		writeError(w, statusOf(err), err.Error())
+		httpjson.Error(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "cleared"})
+	httpjson.Write(w, http.StatusOK, map[string]string{"scenario": r.PathValue("name"), "status": "cleared"})
 }
 
 func statusOf(err error) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	"github.com/propgate/gateway/rules/playbook"
@@ -207,13 +208,13 @@ func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Req
 	if !h.admit() {
 		h.Metrics.Refused.Add(1)
 		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusServiceUnavailable, "大屏连接数已满 / too many screens connected; try again later")
+		httpjson.Error(w, http.StatusServiceUnavailable, "大屏连接数已满 / too many screens connected; try again later")
 		return
 	}
 	defer h.admitted.Add(-1)
 	select {
 	case <-h.done:
-		writeError(w, http.StatusServiceUnavailable, "网关正在停止 / the gateway is stopping")
+		httpjson.Error(w, http.StatusServiceUnavailable, "网关正在停止 / the gateway is stopping")
 		return
 	default:
 	}

@@ -19,12 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/audit"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 )
 
-func hubServer(t *testing.T, auth *Auth) (*httptest.Server, *collectors.State, *Hub, context.CancelFunc) {
+func hubServer(t *testing.T, auth *access.Auth) (*httptest.Server, *collectors.State, *Hub, context.CancelFunc) {
 	t.Helper()
 	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}, {ID: "lift", Kind: "elevator", Building: "B3"}}
 	state := collectors.NewState(assets)
@@ -159,9 +161,15 @@ func TestSnapshotThenDeltas(t *testing.T) {
 // testAuth is the access control over a real audit database: an operator
 // with a password and a token, an engineer with a token, an admin with a
 // bcrypt hash (of "admin-password").
-func testAuth(t testing.TB) *Auth {
+func testAuth(t testing.TB) *access.Auth {
+	a, _ := testAuthLog(t)
+	return a
+}
+
+// testAuthLog is testAuth and its audit log.
+func testAuthLog(t testing.TB) (*access.Auth, audit.Log) {
 	t.Helper()
-	cfg := AuthConfig{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []User{
+	cfg := access.Config{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []access.User{
 		{Username: "wang.li", Role: "operator", Password: "pw-operator", Token: "operator-token-1234"},
 		{Username: "zhang.wei", Role: "engineer", Password: "pw-engineer", Token: "engineer-token-1234"},
 		{Username: "admin", Role: "admin", PasswordHash: "$2a$04$OJPJAUP6lD4v1jZa.eYBj.JFIN3jdGKb/DLLh9nBYIZnDOulE6KYS", Token: "admin-token-123456"},
@@ -175,17 +183,17 @@ func testAuth(t testing.TB) *Auth {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	a, err := NewAuth(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := access.NewAuth(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return a, store
 }
 
 // auditRows is the audit log, oldest first, as "user role METHOD path Status".
-func auditRows(t *testing.T, a *Auth) []string {
+func auditRows(t *testing.T, log audit.Log) []string {
 	t.Helper()
-	es, err := a.store.Recent(t.Context(), 1000)
+	es, err := log.Recent(t.Context(), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +208,7 @@ func auditRows(t *testing.T, a *Auth) []string {
 // The read-only token cannot change anything; a cross-origin websocket
 // upgrade is refused; logins work; every change is audited.
 func TestAccess(t *testing.T) {
-	auth := testAuth(t)
+	auth, log := testAuthLog(t)
 	srv, _, _, _ := hubServer(t, auth)
 	req := func(method, path, token, body string) int {
 		r, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -263,7 +271,7 @@ func TestAccess(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"role": "operator"`) {
 		t.Fatalf("me: %d %s", resp.StatusCode, b)
 	}
-	audit := auditRows(t, auth)
+	audit := auditRows(t, log)
 	want := []string{
 		"anonymous none GET /api/v1/assets Unauthorized",
 		"anonymous none GET /api/v1/assets Unauthorized",

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/playbook/report"
@@ -29,7 +31,7 @@ func (a *API) MountIncidents(d Incidents) {
 type incidentsAPI struct{ d Incidents }
 
 func (x *incidentsAPI) playbooks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, x.d.Read.Playbooks())
+	httpjson.Write(w, http.StatusOK, x.d.Read.Playbooks())
 }
 
 func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
@@ -38,18 +40,18 @@ func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
 	}
 	s := r.URL.Query().Get("status")
 	if s != "" && s != "open" && s != "all" {
-		writeError(w, http.StatusBadRequest, "status "+s+" is not open or all")
+		httpjson.Error(w, http.StatusBadRequest, "status "+s+" is not open or all")
 		return
 	}
 	ins, err := x.d.Read.Incidents(r.Context(), s == "open")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if ins == nil {
 		ins = []*playbook.Incident{}
 	}
-	writeJSON(w, http.StatusOK, ins)
+	httpjson.Write(w, http.StatusOK, ins)
 }
 
 // StartIncident is the body of POST /api/v1/incidents.
@@ -62,18 +64,18 @@ type StartIncident struct {
 
 func (x *incidentsAPI) start(w http.ResponseWriter, r *http.Request) {
 	var b StartIncident
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	if b.Playbook == "" {
-		writeError(w, http.StatusBadRequest, `"playbook" is required: the id of a playbook (GET /api/v1/playbooks)`)
+		httpjson.Error(w, http.StatusBadRequest, `"playbook" is required: the id of a playbook (GET /api/v1/playbooks)`)
 		return
 	}
-	in, err := x.d.Act.Start(r.Context(), b.Playbook, b.Asset, b.Drill, actor(r, b.By))
+	in, err := x.d.Act.Start(r.Context(), b.Playbook, b.Asset, b.Drill, access.Actor(r))
 	if x.fail(w, err) {
 		return
 	}
-	writeJSON(w, http.StatusCreated, in)
+	httpjson.Write(w, http.StatusCreated, in)
 }
 
 func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
@@ -81,12 +83,12 @@ func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
 	case err == nil:
 		return false
 	case errors.Is(err, rules.ErrNotFound), errors.Is(err, playbook.ErrNoStep):
-		writeError(w, http.StatusNotFound, err.Error())
+		httpjson.Error(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, playbook.ErrIncidentClosed), errors.Is(err, playbook.ErrStepsOpen), errors.Is(err, playbook.ErrStepFinished),
 		errors.Is(err, playbook.ErrNothingToConfirm):
-		writeError(w, http.StatusConflict, err.Error())
+		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 	}
 	return true
 }
@@ -94,7 +96,7 @@ func (x *incidentsAPI) fail(w http.ResponseWriter, err error) bool {
 func incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		writeError(w, http.StatusBadRequest, "incident id "+r.PathValue("id")+" is not a positive number")
+		httpjson.Error(w, http.StatusBadRequest, "incident id "+r.PathValue("id")+" is not a positive number")
 		return 0, false
 	}
 	return id, true
@@ -108,7 +110,7 @@ func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*playbook.I
 	}
 	in, err := x.d.Read.Incident(r.Context(), id)
 	if errors.Is(err, rules.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
+		httpjson.Error(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
 		return nil, false
 	}
 	return in, !x.fail(w, err)
@@ -116,7 +118,7 @@ func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*playbook.I
 
 func (x *incidentsAPI) get(w http.ResponseWriter, r *http.Request) {
 	if in, ok := x.load(w, r); ok {
-		writeJSON(w, http.StatusOK, in)
+		httpjson.Write(w, http.StatusOK, in)
 	}
 }
 
@@ -134,15 +136,15 @@ func (x *incidentsAPI) act(w http.ResponseWriter, r *http.Request, do func(id in
 		return
 	}
 	var b StepAction
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
-	b.By = actor(r, b.By)
+	b.By = access.Actor(r)
 	in, err := do(id, b)
 	if x.fail(w, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, in)
+	httpjson.Write(w, http.StatusOK, in)
 }
 
 func (x *incidentsAPI) complete(w http.ResponseWriter, r *http.Request) {
@@ -192,13 +194,13 @@ func (x *incidentsAPI) report(w http.ResponseWriter, r *http.Request) {
 	case "html":
 		page, err := report.HTML(x.playbook(in), in)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page)
 	default:
-		writeError(w, http.StatusBadRequest, "format "+f+" is not markdown or html")
+		httpjson.Error(w, http.StatusBadRequest, "format "+f+" is not markdown or html")
 	}
 }
 

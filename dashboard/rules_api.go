@@ -2,15 +2,15 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -36,29 +36,6 @@ func (a *API) MountRules(d Rules) {
 
 type rulesAPI struct{ d Rules }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are errors.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
-		return false
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		body = []byte("{}")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "body: data after the JSON object")
-		return false
-	}
-	return true
-}
-
 func checkQuery(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
 	for key := range r.URL.Query() {
 		ok := false
@@ -66,7 +43,7 @@ func checkQuery(w http.ResponseWriter, r *http.Request, allowed ...string) bool 
 			ok = ok || key == a
 		}
 		if !ok {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s; the parameters are %s", key, strings.Join(allowed, ", ")))
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s; the parameters are %s", key, strings.Join(allowed, ", ")))
 			return false
 		}
 	}
@@ -97,7 +74,7 @@ func (x *rulesAPI) alarms(w http.ResponseWriter, r *http.Request) {
 	}
 	match, ok := alarmStates[state]
 	if !ok {
-		writeError(w, http.StatusBadRequest, "state "+state+" is not one of active, all, not_normal, unacknowledged, acknowledged, returned_unacknowledged, shelved, out_of_service, suppressed, normal")
+		httpjson.Error(w, http.StatusBadRequest, "state "+state+" is not one of active, all, not_normal, unacknowledged, acknowledged, returned_unacknowledged, shelved, out_of_service, suppressed, normal")
 		return
 	}
 	out := x.d.Alarms.Alarms(func(a *rules.Alarm) bool {
@@ -107,7 +84,7 @@ func (x *rulesAPI) alarms(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []rules.Alarm{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 type alarmDetail struct {
@@ -118,15 +95,15 @@ type alarmDetail struct {
 func (x *rulesAPI) alarm(w http.ResponseWriter, r *http.Request) {
 	a, ok := x.d.Alarms.Alarm(r.PathValue("id"))
 	if !ok {
-		writeError(w, http.StatusNotFound, "no alarm "+r.PathValue("id"))
+		httpjson.Error(w, http.StatusNotFound, "no alarm "+r.PathValue("id"))
 		return
 	}
 	h, err := x.d.History.AlarmHistory(r.Context(), a.ID)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, alarmDetail{Alarm: a, History: h})
+	httpjson.Write(w, http.StatusOK, alarmDetail{Alarm: a, History: h})
 }
 
 // AlarmAction is the body of ack, shelve, unshelve and out-of-service.
@@ -147,21 +124,21 @@ func (e badRequest) Error() string { return string(e) }
 // an unknown alarm, 409 when the action does not apply.
 func (x *rulesAPI) alarmAction(w http.ResponseWriter, r *http.Request, do func(id, by string, b AlarmAction) (rules.Alarm, error)) {
 	var b AlarmAction
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	id := r.PathValue("id")
-	a, err := do(id, actor(r, b.By), b)
+	a, err := do(id, access.Actor(r), b)
 	var bad badRequest
 	switch {
 	case errors.As(err, &bad):
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, rules.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no alarm "+id)
+		httpjson.Error(w, http.StatusNotFound, "no alarm "+id)
 	case err != nil:
-		writeError(w, http.StatusConflict, err.Error())
+		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, a)
+		httpjson.Write(w, http.StatusOK, a)
 	}
 }
 
@@ -206,27 +183,27 @@ func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.Status = workorder.Status(s)
 		if !f.Status.Valid() {
-			writeError(w, http.StatusBadRequest, "status "+s+" is not open, all, or a work-order status")
+			httpjson.Error(w, http.StatusBadRequest, "status "+s+" is not open, all, or a work-order status")
 			return
 		}
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 5000 {
-			writeError(w, http.StatusBadRequest, "limit must be 1 .. 5000")
+			httpjson.Error(w, http.StatusBadRequest, "limit must be 1 .. 5000")
 			return
 		}
 		f.Limit = n
 	}
 	ws, err := x.d.Orders.WorkOrders(r.Context(), f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if ws == nil {
 		ws = []*workorder.WorkOrder{}
 	}
-	writeJSON(w, http.StatusOK, ws)
+	httpjson.Write(w, http.StatusOK, ws)
 }
 
 // NewWorkOrder is the body of POST /api/v1/workorders.
@@ -241,7 +218,7 @@ type NewWorkOrder struct {
 
 func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 	var b NewWorkOrder
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	var missing []string
@@ -251,35 +228,35 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(missing) > 0 {
-		writeError(w, http.StatusBadRequest, strings.Join(missing, " and ")+" required")
+		httpjson.Error(w, http.StatusBadRequest, strings.Join(missing, " and ")+" required")
 		return
 	}
 	if b.Priority == "" {
 		b.Priority = rules.Medium
 	}
 	if b.Asset == "" && b.Location == "" {
-		writeError(w, http.StatusBadRequest, "asset or location required: the engineer must know where to go")
+		httpjson.Error(w, http.StatusBadRequest, "asset or location required: the engineer must know where to go")
 		return
 	}
 	switch b.Priority {
 	case rules.Critical, rules.High, rules.Medium, rules.Low:
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("priority %q is not critical, high, medium or low", b.Priority))
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("priority %q is not critical, high, medium or low", b.Priority))
 		return
 	}
 	wo, err := x.d.WorkOrders.Create(r.Context(), workorder.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
-		Description: b.Description, Reporter: strings.TrimSpace(b.Reporter)}, actor(r, ""))
+		Description: b.Description, Reporter: strings.TrimSpace(b.Reporter)}, access.Actor(r))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, wo)
+	httpjson.Write(w, http.StatusCreated, wo)
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		writeError(w, http.StatusBadRequest, "work-order id "+r.PathValue("id")+" is not a positive number")
+		httpjson.Error(w, http.StatusBadRequest, "work-order id "+r.PathValue("id")+" is not a positive number")
 		return 0, false
 	}
 	return id, true
@@ -299,7 +276,7 @@ func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
 	if x.woError(w, err, id) {
 		return
 	}
-	writeJSON(w, http.StatusOK, workOrderDetail{WorkOrder: wo, History: h})
+	httpjson.Write(w, http.StatusOK, workOrderDetail{WorkOrder: wo, History: h})
 }
 
 func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
@@ -308,13 +285,13 @@ func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
 	case err == nil:
 		return false
 	case errors.Is(err, rules.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no work order %d", id))
+		httpjson.Error(w, http.StatusNotFound, fmt.Sprintf("no work order %d", id))
 	case errors.Is(err, errOperatorOnly):
-		writeError(w, http.StatusForbidden, err.Error())
+		httpjson.Error(w, http.StatusForbidden, err.Error())
 	case errors.As(err, &te), errors.Is(err, workorder.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 	}
 	return true
 }
@@ -331,7 +308,7 @@ func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b UpdateBody
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	if b.Priority != nil {
@@ -339,11 +316,11 @@ func (x *rulesAPI) updateWorkOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	wo, err := x.d.WorkOrders.Update(r.Context(), id, b.Update, actor(r, b.By))
+	wo, err := x.d.WorkOrders.Update(r.Context(), id, b.Update, access.Actor(r))
 	if x.woError(w, err, id) {
 		return
 	}
-	writeJSON(w, http.StatusOK, wo)
+	httpjson.Write(w, http.StatusOK, wo)
 }
 
 // TransitionBody is the body of POST /api/v1/workorders/{id}/transition.
@@ -359,11 +336,11 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b TransitionBody
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	if b.To == "" {
-		writeError(w, http.StatusBadRequest, `"to" is required: the status to move to`)
+		httpjson.Error(w, http.StatusBadRequest, `"to" is required: the status to move to`)
 		return
 	}
 	if b.To == workorder.Cancelled {
@@ -371,20 +348,20 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	wo, err := x.d.WorkOrders.Transition(r.Context(), id, b.To, actor(r, b.By), b.Note)
+	wo, err := x.d.WorkOrders.Transition(r.Context(), id, b.To, access.Actor(r), b.Note)
 	if x.woError(w, err, id) {
 		return
 	}
-	writeJSON(w, http.StatusOK, wo)
+	httpjson.Write(w, http.StatusOK, wo)
 }
 
 func (x *rulesAPI) review(w http.ResponseWriter, r *http.Request) {
 	items, err := x.d.Reports.Review(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, items)
+	httpjson.Write(w, http.StatusOK, items)
 }
 
 func parseDay(s string) (time.Time, error) {
@@ -404,28 +381,28 @@ func (x *rulesAPI) kpis(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if s := r.URL.Query().Get("from"); s != "" {
 		if from, err = parseDay(s); err != nil {
-			writeError(w, http.StatusBadRequest, "from "+s+" is not a date (2026-11-01) or RFC 3339 time")
+			httpjson.Error(w, http.StatusBadRequest, "from "+s+" is not a date (2026-11-01) or RFC 3339 time")
 			return
 		}
 	}
 	if s := r.URL.Query().Get("to"); s != "" {
 		if to, err = parseDay(s); err != nil {
-			writeError(w, http.StatusBadRequest, "to "+s+" is not a date (2026-11-30) or RFC 3339 time")
+			httpjson.Error(w, http.StatusBadRequest, "to "+s+" is not a date (2026-11-30) or RFC 3339 time")
 			return
 		}
 	}
 	if !to.After(from) {
-		writeError(w, http.StatusBadRequest, "to must be after from")
+		httpjson.Error(w, http.StatusBadRequest, "to must be after from")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	k, err := x.d.Reports.KPIs(ctx, from, to)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, k)
+	httpjson.Write(w, http.StatusOK, k)
 }
 
 // errOperatorOnly: cancelling a work order, or lowering its priority, takes
@@ -435,8 +412,8 @@ var errOperatorOnly = errors.New("only an operator may cancel a work order or lo
 // operatorFor refuses the change to work order id when restricted says it
 // is restricted and the caller is logged in below operator.
 func (x *rulesAPI) operatorFor(r *http.Request, id int64, restricted func(*workorder.WorkOrder) bool) error {
-	p, ok := principal(r)
-	if !ok || p.Role >= Operator {
+	p, ok := access.PrincipalOf(r)
+	if !ok || p.Role >= access.Operator {
 		return nil
 	}
 	cur, _, err := x.d.Orders.WorkOrder(r.Context(), id)

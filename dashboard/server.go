@@ -9,10 +9,15 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
+
+// AuthConfig is the dashboard: section of the gateway's config; access owns it.
+type AuthConfig = access.Config
 
 //go:embed web
 var webFS embed.FS
@@ -20,14 +25,14 @@ var webFS embed.FS
 // MountDashboard adds the wall display (GET /), the operator console
 // (GET /console), their assets, the websocket (GET /ws) and, with auth,
 // login, logout, the current user and the audit log.
-func (a *API) MountDashboard(hub *Hub, auth *Auth) {
+func (a *API) MountDashboard(hub *Hub, auth *access.Auth) {
 	a.auth = auth
 	static, _ := fs.Sub(webFS, "web")
 	page := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			b, err := fs.ReadFile(static, name)
 			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
+				httpjson.Error(w, http.StatusInternalServerError, err.Error())
 				return
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -38,23 +43,12 @@ func (a *API) MountDashboard(hub *Hub, auth *Auth) {
 	a.mux.HandleFunc("GET /{$}", page("wall.html"))
 	a.mux.HandleFunc("GET /console", page("console.html"))
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: func(r *http.Request) bool {
-		if auth == nil {
-			return sameOrigin(r)
-		}
-		return auth.checkOrigin(r)
-	}}
+	// CheckOrigin: without auth, the gateway's own origin only.
+	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: auth.CheckOrigin}
 	a.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { hub.ServeWS(up, w, r) })
 	if auth != nil {
-		a.mux.HandleFunc("POST /login", auth.login)
-		a.mux.HandleFunc("POST /logout", auth.logout)
-		a.mux.HandleFunc("GET /api/v1/me", auth.me)
-		a.mux.HandleFunc("GET /api/v1/audit", auth.auditLog)
+		auth.Mount(a.mux)
 	}
-}
-
-func sameOrigin(r *http.Request) bool {
-	return (&Auth{}).checkOrigin(r)
 }
 
 // Snapshot builds what a screen starts from.

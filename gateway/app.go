@@ -22,6 +22,8 @@ import (
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
 	"github.com/propgate/gateway/internal/store/sqlite"
@@ -82,7 +84,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer closeLogged(log, "alerts store", astore.Close)
 	}
-	var auth *dashboard.Auth
+	var auth *access.Auth
 	if cfg.Dashboard != nil {
 		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
 			return fmt.Errorf("dashboard: %w", err)
@@ -92,7 +94,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("dashboard: %w", err)
 		}
 		defer closeLogged(log, "audit store", audits.Close)
-		if auth, err = dashboard.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
+		if auth, err = access.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}
 		reg.MustRegister(auth.Metrics.Collectors()...)
@@ -187,7 +189,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if router != nil {
 		opts := dashboard.AlertsOptions{}
 		if cfg.Demo {
-			opts.DemoReceiver = &dashboard.DemoReceiverOptions{} // the demo's channel posts here; never on a real site
+			opts.DemoReceiver = &demoreceiver.Options{} // the demo's channel posts here; never on a real site
 		}
 		api.MountAlerts(router, astore, opts)
 	}

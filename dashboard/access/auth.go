@@ -1,10 +1,13 @@
-package dashboard
+// Package access owns who may do what on the dashboard: users, roles, logins
+// and sessions, the route-role guard in front of every handler, and the audit log.
+package access
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +29,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/propgate/gateway/dashboard/audit"
+	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/internal/cfgerr"
 )
 
@@ -44,6 +48,11 @@ const (
 func (r Role) String() string {
 	return [...]string{"none", "viewer", "engineer", "operator", "admin"}[r]
 }
+
+var (
+	_ encoding.TextMarshaler = Role(0)
+	_ http.ResponseWriter    = (*statusRecorder)(nil)
+)
 
 // MarshalText implements encoding.TextMarshaler.
 func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
@@ -67,8 +76,8 @@ type User struct {
 	Token        string `yaml:"token"`         // bearer token for API clients (header only, never ?token=)
 }
 
-// AuthConfig is the dashboard: section.
-type AuthConfig struct {
+// Config is the dashboard: section.
+type Config struct {
 	WallToken      string        `yaml:"wall_token"` // read-only: the wall display (the only token accepted as ?token=)
 	Users          []User        `yaml:"users"`
 	AllowedOrigins []string      `yaml:"allowed_origins"` // browser origins besides the gateway's own (websocket, console)
@@ -101,7 +110,7 @@ const (
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // SetDefaults fills unset values.
-func (c *AuthConfig) SetDefaults() {
+func (c *Config) SetDefaults() {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 12 * time.Hour
 	}
@@ -114,7 +123,7 @@ func (c *AuthConfig) SetDefaults() {
 }
 
 // Validate checks the section.
-func (c *AuthConfig) Validate() error {
+func (c *Config) Validate() error {
 	if len(c.WallToken) < 12 {
 		return cfgerr.Errorf("wall_token", "must be at least 12 characters; fix: ${WALL_TOKEN} (e.g. openssl rand -hex 24)")
 	}
@@ -166,17 +175,23 @@ type Principal struct {
 
 type ctxKey struct{}
 
-// principal returns the request's authenticated principal, if any.
-func principal(r *http.Request) (Principal, bool) {
+// PrincipalOf returns the request's authenticated principal, if any.
+func PrincipalOf(r *http.Request) (Principal, bool) {
 	p, ok := r.Context().Value(ctxKey{}).(Principal)
 	return p, ok
 }
 
-// actor is who the history records: the authenticated principal, always.
-// The by argument (a request body's "by") is ignored: a client must not be
-// able to act in someone else's name. It stays so handlers keep compiling.
-func actor(r *http.Request, _ string) string {
-	if p, ok := principal(r); ok {
+// WithPrincipal returns ctx carrying p as the authenticated principal. The
+// guard sets it from a credential; in-process callers (tests) may set it.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// Actor is who the history records: the authenticated principal, always,
+// never a request body's "by": a client must not be able to act in someone
+// else's name.
+func Actor(r *http.Request) string {
+	if p, ok := PrincipalOf(r); ok {
 		return p.Username
 	}
 	return "anonymous"
@@ -188,16 +203,16 @@ type reqInfo struct{ actor string }
 
 type infoKey struct{}
 
-// auditActor records name as who acted on r (e.g. the person a signed link
-// names) and makes the middleware audit the request whatever its method.
-func auditActor(r *http.Request, name string) {
+// AuditAs records name as who acted on r (e.g. the person a signed link
+// names) and makes the guard audit the request whatever its method.
+func AuditAs(r *http.Request, name string) {
 	if ri, ok := r.Context().Value(infoKey{}).(*reqInfo); ok {
 		ri.actor = cleanUsername(name)
 	}
 }
 
-// AuthMetrics count what the access control refused or dropped.
-type AuthMetrics struct {
+// Metrics count what the access control refused or dropped.
+type Metrics struct {
 	LoginFailures      atomic.Uint64 // wrong username or password
 	LoginsLimited      atomic.Uint64 // refused with 429: too many failures from the IP or for the user
 	LimiterEvictions   atomic.Uint64 // failed-login buckets evicted to keep the map bounded
@@ -207,7 +222,7 @@ type AuthMetrics struct {
 }
 
 // Collectors exports the counters for a Prometheus registry.
-func (m *AuthMetrics) Collectors() []prometheus.Collector {
+func (m *Metrics) Collectors() []prometheus.Collector {
 	c := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
@@ -233,7 +248,7 @@ type tokenEntry struct {
 
 // Auth checks credentials and roles and audits every change.
 type Auth struct {
-	cfg      AuthConfig
+	cfg      Config
 	store    audit.Store
 	log      *slog.Logger
 	now      func() time.Time
@@ -244,13 +259,13 @@ type Auth struct {
 	byIP     *limiter
 	byUser   *limiter
 	refusals *rate.Limiter
-	Metrics  AuthMetrics
+	Metrics  Metrics
 }
 
 // NewAuth builds the access control over store (sessions and the audit
 // log: internal/store/sqlite.OpenAudit). Plaintext passwords are hashed
 // here with bcrypt and not kept.
-func NewAuth(cfg AuthConfig, store audit.Store, log *slog.Logger) (*Auth, error) {
+func NewAuth(cfg Config, store audit.Store, log *slog.Logger) (*Auth, error) {
 	cfg.SetDefaults()
 	a := &Auth{store: store, log: log, now: time.Now, wall: sha256.Sum256([]byte(cfg.WallToken)), accounts: map[string]account{}}
 	cost := bcrypt.DefaultCost
@@ -435,11 +450,11 @@ func changesState(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
-// guard enforces roles in front of mux and audits every request that changes
+// Guard enforces roles in front of mux and audits every request that changes
 // state and every refusal. With a nil Auth (no dashboard: section) it fails
 // closed: only what a viewer may do is served, and nothing changes state
 // except through a signed link.
-func guard(a *Auth, mux *http.ServeMux) http.Handler {
+func Guard(a *Auth, mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
 		need := roleFor(r.Method, pattern)
@@ -447,7 +462,7 @@ func guard(a *Auth, mux *http.ServeMux) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		if a == nil {
 			if need > Viewer {
-				writeError(w, http.StatusForbidden, "本网关未配置 dashboard: 部分（用户与登录），只能读取 / this gateway has no dashboard: section (users and logins), so the API is read-only; fix: configure dashboard: (docs/security.md)")
+				httpjson.Error(w, http.StatusForbidden, "本网关未配置 dashboard: 部分（用户与登录），只能读取 / this gateway has no dashboard: section (users and logins), so the API is read-only; fix: configure dashboard: (docs/security.md)")
 				return
 			}
 			mux.ServeHTTP(w, r)
@@ -455,27 +470,27 @@ func guard(a *Auth, mux *http.ServeMux) http.Handler {
 		}
 		p, v := a.identify(r, pattern)
 		if v != viaNone {
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, p))
+			r = r.WithContext(WithPrincipal(r.Context(), p))
 		}
 		if need > NoRole {
 			switch {
 			case v == viaNone:
 				a.refuse(r, Principal{}, http.StatusUnauthorized)
-				writeError(w, http.StatusUnauthorized, "请先登录 /console，或发送 Authorization: Bearer <token> / log in at /console, or send Authorization: Bearer <token>")
+				httpjson.Error(w, http.StatusUnauthorized, "请先登录 /console，或发送 Authorization: Bearer <token> / log in at /console, or send Authorization: Bearer <token>")
 				return
 			case p.Role < need:
 				a.record(r, p.Username, p.Role.String(), http.StatusForbidden)
-				writeError(w, http.StatusForbidden, fmt.Sprintf("权限不足 / %s may not do this: it needs the %s role", p.Role, need))
+				httpjson.Error(w, http.StatusForbidden, fmt.Sprintf("权限不足 / %s may not do this: it needs the %s role", p.Role, need))
 				return
 			case v == viaCookie && changesState(r.Method):
 				if !a.sameOrigin(r) {
 					a.record(r, p.Username, p.Role.String(), http.StatusForbidden)
-					writeError(w, http.StatusForbidden, "请求来源不是本网关 / the request's Origin is missing or not this gateway's: cross-site requests cannot use the console's login")
+					httpjson.Error(w, http.StatusForbidden, "请求来源不是本网关 / the request's Origin is missing or not this gateway's: cross-site requests cannot use the console's login")
 					return
 				}
 				if !isJSON(r) {
 					a.record(r, p.Username, p.Role.String(), http.StatusUnsupportedMediaType)
-					writeError(w, http.StatusUnsupportedMediaType, "请求须为 JSON / send Content-Type: application/json")
+					httpjson.Error(w, http.StatusUnsupportedMediaType, "请求须为 JSON / send Content-Type: application/json")
 					return
 				}
 			}
@@ -511,7 +526,7 @@ func (a *Auth) sameOrigin(r *http.Request) bool {
 	if origin == "" {
 		return false
 	}
-	return a.checkOrigin(r)
+	return a.CheckOrigin(r)
 }
 
 type statusRecorder struct {
@@ -584,14 +599,22 @@ func (a *Auth) refuse(r *http.Request, p Principal, status int) {
 // AuditEntry is one audited request.
 type AuditEntry = audit.Entry
 
+// Mount adds login, logout, the current user and the audit log to mux.
+func (a *Auth) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("GET /api/v1/me", a.me)
+	mux.HandleFunc("GET /api/v1/audit", a.auditLog)
+}
+
 func (a *Auth) auditLog(w http.ResponseWriter, r *http.Request) {
 	out, err := a.store.Recent(r.Context(), auditPage)
 	if err != nil {
 		a.log.Error("reading the audit log", "err", err)
-		writeError(w, http.StatusInternalServerError, "审计日志无法读取 / the audit log could not be read")
+		httpjson.Error(w, http.StatusInternalServerError, "审计日志无法读取 / the audit log could not be read")
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 // LoginRequest is the body of POST /login.
@@ -602,7 +625,7 @@ type LoginRequest struct {
 
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	var b LoginRequest
-	if !decode(w, r, &b) {
+	if !httpjson.Decode(w, r, &b) {
 		return
 	}
 	now, ip := a.now(), clientIP(r)
@@ -612,7 +635,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.refuse(r, Principal{Username: name}, http.StatusTooManyRequests)
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("登录失败次数过多，请 %d 秒后再试 / too many failed logins; try again in %d s", secs, secs))
+		httpjson.Error(w, http.StatusTooManyRequests, fmt.Sprintf("登录失败次数过多，请 %d 秒后再试 / too many failed logins; try again in %d s", secs, secs))
 		return
 	}
 	acct, known := a.accounts[b.Username]
@@ -626,7 +649,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.byIP.fail(ip, now)
 		a.byUser.fail(name, now)
 		a.refuse(r, Principal{Username: name}, http.StatusUnauthorized)
-		writeError(w, http.StatusUnauthorized, "用户名或密码错误 / wrong username or password")
+		httpjson.Error(w, http.StatusUnauthorized, "用户名或密码错误 / wrong username or password")
 		return
 	}
 	buf := make([]byte, 32)
@@ -634,13 +657,13 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	id := hex.EncodeToString(buf)
 	if err := a.store.SaveSession(r.Context(), audit.Session{Key: sessionKey(id), Username: acct.p.Username, Expires: now.Add(a.cfg.SessionTTL)}, sessionsPerUser); err != nil {
 		a.log.Error("saving a session", "err", err)
-		writeError(w, http.StatusInternalServerError, "无法保存登录 / the login could not be saved")
+		httpjson.Error(w, http.StatusInternalServerError, "无法保存登录 / the login could not be saved")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "gw_session", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil || a.cfg.SecureCookie, MaxAge: int(a.cfg.SessionTTL.Seconds())})
 	a.record(r, acct.p.Username, acct.p.Role.String(), http.StatusOK)
-	writeJSON(w, http.StatusOK, acct.p)
+	httpjson.Write(w, http.StatusOK, acct.p)
 }
 
 func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
@@ -655,16 +678,17 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
-	p, ok := principal(r)
+	p, ok := PrincipalOf(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "未登录 / not logged in")
+		httpjson.Error(w, http.StatusUnauthorized, "未登录 / not logged in")
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpjson.Write(w, http.StatusOK, p)
 }
 
-// checkOrigin allows the gateway's own origin and the configured ones.
-func (a *Auth) checkOrigin(r *http.Request) bool {
+// CheckOrigin allows the gateway's own origin and the configured ones; a nil
+// Auth (no dashboard: section) allows the gateway's own origin only.
+func (a *Auth) CheckOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true // not a browser
@@ -673,5 +697,5 @@ func (a *Auth) checkOrigin(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return strings.EqualFold(u.Host, r.Host) || slices.Contains(a.cfg.AllowedOrigins, origin)
+	return strings.EqualFold(u.Host, r.Host) || (a != nil && slices.Contains(a.cfg.AllowedOrigins, origin))
 }

@@ -1,4 +1,4 @@
-package dashboard
+package access
 
 import (
 	"bytes"
@@ -7,44 +7,84 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/dashboard/httpjson"
+	"github.com/propgate/gateway/internal/store/sqlite"
 )
 
-// authServer is the API behind testAuth with a few stand-in routes: the
-// operator-only incident close, an engineer step, and the signed ack link.
-func authServer(t *testing.T, sim Scenarios) (*httptest.Server, *API, *Auth, *atomic.Int32) {
+// authServer is the guard in front of login, logout, me and the audit log,
+// and a few stand-in routes: an operator-only incident close, an engineer
+// step, and the signed ack link.
+func authServer(t *testing.T) (*httptest.Server, http.Handler, *Auth, *atomic.Int32) {
 	t.Helper()
-	state := collectors.NewState([]collectors.Asset{{ID: "pump", Kind: collectors.KindPumpRoom, Building: "B3"}})
-	d := Deps{State: state, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if sim != nil {
-		d.Scenarios = sim
-	}
-	api := NewAPI(d)
+	mux := http.NewServeMux()
 	auth := testAuth(t)
 	reached := &atomic.Int32{}
 	ok := func(w http.ResponseWriter, r *http.Request) {
 		reached.Add(1)
-		writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "by": actor(r, "admin")})
+		httpjson.Write(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "by": Actor(r)})
 	}
-	api.mux.HandleFunc("POST /api/v1/incidents/{id}/close", ok)
-	api.mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/complete", ok)
-	api.mux.HandleFunc("GET /api/v1/alerts/{id}/ack", ok)
-	api.mux.HandleFunc("POST /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
-		auditActor(r, "zhou.jun")
+	mux.HandleFunc("POST /api/v1/incidents/{id}/close", ok)
+	mux.HandleFunc("POST /api/v1/incidents/{id}/steps/{step}/complete", ok)
+	mux.HandleFunc("GET /api/v1/alerts/{id}/ack", ok)
+	mux.HandleFunc("POST /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		AuditAs(r, "zhou.jun")
 		ok(w, r)
 	})
-	api.MountDashboard(NewHub(state, nil, api.Snapshot, d.Log), auth)
-	srv := httptest.NewServer(api.Handler())
+	mux.HandleFunc("GET /api/v1/assets", ok)
+	auth.Mount(mux)
+	h := Guard(auth, mux)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv, api, auth, reached
+	return srv, h, auth, reached
+}
+
+// testAuth is the access control over a real audit database: an operator
+// with a password and a token, an engineer with a token, an admin with a
+// bcrypt hash (of "admin-password").
+func testAuth(t testing.TB) *Auth {
+	t.Helper()
+	cfg := Config{WallToken: "wall-token-123456", AuditDatabase: filepath.Join(t.TempDir(), "audit.db"), Users: []User{
+		{Username: "wang.li", Role: "operator", Password: "pw-operator", Token: "operator-token-1234"},
+		{Username: "zhang.wei", Role: "engineer", Password: "pw-engineer", Token: "engineer-token-1234"},
+		{Username: "admin", Role: "admin", PasswordHash: "$2a$04$OJPJAUP6lD4v1jZa.eYBj.JFIN3jdGKb/DLLh9nBYIZnDOulE6KYS", Token: "admin-token-123456"},
+	}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.OpenAudit(cfg.AuditDatabase, cfg.AuditMaxRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a, err := NewAuth(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// auditRows is the audit log, oldest first, as "user role METHOD path Status".
+func auditRows(t *testing.T, a *Auth) []string {
+	t.Helper()
+	es, err := a.store.Recent(t.Context(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(es) - 1; i >= 0; i-- {
+		e := es[i]
+		out = append(out, strings.Join([]string{e.Username, e.Role, e.Method, e.Path}, " ")+" "+http.StatusText(e.Status))
+	}
+	return out
 }
 
 type reqOpt func(*http.Request)
@@ -79,11 +119,24 @@ func login(t *testing.T, srv *httptest.Server, user, pw string) *http.Cookie {
 	return resp.Cookies()[0]
 }
 
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock               { return &clock{t: time.Unix(1_800_000_000, 0)} }
+func loginReq(user, pw, ip string) *http.Request {
+	b, _ := json.Marshal(LoginRequest{Username: user, Password: pw})
+	r := httptest.NewRequest("POST", "/login", bytes.NewReader(b))
+	r.Header.Set("Content-Type", "application/json")
+	r.RemoteAddr = ip + ":40000"
+	return r
+}
+
 // Review 31: the role came from substrings of the decoded path while the
 // router matched the escaped one, so an engineer reached the operator-only
 // incident close through %2F. The role now comes from the matched route.
 func TestRoleFromMatchedRouteNotPath(t *testing.T) {
-	srv, _, auth, reached := authServer(t, nil)
+	srv, _, auth, reached := authServer(t)
 	resp, _ := do(t, "POST", srv.URL+"/api/v1/incidents/1%2Fsteps%2F/close", "{}", bearer("engineer-token-1234"))
 	if resp.StatusCode != http.StatusForbidden || reached.Load() != 0 {
 		t.Fatalf("engineer on close via %%2F: %d, handler reached %d times", resp.StatusCode, reached.Load())
@@ -103,31 +156,8 @@ func TestRoleFromMatchedRouteNotPath(t *testing.T) {
 	}
 }
 
-// Review 2: with no dashboard: section every endpoint was open, and the
-// body's "by" was trusted. Now nothing that changes state is served without
-// access control, and the actor is the authenticated principal only.
-func TestNoDashboardSectionIsReadOnly(t *testing.T) {
-	sim := &fakeSim{active: map[string]string{}}
-	state := collectors.NewState([]collectors.Asset{{ID: "pump", Kind: collectors.KindPumpRoom}})
-	api := NewAPI(Deps{State: state, Gatherer: prometheus.NewRegistry(), Scenarios: sim, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
-	if resp, _ := do(t, "GET", srv.URL+"/api/v1/assets", ""); resp.StatusCode != 200 {
-		t.Fatalf("read without auth: %d", resp.StatusCode)
-	}
-	for _, m := range []string{"POST", "DELETE"} {
-		resp, body := do(t, m, srv.URL+"/api/v1/simulator/scenarios/flooding", `{"target":"pump"}`)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "dashboard:") {
-			t.Fatalf("%s without a dashboard section: %d %s", m, resp.StatusCode, body)
-		}
-	}
-	if len(sim.active) != 0 {
-		t.Fatalf("a scenario was injected anonymously: %v", sim.active)
-	}
-}
-
 func TestActorIsThePrincipalNeverTheBody(t *testing.T) {
-	srv, _, _, _ := authServer(t, nil)
+	srv, _, _, _ := authServer(t)
 	_, body := do(t, "POST", srv.URL+"/api/v1/incidents/1/close", `{"by":"admin"}`, bearer("operator-token-1234"))
 	if !strings.Contains(body, `"by": "wang.li"`) {
 		t.Fatalf("actor: %s", body)
@@ -138,7 +168,7 @@ func TestActorIsThePrincipalNeverTheBody(t *testing.T) {
 // confirmation page) and POST (the acknowledgement) need no session, and the
 // POST is audited as the person the link names.
 func TestAckLinkNeedsNoSessionAndIsAudited(t *testing.T) {
-	srv, _, auth, reached := authServer(t, nil)
+	srv, _, auth, reached := authServer(t)
 	for _, m := range []string{"GET", "POST"} {
 		if resp, body := do(t, m, srv.URL+"/api/v1/alerts/r:a@1/ack?by=zhou.jun&exp=1&sig=x", ""); resp.StatusCode != 200 {
 			t.Fatalf("%s ack link: %d %s", m, resp.StatusCode, body)
@@ -157,83 +187,8 @@ func TestAckLinkNeedsNoSessionAndIsAudited(t *testing.T) {
 	}
 }
 
-// Review 19: any token, admin included, was accepted as ?token=. Only the
-// wall token is, and only on the websocket (browsers cannot set its headers).
-func TestOnlyTheWallTokenInTheQuery(t *testing.T) {
-	srv, _, _, _ := authServer(t, nil)
-	for _, c := range []struct {
-		method, path string
-		want         int
-	}{
-		{"GET", "/api/v1/assets?token=wall-token-123456", 401}, // the page's fetches send it as a header
-		{"GET", "/api/v1/audit?token=admin-token-123456", 401},
-		{"GET", "/api/v1/assets?token=operator-token-1234", 401},
-		{"POST", "/api/v1/simulator/scenarios/flooding?token=operator-token-1234", 401},
-	} {
-		if resp, _ := do(t, c.method, srv.URL+c.path, ""); resp.StatusCode != c.want {
-			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
-		}
-	}
-	if resp, _ := do(t, "GET", srv.URL+"/api/v1/audit", "", bearer("admin-token-123456")); resp.StatusCode != 200 {
-		t.Fatalf("admin token in the header: %d", resp.StatusCode)
-	}
-	if _, resp, err := dial(t, srv, "?token=operator-token-1234", nil); err == nil || resp.StatusCode != 401 {
-		t.Fatalf("websocket with a user token in the URL: %v %v", err, resp)
-	}
-	c, _, err := dial(t, srv, "?token=wall-token-123456", nil)
-	if err != nil {
-		t.Fatalf("websocket with the wall token: %v", err)
-	}
-	c.Close()
-}
-
-// Review 18: a cookie-authenticated change needs the gateway's own Origin
-// and a JSON body; SameSite alone let same-site pages post text/plain.
-func TestCookieChangesNeedOriginAndJSON(t *testing.T) {
-	sim := &fakeSim{active: map[string]string{}}
-	srv, _, _, _ := authServer(t, sim)
-	c := login(t, srv, "wang.li", "pw-operator")
-	url := srv.URL + "/api/v1/simulator/scenarios/flooding"
-	for _, x := range []struct {
-		name string
-		opts []reqOpt
-		want int
-	}{
-		{"no origin", []reqOpt{cookie(c), header("Content-Type", "application/json")}, 403},
-		{"foreign origin", []reqOpt{cookie(c), header("Content-Type", "application/json"), header("Origin", "http://evil.example")}, 403},
-		{"text/plain", []reqOpt{cookie(c), header("Content-Type", "text/plain"), header("Origin", srv.URL)}, 415},
-		{"form", []reqOpt{cookie(c), header("Content-Type", "application/x-www-form-urlencoded"), header("Origin", srv.URL)}, 415},
-	} {
-		if resp, body := do(t, "POST", url, `{"target":"pump"}`, x.opts...); resp.StatusCode != x.want {
-			t.Errorf("%s: %d %s, want %d", x.name, resp.StatusCode, body, x.want)
-		}
-	}
-	if len(sim.active) != 0 {
-		t.Fatalf("a refused request injected a scenario: %v", sim.active)
-	}
-	if resp, body := do(t, "POST", url, `{"target":"pump"}`, cookie(c), header("Content-Type", "application/json; charset=utf-8"), header("Origin", srv.URL)); resp.StatusCode != 200 {
-		t.Fatalf("same-origin JSON: %d %s", resp.StatusCode, body)
-	}
-	// A bearer token is not an ambient credential: no Origin needed.
-	if resp, _ := do(t, "DELETE", url, "", bearer("operator-token-1234")); resp.StatusCode != 200 {
-		t.Fatalf("bearer: %d", resp.StatusCode)
-	}
-}
-
-// Review 26: every response carries CSP, X-Frame-Options and nosniff.
-func TestSecurityHeadersOnEveryResponse(t *testing.T) {
-	srv, _, _, _ := authServer(t, nil)
-	for _, path := range []string{"/", "/console", "/static/app.js", "/api/v1/assets", "/api/v1/nothing", "/healthz"} {
-		resp, _ := do(t, "GET", srv.URL+path, "")
-		h := resp.Header
-		if !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") || h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" {
-			t.Errorf("%s (%d): %v", path, resp.StatusCode, h)
-		}
-	}
-}
-
 func TestSecureCookie(t *testing.T) {
-	srv, _, auth, _ := authServer(t, nil)
+	srv, _, auth, _ := authServer(t)
 	if c := login(t, srv, "wang.li", "pw-operator"); c.Secure {
 		t.Fatal("Secure over plain HTTP without secure_cookie")
 	}
@@ -249,32 +204,18 @@ func TestSecureCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure || resp.Header.Get("Strict-Transport-Security") == "" {
+	if len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
 		t.Fatalf("over TLS: %v %v", resp.Cookies(), resp.Header)
 	}
-}
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time      { return c.t }
-func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
-func newClock() *clock               { return &clock{t: time.Unix(1_800_000_000, 0)} }
-func loginReq(user, pw, ip string) *http.Request {
-	b, _ := json.Marshal(LoginRequest{Username: user, Password: pw})
-	r := httptest.NewRequest("POST", "/login", bytes.NewReader(b))
-	r.Header.Set("Content-Type", "application/json")
-	r.RemoteAddr = ip + ":40000"
-	return r
 }
 
 // Review 5: a failed login stored and logged a username of up to 1 MiB, and
 // guesses were not limited. Usernames are cut to 64 bytes of printable text;
 // failures are limited per IP and per user; the refusals are audited.
 func TestLoginFloodIsBoundedAndLimited(t *testing.T) {
-	srv, api, auth, _ := authServer(t, nil)
+	srv, h, auth, _ := authServer(t)
 	clk := newClock()
 	auth.now = clk.now
-	h := api.Handler()
 	serve := func(r *http.Request) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -327,11 +268,10 @@ func TestLoginFloodIsBoundedAndLimited(t *testing.T) {
 // 401 refusals are audited (review 20), at a bounded rate: a flood of
 // anonymous requests is counted, not written row by row.
 func TestRefusalsAuditedAtABoundedRate(t *testing.T) {
-	_, api, auth, _ := authServer(t, nil)
+	_, h, auth, _ := authServer(t)
 	clk := newClock()
 	auth.now = clk.now
 	auth.refusals = rate.NewLimiter(refusalRate, 3)
-	h := api.Handler()
 	for range 10 {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/v1/assets", nil))
 	}
@@ -381,7 +321,7 @@ func TestPasswordsHashedAtLoad(t *testing.T) {
 // (a restart keeps logins), expire, are deleted when found expired and by
 // the periodic prune, and a user keeps at most sessionsPerUser.
 func TestSessionsExpireAndArePruned(t *testing.T) {
-	srv, _, auth, _ := authServer(t, nil)
+	srv, _, auth, _ := authServer(t)
 	clk := newClock()
 	auth.now = clk.now
 	c := login(t, srv, "wang.li", "pw-operator")
