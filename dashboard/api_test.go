@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -48,15 +47,7 @@ func newServer(t *testing.T, sim Scenarios) (*httptest.Server, *API) {
 // call sends a request as the operator wang.li (testAuth's bearer token).
 func call(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer operator-token-1234")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return callAs(t, "operator-token-1234", method, url, body)
 }
 
 func TestAssetsAndHealth(t *testing.T) {

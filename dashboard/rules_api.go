@@ -425,12 +425,3 @@ func (x *rulesAPI) operatorFor(r *http.Request, id int64, restricted func(*worko
 	}
 	return nil
 }
-
-// who is the fallback name when nobody is logged in (handler tests without
-// access control).
-func who(by string) string {
-	if strings.TrimSpace(by) == "" {
-		return "operator"
-	}
-	return strings.TrimSpace(by)
-}
