@@ -55,7 +55,7 @@ type Reports interface {
 
 // IncidentReader reads playbooks and incidents (the runner).
 type IncidentReader interface {
-	Playbooks() []playbook.Playbook
+	Playbooks() []playbook.PlaybookInfo
 	Incident(ctx context.Context, id int64) (*playbook.Incident, error)
 	Incidents(ctx context.Context, openOnly bool) ([]*playbook.Incident, error)
 	Playbook(id string) (*playbook.Playbook, bool)

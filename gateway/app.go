@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,7 +149,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("rules: %w", err)
 	}
 	pipeline.AddProcessor(engine)
-	runner := playbook.NewRunner(cfg.Playbooks.Loaded, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
+	plans := cfg.Playbooks.Loaded
+	if !cfg.Playbooks.Drills() {
+		plans = slices.Clone(plans)
+		for i := range plans {
+			plans[i].Drill = nil
+		}
+	}
+	runner := playbook.NewRunner(plans, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
 		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Ticks: playbook.NewTicks(reg), Guard: panics, Log: log.With("component", "playbooks"), Now: time.Now})
 	engine.Observe(runner)
 	if err := runner.Load(ctx); err != nil {

@@ -59,9 +59,15 @@ type Config struct {
 
 // Playbooks is the playbooks: section: a folder of playbook files.
 type Playbooks struct {
-	Dir    string              `yaml:"dir"` // relative to the config file; empty: no playbooks
-	Loaded []playbook.Playbook `yaml:"-"`
+	Dir string `yaml:"dir"` // relative to the config file; empty: no playbooks
+	// ScheduleDrills starts each plan's drills on its calendar (drill: in
+	// the plan); default true. Tests turn it off.
+	ScheduleDrills *bool               `yaml:"schedule_drills"`
+	Loaded         []playbook.Playbook `yaml:"-"`
 }
+
+// Drills reports whether scheduled drills run.
+func (p Playbooks) Drills() bool { return p.ScheduleDrills == nil || *p.ScheduleDrills }
 
 // HTTP is the http: section. The gateway serves HTTPS when tls_cert and
 // tls_key are set; otherwise plain HTTP (put a TLS-terminating proxy in

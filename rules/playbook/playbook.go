@@ -128,13 +128,14 @@ type RecordField struct {
 
 // Playbook is an emergency plan.
 type Playbook struct {
-	ID          string        `yaml:"id"`
-	Name        string        `yaml:"name"`
-	Description string        `yaml:"description"`
-	Trigger     Trigger       `yaml:"trigger"`
-	Capture     []string      `yaml:"capture"` // the asset's fields recorded as evidence at the start
-	Record      []RecordField `yaml:"record"`
-	Steps       []Step        `yaml:"steps"`
+	ID          string         `yaml:"id"`
+	Name        string         `yaml:"name"`
+	Description string         `yaml:"description"`
+	Trigger     Trigger        `yaml:"trigger"`
+	Capture     []string       `yaml:"capture"` // the asset's fields recorded as evidence at the start
+	Record      []RecordField  `yaml:"record"`
+	Drill       *DrillSchedule `yaml:"drill"` // drilled on a calendar (every 6mo per 002/003)
+	Steps       []Step         `yaml:"steps"`
 }
 
 var (
@@ -227,6 +228,11 @@ func (p *Playbook) Validate(playbooks, ruleIDs map[string]bool) error {
 	}
 	if len(p.Steps) == 0 {
 		return cfgerr.Errorf("steps", "a playbook needs steps")
+	}
+	if p.Drill != nil {
+		if err := p.Drill.validate(); err != nil {
+			return err
+		}
 	}
 	records := map[string]bool{}
 	for _, r := range p.Record {

@@ -111,11 +111,12 @@ type Runner struct {
 	now        func() time.Time
 	fired      chan rules.Alarm
 
-	mu      sync.Mutex
-	open    map[int64]*Incident
-	lastRun map[string]time.Time // scheduled playbooks
-	since   time.Time            // when the runner started: alarms active since then are triggers
-	handled map[string]time.Time // alarm id → the activation (ActiveSince) already handled
+	mu        sync.Mutex
+	open      map[int64]*Incident
+	lastRun   map[string]time.Time // scheduled playbooks
+	lastDrill map[string]time.Time // playbook → when its last drill started
+	since     time.Time            // when the runner started: alarms active since then are triggers
+	handled   map[string]time.Time // alarm id → the activation (ActiveSince) already handled
 }
 
 var _ rules.Observer = (*Runner)(nil)
@@ -124,7 +125,7 @@ var _ rules.Observer = (*Runner)(nil)
 func NewRunner(playbooks []Playbook, assets []collectors.Asset, d Deps) *Runner {
 	r := &Runner{playbooks: map[string]*Playbook{}, assets: assets, store: d.Store, alarms: d.Alarms, workorders: d.WorkOrders,
 		telemetry: d.Telemetry, equipment: d.Equipment, commands: d.Commands, obs: d.Observers, ticks: d.Ticks, guard: d.Guard, log: d.Log, now: d.Now,
-		fired: make(chan rules.Alarm, 256), open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, handled: map[string]time.Time{}}
+		fired: make(chan rules.Alarm, 256), open: map[int64]*Incident{}, lastRun: map[string]time.Time{}, lastDrill: map[string]time.Time{}, handled: map[string]time.Time{}}
 	for i := range playbooks {
 		p := &playbooks[i]
 		p.SetDefaults()
@@ -144,10 +145,19 @@ func (r *Runner) Playbook(id string) (*Playbook, bool) {
 }
 
 // Playbooks lists the definitions.
-func (r *Runner) Playbooks() []Playbook {
-	out := make([]Playbook, len(r.list))
+func (r *Runner) Playbooks() []PlaybookInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PlaybookInfo, len(r.list))
 	for i, p := range r.list {
-		out[i] = *p
+		out[i] = PlaybookInfo{Playbook: *p}
+		if t, ok := r.lastDrill[p.ID]; ok {
+			out[i].LastDrill = &t
+		}
+		if p.Drill != nil {
+			next := p.Drill.next(r.lastDrill[p.ID], r.since)
+			out[i].NextDrill = &next
+		}
 	}
 	return out
 }
@@ -172,6 +182,9 @@ func (r *Runner) Load(ctx context.Context) error {
 	for _, in := range all {
 		if t, ok := r.lastRun[in.Playbook]; !ok || in.Started.After(t) {
 			r.lastRun[in.Playbook] = in.Started
+		}
+		if in.Drill && in.Started.After(r.lastDrill[in.Playbook]) {
+			r.lastDrill[in.Playbook] = in.Started
 		}
 	}
 	now := r.now()
@@ -330,7 +343,11 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 		return nil, err
 	}
 	r.open[in.ID] = in
-	r.lastRun[p.ID] = now
+	if drill {
+		r.lastDrill[p.ID] = now
+	} else {
+		r.lastRun[p.ID] = now
+	}
 	r.link(in, parent, now)
 	r.advance(in, p, now)
 	r.save(in)
@@ -443,6 +460,7 @@ func (r *Runner) Tick() {
 			}
 		}
 	}
+	r.scheduleDrills(now)
 	for _, in := range r.open {
 		if r.advance(in, r.playbooks[in.Playbook], now) {
 			r.save(in)

@@ -579,3 +579,72 @@ func must(p *Playbook, ok bool) *Playbook {
 	}
 	return p
 }
+
+// A plan drilled every six months: with none on record the first starts the
+// next time the clock reaches its hour, as a drill (nothing written, its
+// work orders flagged), the team is reminded, and the next is due six
+// calendar months later; the API lists both dates.
+func TestScheduledDrills(t *testing.T) {
+	c := newClock() // 2026-11-02 08:00 UTC
+	pbs := testPlaybooks()
+	pbs[2].Drill = &DrillSchedule{Every: Interval{Months: 6}, At: "10:00", Notify: []string{"shift_lead"}}
+	pbs[2].Steps = append(pbs[2].Steps, Step{ID: "damage", Title: "Damage work order", Role: "duty_engineer", Deadline: time.Hour,
+		Complete: ByAction, Action: &ActionSpec{WorkOrder: &WorkOrderAction{Category: "flood_damage"}}})
+	h := newRunnerFull(t, filepath.Join(t.TempDir(), "gw.db"), c, collectors.NewState(siteAssets), nil, pbs)
+	for _, d := range []time.Duration{time.Hour, 59 * time.Minute} {
+		c.advance(d)
+		h.r.Tick()
+		if ins, _ := h.r.Incidents(bg, false); len(ins) != 0 {
+			t.Fatalf("a drill started at %s, before 10:00", c.t.Format("15:04"))
+		}
+	}
+	h.notifications()
+	c.advance(time.Minute) // 10:00
+	h.r.Tick()
+	ins, _ := h.r.Incidents(bg, false)
+	if len(ins) != 1 || !ins[0].Drill || ins[0].Playbook != "flooding" || ins[0].Trigger != "scheduled drill (every 6mo)" {
+		t.Fatalf("incidents at 10:00: %+v", ins)
+	}
+	if n := h.notifications(); !strings.Contains(fmt.Sprint(n), "[shift_lead]") {
+		t.Fatalf("team not reminded: %v", n)
+	}
+	if len(h.writer.writes) != 0 {
+		t.Fatalf("a drill wrote to equipment: %v", h.writer.writes)
+	}
+	orders, _ := h.store.WorkOrders(bg, workorder.Filter{Category: "flood_damage"})
+	if len(orders) != 1 || !orders[0].Drill {
+		t.Fatalf("drill work orders: %+v", orders)
+	}
+	c.advance(24 * time.Hour)
+	h.r.Tick()
+	if ins, _ := h.r.Incidents(bg, false); len(ins) != 1 {
+		t.Fatalf("%d incidents a day later", len(ins))
+	}
+	for _, p := range h.r.Playbooks() {
+		if p.ID != "flooding" {
+			continue
+		}
+		if p.LastDrill == nil || !p.LastDrill.Equal(time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)) ||
+			p.NextDrill == nil || !p.NextDrill.Equal(time.Date(2027, 5, 2, 10, 0, 0, 0, time.UTC)) {
+			t.Fatalf("last %v next %v", p.LastDrill, p.NextDrill)
+		}
+		return
+	}
+	t.Fatal("flooding not listed")
+}
+
+func TestIntervals(t *testing.T) {
+	for in, want := range map[string]string{"6mo": "6mo", "1y": "1y", "2w": "14d", "90d": "90d", "72h": "72h0m0s"} {
+		iv, err := ParseInterval(in)
+		if err != nil || iv.String() != want {
+			t.Errorf("%s: %v %v", in, iv, err)
+		}
+	}
+	if _, err := ParseInterval("half a year"); err == nil || !strings.Contains(err.Error(), "fix: 6mo, 1y, 2w, 90d or 72h") {
+		t.Errorf("bad interval: %v", err)
+	}
+	iv, _ := ParseInterval("6mo")
+	if got := iv.After(time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)); !got.Equal(time.Date(2027, 5, 2, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("6mo after: %v", got)
+	}
+}
