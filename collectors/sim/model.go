@@ -1,7 +1,9 @@
 // Package sim is a simulated compound for demos, drills and tests: pump rooms
 // and distribution panels served as Modbus TCP slaves (github.com/simonvetter/modbus),
-// and water-leak sensors, elevators and lighting circuits publishing over MQTT.
-// Scenarios (power outage, flooding, elevator entrapment) are injected at run time.
+// fire-alarm panels' dry contacts (Modbus discrete inputs), and water-leak
+// sensors, elevators and lighting circuits publishing over MQTT. Scenarios
+// (power outage, flooding, elevator entrapment, pump fault, fire, water
+// outage) are injected at run time.
 //
 // The register layouts below are what configs/demo.yaml's templates describe.
 package sim
@@ -11,6 +13,8 @@ import (
 	"math/rand"
 	"strings"
 	"sync"
+
+	"github.com/propgate/gateway/collectors"
 )
 
 // Pump room holding registers (unit as configured, Modbus TCP).
@@ -18,9 +22,10 @@ const (
 	PumpOutletPressure = 0  // uint16, 0.001 MPa
 	PumpInletPressure  = 1  // uint16, 0.001 MPa
 	PumpFlow           = 2  // float32 CDAB, m3/h (2 registers)
-	PumpStatus         = 4  // bits: 0 pump 1 running, 1 pump 2 running, 2 fault, 3 sump high, 4 inlet valve open
+	PumpStatus         = 4  // bits: 0 pump 1 running, 1 pump 2 running, 2 fault, 3 sump high, 4 inlet valve open, 5 tank low (dry-run protection: pumps stopped)
 	PumpSumpLevel      = 5  // uint16, 0.01 m; 0xFFFF when the probe is out of range
 	PumpFaultCode      = 6  // uint16
+	PumpTankLevel      = 7  // uint16, 0.01 m: the break tank's water level
 	PumpRunHours       = 10 // uint32 ABCD (2 registers)
 	PumpCoilRun1       = 0  // coil: pump 1 run command (writable)
 	PumpCoilRun2       = 1  // coil: pump 2 run command (writable)
@@ -37,16 +42,36 @@ const (
 	PanelEnergy    = 20 // uint32 CDAB, kWh (2 registers)
 )
 
+// Fire-alarm panel dry contacts: the panel's relay outputs wired to a Modbus
+// I/O module, read as discrete inputs (function 02).
+const (
+	FireContactAlarm   = 0 // 火警: fire alarm in any zone
+	FireContactFault   = 1 // 故障: panel fault
+	FireContactRunning = 2 // 运行: panel powered (mains or battery) and running
+)
+
+// KindFireAlarmPanel is the asset kind of a fire-alarm panel (消防报警主机).
+const KindFireAlarmPanel collectors.AssetKind = "fire_alarm_panel"
+
+// Break-tank levels of the secondary water supply, in metres.
+const (
+	tankFull    = 2.0 // the float valve closes here
+	tankLowSet  = 0.5 // dry-run protection stops the pumps at or below this
+	tankLowTrip = 1.0 // ... and lets them run again once the tank is back above this
+)
+
 // Scenario names, as used in the API path.
 const (
 	PowerOutage = "power-outage"
 	Flooding    = "flooding"
 	Entrapment  = "entrapment"
 	PumpFault   = "pump-fault"
+	Fire        = "fire"         // the fire-alarm panel of the first building (or the target's building) alarms
+	WaterOutage = "water-outage" // the municipal supply to the first pump room (or the target's building) is lost
 )
 
 // Scenarios lists every scenario the simulator knows.
-var Scenarios = []string{PowerOutage, Flooding, Entrapment, PumpFault}
+var Scenarios = []string{PowerOutage, Flooding, Entrapment, PumpFault, Fire, WaterOutage}
 
 type pumpRoom struct {
 	id                 string
@@ -57,6 +82,8 @@ type pumpRoom struct {
 	fault              bool
 	faultCode          uint16
 	sump               float64
+	tank               float64 // break-tank level, m
+	tankLow            bool    // dry-run protection tripped: the pumps are held off
 	runHours           uint32
 	holding            [32]uint16
 	coils              [8]bool
@@ -79,6 +106,17 @@ type panel struct {
 	building  string
 }
 
+// firePanel is a fire-alarm panel seen through its dry contacts.
+type firePanel struct {
+	id       string
+	unit     uint8
+	building string
+	alarm    bool
+	fault    bool
+	running  bool
+	inputs   [8]bool
+}
+
 // Elevator is a car's simulated state, published as JSON.
 type Elevator struct {
 	ID            string  `json:"-"`
@@ -93,7 +131,11 @@ type Elevator struct {
 	Alarm         bool    `json:"alarm"`   // alarm button pressed
 	Trapped       int     `json:"trapped"` // passengers trapped
 	Load          float64 `json:"load_kg"`
-	target        int
+	// FireRecall (消防迫降): after a fire alarm in its building the car has
+	// returned to the ground floor, opened its doors and left service.
+	FireRecall bool `json:"fire_recall"`
+	target     int
+	recall     int // ticks since the fire recall began (0: not recalled)
 }
 
 // WaterSensor is a leak sensor's state.
@@ -122,9 +164,15 @@ type site struct {
 	lifts     []*Elevator
 	sensors   []*WaterSensor
 	lights    []*Lighting
+	fires     []*firePanel
+	buildings map[string]string // asset id → building, for scenario targets
 	scenarios map[string]string // name → target asset ("" for the default)
 	wasOutage bool
 }
+
+// recallTicks is the least time a fire recall takes: the car stops, its
+// doors close, it returns to the ground floor and opens there.
+const recallTicks = 8
 
 func round(v, step float64) float64 { return math.Round(v/step) * step }
 
@@ -152,7 +200,7 @@ func (s *site) step() {
 		p.energy += p.power / 3600
 		p.encode()
 	}
-	for _, p := range s.pumps {
+	for i, p := range s.pumps {
 		flooding := s.has(Flooding) && (s.scenarios[Flooding] == p.id || s.scenarios[Flooding] == "" && p == s.pumps[0])
 		if p.flooded = flooding; flooding {
 			p.sump = math.Min(p.sump+0.08, 3.5) // rising water in the sump pit
@@ -161,7 +209,16 @@ func (s *site) step() {
 		}
 		powered := !outage
 		tripped := s.has(PumpFault) && (s.scenarios[PumpFault] == "" || s.scenarios[PumpFault] == p.id)
-		run1, run2 := p.coils[PumpCoilRun1] && powered && !tripped, p.coils[PumpCoilRun2] && powered && !tripped
+		// Dry-run protection (缺水保护): the pumps are held off while the
+		// break tank is low, and run again once it has refilled.
+		switch {
+		case p.tank <= tankLowSet:
+			p.tankLow = true
+		case p.tank >= tankLowTrip:
+			p.tankLow = false
+		}
+		run1 := p.coils[PumpCoilRun1] && powered && !tripped && !p.tankLow
+		run2 := p.coils[PumpCoilRun2] && powered && !tripped && !p.tankLow
 		p.run1, p.run2, p.valve = run1, run2, p.coils[PumpCoilValve]
 		switch {
 		case run1 || run2:
@@ -173,6 +230,17 @@ func (s *site) step() {
 			p.flow = 0
 		}
 		p.inlet = 0.12 + s.rnd.NormFloat64()*0.005
+		if s.hits(WaterOutage, p.id, p.building, i == 0) {
+			p.inlet = 0 // the municipal supply to the pump room is lost
+		}
+		// The float valve refills the break tank from the mains faster than
+		// the pumps draw it; without inflow the running pumps empty it.
+		switch inflow := p.valve && p.inlet > 0.05; {
+		case inflow:
+			p.tank = math.Min(p.tank+0.3, tankFull)
+		case run1 || run2:
+			p.tank = math.Max(p.tank-0.3, 0.05)
+		}
 		p.fault = flooding && p.sump > 1.5 || tripped
 		p.faultCode = 0
 		switch {
@@ -182,6 +250,11 @@ func (s *site) step() {
 			p.faultCode = 31 // motor insulation / water ingress
 		}
 		p.encode()
+	}
+	for i, f := range s.fires {
+		f.alarm = s.hits(Fire, f.id, f.building, i == 0)
+		f.running = true // battery-backed: it stays up through a power outage
+		f.encode()
 	}
 	entrap := s.has(Entrapment)
 	outageOnset := outage && !s.wasOutage
@@ -198,6 +271,10 @@ func (s *site) step() {
 		}
 		target := s.scenarios[Entrapment]
 		trappedHere := entrap && (target == e.ID || (target == "" && i == 0))
+		fire := s.fireIn(e.Building)
+		if !fire {
+			e.FireRecall, e.recall = false, 0
+		}
 		switch {
 		case outage || trappedHere || s.floodedBuilding(e.Building):
 			e.Running, e.Direction = false, "idle"
@@ -211,6 +288,20 @@ func (s *site) step() {
 				// Flooding plan: cars sent to the top floor and parked.
 				e.Floor, e.BetweenFloors, e.Door = e.Floors, false, "closed"
 			}
+		case fire:
+			// Fire recall (消防迫降): down to the ground floor, doors open,
+			// out of normal service until the alarm is reset.
+			e.recall++
+			e.BetweenFloors = false
+			switch {
+			case e.Floor > 1:
+				e.Floor, e.Running, e.Direction, e.Door = e.Floor-1, true, "down", "closed"
+			case e.recall < recallTicks:
+				e.Running, e.Direction, e.Door = false, "idle", "closed"
+			default:
+				e.Running, e.Direction, e.Door, e.FireRecall = false, "idle", "open", true
+			}
+			e.target = 1
 		default:
 			e.Alarm, e.Trapped, e.FaultCode = false, 0, 0
 			if e.Floor == e.target || e.BetweenFloors && !e.Running {
@@ -253,6 +344,33 @@ func (s *site) step() {
 
 func (s *site) has(name string) bool { _, ok := s.scenarios[name]; return ok }
 
+// hits says whether a running scenario covers an asset: the target itself,
+// any asset in the target's building, or, with no target, the first asset
+// of its kind (first).
+func (s *site) hits(name, id, building string, first bool) bool {
+	t, ok := s.scenarios[name]
+	switch {
+	case !ok:
+		return false
+	case t == "":
+		return first
+	case t == id:
+		return true
+	}
+	b, ok := s.buildings[t]
+	return ok && b != "" && b == building
+}
+
+// fireIn: a fire-alarm panel of the building is in alarm.
+func (s *site) fireIn(building string) bool {
+	for _, f := range s.fires {
+		if f.alarm && f.building == building {
+			return true
+		}
+	}
+	return false
+}
+
 // floodedBuilding: the building of the flooded pump room.
 func (s *site) floodedBuilding(b string) bool {
 	for _, p := range s.pumps {
@@ -280,7 +398,7 @@ func (p *pumpRoom) encode() {
 	b := math.Float32bits(float32(p.flow))
 	h[PumpFlow], h[PumpFlow+1] = uint16(b), uint16(b>>16) // CDAB
 	var st uint16
-	for i, on := range []bool{p.run1, p.run2, p.fault, p.sump > 1.0, p.valve} {
+	for i, on := range []bool{p.run1, p.run2, p.fault, p.sump > 1.0, p.valve, p.tankLow} {
 		if on {
 			st |= 1 << i
 		}
@@ -291,6 +409,7 @@ func (p *pumpRoom) encode() {
 		h[PumpSumpLevel] = 0xFFFF // probe out of range: "no reading"
 	}
 	h[PumpFaultCode] = p.faultCode
+	h[PumpTankLevel] = uint16(math.Max(p.tank, 0) * 100)
 	h[PumpRunHours], h[PumpRunHours+1] = uint16(p.runHours>>16), uint16(p.runHours)
 }
 
@@ -312,4 +431,10 @@ func (p *panel) encode() {
 	h[PanelStatus] = st
 	e := uint32(p.energy)
 	h[PanelEnergy], h[PanelEnergy+1] = uint16(e), uint16(e>>16) // CDAB
+}
+
+func (f *firePanel) encode() {
+	f.inputs[FireContactAlarm] = f.alarm
+	f.inputs[FireContactFault] = f.fault
+	f.inputs[FireContactRunning] = f.running
 }

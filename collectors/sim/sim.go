@@ -69,9 +69,10 @@ type Simulator struct {
 	wg      sync.WaitGroup
 }
 
-// New builds a simulator for the assets: pump rooms and distribution panels
-// with an endpoint are served over Modbus; elevators, water sensors and
-// lighting publish over MQTT. No I/O happens here.
+// New builds a simulator for the assets: pump rooms, distribution panels
+// and fire-alarm panels (dry contacts) with an endpoint are served over
+// Modbus; elevators, water sensors and lighting publish over MQTT. No I/O
+// happens here.
 func New(cfg Config, assets []collectors.Asset, endpoints []Endpoint, log *slog.Logger) *Simulator {
 	cfg.SetDefaults()
 	return &Simulator{cfg: cfg, assets: assets, endpoints: endpoints, log: log}
@@ -101,10 +102,11 @@ func (s *Simulator) hasMQTTAssets() bool {
 // Start serves the Modbus devices, connects to the broker and starts ticking.
 func (s *Simulator) Start(ctx context.Context) error {
 	rnd := rand.New(rand.NewSource(s.cfg.Seed))
-	st := &site{rnd: rnd, scenarios: map[string]string{}}
+	st := &site{rnd: rnd, scenarios: map[string]string{}, buildings: map[string]string{}}
 	byID := map[string]collectors.Asset{}
 	for _, a := range s.assets {
 		byID[a.ID] = a
+		st.buildings[a.ID] = a.Building
 	}
 	handlers := map[string]*handler{}
 	for _, ep := range s.endpoints {
@@ -114,12 +116,12 @@ func (s *Simulator) Start(ctx context.Context) error {
 		}
 		h := handlers[ep.Address]
 		if h == nil {
-			h = &handler{site: st, pumps: map[uint8]*pumpRoom{}, panels: map[uint8]*panel{}}
+			h = &handler{site: st, pumps: map[uint8]*pumpRoom{}, panels: map[uint8]*panel{}, fires: map[uint8]*firePanel{}}
 			handlers[ep.Address] = h
 		}
 		switch a.Kind {
 		case collectors.KindPumpRoom:
-			p := &pumpRoom{id: a.ID, unit: ep.Unit, building: a.Building, location: a.Location, outlet: 0.4, sump: 0.3}
+			p := &pumpRoom{id: a.ID, unit: ep.Unit, building: a.Building, location: a.Location, outlet: 0.4, sump: 0.3, tank: tankFull}
 			p.coils[PumpCoilRun1], p.coils[PumpCoilValve] = true, true
 			st.pumps = append(st.pumps, p)
 			h.pumps[ep.Unit] = p
@@ -127,6 +129,10 @@ func (s *Simulator) Start(ctx context.Context) error {
 			p := &panel{id: a.ID, unit: ep.Unit, building: a.Building, breaker: true, energy: 120000}
 			st.panels = append(st.panels, p)
 			h.panels[ep.Unit] = p
+		case KindFireAlarmPanel:
+			f := &firePanel{id: a.ID, unit: ep.Unit, building: a.Building, running: true}
+			st.fires = append(st.fires, f)
+			h.fires[ep.Unit] = f
 		}
 	}
 	for _, a := range s.assets {
@@ -234,8 +240,9 @@ func (s *Simulator) publish() {
 	}
 }
 
-// Inject starts a scenario; target optionally names the asset it hits
-// (a pump room or water sensor for flooding, an elevator for entrapment).
+// Inject starts a scenario; target optionally names the asset it hits (a
+// pump room or water sensor for flooding, an elevator for entrapment), or
+// for fire and water-outage any asset of the building it hits.
 func (s *Simulator) Inject(name, target string) error {
 	if !known(name) {
 		return fmt.Errorf("unknown scenario %q; fix: one of %s", name, strings.Join(Scenarios, ", "))
@@ -311,6 +318,7 @@ type handler struct {
 	site   *site
 	pumps  map[uint8]*pumpRoom
 	panels map[uint8]*panel
+	fires  map[uint8]*firePanel
 }
 
 func (h *handler) regs(unit uint8) (*[32]uint16, *[8]bool, error) {
@@ -319,6 +327,9 @@ func (h *handler) regs(unit uint8) (*[32]uint16, *[8]bool, error) {
 	}
 	if p, ok := h.panels[unit]; ok {
 		return &p.holding, nil, nil
+	}
+	if _, ok := h.fires[unit]; ok {
+		return nil, nil, smb.ErrIllegalFunction // dry contacts only: discrete inputs
 	}
 	return nil, nil, smb.ErrGWTargetFailedToRespond
 }
@@ -340,8 +351,21 @@ func (h *handler) HandleCoils(r *smb.CoilsRequest) ([]bool, error) {
 	return append([]bool(nil), coils[r.Addr:r.Addr+r.Quantity]...), nil
 }
 
-func (h *handler) HandleDiscreteInputs(*smb.DiscreteInputsRequest) ([]bool, error) {
-	return nil, smb.ErrIllegalFunction
+// HandleDiscreteInputs serves the fire-alarm panels' dry contacts.
+func (h *handler) HandleDiscreteInputs(r *smb.DiscreteInputsRequest) ([]bool, error) {
+	h.site.mu.Lock()
+	defer h.site.mu.Unlock()
+	f, ok := h.fires[r.UnitId]
+	if !ok {
+		if _, _, err := h.regs(r.UnitId); err != nil {
+			return nil, err
+		}
+		return nil, smb.ErrIllegalFunction
+	}
+	if int(r.Addr)+int(r.Quantity) > len(f.inputs) {
+		return nil, smb.ErrIllegalDataAddress
+	}
+	return append([]bool(nil), f.inputs[r.Addr:r.Addr+r.Quantity]...), nil
 }
 
 func (h *handler) HandleInputRegisters(*smb.InputRegistersRequest) ([]uint16, error) {

@@ -16,15 +16,22 @@ import (
 
 func newSite() *site {
 	s := &site{rnd: rand.New(rand.NewSource(1)), scenarios: map[string]string{}}
-	s.pumps = []*pumpRoom{{id: "b3-pump", building: "B3", outlet: 0.4, sump: 0.3}, {id: "b5-pump", building: "B5", outlet: 0.4, sump: 0.3}}
-	s.pumps[0].coils[PumpCoilRun1] = true
-	s.pumps[1].coils[PumpCoilRun1] = true
+	s.pumps = []*pumpRoom{{id: "b3-pump", building: "B3", outlet: 0.4, sump: 0.3, tank: tankFull}, {id: "b5-pump", building: "B5", outlet: 0.4, sump: 0.3, tank: tankFull}}
+	for _, p := range s.pumps {
+		p.coils[PumpCoilRun1], p.coils[PumpCoilValve] = true, true
+	}
 	s.panels = []*panel{{id: "b3-panel", building: "B3", breaker: true}}
 	for i := 1; i <= 3; i++ {
 		s.lifts = append(s.lifts, &Elevator{ID: fmt.Sprintf("lift-%d", i), Building: "B3", Floors: 18, Floor: 5, target: 9})
 	}
 	s.sensors = []*WaterSensor{{ID: "leak-b1", Building: "B3", Floor: "B1"}, {ID: "leak-roof", Building: "B3", Floor: "R"}, {ID: "leak-b5", Building: "B5", Floor: "B1"}}
 	s.lights = []*Lighting{{ID: "lobby", rated: 5}}
+	s.fires = []*firePanel{{id: "b3-fire", building: "B3"}, {id: "b5-fire", building: "B5"}}
+	s.lifts = append(s.lifts, &Elevator{ID: "b5-lift", Building: "B5", Floors: 18, Floor: 12, target: 3})
+	s.buildings = map[string]string{"b3-pump": "B3", "b5-pump": "B5", "b3-fire": "B3", "b5-fire": "B5", "leak-b5": "B5", "b5-lift": "B5"}
+	for _, e := range s.lifts[:3] {
+		s.buildings[e.ID] = "B3"
+	}
 	return s
 }
 
@@ -40,7 +47,7 @@ func TestPowerOutageTrapsOneCarAndStopsPumps(t *testing.T) {
 	if !s.lifts[0].BetweenFloors || s.lifts[0].Trapped == 0 || !s.lifts[0].Alarm {
 		t.Fatalf("car 1 should be trapped between floors: %+v", *s.lifts[0])
 	}
-	for _, e := range s.lifts[1:] {
+	for _, e := range s.lifts[1:3] {
 		if e.BetweenFloors || e.Trapped != 0 || e.Running {
 			t.Fatalf("%s should stand at a floor, empty: %+v", e.ID, *e)
 		}
@@ -84,7 +91,7 @@ func TestFloodingWetsBasementSensorsAndParksCars(t *testing.T) {
 	if p.holding[PumpStatus]&(1<<3) == 0 || p.holding[PumpSumpLevel] != 0xFFFF {
 		t.Fatalf("sump: status %b level %x", p.holding[PumpStatus], p.holding[PumpSumpLevel])
 	}
-	for _, e := range s.lifts {
+	for _, e := range s.lifts[:3] {
 		if e.Floor != e.Floors || e.Running {
 			t.Fatalf("%s not parked at the top floor: %+v", e.ID, *e)
 		}
@@ -120,7 +127,7 @@ func TestModbusServerAgainstMbpollIntegration(t *testing.T) {
 	if !strings.Contains(string(out), "[4]: \t17") {
 		t.Fatalf("mbpoll output:\n%s", out)
 	}
-	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment, pump-fault` {
+	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment, pump-fault, fire, water-outage` {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -139,5 +146,114 @@ func TestPumpFaultDropsPressureWithMainsPresent(t *testing.T) {
 	s.step()
 	if !s.pumps[0].run1 || s.pumps[0].outlet < 0.3 {
 		t.Fatal("pump did not restart")
+	}
+}
+
+// A fire alarm in one building: its panel's fire contact closes, its cars
+// come down to the ground floor and leave service (not at once: the recall
+// takes time, so a plan sees it happen), the other building is untouched;
+// resetting the alarm returns the cars to service.
+func TestFireAlarmsTargetBuildingAndRecallsItsCars(t *testing.T) {
+	s := newSite()
+	s.step()
+	s.scenarios[Fire] = "leak-b5" // any asset of Building 5
+	s.step()
+	b3, b5 := s.fires[0], s.fires[1]
+	if !b5.inputs[FireContactAlarm] || b3.inputs[FireContactAlarm] || !b5.inputs[FireContactRunning] || b5.inputs[FireContactFault] {
+		t.Fatalf("contacts: b3 %v b5 %v", b3.inputs, b5.inputs)
+	}
+	car := s.lifts[3]
+	if car.FireRecall {
+		t.Fatal("the recall completed on the tick the alarm came in")
+	}
+	for i := 1; i < 20 && !car.FireRecall; i++ {
+		s.step()
+		if car.FireRecall && i+1 < recallTicks {
+			t.Fatalf("recall done after %d ticks, before the least %d", i+1, recallTicks)
+		}
+	}
+	if !car.FireRecall || car.Floor != 1 || car.Door != "open" || car.Running {
+		t.Fatalf("B5 car not recalled: %+v", *car)
+	}
+	for _, e := range s.lifts[:3] {
+		if e.FireRecall {
+			t.Fatalf("%s in Building 3 recalled for a fire in Building 5", e.ID)
+		}
+	}
+	delete(s.scenarios, Fire)
+	s.step()
+	if b5.inputs[FireContactAlarm] || car.FireRecall {
+		t.Fatal("alarm reset did not return the car to service")
+	}
+	s.scenarios[Fire] = ""
+	s.step()
+	if !b3.inputs[FireContactAlarm] || b5.inputs[FireContactAlarm] {
+		t.Fatal("with no target, the first panel alarms")
+	}
+}
+
+// The municipal supply to one building's pump room is lost: its break tank
+// empties, dry-run protection stops the pumps and the pressure falls (the
+// tank-low contact is the trigger); the other building keeps its water;
+// with the supply back the tank refills and the pumps run again.
+func TestWaterOutageEmptiesTankAndStopsPumps(t *testing.T) {
+	s := newSite()
+	s.scenarios[WaterOutage] = "b5-fire" // any asset of Building 5
+	p, other := s.pumps[1], s.pumps[0]
+	ticks := 0
+	for ; ticks < 20 && p.holding[PumpStatus]&(1<<5) == 0; ticks++ {
+		s.step()
+		if p.inlet != 0 {
+			t.Fatalf("inlet pressure %.3f with the supply lost", p.inlet)
+		}
+	}
+	if ticks < 3 || ticks >= 20 {
+		t.Fatalf("tank low after %d ticks: not a draining tank", ticks)
+	}
+	for i := 0; i < 5; i++ {
+		s.step()
+	}
+	if p.run1 || p.outlet > 0.15 || p.holding[PumpTankLevel] > 50 || p.holding[PumpStatus]&1 != 0 {
+		t.Fatalf("pumps still supplying: run1=%v outlet=%.2f tank=%d", p.run1, p.outlet, p.holding[PumpTankLevel])
+	}
+	if !other.run1 || other.tankLow || other.outlet < 0.3 {
+		t.Fatal("the other building lost its water too")
+	}
+	delete(s.scenarios, WaterOutage)
+	for i := 0; i < 4; i++ {
+		s.step()
+	}
+	if !p.run1 || p.tankLow || p.outlet < 0.3 || p.holding[PumpStatus]&(1<<5) != 0 {
+		t.Fatalf("supply back but pumps not: run1=%v tankLow=%v outlet=%.2f", p.run1, p.tankLow, p.outlet)
+	}
+}
+
+// The fire panel's dry contacts are Modbus discrete inputs: mbpoll reads
+// the fire contact closed during the fire scenario.
+func TestFirePanelDiscreteInputsAgainstMbpollIntegration(t *testing.T) {
+	testenv.Integration(t)
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s := New(Config{Tick: 1e9}, []collectors.Asset{{ID: "fire", Kind: KindFireAlarmPanel, Building: "B3"}}, []Endpoint{{Asset: "fire", Address: addr, Unit: 4}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	read := func() string {
+		out, err := exec.Command("mbpoll", "-m", "tcp", "-a", "4", "-t", "1", "-0", "-r", "0", "-c", "3", "-1", "-p", fmt.Sprint(port), "127.0.0.1").CombinedOutput()
+		if err != nil {
+			t.Fatalf("mbpoll: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := read(); !strings.Contains(out, "[0]: \t0") || !strings.Contains(out, "[2]: \t1") {
+		t.Fatalf("before the fire:\n%s", out)
+	}
+	if err := s.Inject(Fire, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out := read(); !strings.Contains(out, "[0]: \t1") || !strings.Contains(out, "[1]: \t0") {
+		t.Fatalf("during the fire:\n%s", out)
 	}
 }

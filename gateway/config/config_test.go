@@ -85,10 +85,10 @@ func TestDemoConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Assets) != 13 || len(cfg.Modbus.Devices) != 4 || cfg.MQTT == nil || len(cfg.MQTT.Subs) != 3 || !cfg.Simulator.Enabled {
+	if len(cfg.Assets) != 15 || len(cfg.Modbus.Devices) != 6 || cfg.MQTT == nil || len(cfg.MQTT.Subs) != 3 || !cfg.Simulator.Enabled {
 		t.Fatalf("demo config: %d assets, %d devices", len(cfg.Assets), len(cfg.Modbus.Devices))
 	}
-	if got := cfg.Modbus.Devices[1].Fields(); len(got) != 14 {
+	if got := cfg.Modbus.Devices[1].Fields(); len(got) != 16 {
 		t.Fatalf("template not applied: %d fields", len(got))
 	}
 	if cfg.InfluxDB.Queue.MaxBytes != 1<<30 || cfg.Simulator.Broker != "tcp://127.0.0.1:1883" {
