@@ -73,7 +73,7 @@ func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site 
 	s := &site{t: t, url: "http://" + listen, data: t.TempDir()}
 	s.env = append(os.Environ(),
 		"INFLUX_URL="+in.URL, "INFLUX_BUCKET="+in.Bucket(), "MQTT_BROKER="+broker.URL,
-		"GATEWAY_DATA="+s.data, "GATEWAY_LISTEN="+listen, "GATEWAY_PUBLIC_URL=http://"+listen,
+		"GATEWAY_DATA="+s.data, "GATEWAY_LISTEN="+listen, "GATEWAY_PUBLIC_URL=http://"+listen, "SCHEDULE_DRILLS=false",
 		fmt.Sprintf("SIM_MODBUS_PUMPS=%d", testenv.FreePort(t)), fmt.Sprintf("SIM_MODBUS_PANELS=%d", testenv.FreePort(t)))
 	return s
 }
