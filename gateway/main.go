@@ -50,6 +50,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cmd == "check" {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d assets, %d Modbus devices, %d MQTT subscriptions, %d rules, %d playbooks)\n",
 			*path, len(cfg.Assets), len(cfg.Modbus.Devices), mqttSubs(cfg), len(cfg.Rules.Rules), len(cfg.Playbooks.Loaded))
 		return 0

@@ -591,10 +591,16 @@ func (c *Config) checkSecrets(add func(string, error)) {
 // Warnings are what the gateway must say loudly at start (log them at
 // Warn): a demo config, and each demo secret it runs with.
 func (c *Config) Warnings() []string {
-	if !c.Demo {
-		return nil
+	var out []string
+	for _, p := range c.Playbooks.Loaded {
+		for _, a := range p.AutoActions() {
+			out = append(out, "playbook "+a+": 自动操作设备 the gateway changes this equipment without a person confirming")
+		}
 	}
-	out := []string{"演示模式 DEMO MODE (demo: true): this gateway accepts the published demo secrets and runs the simulator; never use it for a real site (docs/security.md)"}
+	if !c.Demo {
+		return out
+	}
+	out = append(out, "演示模式 DEMO MODE (demo: true): this gateway accepts the published demo secrets and runs the simulator; never use it for a real site (docs/security.md)")
 	for _, x := range c.insecure() {
 		out = append(out, "demo: "+x[0]+" "+strings.SplitN(x[1], "; fix:", 2)[0])
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/propgate/gateway/rules/playbook"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -314,5 +316,16 @@ func TestServerDropsSlowAndIdleClients(t *testing.T) {
 	}
 	if err := closed("GET / HTTP/1.1\r\nHost: gw\r\n"); err != nil {
 		t.Fatalf("slow headers: the connection stayed open: %v", err)
+	}
+}
+
+// gateway check (and the start-up log) names every playbook action that
+// changes equipment without a person confirming.
+func TestAutoEquipmentActionsAreWarned(t *testing.T) {
+	c := &Config{Playbooks: Playbooks{Loaded: []playbook.Playbook{{ID: "siren", Steps: []playbook.Step{{ID: "sound",
+		Action: &playbook.ActionSpec{Auto: true, Reason: "the siren only warns", Write: []playbook.WriteAction{{Field: "siren", Value: true}}}}}}}}}
+	w := strings.Join(c.Warnings(), "\n")
+	if !strings.Contains(w, "siren: steps[0].action writes equipment without confirmation (the siren only warns)") {
+		t.Fatalf("warnings: %q", w)
 	}
 }
