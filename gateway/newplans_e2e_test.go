@@ -100,7 +100,7 @@ func TestFirePlaybookEndToEndIntegration(t *testing.T) {
 	// The emergency team (security) is called for the on-site check, the
 	// duty leader is told; the rule's own alert goes out at once too.
 	s.waitMessage("zhao.gang", "火灾 Fire")
-	s.waitMessage("zhou.jun", "火灾 Fire")
+	s.waitMessage("sun.hua", "火灾 Fire") // the duty leader (总经理/值班领导)
 	s.waitStep(in.ID, "inform-leaders")
 	if in.step("call-119").Status != "waiting" || in.step("evacuate").Status != "waiting" {
 		t.Fatal("119 and the evacuation must wait for the fire to be verified on site")

@@ -175,6 +175,8 @@ func TestEntrapmentPlaybookEndToEndIntegration(t *testing.T) {
 	s.waitStep(in.ID, "report") // from the car's own trapped count
 	s.complete(in.ID, "people", "3 adults, calm; one elderly woman, feels faint")
 	s.complete(in.ID, "reach-car", "Zhao Gang at the car, talking to them through the door")
+	s.complete(in.ID, "dispatch-repair", "Wang Li sent with the release key")
+	s.complete(in.ID, "repair-arrived", "Wang Li at the machine room")
 	s.complete(in.ID, "call-maintenance", "Otis service, ticket 4471")
 	s.complete(in.ID, "maintenance-arrived", "Otis technician on site")
 	s.complete(in.ID, "medical", "120 called for the elderly passenger; ambulance 鲁E-12345 arrived 10:21, left 10:40")
@@ -189,7 +191,7 @@ func TestEntrapmentPlaybookEndToEndIntegration(t *testing.T) {
 	if rec["back_in_service"].Source != "confirmed" || rec["release"].Source != "telemetry" || rec["report"].Source != "telemetry" {
 		t.Fatalf("record sources: %+v", rec)
 	}
-	s.closeAndReport(in.ID, "Report / discovery time", "Staff at the car", "Maintenance company called", "Maintenance company arrived",
+	s.closeAndReport(in.ID, "Report / discovery time", "Staff at the car", "Our repair staff sent", "Our repair staff at the car", "Maintenance company called", "Maintenance company arrived",
 		"Passengers released", "Passengers' details and condition", "Cause of the fault", "Car back in service")
 	s.stop(syscall.SIGTERM)
 }
@@ -275,6 +277,7 @@ func TestFloodingPlaybookEndToEndIntegration(t *testing.T) {
 	s.confirmHeld(in.ID, "water-removed", "pump room dry, sump pumped out")
 	s.complete(in.ID, "restore-supply", "inlet pipe replaced; water back on all floors")
 	s.complete(in.ID, "record-damage", "pump 1 motor wet, inspected; inlet pipe replaced")
+	s.complete(in.ID, "review-meeting", "review held: inlet pipe joints to be checked quarterly")
 	s.closeAndReport(in.ID, "Location, floor, source and extent", "Elevators at the top floor, powered off", "Source cut", "Water supply restored", "Power to the area isolated", "Water removed", "Damage and measures")
 	var orders []workOrderView
 	s.getJSON("/api/v1/workorders?category=flood_damage", &orders)

@@ -430,7 +430,7 @@ func (r *Runner) reconcileDefinition(in *Incident) bool {
 			st.Removed = false
 			changed = true
 		}
-		st.Optional = def.Optional
+		st.Optional, st.DeadlineSource = def.Optional, def.Source
 	}
 	for i := range in.Steps {
 		st := &in.Steps[i]

@@ -648,3 +648,20 @@ func TestIntervals(t *testing.T) {
 		t.Errorf("6mo after: %v", got)
 	}
 }
+
+// Every deadline can say where it comes from, and the report shows it.
+func TestDeadlineSourceInTheReport(t *testing.T) {
+	pbs := testPlaybooks()
+	pbs[1].Steps[0].Source = "national rule: maintenance arrives within 30 min"
+	h := newRunnerFull(t, filepath.Join(t.TempDir(), "gw.db"), newClock(), collectors.NewState(siteAssets), nil, pbs)
+	in, err := h.r.Start(bg, "entrapment", "b3-lift-1", false, "li.ming")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Step("released").DeadlineSource != "national rule: maintenance arrives within 30 min" {
+		t.Fatalf("step: %+v", in.Step("released"))
+	}
+	if md := report.Markdown(must(h.r.Playbook(in.Playbook)), in); !strings.Contains(md, "2026-11-02 08:30:00 (national rule: maintenance arrives within 30 min)") {
+		t.Fatalf("report:\n%s", md)
+	}
+}

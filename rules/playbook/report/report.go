@@ -63,7 +63,7 @@ func Markdown(p *playbook.Playbook, in *playbook.Incident) string {
 		if st.TitleZH != "" {
 			title = st.TitleZH + " / " + st.Title
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cell(title), cell(st.Role), fmtTime(st.Started), fmtTime(st.Due), fmtTime(st.Done), cell(st.By), status, cell(st.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cell(title), cell(st.Role), fmtTime(st.Started), due(st), fmtTime(st.Done), cell(st.By), status, cell(st.Note))
 	}
 	b.WriteString("\n## Timeline\n\n")
 	for _, e := range in.Timeline {
@@ -74,6 +74,14 @@ func Markdown(p *playbook.Playbook, in *playbook.Incident) string {
 		fmt.Fprintf(&b, "- %s — %s%s — %s: %s\n", fmtTime(e.At), cell(e.By), step, e.Kind, cell(e.Text))
 	}
 	return b.String()
+}
+
+// due is a step's deadline with where it comes from.
+func due(st playbook.StepState) string {
+	if st.DeadlineSource == "" {
+		return fmtTime(st.Due)
+	}
+	return fmtTime(st.Due) + " (" + cell(st.DeadlineSource) + ")"
 }
 
 func or(s string) string {
@@ -129,7 +137,7 @@ th{background:#eee}.missing{color:#b00;font-weight:bold}.drill{color:#b00;border
 {{range .Record}}<tr><td>{{.Label}}</td>{{if .Set}}<td>{{t .Value.At}}</td><td>{{.Value.By}}</td><td>{{.Value.Note}}</td>{{else}}<td class="missing">missing</td><td></td><td></td>{{end}}</tr>
 {{end}}</table>{{end}}
 <h2>Steps</h2><table><tr><th>Step</th><th>Role</th><th>Due</th><th>Done</th><th>By</th><th>Status</th><th>Note</th></tr>
-{{range .In.Steps}}<tr><td>{{if .TitleZH}}{{.TitleZH}}<br>{{end}}{{.Title}}</td><td>{{.Role}}</td><td>{{t .Due}}</td><td>{{t .Done}}</td><td>{{.By}}</td><td>{{.Status}}{{if .Overdue}}, was overdue{{end}}</td><td>{{.Note}}</td></tr>
+{{range .In.Steps}}<tr><td>{{if .TitleZH}}{{.TitleZH}}<br>{{end}}{{.Title}}</td><td>{{.Role}}</td><td>{{t .Due}}{{if .DeadlineSource}}<br><small>{{.DeadlineSource}}</small>{{end}}</td><td>{{t .Done}}</td><td>{{.By}}</td><td>{{.Status}}{{if .Overdue}}, was overdue{{end}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>
 <h2>Timeline</h2><table><tr><th>Time</th><th>By</th><th>What</th><th></th></tr>
 {{range .In.Timeline}}<tr><td>{{t .At}}</td><td>{{.By}}</td><td>{{.Kind}}{{if .Step}} [{{.Step}}]{{end}}</td><td>{{.Text}}</td></tr>
