@@ -62,6 +62,15 @@ func (s *site) incident(id int64) incidentView {
 	return in
 }
 
+func (s *site) stepNote(id int64, step string) string {
+	for _, st := range s.incident(id).Steps {
+		if st.ID == step {
+			return st.Note
+		}
+	}
+	return ""
+}
+
 func (s *site) stepStatus(id int64, step string) string {
 	for _, st := range s.incident(id).Steps {
 		if st.ID == step {
@@ -200,9 +209,17 @@ func TestPowerOutagePlaybookEndToEndIntegration(t *testing.T) {
 	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
-	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
-	out := s.waitIncident("power-outage", "")
-	s.waitStep(out.ID, "classify")
+	// Building 3 alone loses its supply.
+	s.postJSON("/api/v1/simulator/scenarios/power-outage", `{"target": "b3-power-panel"}`)
+	out := s.waitIncident("power-outage", "b3-power-panel")
+	s.waitStep(out.ID, "classify") // from Building 3's own panel
+	s.waitStep(out.ID, "generator") // the standby generator came on: seen on the panel
+	if a := s.alarm("mains-lost:b3-power-panel"); !s.incident(out.ID).Record["start"].At.Equal(a.Since) || s.incident(out.ID).Record["start"].Source != "telemetry" {
+		t.Fatalf("outage start %+v, alarm since %v", s.incident(out.ID).Record["start"], a.Since)
+	}
+	if s.stepNote(out.ID, "classify") == "" || !strings.HasPrefix(s.stepNote(out.ID, "classify"), "外部停电 external supply loss") {
+		t.Fatalf("classified as %q", s.stepNote(out.ID, "classify"))
+	}
 	// One entrapment incident: the car stopped between floors with people in
 	// it; none for the cars that reached a landing.
 	s.waitFor("entrapment linked to the outage", 20*time.Second, func() bool { return len(s.incident(out.ID).Children) == 1 })
@@ -219,9 +236,15 @@ func TestPowerOutagePlaybookEndToEndIntegration(t *testing.T) {
 	if fmt.Sprint(lifts) != "[b3-lift-1]" {
 		t.Fatalf("entrapment incidents for %v, want only b3-lift-1", lifts)
 	}
+	for _, in := range s.incidents() {
+		if in.Playbook == "power-outage" && in.ID != out.ID {
+			t.Fatalf("an outage incident for %s: only Building 3 lost its supply", in.Asset)
+		}
+	}
+	s.complete(out.ID, "expected-restoration", "State Grid 95598: back by 15:00")
 	for step, note := range map[string]string{
 		"cause": "State Grid 95598: feeder fault at the substation, back within the hour", "check-elevators": "all cars checked; car 1 had people inside",
-		"notify-residents": "WeChat group and notices at gates 1 and 2", "secure-site": "guards at both gates and the lift halls",
+		"notify-residents": "WeChat group and notices at gates 1 and 2: power back by 15:00", "secure-site": "guards at both gates and the lift halls",
 		"answer-residents": "duty room staffed",
 	} {
 		s.complete(out.ID, step, note)
@@ -236,7 +259,7 @@ func TestPowerOutagePlaybookEndToEndIntegration(t *testing.T) {
 		s.complete(out.ID, step, "checked on site: working") // no telemetry for these in the demo
 	}
 	s.complete(out.ID, "record-losses", "no damage; one frozen-food shop lost stock")
-	s.closeAndReport(out.ID, "Outage start", "Cause", "Supply back", "Measures taken", "Losses")
+	s.closeAndReport(out.ID, "Outage start", "Cause", "Expected restoration", "Supply back", "Measures taken", "Losses")
 	s.stop(syscall.SIGTERM)
 }
 

@@ -167,7 +167,7 @@ type site struct {
 	fires     []*firePanel
 	buildings map[string]string // asset id → building, for scenario targets
 	scenarios map[string]string // name → target asset ("" for the default)
-	wasOutage bool
+	wasOutage map[string]bool // building → it was without mains at the last tick
 }
 
 // recallTicks is the least time a fire recall takes: the car stops, its
@@ -180,8 +180,8 @@ func round(v, step float64) float64 { return math.Round(v/step) * step }
 func (s *site) step() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	outage := s.has(PowerOutage)
 	for _, p := range s.panels {
+		outage := s.outageIn(p.building)
 		p.mains = !outage
 		p.generator = outage
 		for i := range p.volts {
@@ -207,7 +207,7 @@ func (s *site) step() {
 		} else {
 			p.sump = math.Max(p.sump-0.3, 0.3+s.rnd.Float64()*0.002) // the sump pumps drain it
 		}
-		powered := !outage
+		powered := !s.outageIn(p.building)
 		tripped := s.has(PumpFault) && (s.scenarios[PumpFault] == "" || s.scenarios[PumpFault] == p.id)
 		// Dry-run protection (缺水保护): the pumps are held off while the
 		// break tank is low, and run again once it has refilled.
@@ -257,13 +257,24 @@ func (s *site) step() {
 		f.encode()
 	}
 	entrap := s.has(Entrapment)
-	outageOnset := outage && !s.wasOutage
-	s.wasOutage = outage
+	onset := map[string]bool{} // building → its mains went this tick
+	if s.wasOutage == nil {
+		s.wasOutage = map[string]bool{}
+	}
+	for _, e := range s.lifts {
+		if o := s.outageIn(e.Building); o != s.wasOutage[e.Building] {
+			onset[e.Building] = o
+			s.wasOutage[e.Building] = o
+		}
+	}
+	firstHit := true // the first car of the buildings that lost mains
 	for i, e := range s.lifts {
-		if outageOnset {
+		outage := s.outageIn(e.Building)
+		if onset[e.Building] {
 			// Supply lost: the first car stops between floors with passengers
 			// inside; the others had reached a landing and open their doors.
-			if i == 0 {
+			if firstHit {
+				firstHit = false
 				e.BetweenFloors, e.Trapped, e.Alarm, e.Door, e.FaultCode = true, 2, true, "closed", 12
 			} else {
 				e.BetweenFloors, e.Trapped, e.Alarm, e.Door = false, 0, false, "open"
@@ -334,7 +345,7 @@ func (s *site) step() {
 		w.Battery = math.Max(w.Battery-0.001, 5)
 	}
 	for _, l := range s.lights {
-		l.On = !outage
+		l.On = !s.outageIn(s.buildings[l.ID])
 		l.Current = 0
 		if l.On {
 			l.Current = round(l.rated+s.rnd.NormFloat64()*0.1, 0.01)
@@ -343,6 +354,19 @@ func (s *site) step() {
 }
 
 func (s *site) has(name string) bool { _, ok := s.scenarios[name]; return ok }
+
+// outageIn: the power-outage scenario covers the building (no target: the
+// whole site; a target: its building — a panel, or any asset there).
+func (s *site) outageIn(building string) bool {
+	t, ok := s.scenarios[PowerOutage]
+	switch {
+	case !ok:
+		return false
+	case t == "":
+		return true
+	}
+	return s.buildings[t] != "" && s.buildings[t] == building || t == building
+}
 
 // hits says whether a running scenario covers an asset: the target itself,
 // any asset in the target's building, or, with no target, the first asset

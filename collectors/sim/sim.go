@@ -251,6 +251,10 @@ func (s *Simulator) Inject(name, target string) error {
 		return errors.New("simulator is not running")
 	}
 	s.site.mu.Lock()
+	if _, ok := s.site.buildings[target]; target != "" && !ok {
+		s.site.mu.Unlock()
+		return fmt.Errorf("target %q is not a simulated asset; fix: an asset id such as a panel, pump room or car, or no target", target)
+	}
 	s.site.scenarios[name] = target
 	s.site.mu.Unlock()
 	s.site.step()

@@ -257,3 +257,46 @@ func TestFirePanelDiscreteInputsAgainstMbpollIntegration(t *testing.T) {
 		t.Fatalf("during the fire:\n%s", out)
 	}
 }
+
+// A power outage with a target cuts only that building: its first car is
+// caught between floors, its pumps stop; the other building keeps mains,
+// pumps and cars.
+func TestPowerOutageWithATargetCutsOneBuilding(t *testing.T) {
+	s := newSite()
+	s.step()
+	s.scenarios[PowerOutage] = "b5-pump"
+	for i := 0; i < 5; i++ {
+		s.step()
+	}
+	b5 := s.lifts[3]
+	if !b5.BetweenFloors || b5.Trapped == 0 {
+		t.Fatalf("B5's car should be caught between floors: %+v", *b5)
+	}
+	for _, e := range s.lifts[:3] {
+		if e.BetweenFloors || e.Trapped != 0 {
+			t.Fatalf("B3 car %s caught in a B5 outage: %+v", e.ID, *e)
+		}
+	}
+	if !s.panels[0].mains {
+		t.Fatal("the B3 panel lost mains in a B5 outage")
+	}
+	var b3, b5pump *pumpRoom
+	for _, p := range s.pumps {
+		switch p.building {
+		case "B3":
+			b3 = p
+		case "B5":
+			b5pump = p
+		}
+	}
+	if b3 == nil || b5pump == nil || !b3.run1 || b5pump.run1 {
+		t.Fatalf("pumps: B3 %+v B5 %+v", b3, b5pump)
+	}
+}
+
+func TestScenarioTargetMustBeAnAsset(t *testing.T) {
+	sim := &Simulator{site: newSite()}
+	if err := sim.Inject(PowerOutage, "b9-panel"); err == nil || !strings.Contains(err.Error(), `target "b9-panel" is not a simulated asset`) {
+		t.Fatalf("unknown target: %v", err)
+	}
+}
