@@ -212,7 +212,7 @@ func TestPowerOutagePlaybookEndToEndIntegration(t *testing.T) {
 	// Building 3 alone loses its supply.
 	s.postJSON("/api/v1/simulator/scenarios/power-outage", `{"target": "b3-power-panel"}`)
 	out := s.waitIncident("power-outage", "b3-power-panel")
-	s.waitStep(out.ID, "classify") // from Building 3's own panel
+	s.waitStep(out.ID, "classify")  // from Building 3's own panel
 	s.waitStep(out.ID, "generator") // the standby generator came on: seen on the panel
 	if a := s.alarm("mains-lost:b3-power-panel"); !s.incident(out.ID).Record["start"].At.Equal(a.Since) || s.incident(out.ID).Record["start"].Source != "telemetry" {
 		t.Fatalf("outage start %+v, alarm since %v", s.incident(out.ID).Record["start"], a.Since)

@@ -167,7 +167,7 @@ type site struct {
 	fires     []*firePanel
 	buildings map[string]string // asset id → building, for scenario targets
 	scenarios map[string]string // name → target asset ("" for the default)
-	wasOutage map[string]bool // building → it was without mains at the last tick
+	wasOutage map[string]bool   // building → it was without mains at the last tick
 }
 
 // recallTicks is the least time a fire recall takes: the car stops, its
