@@ -13,12 +13,13 @@ import (
 )
 
 type incidentView struct {
-	ID       int64  `json:"id"`
-	Playbook string `json:"playbook"`
-	Asset    string `json:"asset"`
-	Status   string `json:"status"`
-	Drill    bool   `json:"drill"`
-	Parent   int64  `json:"parent"`
+	ID       int64     `json:"id"`
+	Playbook string    `json:"playbook"`
+	Asset    string    `json:"asset"`
+	Status   string    `json:"status"`
+	Drill    bool      `json:"drill"`
+	Parent   int64     `json:"parent"`
+	Started  time.Time `json:"started"`
 	Children []int64
 	Steps    []struct {
 		ID, Status, Note string
@@ -293,11 +294,15 @@ func TestFloodingPlaybookEndToEndIntegration(t *testing.T) {
 	s.waitStep(in.ID, "damaged-equipment")
 	s.complete(in.ID, "isolate-power", "B1 pump-room distribution board off")
 	s.complete(in.ID, "sandbags", "20 sandbags at the pump-room door and the ramp")
+	s.complete(in.ID, "keep-order", "Zhao Gang at the B3 entrance; residents told at the door")
 	s.complete(in.ID, "inform-residents", "notice at B3 entrance: water off until 16:00")
 	s.clearScenario("flooding")
-	// The sump was dry when the step began (the leak sensor raised the
-	// incident): the record must not say the water was removed at the start.
-	s.confirmHeld(in.ID, "water-removed", "pump room dry, sump pumped out")
+	// 排净积水 is recorded when the sensor that raised the incident is dry
+	// again and the sump normal — seen after the flood, never at the start.
+	s.waitStep(in.ID, "water-removed")
+	if r := s.incident(in.ID).Record["water_removed"]; r.Source != "telemetry" || !r.At.After(in.Started) {
+		t.Fatalf("water removed: %+v", r)
+	}
 	s.complete(in.ID, "restore-supply", "inlet pipe replaced; water back on all floors")
 	s.complete(in.ID, "record-damage", "pump 1 motor wet, inspected; inlet pipe replaced")
 	s.complete(in.ID, "review-meeting", "review held: inlet pipe joints to be checked quarterly")

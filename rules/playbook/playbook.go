@@ -109,7 +109,8 @@ type Step struct {
 	Escalate     []string      `yaml:"escalate"`   // roles told when it is overdue; default shift_lead
 	Records      string        `yaml:"records"`    // the record field its completion fills
 	NoteRequired bool          `yaml:"note_required"`
-	Optional     bool          `yaml:"optional"` // closing the incident does not wait for it
+	DrillOnly    bool          `yaml:"drill_only"` // only in drills (the evaluation and participants); skipped in a real incident
+	Optional     bool          `yaml:"optional"`   // closing the incident does not wait for it
 }
 
 // Trigger says when a playbook starts by itself.

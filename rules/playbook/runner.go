@@ -331,7 +331,11 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
 		Location: rules.Location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
 	for _, s := range p.Steps {
-		in.Steps = append(in.Steps, StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional, DeadlineSource: s.Source})
+		st := StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional, DeadlineSource: s.Source}
+		if s.DrillOnly && !drill {
+			st.Status, st.Note = StepSkipped, "演练专用 only in drills"
+		}
+		in.Steps = append(in.Steps, st)
 	}
 	in.log(now, by, "started", "", "%s started: %s", kindOf(in), trigger)
 	for _, f := range p.Capture {

@@ -665,3 +665,41 @@ func TestDeadlineSourceInTheReport(t *testing.T) {
 		t.Fatalf("report:\n%s", md)
 	}
 }
+
+// A drill ends with its evaluation and the participants; a real incident
+// skips that step, does not wait for it and does not report it missing.
+func TestDrillOnlyEvaluation(t *testing.T) {
+	pbs := testPlaybooks()
+	pbs[1].Record = []RecordField{{Key: "evaluation", Label: "Drill evaluation and participants"}}
+	pbs[1].Steps = append(pbs[1].Steps, Step{ID: "drill-evaluation", Title: "Evaluate the drill; list the participants", Role: "shift_lead",
+		After: "released", Deadline: 24 * time.Hour, DrillOnly: true, NoteRequired: true, Records: "evaluation"})
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunnerFull(t, filepath.Join(t.TempDir(), "gw.db"), c, state, nil, pbs)
+	h.set("b3-lift-1", "trapped", collectors.Float(2))
+	real, _ := h.r.Start(bg, "entrapment", "b3-lift-1", false, "li.ming")
+	drill, _ := h.r.Start(bg, "entrapment", "b3-lift-1", true, "li.ming")
+	if st := real.Step("drill-evaluation"); st.Status != StepSkipped {
+		t.Fatalf("real incident: %+v", st)
+	}
+	if st := drill.Step("drill-evaluation"); st.Status != StepWaiting {
+		t.Fatalf("drill: %+v", st)
+	}
+	c.advance(time.Minute)
+	h.set("b3-lift-1", "trapped", collectors.Float(0))
+	h.r.Tick()
+	if _, err := h.r.Close(bg, real.ID, "li.ming", "all out"); err != nil {
+		t.Fatalf("a real incident waits for the drill's evaluation: %v", err)
+	}
+	if _, err := h.r.Close(bg, drill.ID, "li.ming", "done"); !errors.Is(err, ErrStepsOpen) {
+		t.Fatalf("a drill closed without its evaluation: %v", err)
+	}
+	got, _ := h.r.Incident(bg, real.ID)
+	if md := report.Markdown(must(h.r.Playbook("entrapment")), got); strings.Contains(md, "Drill evaluation") {
+		t.Fatalf("the real incident's report lists the drill evaluation:\n%s", md)
+	}
+	drillIn, err := h.r.Complete(bg, drill.ID, "drill-evaluation", "li.ming", "reached the car in 2 min; participants: 赵刚, 王立, 李明")
+	if err != nil || drillIn.Record["evaluation"].By != "li.ming" {
+		t.Fatalf("evaluation: %v %+v", err, drillIn)
+	}
+}

@@ -43,6 +43,9 @@ func Markdown(p *playbook.Playbook, in *playbook.Incident) string {
 	if p != nil && len(p.Record) > 0 {
 		b.WriteString("\n## Record\n\n| Item | Time | By | Note |\n|---|---|---|---|\n")
 		for _, f := range p.Record {
+			if !in.Drill && drillOnly(p, f.Key) {
+				continue // a drill's evaluation is no item of a real incident's record
+			}
 			if v, ok := in.Record[f.Key]; ok {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(f.Label), fmtTime(v.At), cell(v.By), cell(v.Note))
 			} else {
@@ -74,6 +77,16 @@ func Markdown(p *playbook.Playbook, in *playbook.Incident) string {
 		fmt.Fprintf(&b, "- %s — %s%s — %s: %s\n", fmtTime(e.At), cell(e.By), step, e.Kind, cell(e.Text))
 	}
 	return b.String()
+}
+
+// drillOnly: the record item is filled only by a drill-only step.
+func drillOnly(p *playbook.Playbook, key string) bool {
+	for _, s := range p.Steps {
+		if s.Records == key {
+			return s.DrillOnly
+		}
+	}
+	return false
 }
 
 // due is a step's deadline with where it comes from.
@@ -157,6 +170,9 @@ func HTML(p *playbook.Playbook, in *playbook.Incident) ([]byte, error) {
 	var rows []recordRow
 	if p != nil {
 		for _, f := range p.Record {
+			if !in.Drill && drillOnly(p, f.Key) {
+				continue
+			}
 			v, ok := in.Record[f.Key]
 			rows = append(rows, recordRow{Label: f.Label, Value: v, Set: ok})
 		}
