@@ -121,7 +121,8 @@ type firePanel struct {
 type Elevator struct {
 	ID            string  `json:"-"`
 	Building      string  `json:"-"`
-	Floors        int     `json:"-"`
+	Floors        int     `json:"top_floor"` // the car's configured top floor
+	Powered       bool    `json:"powered"`   // main power to the car
 	Floor         int     `json:"floor"`
 	Door          string  `json:"door"` // open, closed
 	Running       bool    `json:"running"`
@@ -270,6 +271,7 @@ func (s *site) step() {
 	firstHit := true // the first car of the buildings that lost mains
 	for i, e := range s.lifts {
 		outage := s.outageIn(e.Building)
+		e.Powered = !outage
 		if onset[e.Building] {
 			// Supply lost: the first car stops between floors with passengers
 			// inside; the others had reached a landing and open their doors.

@@ -208,11 +208,32 @@ func holds(c Condition, in *Incident, assets []collectors.Asset, r Telemetry) (b
 			return false, append(ev, fmt.Sprintf("%s.%s has no good reading", a.ID, c.Field))
 		}
 		ev = append(ev, fmt.Sprintf("%s.%s = %s at %s", a.ID, c.Field, strings.Trim(fs.Value.String(), `"`), fs.Time.Format("15:04:05")))
-		if !compare(fs.Value, c.Op, c.Value) {
+		want := c.Value
+		if c.ValueField != "" {
+			other, ok := r.Get(a.ID, c.ValueField)
+			if !ok || other.Quality != collectors.QualityGood {
+				return false, append(ev, fmt.Sprintf("%s.%s has no good reading", a.ID, c.ValueField))
+			}
+			ev = append(ev, fmt.Sprintf("%s.%s = %s", a.ID, c.ValueField, strings.Trim(other.Value.String(), `"`)))
+			want = valueOf(other.Value)
+		}
+		if !compare(fs.Value, c.Op, want) {
 			return false, ev
 		}
 	}
 	return true, ev
+}
+
+// valueOf turns a reading into what compare takes.
+func valueOf(v collectors.Value) any {
+	switch v.Type {
+	case collectors.ValueBool:
+		return v.B
+	case collectors.ValueString:
+		return v.S
+	}
+	f, _ := v.AsFloat()
+	return f
 }
 
 func orIncident(kind string) string {

@@ -22,6 +22,9 @@ type Condition struct {
 	Field string `yaml:"field"`
 	Op    string `yaml:"op"` // eq (default), ne, gt, ge, lt, le
 	Value any    `yaml:"value"`
+	// ValueField compares with another reading of the same asset instead
+	// of a fixed value: the car's floor with its own top_floor.
+	ValueField string `yaml:"value_field"`
 }
 
 // Case is one outcome of a decision step.
@@ -178,10 +181,16 @@ func validConditions(path string, cs []Condition, withKind bool) error {
 		default:
 			return cfgerr.Errorf(p+".op", "%q is not an operator; fix: eq, ne, gt, ge, lt or le", c.Op)
 		}
-		switch c.Value.(type) {
-		case bool, int, float64, string:
+		switch {
+		case c.ValueField != "" && c.Value != nil:
+			return cfgerr.Errorf(p+".value_field", "set value or value_field, not both")
+		case c.ValueField != "":
 		default:
-			return cfgerr.Errorf(p+".value", "must be a boolean, number or string")
+			switch c.Value.(type) {
+			case bool, int, float64, string:
+			default:
+				return cfgerr.Errorf(p+".value", "must be a boolean, number or string")
+			}
 		}
 		if c.Kind != "" && !withKind {
 			return cfgerr.Errorf(p+".kind", "conditions here apply to each selected asset: no kind")

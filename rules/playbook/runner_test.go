@@ -703,3 +703,30 @@ func TestDrillOnlyEvaluation(t *testing.T) {
 		t.Fatalf("evaluation: %v %+v", err, drillIn)
 	}
 }
+
+// A condition can compare a reading with another reading of the same
+// asset: the car at its own top floor (电梯升至最高层), whatever the
+// building's height.
+func TestConditionAgainstAnotherReading(t *testing.T) {
+	state := collectors.NewState(siteAssets)
+	in := &Incident{Asset: "b3-lift-1", Building: "B3"}
+	set := func(field string, v collectors.Value) {
+		state.Apply([]collectors.Point{{Asset: "b3-lift-1", Field: field, Value: v, Quality: collectors.QualityGood, Time: time.Unix(1, 0)}})
+	}
+	c := []Condition{{Field: "floor", ValueField: "top_floor"}}
+	set("top_floor", collectors.Float(18))
+	set("floor", collectors.Float(1))
+	if ok, _ := AllHold(c, in, siteAssets, state); ok {
+		t.Fatal("floor 1 held as the top floor")
+	}
+	set("floor", collectors.Float(18))
+	if ok, ev := AllHold(c, in, siteAssets, state); !ok || !strings.Contains(fmt.Sprint(ev), "b3-lift-1.top_floor = 18") {
+		t.Fatalf("at the top: %v %v", ok, ev)
+	}
+	p := Playbook{ID: "x", Name: "x", Steps: []Step{{ID: "a", Title: "a", Role: "r", Deadline: time.Minute,
+		When: []Condition{{Field: "floor", Value: 1, ValueField: "top_floor"}}}}}
+	p.SetDefaults()
+	if err := p.Validate(map[string]bool{"x": true}, nil); err == nil || !strings.Contains(err.Error(), "set value or value_field, not both") {
+		t.Fatalf("both: %v", err)
+	}
+}
