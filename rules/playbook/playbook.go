@@ -118,10 +118,14 @@ type Step struct {
 
 // Trigger says when a playbook starts by itself.
 type Trigger struct {
-	Rules   []string      `yaml:"rules"`    // an alarm of one of these rules becoming unacknowledged
-	OncePer string        `yaml:"once_per"` // asset (default), building or site: one open incident each
-	Records string        `yaml:"records"`  // the record item the triggering alarm's activation time fills (outage start)
-	Every   time.Duration `yaml:"every"`    // scheduled (the pre-storm checklist)
+	Rules   []string `yaml:"rules"`    // an alarm of one of these rules becoming unacknowledged
+	OncePer string   `yaml:"once_per"` // asset (default), building or site: one open incident each
+	Records string   `yaml:"records"`  // the record item the triggering alarm's activation time fills (outage start)
+	// WhenAny guards the start: at least one condition must hold on the
+	// triggering asset (no kind). While none does, the alarm is looked at
+	// again every second as long as it is active.
+	WhenAny []Condition   `yaml:"when_any"`
+	Every   time.Duration `yaml:"every"` // scheduled (the pre-storm checklist)
 }
 
 // RecordField is one item the incident record must hold.
@@ -247,6 +251,9 @@ func (p *Playbook) Validate(playbooks, ruleIDs map[string]bool) error {
 	records := map[string]bool{}
 	for _, r := range p.Record {
 		records[r.Key] = true
+	}
+	if err := validConditions("trigger.when_any", p.Trigger.WhenAny, false); err != nil {
+		return err
 	}
 	if p.Trigger.Records != "" && !records[p.Trigger.Records] {
 		return cfgerr.Errorf("trigger.records", "%q is not a key under record:", p.Trigger.Records)

@@ -238,12 +238,23 @@ func (r *Runner) Trigger(a rules.Alarm) {
 
 // trigger starts the playbooks for one alarm activation, once.
 func (r *Runner) trigger(a *rules.Alarm) {
-	if t, ok := r.handled[a.ID]; ok && !a.ActiveSince.After(t) && !a.ActiveSince.IsZero() {
-		return
-	}
-	r.handled[a.ID] = a.ActiveSince
 	for _, p := range r.list {
 		if slices.Contains(p.Trigger.Rules, a.Rule) {
+			key := p.ID + "|" + a.ID // bounded: playbooks × configured alarms
+			if t, ok := r.handled[key]; ok && !a.ActiveSince.After(t) && !a.ActiveSince.IsZero() {
+				continue
+			}
+			if len(p.Trigger.WhenAny) > 0 {
+				// A guard on the triggering asset (an alarm button counts as
+				// an entrapment only with the car stopped between floors);
+				// not handled yet, so the next pass looks again while the
+				// alarm is active.
+				asset, _ := r.asset(a.Asset)
+				if ok, _ := anyHolds(p.Trigger.WhenAny, &Incident{Asset: asset.ID, Building: asset.Building}, r.assets, r.telemetry); !ok {
+					continue
+				}
+			}
+			r.handled[key] = a.ActiveSince
 			in, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0)
 			if err != nil {
 				r.log.Error("starting playbook failed", "playbook", p.ID, "alarm", a.ID, "err", err)

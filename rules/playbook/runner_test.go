@@ -137,7 +137,7 @@ func newRunnerFull(t *testing.T, path string, c *clock, state *collectors.State,
 	}
 	for i := range pbs {
 		pbs[i].SetDefaults()
-		if err := pbs[i].Validate(ids, map[string]bool{"mains-lost": true, "trapped": true}); err != nil {
+		if err := pbs[i].Validate(ids, map[string]bool{"mains-lost": true, "trapped": true, "alarm-button": true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -728,5 +728,33 @@ func TestConditionAgainstAnotherReading(t *testing.T) {
 	p.SetDefaults()
 	if err := p.Validate(map[string]bool{"x": true}, nil); err == nil || !strings.Contains(err.Error(), "set value or value_field, not both") {
 		t.Fatalf("both: %v", err)
+	}
+}
+
+// The alarm button starts the entrapment plan only when the car is stopped
+// between floors (or reports people inside); pressed in a car at a landing
+// it starts nothing, and the plan starts as soon as the guard holds while
+// the alarm is still active.
+func TestTriggerGuard(t *testing.T) {
+	pbs := testPlaybooks()
+	pbs[1].Trigger = Trigger{Rules: []string{"trapped", "alarm-button"}, WhenAny: []Condition{{Field: "trapped", Op: "gt", Value: 0}, {Field: "between_floors", Value: true}}}
+	c := newClock()
+	state := collectors.NewState(siteAssets)
+	h := newRunnerFull(t, filepath.Join(t.TempDir(), "gw.db"), c, state, nil, pbs)
+	h.set("b3-lift-2", "trapped", collectors.Float(0))
+	h.set("b3-lift-2", "between_floors", collectors.Bool(false))
+	a := fired("alarm-button:b3-lift-2", "alarm-button", "b3-lift-2")
+	a.ActiveSince = c.t
+	h.r.Trigger(a)
+	if ins, _ := h.r.Incidents(bg, false); len(ins) != 0 {
+		t.Fatalf("an alarm button at a landing started %d incidents", len(ins))
+	}
+	c.advance(time.Second)
+	h.set("b3-lift-2", "between_floors", collectors.Bool(true))
+	h.r.Trigger(a) // the next pass while the alarm is active
+	h.r.Trigger(a)
+	ins, _ := h.r.Incidents(bg, false)
+	if len(ins) != 1 || ins[0].Playbook != "entrapment" || ins[0].Asset != "b3-lift-2" {
+		t.Fatalf("incidents: %+v", ins)
 	}
 }
