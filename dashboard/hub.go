@@ -73,7 +73,8 @@ func (m *HubMetrics) Collectors() []prometheus.Collector {
 }
 
 type client struct {
-	send chan []byte
+	send   chan []byte
+	viewer bool // the wall token: incidents and work orders without what people wrote (staff)
 }
 
 // DefaultMaxClients is the websocket client cap when none is configured.
@@ -136,8 +137,12 @@ func (h *Hub) Run(ctx context.Context) {
 	defer flush.Stop()
 	beat := time.NewTicker(5 * time.Second)
 	defer beat.Stop()
-	fanout := func(b []byte) {
+	fanoutTo := func(staff, viewer []byte) {
 		for c := range clients {
+			b := staff
+			if c.viewer {
+				b = viewer
+			}
 			select {
 			case c.send <- b:
 				h.Metrics.Sent.Add(1)
@@ -149,6 +154,7 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		}
 	}
+	fanout := func(b []byte) { fanoutTo(b, b) }
 	var eventsC <-chan event.Event
 	if h.events != nil {
 		eventsC = h.events.C
@@ -178,7 +184,7 @@ func (h *Hub) Run(ctx context.Context) {
 				continue
 			}
 			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
-			fanout(b)
+			fanoutTo(b, forViewer(ev, b))
 		case <-flush.C:
 			changes := h.state.Changes() // taken even with no client, so they do not pile up
 			if len(changes) == 0 || len(clients) == 0 {
@@ -222,7 +228,7 @@ func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return // the upgrader answered (e.g. 403 for a foreign origin)
 	}
-	c := &client{send: make(chan []byte, h.queue)}
+	c := &client{send: make(chan []byte, h.queue), viewer: !staff(r)}
 	select {
 	case h.register <- c:
 	case <-h.done:
@@ -237,6 +243,9 @@ func (h *Hub) ServeWS(up *websocket.Upgrader, w http.ResponseWriter, r *http.Req
 		h.unregisterClient(c)
 		conn.Close()
 		return
+	}
+	if c.viewer {
+		snap = snap.forViewer()
 	}
 	b, _ := json.Marshal(snap)
 	conn.SetWriteDeadline(time.Now().Add(writeWait))
@@ -296,4 +305,40 @@ func (h *Hub) writePump(conn *websocket.Conn, c *client) {
 			}
 		}
 	}
+}
+
+// forViewer is an event as the wall token sees it (staff is its encoding
+// for everyone else, returned when nothing needs hiding).
+func forViewer(ev event.Event, staff []byte) []byte {
+	switch {
+	case ev.Incident != nil:
+		ev.Incident = ev.Incident.ForViewer()
+	case ev.WorkOrder != nil:
+		w := ev.WorkOrder.ForViewer()
+		ev.WorkOrder = &w
+		if ev.Change != nil {
+			c := *ev.Change
+			c.Note = ""
+			ev.Change = &c
+		}
+	default:
+		return staff
+	}
+	b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
+	return b
+}
+
+// forViewer is the snapshot as the wall token sees it.
+func (s *Snapshot) forViewer() *Snapshot {
+	c := *s
+	c.Incidents = make([]*playbook.Incident, len(s.Incidents))
+	for i, in := range s.Incidents {
+		c.Incidents[i] = in.ForViewer()
+	}
+	c.WorkOrders = make([]*workorder.WorkOrder, len(s.WorkOrders))
+	for i, w := range s.WorkOrders {
+		v := w.ForViewer()
+		c.WorkOrders[i] = &v
+	}
+	return &c
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 func hubServer(t *testing.T, auth *access.Auth) (*httptest.Server, *collectors.State, *Hub, context.CancelFunc) {
@@ -411,5 +413,77 @@ func TestSnapshotSaysDemo(t *testing.T) {
 	page, err := webFS.ReadFile("web/wall.html")
 	if err != nil || !strings.Contains(string(page), `id="demo"`) {
 		t.Fatalf("wall.html has no demo banner: %v", err)
+	}
+}
+
+// The wall token's screen gets incidents without what people wrote in them
+// (a passenger's name and phone number in a note) and work orders without
+// who reported them; a logged-in engineer's screen gets everything.
+func TestWallScreenSeesNoPersonalDetails(t *testing.T) {
+	state := collectors.NewState([]collectors.Asset{{ID: "lift", Kind: "elevator"}})
+	bus := event.NewBus(nil)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const secret = "Li Hua 13812345678"
+	in := &playbook.Incident{ID: 7, Playbook: "elevator-entrapment", Status: "open",
+		Steps:    []playbook.StepState{{ID: "passenger-details", Status: playbook.StepDone, By: "li.ming", Note: secret}},
+		Record:   map[string]playbook.RecordValue{"passengers": {By: "li.ming", Note: secret, Value: secret, Source: playbook.FromPerson}},
+		Timeline: []playbook.Entry{{By: "li.ming", Kind: "step_done", Text: "passenger-details: " + secret}}}
+	wo := &workorder.WorkOrder{ID: 3, Source: "manual", Reporter: secret, Description: "no water on 12F"}
+	snapshot := func(context.Context) (*Snapshot, error) {
+		return &Snapshot{Type: "snapshot", Incidents: []*playbook.Incident{in}, WorkOrders: []*workorder.WorkOrder{wo}}, nil
+	}
+	hub := NewHub(state, bus.Subscribe(16), snapshot, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Run(ctx)
+	up := &websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("as") == "engineer" {
+			r = r.WithContext(access.WithPrincipal(r.Context(), access.Principal{Username: "zhang.wei", Role: access.Engineer}))
+		}
+		hub.ServeWS(up, w, r)
+	}))
+	defer srv.Close()
+	read := func(c *websocket.Conn) string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	wall, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wall.Close()
+	eng, _, err := websocket.DefaultDialer.Dial(url+"?as=engineer", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if s := read(wall); strings.Contains(s, "13812345678") || !strings.Contains(s, "no water on 12F") {
+		t.Fatalf("wall snapshot: %s", s)
+	}
+	if s := read(eng); !strings.Contains(s, "13812345678") {
+		t.Fatalf("engineer snapshot lacks the details: %s", s)
+	}
+	bus.IncidentChanged(in)
+	for _, c := range []struct {
+		conn *websocket.Conn
+		want bool
+	}{{wall, false}, {eng, true}} {
+		for {
+			s := read(c.conn)
+			if !strings.Contains(s, `"incident"`) {
+				continue // heartbeats, points
+			}
+			if strings.Contains(s, "13812345678") != c.want {
+				t.Fatalf("incident event (details expected %v): %s", c.want, s)
+			}
+			break
+		}
 	}
 }

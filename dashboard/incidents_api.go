@@ -51,7 +51,20 @@ func (x *incidentsAPI) list(w http.ResponseWriter, r *http.Request) {
 	if ins == nil {
 		ins = []*playbook.Incident{}
 	}
+	if !staff(r) {
+		for i, in := range ins {
+			ins[i] = in.ForViewer()
+		}
+	}
 	httpjson.Write(w, http.StatusOK, ins)
+}
+
+// staff: logged in as engineer or above. Everyone else (the wall token)
+// reads incidents without what people wrote in them (residents' names and
+// phone numbers among it), and work orders without who reported them.
+func staff(r *http.Request) bool {
+	p, ok := access.PrincipalOf(r)
+	return ok && p.Role >= access.Engineer
 }
 
 // StartIncident is the body of POST /api/v1/incidents.
@@ -112,6 +125,9 @@ func (x *incidentsAPI) load(w http.ResponseWriter, r *http.Request) (*playbook.I
 	if errors.Is(err, rules.ErrNotFound) {
 		httpjson.Error(w, http.StatusNotFound, "no incident "+r.PathValue("id"))
 		return nil, false
+	}
+	if err == nil && !staff(r) {
+		in = in.ForViewer()
 	}
 	return in, !x.fail(w, err)
 }

@@ -203,6 +203,12 @@ func (x *rulesAPI) workorders(w http.ResponseWriter, r *http.Request) {
 	if ws == nil {
 		ws = []*workorder.WorkOrder{}
 	}
+	if !staff(r) {
+		for i, wo := range ws {
+			v := wo.ForViewer()
+			ws[i] = &v
+		}
+	}
 	httpjson.Write(w, http.StatusOK, ws)
 }
 
@@ -275,6 +281,13 @@ func (x *rulesAPI) workorder(w http.ResponseWriter, r *http.Request) {
 	wo, h, err := x.d.Orders.WorkOrder(r.Context(), id)
 	if x.woError(w, err, id) {
 		return
+	}
+	if !staff(r) {
+		v := wo.ForViewer()
+		wo = &v
+		for i := range h {
+			h[i].Note = ""
+		}
 	}
 	httpjson.Write(w, http.StatusOK, workOrderDetail{WorkOrder: wo, History: h})
 }

@@ -155,3 +155,21 @@ func TestEngineersCannotCancelOrDowngrade(t *testing.T) {
 		t.Fatalf("KPIs do not show the cancelled order: %s", body)
 	}
 }
+
+// The wall token reads work orders without who reported them (a resident's
+// name or phone); staff read everything.
+func TestWallTokenSeesNoReporter(t *testing.T) {
+	srv, _ := rulesServer(t)
+	code, body := callAs(t, "operator-token-1234", "POST", srv.URL+"/api/v1/workorders",
+		`{"category": "plumbing", "description": "no water on 12F", "location": "B3 12F", "reporter": "Li Hua 13812345678"}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	for _, path := range []string{"/api/v1/workorders", "/api/v1/workorders/1"} {
+		_, wall := callAs(t, "wall-token-123456", "GET", srv.URL+path, "")
+		_, staff := callAs(t, "operator-token-1234", "GET", srv.URL+path, "")
+		if strings.Contains(wall, "13812345678") || !strings.Contains(wall, "no water on 12F") || !strings.Contains(staff, "13812345678") {
+			t.Errorf("%s\nwall:  %s\nstaff: %s", path, wall, staff)
+		}
+	}
+}

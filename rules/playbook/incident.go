@@ -113,6 +113,36 @@ func (in *Incident) clone() *Incident {
 	return &c
 }
 
+// Hidden replaces what people wrote in what a viewer sees.
+const Hidden = "（已隐去 hidden）"
+
+// ForViewer is the incident as the read-only wall token sees it: what
+// people wrote — notes, evidence, passengers' names and phone numbers — is
+// left out; the steps, their times and what the equipment reported stay.
+func (in *Incident) ForViewer() *Incident {
+	c := in.clone()
+	for i := range c.Steps {
+		if !automatic(c.Steps[i].By) && c.Steps[i].Note != "" {
+			c.Steps[i].Note = Hidden
+		}
+	}
+	for k, v := range c.Record {
+		if v.Source != FromTelemetry {
+			v.Note, v.Value = Hidden, Hidden
+			c.Record[k] = v
+		}
+	}
+	for i := range c.Timeline {
+		if !automatic(c.Timeline[i].By) {
+			c.Timeline[i].Text = Hidden
+		}
+	}
+	return c
+}
+
+// automatic: written by the gateway, not a person.
+func automatic(by string) bool { return by == "" || by == ByEngine || by == "telemetry" }
+
 // Step is the incident's step with that id (nil if none).
 func (in *Incident) Step(id string) *StepState {
 	for i := range in.Steps {

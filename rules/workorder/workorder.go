@@ -87,6 +87,15 @@ type WorkOrder struct {
 	Updated            time.Time      `json:"updated"`
 }
 
+// ForViewer is the order as the read-only wall token sees it: who reported
+// it (a resident's name or phone) is left out.
+func (w WorkOrder) ForViewer() WorkOrder {
+	if w.Reporter != "" && w.Source == "manual" {
+		w.Reporter = "（已隐去 hidden）"
+	}
+	return w
+}
+
 // HistoryEntry is one recorded change of a work order.
 type HistoryEntry struct {
 	WorkOrder int64     `json:"workorder"`
