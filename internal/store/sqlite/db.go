@@ -89,6 +89,38 @@ func (d *DB) migrate(migrations []string) error {
 	return nil
 }
 
+// Migrate applies a named set of migrations to this database file, each
+// once, recorded per set in schema_sets. A feature that keeps its own tables
+// in a shared file (the duty log, planned works, the asset register…) owns
+// one set, so features never renumber each other's migrations. A database
+// at a newer version of the set than this gateway knows is refused.
+func (d *DB) Migrate(set string, migrations []string) error {
+	ctx := context.Background()
+	if _, err := d.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_sets (name TEXT PRIMARY KEY, version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("%s store: migrate %s: %w", d.name, set, err)
+	}
+	var v int
+	err := d.w.QueryRowContext(ctx, `SELECT version FROM schema_sets WHERE name = ?`, set).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s store: migrate %s: %w", d.name, set, err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%s store: %s tables are at schema version %d, newer than this gateway (%d): upgrade the gateway", d.name, set, v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		if err := d.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migration %s %d: %w", set, i+1, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_sets (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version`, set, i+1)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s store: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
 // tx runs fn in a write transaction, committing when it returns nil.
 func (d *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := d.w.BeginTx(ctx, nil)
