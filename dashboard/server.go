@@ -5,6 +5,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,6 +22,9 @@ type AuthConfig = access.Config
 
 //go:embed web
 var webFS embed.FS
+
+// consolePage is a console page's name: web/console-<name>.html.
+var consolePage = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // MountDashboard adds the wall display (GET /), the operator console
 // (GET /console), their assets, the websocket (GET /ws) and, with auth,
@@ -42,6 +46,21 @@ func (a *API) MountDashboard(hub *Hub, auth *access.Auth) {
 	}
 	a.mux.HandleFunc("GET /{$}", page("wall.html"))
 	a.mux.HandleFunc("GET /console", page("console.html"))
+	// Further console pages (duty log, planned works, register…), one file
+	// each: web/console-<page>.html. Like the console, the page itself is
+	// public; everything it shows comes from the API behind a login.
+	a.mux.HandleFunc("GET /console/{page}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("page")
+		if !consolePage.MatchString(name) {
+			httpjson.Error(w, http.StatusNotFound, "no console page "+name)
+			return
+		}
+		if _, err := fs.Stat(static, "console-"+name+".html"); err != nil {
+			httpjson.Error(w, http.StatusNotFound, "no console page "+name)
+			return
+		}
+		page("console-"+name+".html")(w, r)
+	})
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	// CheckOrigin: without auth, the gateway's own origin only.
 	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: auth.CheckOrigin}

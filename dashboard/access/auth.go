@@ -414,7 +414,7 @@ func sessionKey(cookie string) string {
 func routeRole(pattern string) (Role, bool) {
 	switch pattern {
 	case "GET /{$}", // the wall display page (its data needs the token)
-		"GET /console", // the console page (its data needs a login)
+		"GET /console", "GET /console/{page}", // the console pages (their data needs a login)
 		"GET /static/", "GET /healthz", "GET /metrics", "POST /login", "POST /logout",
 		"GET /api/v1/alerts/{id}/ack",  // signed acknowledgement links are their own credential:
 		"POST /api/v1/alerts/{id}/ack", // GET shows the confirmation page, POST acknowledges
