@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, idempotently, on a fresh
-# Debian/Ubuntu machine with Go: Mosquitto; pymodbus, libmodbus and mbpoll
+# Debian/Ubuntu machine with Go: Mosquitto; PostgreSQL 15 (the multi-site
+# store; tests run their own server with initdb); pymodbus, libmodbus and mbpoll
 # (independent Modbus peers), socat (a serial line between them), Chromium and
 # a Chinese font (browser tests) from Debian; and InfluxDB 1.8 built from
 # source into bin/influxd.
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v socat >/dev/null 2>&1 || need+=(socat)
@@ -25,6 +27,11 @@ fi
 # demo run their own, so stop it to leave the port free.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   systemctl stop mosquitto || true
+fi
+# Likewise Debian's postgresql package starts a cluster on 5432; the tests and
+# scripts/services.sh run their own (initdb into a temp dir or .run/postgres).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
+  systemctl stop postgresql || true
 fi
 
 if [ ! -x bin/influxd ]; then

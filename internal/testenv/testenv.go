@@ -70,6 +70,10 @@ type Process struct {
 	log   *bytes.Buffer
 	addr  string
 	ready func() bool // answers once the service is usable; default: accepts TCP
+	// cred runs the service as another user (PostgreSQL refuses to run as
+	// root); stop is the signal that ends it (default SIGTERM).
+	cred *syscall.Credential
+	stop syscall.Signal
 }
 
 func (p *Process) Start() {
@@ -80,7 +84,7 @@ func (p *Process) Start() {
 	p.log = &bytes.Buffer{}
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.cred}
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("testenv: start %s: %v", p.name, err)
 	}
@@ -106,12 +110,17 @@ func (p *Process) Start() {
 	p.t.Fatalf("testenv: %s did not listen on %s within 30s; its output:\n%s", p.name, p.addr, p.log.String())
 }
 
-// Stop ends the service (SIGTERM, then SIGKILL after 10s).
+// Stop ends the service (SIGTERM or its own stop signal, then SIGKILL
+// after 10s).
 func (p *Process) Stop() {
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	sig := p.stop
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	_ = p.cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
