@@ -1,6 +1,6 @@
 // Package testenv starts the real services the integration tests talk to: an
-// InfluxDB 1.8 built into bin/influxd by scripts/install-deps.sh, and Debian's
-// Mosquitto. Each runs on a free loopback port with its data in a temp dir.
+// InfluxDB 1.8 built into bin/influxd by scripts/install-deps.sh, Debian's
+// Mosquitto and Debian's PostgreSQL 15 (postgres.go). Each runs on a free loopback port with its data in a temp dir.
 // A missing binary fails the test with the command that installs it: tests
 // are never skipped for want of a service.
 package testenv
