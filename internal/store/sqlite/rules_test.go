@@ -42,36 +42,3 @@ func TestReadsDoNotBlockAlarmWrites(t *testing.T) {
 		t.Fatalf("alarm write while a read is open: %v", err)
 	}
 }
-
-// StatesAt gives each alarm's state after its last transition before t,
-// the starting point of the availability KPIs.
-func TestStatesAt(t *testing.T) {
-	s, err := OpenRules(filepath.Join(t.TempDir(), "gw.db"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	save := func(id string, at int64, from, to rules.AlarmState) {
-		t.Helper()
-		a := &rules.Alarm{ID: id, Rule: "r", Asset: id, State: to}
-		if err := s.SaveAlarm(ctx, a, []rules.Transition{{AlarmID: id, From: from, To: to, At: time.UnixMilli(at)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	save("a", 10, rules.StateNormal, rules.StateUnacked)
-	save("a", 20, rules.StateUnacked, rules.StateAcked)
-	save("a", 30, rules.StateAcked, rules.StateNormal)
-	save("b", 40, rules.StateNormal, rules.StateUnacked)
-	got, err := s.StatesAt(ctx, time.UnixMilli(25))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got["a"] != rules.StateAcked {
-		t.Fatalf("states at 25: %v", got)
-	}
-	got, _ = s.StatesAt(ctx, time.UnixMilli(41))
-	if got["a"] != rules.StateNormal || got["b"] != rules.StateUnacked {
-		t.Fatalf("states at 41: %v", got)
-	}
-}

@@ -1,0 +1,46 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/propgate/gateway/dashboard/audit"
+	"github.com/propgate/gateway/internal/store/storetest"
+	"github.com/propgate/gateway/internal/testenv"
+)
+
+// The shared store suite (internal/store/storetest), the one the SQLite
+// backend passes, on a real PostgreSQL: one server, a fresh database per
+// subtest.
+func TestStoreSuiteIntegration(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	t.Run("Rules", func(t *testing.T) {
+		storetest.Rules(t, func(t *testing.T, outbox bool) storetest.RulesStore {
+			s, err := OpenRules(t.Context(), pg.NewDatabase(t), outbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+	t.Run("Alerts", func(t *testing.T) {
+		storetest.Alerts(t, func(t *testing.T) storetest.AlertsStore {
+			s, err := OpenAlerts(t.Context(), pg.NewDatabase(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+	t.Run("Audit", func(t *testing.T) {
+		storetest.Audit(t, func(t *testing.T, maxRows int) audit.Store {
+			s, err := OpenAudit(t.Context(), pg.NewDatabase(t), maxRows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+}

@@ -1,0 +1,44 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/propgate/gateway/dashboard/audit"
+	"github.com/propgate/gateway/internal/store/storetest"
+)
+
+// The shared store suite (internal/store/storetest), the one the
+// PostgreSQL backend passes too.
+func TestRulesStoreSuite(t *testing.T) {
+	storetest.Rules(t, func(t *testing.T, outbox bool) storetest.RulesStore {
+		s, err := OpenRules(filepath.Join(t.TempDir(), "gateway.db"), outbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestAlertsStoreSuite(t *testing.T) {
+	storetest.Alerts(t, func(t *testing.T) storetest.AlertsStore {
+		s, err := OpenAlerts(filepath.Join(t.TempDir(), "alerts.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestAuditStoreSuite(t *testing.T) {
+	storetest.Audit(t, func(t *testing.T, maxRows int) audit.Store {
+		s, err := OpenAudit(filepath.Join(t.TempDir(), "audit.db"), maxRows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
