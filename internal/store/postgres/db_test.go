@@ -106,7 +106,7 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://gw:pw@db:5432/gateway?sslmode=require":   "postgres://gw:xxxxx@db:5432/gateway?sslmode=require",
+		"postgres://gw:pw@db:5432/gateway?sslmode=require":    "postgres://gw:xxxxx@db:5432/gateway?sslmode=require",
 		"postgres://gw@db/gateway?password=pw&sslmode=verify": "postgres://gw@db/gateway?password=xxxxx&sslmode=verify",
 		"postgresql://db/gateway":                             "postgresql://db/gateway",
 	} {
