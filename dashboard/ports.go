@@ -37,6 +37,8 @@ type WorkOrderActions interface {
 	Create(ctx context.Context, w workorder.WorkOrder, by string) (*workorder.WorkOrder, error)
 	Transition(ctx context.Context, id int64, to workorder.Status, by, note string) (*workorder.WorkOrder, error)
 	Update(ctx context.Context, id int64, u workorder.Update, by string) (*workorder.WorkOrder, error)
+	// Callback records a call-back's outcome (不满意 reopens the order).
+	Callback(ctx context.Context, id int64, outcome, note, by string) (*workorder.WorkOrder, error)
 }
 
 // WorkOrderReader reads work orders (the store).

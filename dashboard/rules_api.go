@@ -31,6 +31,7 @@ func (a *API) MountRules(d Rules) {
 	a.mux.HandleFunc("GET /api/v1/workorders/{id}", r.workorder)
 	a.mux.HandleFunc("PATCH /api/v1/workorders/{id}", r.updateWorkOrder)
 	a.mux.HandleFunc("POST /api/v1/workorders/{id}/transition", r.transition)
+	a.mux.HandleFunc("POST /api/v1/workorders/{id}/callback", r.callback) // operator: customer service
 	a.mux.HandleFunc("GET /api/v1/kpis", r.kpis)
 }
 
@@ -220,6 +221,13 @@ type NewWorkOrder struct {
 	Priority    rules.Priority `json:"priority"`
 	Description string         `json:"description"`
 	Reporter    string         `json:"reporter"` // who reported it (a resident, the front desk); the one logged in opens it
+	// The report register (报事报修/投诉登记).
+	Type             workorder.Type `json:"type"`    // repair (default), complaint, help, suggestion, fault, pm
+	Room             string         `json:"room"`    // room or unit
+	Channel          string         `json:"channel"` // phone (default), front_desk, wechat, monitoring_center, gateway
+	CallerName       string         `json:"caller_name"`
+	CallerPhone      string         `json:"caller_phone"`
+	FirstResponsible string         `json:"first_responsible"` // 首问责任人; default: the one logged in
 }
 
 func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
@@ -240,8 +248,8 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 	if b.Priority == "" {
 		b.Priority = rules.Medium
 	}
-	if b.Asset == "" && b.Location == "" {
-		httpjson.Error(w, http.StatusBadRequest, "asset or location required: the engineer must know where to go")
+	if b.Asset == "" && b.Location == "" && b.Room == "" {
+		httpjson.Error(w, http.StatusBadRequest, "asset, location or room required: the engineer must know where to go")
 		return
 	}
 	switch b.Priority {
@@ -251,7 +259,8 @@ func (x *rulesAPI) createWorkOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wo, err := x.d.WorkOrders.Create(r.Context(), workorder.WorkOrder{Category: b.Category, Asset: b.Asset, Location: b.Location, Priority: b.Priority,
-		Description: b.Description, Reporter: strings.TrimSpace(b.Reporter)}, access.Actor(r))
+		Description: b.Description, Reporter: strings.TrimSpace(b.Reporter), Type: b.Type, Room: strings.TrimSpace(b.Room), Channel: b.Channel,
+		CallerName: strings.TrimSpace(b.CallerName), CallerPhone: strings.TrimSpace(b.CallerPhone), FirstResponsible: strings.TrimSpace(b.FirstResponsible)}, access.Actor(r))
 	if err != nil {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
@@ -301,7 +310,7 @@ func (x *rulesAPI) woError(w http.ResponseWriter, err error, id int64) bool {
 		httpjson.Error(w, http.StatusNotFound, fmt.Sprintf("no work order %d", id))
 	case errors.Is(err, errOperatorOnly):
 		httpjson.Error(w, http.StatusForbidden, err.Error())
-	case errors.As(err, &te), errors.Is(err, workorder.ErrConflict):
+	case errors.As(err, &te), errors.Is(err, workorder.ErrConflict), errors.Is(err, workorder.ErrComplaintSteps):
 		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
@@ -356,12 +365,42 @@ func (x *rulesAPI) transition(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, `"to" is required: the status to move to`)
 		return
 	}
-	if b.To == workorder.Cancelled {
-		if err := x.operatorFor(r, id, func(*workorder.WorkOrder) bool { return true }); x.woError(w, err, id) {
+	if b.To == workorder.Cancelled || b.To == workorder.Closed {
+		// Cancelling, and closing a resident's order without its call-back,
+		// take it out of the KPIs' reach: the duty room decides.
+		skipsCallback := func(cur *workorder.WorkOrder) bool {
+			return b.To == workorder.Cancelled || (cur.Status == workorder.Resolved && cur.Type.FromResident())
+		}
+		if err := x.operatorFor(r, id, skipsCallback); x.woError(w, err, id) {
 			return
 		}
 	}
 	wo, err := x.d.WorkOrders.Transition(r.Context(), id, b.To, access.Actor(r), b.Note)
+	if x.woError(w, err, id) {
+		return
+	}
+	httpjson.Write(w, http.StatusOK, wo)
+}
+
+// CallbackBody is the body of POST /api/v1/workorders/{id}/callback.
+type CallbackBody struct {
+	Outcome string `json:"outcome"` // satisfied (满意), fairly_satisfied (基本满意), unsatisfied (不满意: reopens)
+	Note    string `json:"note"`    // required when unsatisfied
+}
+
+// callback records a call-back. Customer service makes call-backs: an
+// operator-level user (the route's default role for a POST); engineers,
+// who did the repair, may not mark their own work as satisfactory.
+func (x *rulesAPI) callback(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var b CallbackBody
+	if !httpjson.Decode(w, r, &b) {
+		return
+	}
+	wo, err := x.d.WorkOrders.Callback(r.Context(), id, b.Outcome, strings.TrimSpace(b.Note), access.Actor(r))
 	if x.woError(w, err, id) {
 		return
 	}
@@ -373,6 +412,11 @@ func (x *rulesAPI) review(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	if !staff(r) {
+		for i := range items {
+			items[i].WorkOrder = items[i].WorkOrder.ForViewer()
+		}
 	}
 	httpjson.Write(w, http.StatusOK, items)
 }
@@ -420,7 +464,7 @@ func (x *rulesAPI) kpis(w http.ResponseWriter, r *http.Request) {
 
 // errOperatorOnly: cancelling a work order, or lowering its priority, takes
 // it out of the KPIs' reach; only the duty room (operator, admin) may.
-var errOperatorOnly = errors.New("only an operator may cancel a work order or lower its priority")
+var errOperatorOnly = errors.New("only an operator may cancel a work order, close one without its call-back, or lower its priority")
 
 // operatorFor refuses the change to work order id when restricted says it
 // is restricted and the caller is logged in below operator.

@@ -43,7 +43,7 @@ func rulesServer(t testing.TB) (*httptest.Server, *rules.Engine) {
 	}
 	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
 	api.MountRules(Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store,
-		Reports: workorder.NewReports(store, e, time.Now)})
+		Reports: workorder.NewReports(store, rules.NewEquipment(e, store), workorder.Config{}, time.Now)})
 	api.UseAuth(testAuth(t)) // call() acts as the operator wang.li
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -70,7 +70,7 @@ func TestRulesAPI(t *testing.T) {
 		{"POST", "/api/v1/alarms/low-pressure:pump/ack", `{}`, 409, `"error": "the alarm is not waiting for acknowledgement"`},
 		{"GET", "/api/v1/alarms/low-pressure:pump", "", 200, `"by": "wang.li"`},
 		{"POST", "/api/v1/workorders", `{"category": "plumbing"}`, 400, `"error": "description required"`},
-		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "no water on 12F"}`, 400, `"error": "asset or location required: the engineer must know where to go"`},
+		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "no water on 12F"}`, 400, `"error": "asset, location or room required: the engineer must know where to go"`},
 		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "x", "asset": "ghost"}`, 400, `"error": "asset \"ghost\" is not declared"`},
 		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "x", "location": "B3 12F", "priority": "urgent"}`, 400, `"error": "priority \"urgent\" is not critical, high, medium or low"`},
 		{"POST", "/api/v1/workorders", `{"category": "plumbing", "description": "no water on 12F", "location": "B3 12F", "reporter": "resident 1203"}`, 201, `"status": "opened"`},
@@ -137,7 +137,7 @@ func TestEngineersCannotCancelOrDowngrade(t *testing.T) {
 		code                      int
 		want                      string
 	}{
-		{engineer, "POST", "/transition", `{"to": "cancelled", "note": "not needed"}`, 403, "only an operator may cancel a work order or lower its priority"},
+		{engineer, "POST", "/transition", `{"to": "cancelled", "note": "not needed"}`, 403, "only an operator may cancel a work order, close one without its call-back, or lower its priority"},
 		{engineer, "PATCH", "", `{"priority": "low", "note": "not urgent"}`, 403, "only an operator may cancel"},
 		{engineer, "PATCH", "", `{"priority": "critical", "assignee": "zhang.wei"}`, 200, `"assignee": "zhang.wei"`},
 		{engineer, "POST", "/transition", `{"to": "accepted"}`, 200, `"status": "accepted"`},

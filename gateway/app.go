@@ -192,7 +192,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	api := dashboard.NewAPI(deps)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store,
-		Reports: workorder.NewReports(store, engine, time.Now)})
+		Reports: workorder.NewReports(store, rules.NewEquipment(engine, store), cfg.Rules.Orders, time.Now)})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	if router != nil {
 		opts := dashboard.AlertsOptions{}

@@ -83,6 +83,10 @@ type Rule struct {
 	Instructions string         `yaml:"instructions"`
 	SuppressedBy []Suppression  `yaml:"suppressed_by"`
 	WorkOrder    *WorkOrderSpec `yaml:"workorder"`
+	// Fault marks an alarm that means the device itself is faulty (comm
+	// lost, a controller fault code, a silent sensor), not a process
+	// condition it reports: it counts against equipment in good order.
+	Fault bool `yaml:"fault"`
 
 	cond Condition // compiled from the kind's field by Validate
 }

@@ -9,14 +9,14 @@ const T = {
     complete: "完成", skip: "跳过", critical: "紧急", high: "高", medium: "中", low: "低", active: "当前", unacked: "未确认",
     none: "无", note: "备注：", unshelve: "取消搁置", oos: "停用", ins: "恢复", close: "关闭事件", evidence: "记录", newwo: "新建工单（住户报修）",
     category: "类别", location: "位置", reporter: "报告人", description: "描述", evidenceq: "记录内容：", minutes: "搁置分钟数：", of: "/", handling: "处理率", callback: "回访率", ontime: "按时解决率",
-    avail: "设备完好率", response: "响应", resolve: "解决", overdue: "超时", normal: "正常"},
+    avail: "设备完好率", target: "目标", response: "响应", resolve: "解决", overdue: "超时", normal: "正常"},
   en: {connecting: "connecting…", live: "live", lost: "connection lost", stale: "DATA STALE — CONNECTION LOST / 数据已中断",
     equipment: "Equipment", incidents: "Incidents", workorders: "Work orders", kpis: "Service figures", alarms: "Alarms", console: "Operator console",
     login: "Log in", logout: "Log out", mute: "Mute", unmute: "Unmute", drill: "Drill:", start: "Start", ack: "Ack", shelve: "Shelve",
     complete: "Done", skip: "Skip", critical: "Critical", high: "High", medium: "Medium", low: "Low", active: "active", unacked: "unacked",
     none: "none", note: "Note:", unshelve: "Unshelve", oos: "Out of service", ins: "Return to service", close: "Close incident", evidence: "Add evidence",
     newwo: "Open work order (resident's call)", category: "category", location: "location", reporter: "reporter", description: "description", evidenceq: "Evidence:", minutes: "Shelve for minutes:", of: "of", handling: "Handled", callback: "Call-backs", ontime: "Resolved on time",
-    avail: "Equipment in order", response: "respond", resolve: "resolve", overdue: "OVERDUE", normal: "normal"},
+    avail: "Equipment in order", target: "target", response: "respond", resolve: "resolve", overdue: "OVERDUE", normal: "normal"},
 };
 const screen = document.body.dataset.screen;
 const params = new URLSearchParams(location.search);
@@ -210,9 +210,11 @@ function renderWall() {
   const k = state.kpis;
   const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
   if (k) {
-    const avail = Object.values(k.availability || {});
-    $("kpis").innerHTML = [[tr("handling"), pct(k.handling_rate)], [tr("callback"), pct(k.callback_rate)], [tr("ontime"), pct(k.resolution_on_time_rate)],
-      [tr("avail"), avail.length ? pct(Math.min(...avail)) : "—"]].map(([l, v]) => `<div class="kpi"><div class="v">${v}</div><div class="l">${l}</div></div>`).join("");
+    // Each KPI is {value, target, met}: green when met, red when not.
+    const cls = x => x && x.met === true ? " met" : x && x.met === false ? " unmet" : "";
+    $("kpis").innerHTML = [[tr("handling"), k.handling_rate], [tr("callback"), k.callback_rate], [tr("ontime"), k.resolution_on_time_rate],
+      [tr("avail"), k.good_order]].map(([l, x]) => `<div class="kpi${cls(x)}" title="${tr("target")} ${x ? pct(x.target) : "—"}"><div class="v">${pct(x && x.value)}</div>` +
+        `<div class="l">${l} <span class="muted">/ ${x ? pct(x.target) : "—"}</span></div></div>`).join("");
   }
   renderTimers();
 }
@@ -233,8 +235,8 @@ function renderTimers() {
 }
 
 // ---- console ---------------------------------------------------------------
-const nextStatus = {opened: ["dispatched", "accepted", "cancelled"], dispatched: ["accepted", "cancelled"], accepted: ["in_progress", "resolved"],
-  in_progress: ["resolved"], resolved: ["callback_done", "in_progress", "closed"], callback_done: ["closed"]};
+const nextStatus = {opened: ["dispatched", "accepted", "cancelled"], dispatched: ["accepted", "cancelled"], accepted: ["on_site", "in_progress", "resolved"],
+  on_site: ["in_progress", "resolved"], in_progress: ["resolved"], resolved: ["in_progress", "closed"], callback_done: ["closed"]}; // call-backs: /console/orders
 let consoleData = {alarms: [], incidents: [], workorders: [], playbooks: []};
 let refreshTimer = null;
 function refreshConsoleSoon() {

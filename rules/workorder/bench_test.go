@@ -45,7 +45,7 @@ func BenchmarkAlarmWriteWhileScreensReconnect(b *testing.B) {
 			if err := e.Load(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			reports := NewReports(store, e, time.Now) // the screens' clock: real time, so the 30 s cache ages as it would
+			reports := NewReports(store, rules.NewEquipment(e, store), Config{}, time.Now) // the screens' clock: real time, so the 30 s cache ages as it would
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			for range screens {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,14 @@ type Config struct {
 	ReopenWindow time.Duration  `yaml:"reopen_window"` // a fault back within this reopens its work order; default 24h
 	SLA          SLA            `yaml:"sla"`
 	Webhook      *WebhookConfig `yaml:"webhook"`
+	// The service standard (issue 12): the repair categories with their
+	// time limits, the working-day calendar, call-back deadlines, the
+	// site's targets and the daily review's push.
+	Categories  []Category     `yaml:"categories"`
+	Calendar    Calendar       `yaml:"calendar"`
+	Callback    CallbackConfig `yaml:"callback"`
+	Targets     Targets        `yaml:"targets"`
+	DailyReview ReviewConfig   `yaml:"daily_review"`
 }
 
 // SetDefaults fills unset values.
@@ -29,6 +38,21 @@ func (c *Config) SetDefaults() {
 	c.SLA.SetDefaults()
 	if c.Webhook != nil {
 		c.Webhook.SetDefaults()
+	}
+	c.Calendar.SetDefaults()
+	if c.Callback.WorkingDays == 0 {
+		c.Callback.WorkingDays = 1
+	}
+	if c.Callback.AfterRework == 0 {
+		c.Callback.AfterRework = 72 * time.Hour
+	}
+	if c.Callback.ReopenOnFail == nil {
+		t := true
+		c.Callback.ReopenOnFail = &t
+	}
+	c.Targets.SetDefaults()
+	if c.DailyReview.At == "" {
+		c.DailyReview.At = "08:30"
 	}
 }
 
@@ -41,6 +65,21 @@ func (c *Config) Validate() error {
 		if err := c.Webhook.Validate(); err != nil {
 			return cfgerr.Prefix("webhook", err)
 		}
+	}
+	if err := validateCategories(c.Categories); err != nil {
+		return err
+	}
+	if err := c.Calendar.Validate(); err != nil {
+		return cfgerr.Prefix("calendar", err)
+	}
+	if c.Callback.WorkingDays < 0 || c.Callback.AfterRework < 0 {
+		return cfgerr.Errorf("callback", "working_days and after_rework must not be negative")
+	}
+	if err := c.Targets.Validate(); err != nil {
+		return cfgerr.Prefix("targets", err)
+	}
+	if !hhmmRE.MatchString(c.DailyReview.At) {
+		return cfgerr.Errorf("daily_review.at", "%q is not a time of day; fix: HH:MM, e.g. 08:30", c.DailyReview.At)
 	}
 	return nil
 }
@@ -80,11 +119,6 @@ type Store interface {
 // Observer is told of every created or changed work order.
 type Observer interface {
 	WorkOrderChanged(w WorkOrder, h HistoryEntry)
-}
-
-// Availability is the alarm side of the KPIs (rules.Engine).
-type Availability interface {
-	Availability(ctx context.Context, from, to time.Time) (map[string]float64, error)
 }
 
 // Service opens, moves and checks work orders. It implements
@@ -133,8 +167,8 @@ func (s *Service) AlarmFired(ctx context.Context, f rules.Fired) error {
 	case latest != nil && latest.Status != Cancelled && now.Sub(latest.ResolvedAt) < s.cfg.ReopenWindow && !latest.ResolvedAt.IsZero():
 		from := latest.Status
 		latest.Status, latest.ResolvedAt, latest.CallbackAt, latest.ClosedAt = InProgress, time.Time{}, time.Time{}, time.Time{}
-		d := s.cfg.SLA.For(latest.Category, latest.Priority)
-		latest.ResolutionDue, latest.ResolutionBreached = now.Add(d.Resolution), false
+		latest.ResolutionDue, latest.ResolutionBreached = now.Add(s.cfg.resolutionTime(latest)), false
+		latest.CallbackDue, latest.Reworks = time.Time{}, latest.Reworks+1
 		latest.Occurrences++
 		latest.Version++
 		latest.Updated = now
@@ -142,7 +176,7 @@ func (s *Service) AlarmFired(ctx context.Context, f rules.Fired) error {
 			Note: fmt.Sprintf("reopened: the fault came back within %s of being resolved (value %s)", s.cfg.ReopenWindow, f.Alarm.Value)})
 	}
 	a := f.Asset
-	w := &WorkOrder{Category: spec.Category, Asset: a.ID, Location: rules.Location(a), Priority: spec.Priority,
+	w := &WorkOrder{Type: Fault, Channel: "gateway", Category: spec.Category, Asset: a.ID, Location: rules.Location(a), Priority: spec.Priority,
 		Description: fmt.Sprintf("%s: %s (value %s)", f.Rule.Name, a.Name, f.Alarm.Value),
 		Status:      Opened, Source: "rule", Rule: f.Rule.ID, AlarmID: f.Alarm.ID, Reporter: rules.ByEngine, Occurrences: 1, Version: 1}
 	return s.create(ctx, w, now, rules.ByEngine, "opened by rule "+f.Rule.ID)
@@ -151,7 +185,12 @@ func (s *Service) AlarmFired(ctx context.Context, f rules.Fired) error {
 func (s *Service) create(ctx context.Context, w *WorkOrder, now time.Time, by, note string) error {
 	d := s.cfg.SLA.For(w.Category, w.Priority)
 	w.Created, w.Updated = now, now
-	w.ResponseDue, w.ResolutionDue = now.Add(d.Response), now.Add(d.Resolution)
+	// The resolution deadline counts from acceptance (接单); until then it
+	// is provisional: the response time plus the category's time limit.
+	w.ResponseDue, w.ResolutionDue = now.Add(d.Response), now.Add(d.Response+s.cfg.resolutionTime(w))
+	if a := s.cfg.arrivalTime(w); a > 0 {
+		w.ArrivalDue = now.Add(a)
+	}
 	h := HistoryEntry{At: now, By: by, To: Opened, Note: note}
 	if err := s.store.CreateWorkOrder(ctx, w, h); err != nil {
 		return err
@@ -191,9 +230,30 @@ func (s *Service) Create(ctx context.Context, w WorkOrder, by string) (*WorkOrde
 			w.Location = rules.Location(a)
 		}
 	}
+	if w.Type == "" {
+		w.Type = Repair
+	}
+	if !w.Type.Valid() {
+		return nil, fmt.Errorf("type %q is not a work-order type; fix: repair (报修), complaint (投诉), help (求助), suggestion (建议), fault or pm", w.Type)
+	}
+	if w.Channel == "" {
+		w.Channel = "phone"
+		if !w.Type.FromResident() {
+			w.Channel = "monitoring_center"
+		}
+	}
+	if !slices.Contains(Channels, w.Channel) {
+		return nil, fmt.Errorf("channel %q is not a channel; fix: one of %s", w.Channel, strings.Join(Channels, ", "))
+	}
+	if err := s.cfg.CheckCategory(w.Category); err != nil {
+		return nil, err
+	}
 	w.Status, w.Source, w.Version, w.Occurrences = Opened, "manual", 1, 1
 	if w.Reporter == "" {
 		w.Reporter = by
+	}
+	if w.FirstResponsible == "" {
+		w.FirstResponsible = by // 首问负责制: who took the report owns it until it is closed
 	}
 	note := "opened by " + by
 	if w.Reporter != by {
@@ -205,9 +265,23 @@ func (s *Service) Create(ctx context.Context, w WorkOrder, by string) (*WorkOrde
 	return &w, nil
 }
 
+// ErrUseCallback: a call-back is recorded with its outcome, not as a bare
+// status change.
+var ErrUseCallback = errors.New(`a call-back is recorded with its outcome: POST /api/v1/workorders/{id}/callback {"outcome": "satisfied"|"fairly_satisfied"|"unsatisfied", "note"}`)
+
+// ErrComplaintSteps: a complaint is resolved only once its cause was
+// analysed, a solution decided and the complainant told (002).
+var ErrComplaintSteps = errors.New("a complaint is resolved once its analysis, solution and feedback are recorded (投诉：分析原因 → 制定解决方案 → 处理并反馈); fix: PATCH the work order with analysis, solution and feedback")
+
+// ErrOutcome: an unknown call-back outcome.
+var ErrOutcome = errors.New(`outcome must be satisfied (满意), fairly_satisfied (基本满意) or unsatisfied (不满意)`)
+
 // Transition moves a work order to another status; an invalid move is a
 // *TransitionError and changes nothing.
 func (s *Service) Transition(ctx context.Context, id int64, to Status, by, note string) (*WorkOrder, error) {
+	if to == CallbackDone {
+		return nil, ErrUseCallback
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, _, err := s.store.WorkOrder(ctx, id)
@@ -217,10 +291,31 @@ func (s *Service) Transition(ctx context.Context, id int64, to Status, by, note 
 	if to == Cancelled && strings.TrimSpace(note) == "" {
 		return nil, ErrReasonRequired
 	}
+	skipping := to == Closed && w.Status == Resolved && w.Type.FromResident()
+	if skipping && strings.TrimSpace(note) == "" {
+		return nil, fmt.Errorf("%w: closing without the call-back (%s)", ErrReasonRequired, "未回访归档")
+	}
+	if to == Resolved && w.Type == Complaint && (strings.TrimSpace(w.Analysis) == "" || strings.TrimSpace(w.Solution) == "" || strings.TrimSpace(w.Feedback) == "") {
+		return nil, ErrComplaintSteps
+	}
 	now := s.now()
 	from := w.Status
 	if err := w.move(to, now); err != nil {
 		return nil, err
+	}
+	switch {
+	case to == Accepted:
+		w.ResolutionDue = w.AcceptedAt.Add(s.cfg.resolutionTime(w))
+	case to == Resolved:
+		if w.Type.FromResident() {
+			w.CallbackDue = s.cfg.callbackDue(w, now)
+		}
+	case to == InProgress && (from == Resolved || from == CallbackDone):
+		w.Reworks++ // reopened: a re-repair (返修)
+		w.ResolutionDue, w.ResolutionBreached, w.CallbackDue = now.Add(s.cfg.resolutionTime(w)), false, time.Time{}
+	case skipping:
+		w.CallbackSkipped = true
+		note = "未回访归档 closed without a call-back: " + note
 	}
 	w.Version++
 	w.Updated = now
@@ -230,13 +325,70 @@ func (s *Service) Transition(ctx context.Context, id int64, to Status, by, note 
 	return w, nil
 }
 
+// Callback records a call-back to whoever reported a resolved order: a
+// satisfied or fairly satisfied outcome completes it (callback_done); an
+// unsatisfied one reopens it for a re-repair (返修), whose call-back is
+// then due three days after it is resolved again.
+func (s *Service) Callback(ctx context.Context, id int64, outcome, note, by string) (*WorkOrder, error) {
+	if outcome != Satisfied && outcome != FairlySatisfied && outcome != Unsatisfied {
+		return nil, ErrOutcome
+	}
+	if outcome == Unsatisfied && strings.TrimSpace(note) == "" {
+		return nil, fmt.Errorf("%w: what the resident was not satisfied with", ErrReasonRequired)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, _, err := s.store.WorkOrder(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if w.Status != Resolved {
+		return nil, &TransitionError{From: w.Status, To: CallbackDone}
+	}
+	now := s.now()
+	cb := Callback{At: now, By: by, Outcome: outcome, Note: note, Due: w.CallbackDue, Late: !w.CallbackDue.IsZero() && now.After(w.CallbackDue)}
+	if len(w.Callbacks) < 50 {
+		w.Callbacks = append(w.Callbacks, cb)
+	}
+	from, to := w.Status, CallbackDone
+	label := map[string]string{Satisfied: "满意 satisfied", FairlySatisfied: "基本满意 fairly satisfied", Unsatisfied: "不满意 unsatisfied"}[outcome]
+	hnote := "回访 call-back: " + label
+	if note != "" {
+		hnote += ": " + note
+	}
+	if outcome == Unsatisfied && *s.cfg.Callback.ReopenOnFail {
+		to = InProgress
+		w.Status, w.ResolvedAt, w.CallbackAt = InProgress, time.Time{}, time.Time{}
+		w.Reworks++
+		w.ResolutionDue, w.ResolutionBreached, w.CallbackDue = now.Add(s.cfg.resolutionTime(w)), false, time.Time{}
+		hnote += "; reopened for a re-repair (返修)"
+	} else {
+		w.Status, w.CallbackAt = CallbackDone, now
+	}
+	w.Version++
+	w.Updated = now
+	if err := s.save(ctx, w, HistoryEntry{At: now, By: by, From: from, To: to, Note: hnote}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
 // Update changes a work order's details; nil fields stay.
 type Update struct {
-	Assignee    *string         `json:"assignee"`
-	Description *string         `json:"description"`
-	Priority    *rules.Priority `json:"priority"`
-	Category    *string         `json:"category"`
-	Note        string          `json:"note"`
+	Assignee         *string         `json:"assignee"`
+	Description      *string         `json:"description"`
+	Priority         *rules.Priority `json:"priority"`
+	Category         *string         `json:"category"`
+	Type             *Type           `json:"type"`
+	Room             *string         `json:"room"`
+	CallerName       *string         `json:"caller_name"`
+	CallerPhone      *string         `json:"caller_phone"`
+	Channel          *string         `json:"channel"`
+	FirstResponsible *string         `json:"first_responsible"`
+	Analysis         *string         `json:"analysis"` // a complaint's cause (分析原因)
+	Solution         *string         `json:"solution"` // 制定解决方案
+	Feedback         *string         `json:"feedback"` // 处理并反馈
+	Note             string          `json:"note"`
 }
 
 // Update applies an update, recorded in the history.
@@ -256,8 +408,38 @@ func (s *Service) Update(ctx context.Context, id int64, u Update, by string) (*W
 		w.Description = *u.Description
 		changes = append(changes, "description")
 	}
+	if u.Type != nil && *u.Type != w.Type {
+		if !u.Type.Valid() {
+			return nil, fmt.Errorf("type %q is not a work-order type; fix: repair, complaint, help, suggestion, fault or pm", *u.Type)
+		}
+		w.Type = *u.Type
+		changes = append(changes, "type "+string(w.Type))
+	}
+	if u.Channel != nil && *u.Channel != w.Channel {
+		if !slices.Contains(Channels, *u.Channel) {
+			return nil, fmt.Errorf("channel %q is not a channel; fix: one of %s", *u.Channel, strings.Join(Channels, ", "))
+		}
+		w.Channel = *u.Channel
+		changes = append(changes, "channel "+w.Channel)
+	}
+	for _, f := range []struct {
+		v    *string
+		dst  *string
+		name string
+	}{{u.Room, &w.Room, "room"}, {u.CallerName, &w.CallerName, "caller name"}, {u.CallerPhone, &w.CallerPhone, "caller phone"},
+		{u.FirstResponsible, &w.FirstResponsible, "first responsible " + deref(u.FirstResponsible)},
+		{u.Analysis, &w.Analysis, "analysis"}, {u.Solution, &w.Solution, "solution"}, {u.Feedback, &w.Feedback, "feedback"}} {
+		if f.v != nil && strings.TrimSpace(*f.v) != *f.dst {
+			*f.dst = strings.TrimSpace(*f.v)
+			changes = append(changes, f.name)
+		}
+	}
 	if u.Category != nil && *u.Category != w.Category {
+		if err := s.cfg.CheckCategory(*u.Category); err != nil {
+			return nil, err
+		}
 		w.Category = *u.Category
+		s.deadlines(w)
 		changes = append(changes, "category "+w.Category)
 	}
 	if u.Priority != nil && *u.Priority != w.Priority {
@@ -268,8 +450,7 @@ func (s *Service) Update(ctx context.Context, id int64, u Update, by string) (*W
 			return nil, ErrReasonRequired
 		}
 		w.Priority = *u.Priority
-		d := s.cfg.SLA.For(w.Category, w.Priority)
-		w.ResponseDue, w.ResolutionDue = w.Created.Add(d.Response), w.Created.Add(d.Resolution)
+		s.deadlines(w)
 		changes = append(changes, "priority "+string(w.Priority))
 	}
 	if len(changes) == 0 && u.Note == "" {
@@ -287,6 +468,32 @@ func (s *Service) Update(ctx context.Context, id int64, u Update, by string) (*W
 	}
 	return w, nil
 }
+
+// deadlines recomputes an order's deadlines after its priority or category
+// changed.
+func (s *Service) deadlines(w *WorkOrder) {
+	d := s.cfg.SLA.For(w.Category, w.Priority)
+	w.ResponseDue = w.Created.Add(d.Response)
+	if w.AcceptedAt.IsZero() {
+		w.ResolutionDue = w.Created.Add(d.Response + s.cfg.resolutionTime(w))
+	} else if w.Reworks == 0 {
+		w.ResolutionDue = w.AcceptedAt.Add(s.cfg.resolutionTime(w))
+	}
+	w.ArrivalDue = time.Time{}
+	if a := s.cfg.arrivalTime(w); a > 0 {
+		w.ArrivalDue = w.Created.Add(a)
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// Config is the service's configuration (with defaults).
+func (s *Service) Config() Config { return s.cfg }
 
 // CheckSLA records response and resolution breaches of open orders.
 func (s *Service) CheckSLA(ctx context.Context) {

@@ -51,6 +51,7 @@ func testConfig() rules.Config {
 		{ID: "low-pressure", Name: "Outlet pressure low", Target: rules.Target{Kind: "pump_room"}, Field: "outlet_pressure",
 			Threshold: &rules.Threshold{Below: f64(0.15), Deadband: 0.02}, OnDelay: 10 * time.Second, Priority: rules.High,
 			SuppressedBy: []rules.Suppression{{Rule: "mains-lost"}}, WorkOrder: &rules.WorkOrderSpec{Category: "plumbing"}},
+		{ID: "comm-lost", Target: rules.Target{Kind: "distribution_panel"}, Field: "comm_lost", State: &rules.StateMatch{Equals: true}, Priority: rules.High, Fault: true},
 	}}
 }
 
@@ -81,7 +82,7 @@ func newHarness(t *testing.T, path string, c *clock, outbox bool) *harness {
 	h := &harness{t: t, path: path, clock: c, store: s, bus: event.NewBus(nil)}
 	h.wo = NewService(Config{ReopenWindow: time.Hour}, testAssets, s, quietLog(), c.now, h.bus)
 	h.e = rules.NewEngine(cfg, testAssets, rules.Deps{Store: s, Observers: []rules.Observer{h.bus}, OnFire: h.wo, Log: quietLog(), Now: c.now})
-	h.reports = NewReports(s, h.e, c.now)
+	h.reports = NewReports(s, rules.NewEquipment(h.e, s), Config{Calendar: Calendar{TimeZone: "UTC"}}, c.now)
 
 	if err := h.e.Load(context.Background()); err != nil {
 		t.Fatal(err)
@@ -260,7 +261,8 @@ func TestSLABreaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Location != "B3, B1, north end" || !w.ResponseDue.Equal(c.t.Add(3*time.Minute)) || !w.ResolutionDue.Equal(c.t.Add(2*time.Hour)) {
+	if w.Location != "B3, B1, north end" || !w.ResponseDue.Equal(c.t.Add(3*time.Minute)) || !w.ResolutionDue.Equal(c.t.Add(2*time.Hour+3*time.Minute)) ||
+		!w.ArrivalDue.Equal(c.t.Add(3*time.Minute)) {
 		t.Fatalf("deadlines %s / %s, location %q", w.ResponseDue, w.ResolutionDue, w.Location)
 	}
 	c.advance(3 * time.Minute)
@@ -272,14 +274,22 @@ func TestSLABreaches(t *testing.T) {
 	c.advance(10 * time.Second)
 	h.wo.CheckSLA(bg)
 	got, hist, _ := h.store.WorkOrder(context.Background(), w.ID)
-	if !got.ResponseBreached || got.ResolutionBreached {
+	if !got.ResponseBreached || !got.ArrivalBreached || got.ResolutionBreached {
 		t.Fatalf("after the response deadline: %+v", got)
 	}
-	if last := hist[len(hist)-1]; last.Note != "SLA breached: response deadline passed" || last.By != rules.ByEngine {
+	if last := hist[len(hist)-1]; last.Note != "SLA breached: response and arrival deadline passed" || last.By != rules.ByEngine {
 		t.Fatalf("history %+v", last)
 	}
-	h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
+	acc, _ := h.wo.Transition(bg, w.ID, Accepted, "li.ming", "")
+	if !acc.ResolutionDue.Equal(c.t.Add(2 * time.Hour)) { // counted from acceptance (接单)
+		t.Fatalf("resolution due %s, want 2 h after acceptance at %s", acc.ResolutionDue, c.t)
+	}
 	c.advance(2 * time.Hour)
+	h.wo.CheckSLA(bg)
+	if got, _, _ = h.store.WorkOrder(context.Background(), w.ID); got.ResolutionBreached {
+		t.Fatal("breached at the deadline itself")
+	}
+	c.advance(time.Second)
 	h.wo.CheckSLA(bg)
 	got, _, _ = h.store.WorkOrder(context.Background(), w.ID)
 	if !got.ResolutionBreached {
@@ -318,7 +328,7 @@ func TestKPIs(t *testing.T) {
 		}
 		return w.ID
 	}
-	a, b, cc, d := mk(), mk(), mk(), mk() // high: respond 15 min, resolve 4 h
+	a, b, cc, d := mk(), mk(), mk(), mk() // high: respond 15 min, resolve 4 h from acceptance
 	// A drill's order, left open and late: it must not count anywhere.
 	if _, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "drill", Drill: true}, "playbook flooding"); err != nil {
 		t.Fatal(err)
@@ -330,16 +340,23 @@ func TestKPIs(t *testing.T) {
 	h.wo.Transition(bg, cc, Accepted, "x", "")
 	c.advance(time.Hour)
 	h.wo.Transition(bg, a, Resolved, "x", "")
-	h.wo.Transition(bg, a, CallbackDone, "x", "")
+	if _, err := h.wo.Callback(bg, a, Satisfied, "", "kefu"); err != nil {
+		t.Fatal(err)
+	}
 	h.wo.Transition(bg, a, Closed, "x", "")
-	c.advance(4 * time.Hour) // 5h20: late for b
+	c.advance(4 * time.Hour) // 5h20: late for b (due 4h10)
 	h.wo.Transition(bg, b, Resolved, "x", "")
 	h.wo.Transition(bg, d, Cancelled, "x", "duplicate report")
-	// The B3 panel lost mains for 30 minutes of the period.
+	// The B3 panel lost mains for 30 minutes (a process alarm: the panel
+	// works) and its controller stopped answering for 20 (a device fault).
 	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(false))})
-	c.advance(30 * time.Minute)
+	h.e.Process([]collectors.Point{pt("b3-panel", "comm_lost", collectors.Bool(true))})
+	c.advance(20 * time.Minute)
+	h.e.Process([]collectors.Point{pt("b3-panel", "comm_lost", collectors.Bool(false))})
+	c.advance(10 * time.Minute)
 	h.e.Process([]collectors.Point{pt("b3-panel", "mains_present", collectors.Bool(true))})
-	end := c.t.Add(30 * time.Minute) // a 6h50 period
+	end := c.t.Add(30 * time.Minute) // a 6h20 period
+	c.t = end
 	k, err := h.reports.KPIs(context.Background(), start, end)
 	if err != nil {
 		t.Fatal(err)
@@ -348,17 +365,29 @@ func TestKPIs(t *testing.T) {
 	if k.Cancelled != 1 || k.Drills != 1 {
 		t.Fatalf("cancelled %d, drills %d; want 1 and 1", k.Cancelled, k.Drills)
 	}
-	if k.WorkOrders != 4 || k.Handled != 2 || *k.HandlingRate != 0.5 || *k.ResponseOnTimeRate != 2.0/3 ||
-		*k.ResolutionOnTimeRate != 0.5 || *k.CallbackRate != 0.5 {
+	// Response: a, b, c accepted (c late); mains-lost's order (critical,
+	// 3 min) never accepted, so late too: 2 of 4. Resolution: a on time,
+	// b late, c open past 4h20; mains-lost's (due 7h23) not yet judged: 1 of 3.
+	// Call-backs: a done; b still within its working day: 1 of 1.
+	if k.WorkOrders != 4 || k.Handled != 2 || *k.HandlingRate.Value != 0.5 || *k.HandlingRate.Met || k.HandlingRate.Target != 1 ||
+		*k.ResponseOnTimeRate.Value != 0.5 || *k.ResolutionOnTimeRate.Value != 1.0/3 || *k.CallbackRate.Value != 1 || !*k.CallbackRate.Met ||
+		k.Callbacks.Awaiting != 1 || k.ByType[Repair] != 3 || k.ByType[Fault] != 1 {
 		t.Fatalf("rates: %+v", k)
 	}
 	if *k.MeanTimeToRespond != Seconds((10*time.Minute+10*time.Minute+20*time.Minute).Seconds()/3) ||
 		*k.MeanTimeToResolve != Seconds((80*time.Minute+320*time.Minute).Seconds()/2) {
 		t.Fatalf("means: %v %v", *k.MeanTimeToRespond, *k.MeanTimeToResolve)
 	}
+	// The emergency (mains lost) had nobody on site within 3 minutes.
+	if k.ArrivalOnTimeRate.Of != 1 || *k.ArrivalOnTimeRate.Value != 0 || k.MeanTimeToArrive.Value != nil {
+		t.Fatalf("arrival: %+v %+v", k.ArrivalOnTimeRate, k.MeanTimeToArrive)
+	}
 	period := end.Sub(start)
-	if want := 1 - float64(30*time.Minute)/float64(period); k.Availability["distribution_panel"] != want || k.Availability["pump_room"] != 1 {
-		t.Fatalf("availability %v, want panel %v", k.Availability, want)
+	if want := 1 - float64(20*time.Minute)/float64(period); k.Availability["distribution_panel"] != want || k.Availability["pump_room"] != 1 {
+		t.Fatalf("good order %v, want panel %v", k.Availability, want)
+	}
+	if want := 1 - float64(20*time.Minute)/float64(3*period); *k.GoodOrder.Value != want || !*k.GoodOrder.Met {
+		t.Fatalf("good order %+v, want %v (98.2 %%: met)", k.GoodOrder, want)
 	}
 }
 

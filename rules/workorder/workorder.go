@@ -21,6 +21,7 @@ const (
 	Opened       Status = "opened"
 	Dispatched   Status = "dispatched"
 	Accepted     Status = "accepted"
+	OnSite       Status = "on_site" // the engineer has arrived: an emergency's response is measured to here
 	InProgress   Status = "in_progress"
 	Resolved     Status = "resolved"
 	CallbackDone Status = "callback_done"
@@ -32,7 +33,8 @@ const (
 var next = map[Status][]Status{
 	Opened:       {Dispatched, Accepted, Cancelled},
 	Dispatched:   {Accepted, Opened, Cancelled},
-	Accepted:     {InProgress, Resolved, Cancelled},
+	Accepted:     {OnSite, InProgress, Resolved, Cancelled},
+	OnSite:       {InProgress, Resolved, Cancelled},
 	InProgress:   {Resolved, Cancelled},
 	Resolved:     {CallbackDone, InProgress, Closed},
 	CallbackDone: {Closed, InProgress},
@@ -58,40 +60,138 @@ func CanMove(from, to Status) bool {
 	return false
 }
 
-// WorkOrder is one job for the engineering or service team.
-type WorkOrder struct {
-	ID                 int64          `json:"id"`
-	Category           string         `json:"category"`
-	Asset              string         `json:"asset,omitempty"`
-	Location           string         `json:"location,omitempty"`
-	Priority           rules.Priority `json:"priority"`
-	Description        string         `json:"description"`
-	Status             Status         `json:"status"`
-	Source             string         `json:"source"` // "rule" or "manual"
-	Rule               string         `json:"rule,omitempty"`
-	AlarmID            string         `json:"alarm_id,omitempty"`
-	Reporter           string         `json:"reporter,omitempty"`
-	Assignee           string         `json:"assignee,omitempty"`
-	Created            time.Time      `json:"created"`
-	ResponseDue        time.Time      `json:"response_due"`
-	ResolutionDue      time.Time      `json:"resolution_due"`
-	AcceptedAt         time.Time      `json:"accepted_at,omitempty"`
-	ResolvedAt         time.Time      `json:"resolved_at,omitempty"`
-	CallbackAt         time.Time      `json:"callback_at,omitempty"`
-	ClosedAt           time.Time      `json:"closed_at,omitempty"`
-	ResponseBreached   bool           `json:"response_breached"`
-	ResolutionBreached bool           `json:"resolution_breached"`
-	Drill              bool           `json:"drill"`       // opened by a drill: never counted in the KPIs
-	Occurrences        int            `json:"occurrences"` // times its rule fired for it
-	Version            int            `json:"version"`     // bumped on every change
-	Updated            time.Time      `json:"updated"`
+// Type is what kind of report a work order records (报事报修/投诉登记):
+// the four a resident makes, and the two the gateway raises.
+type Type string
+
+// Work-order types.
+const (
+	Repair     Type = "repair"     // 报修
+	Complaint  Type = "complaint"  // 投诉
+	Help       Type = "help"       // 求助
+	Suggestion Type = "suggestion" // 建议
+	Fault      Type = "fault"      // 设备故障 (raised by the gateway from an alarm)
+	PM         Type = "pm"         // 预防性维护 (planned maintenance)
+)
+
+// Types lists the types with their Chinese names, in display order.
+var Types = []struct {
+	Type   Type
+	NameZH string
+}{{Repair, "报修"}, {Complaint, "投诉"}, {Help, "求助"}, {Suggestion, "建议"}, {Fault, "设备故障"}, {PM, "预防性维护"}}
+
+// Valid reports whether t is a known type.
+func (t Type) Valid() bool {
+	for _, x := range Types {
+		if x.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
+// NameZH is the type's Chinese name.
+func (t Type) NameZH() string {
+	for _, x := range Types {
+		if x.Type == t {
+			return x.NameZH
+		}
+	}
+	return string(t)
+}
+
+// FromResident reports whether a resident (or another person) reported it:
+// those orders are called back; the gateway's own are not.
+func (t Type) FromResident() bool { return t != Fault && t != PM }
+
+// Channels are where a report came in.
+var Channels = []string{"phone", "front_desk", "wechat", "monitoring_center", "gateway"}
+
+// Callback outcomes (回访结果).
+const (
+	Satisfied       = "satisfied"        // 满意
+	FairlySatisfied = "fairly_satisfied" // 基本满意
+	Unsatisfied     = "unsatisfied"      // 不满意: the order is reopened for a re-repair
+)
+
+// Callback is one call-back to the person who reported the order.
+type Callback struct {
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	Outcome string    `json:"outcome"` // satisfied, fairly_satisfied, unsatisfied
+	Note    string    `json:"note,omitempty"`
+	Due     time.Time `json:"due,omitempty"`
+	Late    bool      `json:"late"` // made after its deadline
+}
+
+// WorkOrder is one job for the engineering or service team.
+type WorkOrder struct {
+	ID               int64          `json:"id"`
+	Type             Type           `json:"type"`
+	Category         string         `json:"category"`
+	Asset            string         `json:"asset,omitempty"`
+	Location         string         `json:"location,omitempty"`
+	Room             string         `json:"room,omitempty"` // room or unit (房号), for a resident's report
+	Priority         rules.Priority `json:"priority"`
+	Description      string         `json:"description"`
+	Status           Status         `json:"status"`
+	Source           string         `json:"source"` // "rule" or "manual"
+	Channel          string         `json:"channel,omitempty"`
+	Rule             string         `json:"rule,omitempty"`
+	AlarmID          string         `json:"alarm_id,omitempty"`
+	Reporter         string         `json:"reporter,omitempty"`
+	CallerName       string         `json:"caller_name,omitempty"`  // personal data: hidden from the wall
+	CallerPhone      string         `json:"caller_phone,omitempty"` // personal data: hidden from the wall
+	FirstResponsible string         `json:"first_responsible,omitempty"`
+	Assignee         string         `json:"assignee,omitempty"`
+	// The complaint flow (002): analysed → solution → handled and fed back.
+	Analysis           string     `json:"analysis,omitempty"`
+	Solution           string     `json:"solution,omitempty"`
+	Feedback           string     `json:"feedback,omitempty"`
+	Created            time.Time  `json:"created"`
+	ResponseDue        time.Time  `json:"response_due"`
+	ArrivalDue         time.Time  `json:"arrival_due,omitempty"` // emergencies: on site by
+	ResolutionDue      time.Time  `json:"resolution_due"`        // from acceptance (接单); provisional before
+	CallbackDue        time.Time  `json:"callback_due,omitempty"`
+	AcceptedAt         time.Time  `json:"accepted_at,omitempty"`
+	OnSiteAt           time.Time  `json:"on_site_at,omitempty"`
+	ResolvedAt         time.Time  `json:"resolved_at,omitempty"`
+	CallbackAt         time.Time  `json:"callback_at,omitempty"`
+	ClosedAt           time.Time  `json:"closed_at,omitempty"`
+	ResponseBreached   bool       `json:"response_breached"`
+	ArrivalBreached    bool       `json:"arrival_breached"`
+	ResolutionBreached bool       `json:"resolution_breached"`
+	CallbackSkipped    bool       `json:"callback_skipped"` // closed without the call-back it needed
+	Callbacks          []Callback `json:"callbacks,omitempty"`
+	Reworks            int        `json:"reworks"`     // times reopened after resolution (返修)
+	Drill              bool       `json:"drill"`       // opened by a drill: never counted in the KPIs
+	Occurrences        int        `json:"occurrences"` // times its rule fired for it
+	Version            int        `json:"version"`     // bumped on every change
+	Updated            time.Time  `json:"updated"`
+}
+
+// hidden replaces personal data on the wall.
+const hidden = "（已隐去 hidden）"
+
 // ForViewer is the order as the read-only wall token sees it: who reported
-// it (a resident's name or phone) is left out.
+// it and how to reach them (a resident's name, phone, room), what people
+// wrote about it (call-back notes, the complaint's analysis) are left out.
 func (w WorkOrder) ForViewer() WorkOrder {
 	if w.Reporter != "" && w.Source == "manual" {
-		w.Reporter = "（已隐去 hidden）"
+		w.Reporter = hidden
+	}
+	for _, f := range []*string{&w.CallerName, &w.CallerPhone, &w.Room, &w.Analysis, &w.Solution, &w.Feedback} {
+		if *f != "" {
+			*f = hidden
+		}
+	}
+	if len(w.Callbacks) > 0 {
+		cbs := make([]Callback, len(w.Callbacks))
+		for i, c := range w.Callbacks {
+			c.Note, c.By = "", ""
+			cbs[i] = c
+		}
+		w.Callbacks = cbs
 	}
 	return w
 }
@@ -115,6 +215,7 @@ type Deadlines struct {
 // SLA sets deadlines per category and priority, falling back to the
 // priority's default, then to Default.
 type SLA struct {
+	Arrival    time.Duration                           `yaml:"arrival"` // emergencies (critical): on site within; default 3m (a category may set its own: fire 2m)
 	Default    Deadlines                               `yaml:"default"`
 	Priorities map[rules.Priority]Deadlines            `yaml:"priorities"`
 	Categories map[string]map[rules.Priority]Deadlines `yaml:"categories"`
@@ -123,6 +224,9 @@ type SLA struct {
 // SetDefaults: the seeds ask for the emergency team on site within 3
 // minutes; routine repairs within a day.
 func (s *SLA) SetDefaults() {
+	if s.Arrival == 0 {
+		s.Arrival = 3 * time.Minute
+	}
 	if s.Default == (Deadlines{}) {
 		s.Default = Deadlines{Response: 30 * time.Minute, Resolution: 24 * time.Hour}
 	}
@@ -143,6 +247,9 @@ func (s *SLA) Validate() error {
 			return cfgerr.Errorf(path, "response and resolution must be positive and resolution at least response (got %s / %s)", d.Response, d.Resolution)
 		}
 		return nil
+	}
+	if s.Arrival < 0 {
+		return cfgerr.Errorf("arrival", "must be positive, e.g. 3m")
 	}
 	if err := check("default", s.Default); err != nil {
 		return err
@@ -203,6 +310,10 @@ func (w *WorkOrder) move(to Status, now time.Time) error {
 		if w.AcceptedAt.IsZero() {
 			w.AcceptedAt = now
 		}
+	case OnSite:
+		if w.OnSiteAt.IsZero() {
+			w.OnSiteAt = now
+		}
 	case Resolved:
 		w.ResolvedAt = now
 	case CallbackDone:
@@ -223,6 +334,10 @@ func (w *WorkOrder) breaches(now time.Time) (changed []string) {
 	if !w.ResponseBreached && w.AcceptedAt.IsZero() && (w.Status == Opened || w.Status == Dispatched) && now.After(w.ResponseDue) {
 		w.ResponseBreached = true
 		changed = append(changed, "response")
+	}
+	if !w.ArrivalBreached && !w.ArrivalDue.IsZero() && w.OnSiteAt.IsZero() && w.Status.Open() && now.After(w.ArrivalDue) {
+		w.ArrivalBreached = true
+		changed = append(changed, "arrival")
 	}
 	if !w.ResolutionBreached && w.Status.Open() && now.After(w.ResolutionDue) {
 		w.ResolutionBreached = true

@@ -21,10 +21,11 @@ type Rules struct {
 }
 
 var (
-	_ rules.AlarmStore = (*Rules)(nil)
-	_ workorder.Store  = (*Rules)(nil)
-	_ workorder.Outbox = (*Rules)(nil)
-	_ playbook.Store   = (*Rules)(nil)
+	_ rules.AlarmStore   = (*Rules)(nil)
+	_ workorder.Store    = (*Rules)(nil)
+	_ workorder.Outbox   = (*Rules)(nil)
+	_ playbook.Store     = (*Rules)(nil)
+	_ rules.FaultHistory = (*Rules)(nil)
 )
 
 var rulesMigrations = []string{
@@ -130,6 +131,32 @@ func (s *Rules) TransitionsBetween(ctx context.Context, from, to time.Time) ([]r
 		return nil, fmt.Errorf("store: transitions: %w", err)
 	}
 	return scanTransitions(rows)
+}
+
+// TransitionsOf implements rules.FaultHistory: the transitions of the given
+// alarms with from <= at < to, by alarm then time (one indexed range each).
+func (s *Rules) TransitionsOf(ctx context.Context, alarmIDs []string, from, to time.Time) ([]rules.Transition, error) {
+	var out []rules.Transition
+	for len(alarmIDs) > 0 {
+		n := min(len(alarmIDs), 500)
+		args := make([]any, 0, n+2)
+		for _, id := range alarmIDs[:n] {
+			args = append(args, id)
+		}
+		args = append(args, ms(from), ms(to))
+		rows, err := s.r.QueryContext(ctx, `SELECT alarm_id, from_state, to_state, at, by, note, value FROM alarm_transitions
+			WHERE alarm_id IN (?`+strings.Repeat(",?", n-1)+`) AND at >= ? AND at < ? ORDER BY alarm_id, at, seq`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: transitions: %w", err)
+		}
+		tr, err := scanTransitions(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: transitions: %w", err)
+		}
+		out = append(out, tr...)
+		alarmIDs = alarmIDs[n:]
+	}
+	return out, nil
 }
 
 // StatesAt implements rules.AlarmStore: each alarm's state after its last
