@@ -58,6 +58,11 @@ func TestConfigErrors(t *testing.T) {
 		// Review 2: no dashboard: section on a reachable address meant no authentication.
 		{"open_listen_no_dashboard.yaml", `testdata/open_listen_no_dashboard.yaml:2: http.listen: "0.0.0.0:8080" is reachable from other machines, but there is no dashboard: section, so nobody would have to log in; fix: add dashboard: (users, wall_token), or listen on 127.0.0.1`},
 		{"tls_half.yaml", `testdata/tls_half.yaml:3: http.tls_cert: set both tls_cert and tls_key, or neither`},
+		// Issue 12: the service standard's settings.
+		{"service_category_not_listed.yaml", `testdata/service_category_not_listed.yaml:8: rules.rules[0].workorder.category: "plumbing" is not under rules.categories; fix: one of electrical`},
+		{"service_target_percent.yaml", `testdata/service_target_percent.yaml:6: rules.targets.callback: 95 is not a share; fix: a number between 0 and 1, e.g. 0.95 for 95 %`},
+		{"service_bad_holiday.yaml", `testdata/service_bad_holiday.yaml:6: rules.calendar.holidays[1]: "10/02" is not a date; fix: YYYY-MM-DD, e.g. 2026-10-01`},
+		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

@@ -1,7 +1,12 @@
 package config
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -34,5 +39,16 @@ func (s *RulesSection) Validate(assets []collectors.Asset) error {
 	if err := a.Validate(assets); err != nil {
 		return err
 	}
-	return s.Orders.Validate()
+	if err := s.Orders.Validate(); err != nil {
+		return err
+	}
+	// With a category table, a rule's work orders use its categories too.
+	if ids := s.Orders.CategoryIDs(); len(ids) > 0 {
+		for i, r := range s.Rules {
+			if r.WorkOrder != nil && !slices.Contains(ids, r.WorkOrder.Category) {
+				return cfgerr.Errorf(fmt.Sprintf("rules[%d].workorder.category", i), "%q is not under rules.categories; fix: one of %s", r.WorkOrder.Category, strings.Join(ids, ", "))
+			}
+		}
+	}
+	return nil
 }

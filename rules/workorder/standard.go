@@ -174,7 +174,7 @@ func (t *Targets) Validate() error {
 // ReviewConfig is the daily review's push (投诉日盘点).
 type ReviewConfig struct {
 	At        string   `yaml:"at"`         // HH:MM in the calendar's time zone; default 08:30
-	ShiftLead []string `yaml:"shift_lead"` // people (alerts: people ids) who get the whole list
+	ShiftLead []string `yaml:"shift_lead"` // who gets the whole list: alerts recipients (a person id, or team:<id> for whoever is on duty)
 	Disabled  bool     `yaml:"disabled"`
 }
 
