@@ -105,6 +105,25 @@ type Deps struct {
 	Grace     time.Duration    // how long in-flight deliveries may run on after Run's ctx ends; default 5s
 	Backoff   delivery.Backoff // per contact; default 1s doubling, 3 attempts
 	Sleep     delivery.Sleep   // waits between attempts; default delivery.WallSleep
+	Roster    Roster           // optional: the stored duty roster; nil: the config's teams: rotations
+}
+
+// Roster says who is on call for a team: the duty roster admins edit in the
+// console (rules/duty), seeded from the config's teams:. ok false (a team
+// it does not know): the config's rotation is used.
+type Roster interface {
+	OnCall(team string, now time.Time) (person string, until time.Time, ok bool)
+}
+
+// onCall is who is on call for a team: the roster's answer, else the
+// config's rotation.
+func (r *Router) onCall(t *Team, now time.Time) (string, time.Time) {
+	if r.d.Roster != nil {
+		if p, until, ok := r.d.Roster.OnCall(t.ID, now); ok {
+			return p, until
+		}
+	}
+	return t.OnCall(now)
 }
 
 // job is one message for one person, handed to the delivery workers.
@@ -389,7 +408,7 @@ func (r *Router) targets(list []string, now time.Time) []*Person {
 			if team == nil {
 				continue
 			}
-			pid, _ = team.OnCall(now)
+			pid, _ = r.onCall(team, now)
 		}
 		if p := r.people[pid]; p != nil && !slices.Contains(out, p) {
 			out = append(out, p)
@@ -656,8 +675,9 @@ func (r *Router) deliver(ctx, dctx context.Context, j job) {
 func (r *Router) OnCallNow() []OnCall {
 	now := r.now()
 	var out []OnCall
-	for _, t := range r.cfg.Teams {
-		p, until := t.OnCall(now)
+	for i := range r.cfg.Teams {
+		t := &r.cfg.Teams[i]
+		p, until := r.onCall(t, now)
 		name := p
 		if r.people[p] != nil {
 			name = r.people[p].Name
