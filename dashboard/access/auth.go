@@ -424,6 +424,15 @@ func routeRole(pattern string) (Role, bool) {
 		return Admin, true
 	case "GET /demo/receiver":
 		return Operator, true
+	// The duty room's records (交接班, 值班记录, 值班表): what people wrote
+	// and the roster's names are for engineers and above; the wall reads
+	// only GET /api/v1/duty/now (names on duty, no phones). Writing them
+	// needs an operator (the default); the roster, an admin.
+	case "GET /api/v1/handovers", "GET /api/v1/handovers/draft", "GET /api/v1/handovers/{id}", "GET /api/v1/handovers/{id}/print",
+		"GET /api/v1/duty-log", "GET /api/v1/duty-log/print", "GET /api/v1/roster", "GET /api/v1/roster/versions":
+		return Engineer, true
+	case "PUT /api/v1/roster":
+		return Admin, true
 	case "PATCH /api/v1/workorders/{id}", "POST /api/v1/workorders/{id}/transition",
 		"POST /api/v1/incidents/{id}/steps/{step}/complete", "POST /api/v1/incidents/{id}/steps/{step}/skip",
 		"POST /api/v1/incidents/{id}/evidence":

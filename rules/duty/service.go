@@ -128,6 +128,15 @@ func (s *Service) name(id string) string {
 	return id
 }
 
+// display is how a signer is named: as their login names them, else as
+// the people list does, else by username.
+func (s *Service) display(by Who) string {
+	if by.Name != "" && by.Name != by.Username {
+		return by.Name
+	}
+	return s.name(by.Username)
+}
+
 func cloneTeam(t Team) Team {
 	t.Rotation.Members = slices.Clone(t.Rotation.Members)
 	t.Overrides = slices.Clone(t.Overrides)
@@ -305,7 +314,7 @@ func (s *Service) Sign(ctx context.Context, team, remarks string, by Who) (*Hand
 		return nil, err
 	}
 	h.Remarks, h.Status = remarks, Signed
-	h.Outgoing = Signature{By: by.Username, Name: by.Name, At: h.Summary.Generated}
+	h.Outgoing = Signature{By: by.Username, Name: s.display(by), At: h.Summary.Generated}
 	if err := s.d.Store.AddHandover(ctx, h); err != nil {
 		return nil, err
 	}
@@ -333,7 +342,7 @@ func (s *Service) Accept(ctx context.Context, id int64, note string, by Who) (*H
 	if by.Username == h.Outgoing.By {
 		return nil, fmt.Errorf("%w: the incoming person must be someone else than the outgoing one (%s)", ErrInvalid, h.Outgoing.By)
 	}
-	in := Signature{By: by.Username, Name: by.Name, At: s.d.Now(), Note: note}
+	in := Signature{By: by.Username, Name: s.display(by), At: s.d.Now(), Note: note}
 	if err := s.d.Store.AcceptHandover(ctx, id, in); err != nil {
 		return nil, err
 	}
@@ -389,7 +398,7 @@ type NewWorkOrder struct {
 // Write adds an entry to the duty log in by's name.
 func (s *Service) Write(ctx context.Context, in EntryInput, by Who) (*Entry, error) {
 	now := s.d.Now()
-	e := &Entry{Recorded: now, Kind: in.Kind, Team: strings.TrimSpace(in.Team), Author: by.Username, AuthorName: by.Name,
+	e := &Entry{Recorded: now, Kind: in.Kind, Team: strings.TrimSpace(in.Team), Author: by.Username, AuthorName: s.display(by),
 		Caller: strings.TrimSpace(in.Caller), Text: strings.TrimSpace(in.Text), WorkOrder: in.WorkOrder}
 	switch {
 	case by.Username == "":
