@@ -163,6 +163,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("playbooks: %w", err)
 	}
 
+	// The duty room: roster (seeded from alerts: teams), handovers, duty log.
+	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, log.With("component", "duty"))
+	if err != nil {
+		return err
+	}
+
 	var router *alerts.Router
 	if cfg.Alerts != nil {
 		var pub alerts.Publisher
@@ -172,7 +178,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		alertEvents := bus.Subscribe(4096)
 		defer alertEvents.Close()
 		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Events: alertEvents.C, Store: astore, Links: astore,
-			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts")}); err != nil {
+			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties}); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 	}
@@ -201,6 +207,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		api.MountAlerts(router, astore, opts)
 	}
+	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
 	hubEvents := bus.Subscribe(1024)
 	defer hubEvents.Close()
 	hub := dashboard.NewHub(state, hubEvents, api.Snapshot, log.With("component", "hub"))

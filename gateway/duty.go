@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules/duty"
+	"github.com/propgate/gateway/rules/workorder"
+)
+
+// dutyOrders links duty-log entries to work orders: read from the store,
+// opened through the service.
+type dutyOrders struct {
+	store   *sqlite.Rules
+	service *workorder.Service
+}
+
+func (o dutyOrders) WorkOrder(ctx context.Context, id int64) (*workorder.WorkOrder, []workorder.HistoryEntry, error) {
+	return o.store.WorkOrder(ctx, id)
+}
+
+func (o dutyOrders) Create(ctx context.Context, w workorder.WorkOrder, by string) (*workorder.WorkOrder, error) {
+	return o.service.Create(ctx, w, by)
+}
+
+var _ duty.WorkOrders = dutyOrders{}
+
+// newDuty builds the duty roster, handovers and log on the rules database,
+// seeding the roster from the alerts: people and teams, and loads it.
+func newDuty(ctx context.Context, cfg *config.Config, store *sqlite.Rules, alarms duty.AlarmReader, incidents duty.IncidentReader,
+	orders *workorder.Service, log *slog.Logger) (*duty.Service, error) {
+	dstore, err := sqlite.NewDuty(store.DB)
+	if err != nil {
+		return nil, fmt.Errorf("duty: %w", err)
+	}
+	d := duty.Deps{Store: dstore, Orders: dutyOrders{store, orders}, Log: log, Now: time.Now, Location: time.Local,
+		Sources: duty.Sources{Alarms: alarms, History: store, Incidents: incidents, WorkOrders: store}}
+	if a := cfg.Alerts; a != nil {
+		if a.TimeZone != "" {
+			if loc, err := time.LoadLocation(a.TimeZone); err == nil {
+				d.Location = loc
+			}
+		}
+		d.People = map[string]string{}
+		for _, p := range a.People {
+			d.People[p.ID] = p.Name
+		}
+		for _, t := range a.Teams {
+			d.Required = append(d.Required, t.ID)
+			team := duty.Team{ID: t.ID, Name: t.Name, Overrides: []duty.Override{},
+				Rotation: duty.Rotation{Members: t.Rotation.Members, Start: t.Rotation.Start, Shift: duty.Duration(t.Rotation.Shift), TimeZone: t.Rotation.TimeZone}}
+			for _, o := range t.Overrides {
+				team.Overrides = append(team.Overrides, duty.Override{Person: o.Person, From: o.From, To: o.To})
+			}
+			d.Seed = append(d.Seed, team)
+		}
+	}
+	svc := duty.NewService(d)
+	if err := svc.Load(ctx); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
