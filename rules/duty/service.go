@@ -45,7 +45,7 @@ type Deps struct {
 type Service struct {
 	d      Deps
 	mu     sync.RWMutex
-	roster *Roster     // the current version; nil before Load
+	roster *Roster    // the current version; nil before Load
 	signMu sync.Mutex // one handover signed at a time (one pending per team)
 }
 

@@ -277,7 +277,9 @@ func TestHandoverRoundTrip(t *testing.T) {
 
 type history map[string][]rules.Transition
 
-func (h history) AlarmHistory(_ context.Context, id string) ([]rules.Transition, error) { return h[id], nil }
+func (h history) AlarmHistory(_ context.Context, id string) ([]rules.Transition, error) {
+	return h[id], nil
+}
 
 func historyFor(id, by, note string) history {
 	return history{id: {{AlarmID: id, To: rules.StateUnacked, By: rules.ByEngine}, {AlarmID: id, To: rules.StateShelved, By: by, Note: note}}}

@@ -14,12 +14,12 @@ import (
 // person and stored with the handover as it was when they signed.
 type Summary struct {
 	Generated    time.Time       `json:"generated"`
-	Alarms       []AlarmItem     `json:"alarms"`        // active or not yet acknowledged
-	Masked       []AlarmItem     `json:"masked"`        // shelved or out of service: who did it and until when
-	Incidents    []IncidentItem  `json:"incidents"`     // open, with their current steps
-	WorkOrders   []WorkOrderItem `json:"workorders"`    // open, overdue ones first
-	PlannedWorks []PlannedWork   `json:"planned_works"` // in progress now
-	Log          []*Entry        `json:"log"`           // the duty log since the team's previous handover
+	Alarms       []AlarmItem     `json:"alarms"`                // active or not yet acknowledged
+	Masked       []AlarmItem     `json:"masked"`                // shelved or out of service: who did it and until when
+	Incidents    []IncidentItem  `json:"incidents"`             // open, with their current steps
+	WorkOrders   []WorkOrderItem `json:"workorders"`            // open, overdue ones first
+	PlannedWorks []PlannedWork   `json:"planned_works"`         // in progress now
+	Log          []*Entry        `json:"log"`                   // the duty log since the team's previous handover
 	Unavailable  []string        `json:"unavailable,omitempty"` // parts that could not be read (the rest is still handed over)
 }
 
