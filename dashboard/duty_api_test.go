@@ -56,7 +56,7 @@ func dutyServer(t *testing.T, now func() time.Time) (*httptest.Server, *rules.En
 		t.Fatal(err)
 	}
 	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log, Site: "御山花园"})
-	api.MountRules(Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store, Reports: workorder.NewReports(store, e, now)})
+	api.MountRules(Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store, Reports: workorder.NewReports(store, rules.NewEquipment(e, store), workorder.Config{}, now)})
 	api.MountDuty(Duty{Roster: svc, Handovers: svc, Log: svc, Location: loc, Now: now})
 	api.UseAuth(testAuth(t))
 	srv := httptest.NewServer(api.Handler())
