@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -27,7 +25,6 @@ import (
 	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
-	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	"github.com/propgate/gateway/rules/playbook"
@@ -66,31 +63,23 @@ func (a *App) Run(ctx context.Context) (err error) {
 	assets := cfg.CollectorAssets()
 	state := collectors.NewState(assets)
 
-	// The stores, closed last (defers run in reverse).
-	if err := os.MkdirAll(filepath.Dir(cfg.Rules.Database), 0o750); err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	store, err := sqlite.OpenRules(cfg.Rules.Database, cfg.Rules.Orders.Webhook != nil)
+	// The stores, closed last (defers run in reverse): SQLite files or
+	// PostgreSQL, by each database setting (stores.go).
+	store, err := openRulesStore(ctx, cfg.Rules.Database, cfg.Rules.Orders.Webhook != nil)
 	if err != nil {
 		return err
 	}
 	defer closeLogged(log, "rules store", store.Close)
-	var astore *sqlite.Alerts
+	var astore alertsStore
 	if cfg.Alerts != nil {
-		if err := os.MkdirAll(filepath.Dir(cfg.Alerts.Database), 0o750); err != nil {
-			return fmt.Errorf("alerts: %w", err)
-		}
-		if astore, err = sqlite.OpenAlerts(cfg.Alerts.Database); err != nil {
+		if astore, err = openAlertsStore(ctx, cfg.Alerts.Database); err != nil {
 			return err
 		}
 		defer closeLogged(log, "alerts store", astore.Close)
 	}
 	var auth *access.Auth
 	if cfg.Dashboard != nil {
-		if err := os.MkdirAll(filepath.Dir(cfg.Dashboard.AuditDatabase), 0o750); err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		audits, err := sqlite.OpenAudit(cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
+		audits, err := openAuditStore(ctx, cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
 		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}

@@ -65,6 +65,7 @@ type site struct {
 	data   string
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
+	config string // default configs/demo.yaml
 }
 
 func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site {
@@ -81,7 +82,11 @@ func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site 
 func (s *site) start() {
 	s.t.Helper()
 	s.stderr = &bytes.Buffer{}
-	s.cmd = exec.Command(binary, "run", "-config", filepath.Join(testenv.RepoRoot(s.t), "configs", "demo.yaml"))
+	config := s.config
+	if config == "" {
+		config = filepath.Join(testenv.RepoRoot(s.t), "configs", "demo.yaml")
+	}
+	s.cmd = exec.Command(binary, "run", "-config", config)
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

@@ -446,6 +446,7 @@ func (c *Config) validate() error {
 		add("simulator", cfgerr.Errorf("enabled", "the simulator publishes simulated telemetry to the broker and serves fake Modbus devices: only for a demo; fix: simulator.enabled: false (SIMULATOR=false) on a real site, or demo: true at the top level for a demo"))
 	}
 	c.checkSecrets(add)
+	c.checkDatabases(add) // database.go: SQLite file or postgres:// URL
 	if c.Simulator.Enabled {
 		if c.Simulator.Broker == "" {
 			add("simulator", cfgerr.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))
@@ -597,6 +598,7 @@ func (c *Config) Warnings() []string {
 			out = append(out, "playbook "+a+": 自动操作设备 the gateway changes this equipment without a person confirming")
 		}
 	}
+	out = append(out, c.databaseWarnings()...)
 	if !c.Demo {
 		return out
 	}

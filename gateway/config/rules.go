@@ -15,7 +15,7 @@ import (
 // alarm rules (package rules) and the work-order settings (package
 // workorder) side by side, as the file has always had them.
 type RulesSection struct {
-	Database string           `yaml:"database"` // SQLite file; default data/gateway.db
+	Database string           `yaml:"database"` // SQLite file (default data/gateway.db) or postgres:// URL
 	Rules    []rules.Rule     `yaml:"rules"`
 	Orders   workorder.Config `yaml:",inline"` // reopen_window, sla, webhook
 }

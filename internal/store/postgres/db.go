@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -160,4 +161,39 @@ func scanDocs[T any](rows pgx.Rows, err error, what string) ([]*T, error) {
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// CheckURL checks a postgres:// URL without connecting: that pgx can parse
+// it and that it names a database. Errors never include the password.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s is not a valid URL (a port that is not a number, or a password with / ? # @ not percent-encoded?)", Redact(raw))
+	}
+	if _, err := pgconn.ParseConfig(raw); err != nil {
+		return fmt.Errorf("%s is not a PostgreSQL URL pgx can use", Redact(raw))
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return fmt.Errorf("%s names no database", Redact(raw))
+	}
+	return nil
+}
+
+// Plaintext says whether the URL reaches a server on another machine
+// without requiring TLS (sslmode unset, disable, allow or prefer: a
+// man in the middle can turn TLS off).
+func Plaintext(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch h := u.Hostname(); h {
+	case "", "localhost", "127.0.0.1", "::1":
+		return false
+	}
+	switch u.Query().Get("sslmode") {
+	case "require", "verify-ca", "verify-full":
+		return false
+	}
+	return true
 }

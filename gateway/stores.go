@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/propgate/gateway/alerts"
+	"github.com/propgate/gateway/dashboard/audit"
+	"github.com/propgate/gateway/internal/store/postgres"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
+)
+
+// The stores the app opens, whichever backend holds them: a database
+// setting that is a postgres:// URL opens internal/store/postgres, anything
+// else is an SQLite file (internal/store/sqlite). Both pass the same suite
+// (internal/store/storetest).
+
+// rulesStore is what the rules database serves: the engine's alarms, work
+// orders and their webhook outbox, incidents, the alarm history.
+type rulesStore interface {
+	rules.AlarmStore
+	workorder.Store
+	workorder.Outbox
+	playbook.Store
+	AlarmHistory(ctx context.Context, id string) ([]rules.Transition, error)
+	Close() error
+}
+
+// alertsStore is what the alerts database serves.
+type alertsStore interface {
+	alerts.Store
+	alerts.LinkLedger
+	alerts.Log
+	Close() error
+}
+
+// auditStore is the console's audit log and sessions.
+type auditStore interface {
+	audit.Store
+	Close() error
+}
+
+var (
+	_ rulesStore  = (*sqlite.Rules)(nil)
+	_ rulesStore  = (*postgres.Rules)(nil)
+	_ alertsStore = (*sqlite.Alerts)(nil)
+	_ alertsStore = (*postgres.Alerts)(nil)
+	_ auditStore  = (*sqlite.Audit)(nil)
+	_ auditStore  = (*postgres.Audit)(nil)
+)
+
+// sqliteDir makes the directory an SQLite file goes in.
+func sqliteDir(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750) }
+
+func openRulesStore(ctx context.Context, db string, outbox bool) (rulesStore, error) {
+	if postgres.IsURL(db) {
+		return postgres.OpenRules(ctx, db, outbox)
+	}
+	if err := sqliteDir(db); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return sqlite.OpenRules(db, outbox)
+}
+
+func openAlertsStore(ctx context.Context, db string) (alertsStore, error) {
+	if postgres.IsURL(db) {
+		return postgres.OpenAlerts(ctx, db)
+	}
+	if err := sqliteDir(db); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return sqlite.OpenAlerts(db)
+}
+
+func openAuditStore(ctx context.Context, db string, maxRows int) (auditStore, error) {
+	if postgres.IsURL(db) {
+		return postgres.OpenAudit(ctx, db, maxRows)
+	}
+	if err := sqliteDir(db); err != nil {
+		return nil, err
+	}
+	return sqlite.OpenAudit(db, maxRows)
+}
