@@ -47,7 +47,7 @@ func (a *Audit) Record(ctx context.Context, e audit.Entry) error {
 	return a.tx(ctx, func(tx pgx.Tx) error {
 		var id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO audit (at, username, role, method, path, status, remote) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			ts(e.At), e.Username, e.Role, e.Method, e.Path, e.Status, e.Remote).Scan(&id); err != nil {
+			ts(e.At), text(e.Username), text(e.Role), text(e.Method), text(e.Path), e.Status, text(e.Remote)).Scan(&id); err != nil {
 			return fmt.Errorf("audit store: record: %w", err)
 		}
 		if id > a.maxRows {

@@ -125,6 +125,11 @@ func (d *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, d.pool, fn)
 }
 
+// text is a string for a text column: PostgreSQL text cannot hold a NUL
+// byte, so each becomes U+FFFD (the record is kept, the odd byte marked);
+// the json documents keep it exactly (escaped as \u0000).
+func text(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
+
 // ts stores a time; the zero time as NULL.
 func ts(t time.Time) any {
 	if t.IsZero() {

@@ -102,7 +102,7 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 		b := &pgx.Batch{}
 		for _, t := range tr {
 			b.Queue(`INSERT INTO alarm_transitions (alarm_id, from_state, to_state, at, actor, note, value) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				t.AlarmID, string(t.From), string(t.To), ts(t.At), t.By, t.Note, t.Value)
+				t.AlarmID, string(t.From), string(t.To), ts(t.At), text(t.By), text(t.Note), text(t.Value))
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -175,7 +175,7 @@ func (s *Rules) StatesAt(ctx context.Context, t time.Time) (map[string]rules.Ala
 
 func (s *Rules) writeHistory(ctx context.Context, tx pgx.Tx, w *workorder.WorkOrder, h workorder.HistoryEntry) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO workorder_history (workorder, at, actor, from_status, to_status, note) VALUES ($1, $2, $3, $4, $5, $6)`,
-		w.ID, ts(h.At), h.By, string(h.From), string(h.To), h.Note); err != nil {
+		w.ID, ts(h.At), text(h.By), string(h.From), string(h.To), text(h.Note)); err != nil {
 		return fmt.Errorf("work-order history: %w", err)
 	}
 	if s.outbox {

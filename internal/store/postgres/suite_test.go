@@ -9,13 +9,13 @@ import (
 )
 
 // The shared store suite (internal/store/storetest), the one the SQLite
-// backend passes, on a real PostgreSQL: one server, a fresh database per
+// backend passes, on a real PostgreSQL: one server, a fresh schema per
 // subtest.
 func TestStoreSuiteIntegration(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	t.Run("Rules", func(t *testing.T) {
 		storetest.Rules(t, func(t *testing.T, outbox bool) storetest.RulesStore {
-			s, err := OpenRules(t.Context(), pg.NewDatabase(t), outbox)
+			s, err := OpenRules(t.Context(), pg.NewSchema(t), outbox)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -25,7 +25,7 @@ func TestStoreSuiteIntegration(t *testing.T) {
 	})
 	t.Run("Alerts", func(t *testing.T) {
 		storetest.Alerts(t, func(t *testing.T) storetest.AlertsStore {
-			s, err := OpenAlerts(t.Context(), pg.NewDatabase(t))
+			s, err := OpenAlerts(t.Context(), pg.NewSchema(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func TestStoreSuiteIntegration(t *testing.T) {
 	})
 	t.Run("Audit", func(t *testing.T) {
 		storetest.Audit(t, func(t *testing.T, maxRows int) audit.Store {
-			s, err := OpenAudit(t.Context(), pg.NewDatabase(t), maxRows)
+			s, err := OpenAudit(t.Context(), pg.NewSchema(t), maxRows)
 			if err != nil {
 				t.Fatal(err)
 			}

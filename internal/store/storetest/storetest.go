@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +60,37 @@ func Rules(t *testing.T, open func(t *testing.T, outbox bool) RulesStore) {
 	t.Run("NoOutboxWhenOff", func(t *testing.T) { noOutbox(t, open(t, false)) })
 	t.Run("Incidents", func(t *testing.T) { incidents(t, open(t, false)) })
 	t.Run("CancelledContext", func(t *testing.T) { cancelled(t, open(t, false)) })
+	t.Run("NULInTextIsKept", func(t *testing.T) { nulInText(t, open(t, false)) })
+}
+
+// A NUL byte in what a device or a person sent (a reading, a note) never
+// makes a record fail to save: the text columns keep it or mark it with
+// U+FFFD (PostgreSQL text cannot hold NUL), the documents keep it exactly.
+func nulInText(t *testing.T, s RulesStore) {
+	ctx := t.Context()
+	okText := func(got, want string) bool {
+		return got == want || got == strings.ReplaceAll(want, "\x00", "\uFFFD")
+	}
+	a := &rules.Alarm{ID: "r:a", Rule: "r", Asset: "a", State: rules.StateUnacked, Value: "on\x00"}
+	if err := s.SaveAlarm(ctx, a, []rules.Transition{{AlarmID: a.ID, From: rules.StateNormal, To: rules.StateUnacked, At: at(1), By: "eng\x00", Note: "水\x00浸", Value: "on\x00"}}); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	h, err := s.AlarmHistory(ctx, a.ID)
+	if err != nil || len(h) != 1 || !okText(h[0].Note, "水\x00浸") || !okText(h[0].Value, "on\x00") || !okText(h[0].By, "eng\x00") {
+		t.Fatalf("history %+v %v", h, err)
+	}
+	if as, _ := s.LoadAlarms(ctx); len(as) != 1 || as[0].Value != "on\x00" {
+		t.Fatalf("the alarm document: %+v", as)
+	}
+	w := newOrder("a", "x", at(0))
+	w.Description = "漏水\x00"
+	if err := s.CreateWorkOrder(ctx, w, workorder.HistoryEntry{At: at(0), By: "x", To: workorder.Opened, Note: "n\x00"}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	got, hist, err := s.WorkOrder(ctx, w.ID)
+	if err != nil || got.Description != "漏水\x00" || len(hist) != 1 || !okText(hist[0].Note, "n\x00") {
+		t.Fatalf("work order %+v %+v %v", got, hist, err)
+	}
 }
 
 func alarmsRoundTrip(t *testing.T, s RulesStore) {
