@@ -27,6 +27,7 @@ type rulesStore interface {
 	workorder.Store
 	workorder.Outbox
 	playbook.Store
+	rules.FaultHistory
 	AlarmHistory(ctx context.Context, id string) ([]rules.Transition, error)
 	Close() error
 }

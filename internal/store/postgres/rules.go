@@ -22,10 +22,11 @@ type Rules struct {
 }
 
 var (
-	_ rules.AlarmStore = (*Rules)(nil)
-	_ workorder.Store  = (*Rules)(nil)
-	_ workorder.Outbox = (*Rules)(nil)
-	_ playbook.Store   = (*Rules)(nil)
+	_ rules.AlarmStore   = (*Rules)(nil)
+	_ workorder.Store    = (*Rules)(nil)
+	_ workorder.Outbox   = (*Rules)(nil)
+	_ playbook.Store     = (*Rules)(nil)
+	_ rules.FaultHistory = (*Rules)(nil)
 )
 
 // rulesMigrations: documents (doc) are json, not jsonb, so that text a
@@ -76,7 +77,7 @@ func OpenRules(ctx context.Context, url string, outbox bool) (*Rules, error) {
 
 // LoadAlarms implements rules.AlarmStore.
 func (s *Rules) LoadAlarms(ctx context.Context) ([]*rules.Alarm, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM alarms ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM alarms ORDER BY id COLLATE "C"`)
 	out, err := scanDocs[rules.Alarm](rows, err, "alarm")
 	if err != nil {
 		return nil, fmt.Errorf("store: load alarms: %w", err)
@@ -145,6 +146,21 @@ func (s *Rules) AlarmHistory(ctx context.Context, id string) ([]rules.Transition
 func (s *Rules) TransitionsBetween(ctx context.Context, from, to time.Time) ([]rules.Transition, error) {
 	rows, err := s.pool.Query(ctx, `SELECT alarm_id, from_state, to_state, at, actor, note, value FROM alarm_transitions
 		WHERE at >= $1 AND at < $2 ORDER BY at, seq`, from, to)
+	out, err := scanTransitions(rows, err)
+	if err != nil {
+		return nil, fmt.Errorf("store: transitions: %w", err)
+	}
+	return out, nil
+}
+
+// TransitionsOf implements rules.FaultHistory: the transitions of the given
+// alarms with from <= at < to, by alarm (byte order, as SQLite) then time.
+func (s *Rules) TransitionsOf(ctx context.Context, alarmIDs []string, from, to time.Time) ([]rules.Transition, error) {
+	if len(alarmIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT alarm_id, from_state, to_state, at, actor, note, value FROM alarm_transitions
+		WHERE alarm_id = ANY($1) AND at >= $2 AND at < $3 ORDER BY alarm_id COLLATE "C", at, seq`, alarmIDs, from, to)
 	out, err := scanTransitions(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("store: transitions: %w", err)

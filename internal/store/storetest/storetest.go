@@ -32,6 +32,7 @@ type RulesStore interface {
 	workorder.Store
 	workorder.Outbox
 	playbook.Store
+	rules.FaultHistory
 	AlarmHistory(ctx context.Context, id string) ([]rules.Transition, error)
 }
 
@@ -154,6 +155,24 @@ func transitionsBetween(t *testing.T, s RulesStore) {
 	want := fmt.Sprint([]string{"a>unacknowledged@10", "a>returned_unacknowledged@20", "a>normal@20"})
 	if fmt.Sprint(seq) != want {
 		t.Fatalf("from <= at < to, in time order: %v, want %v", seq, want)
+	}
+	// Of some alarms only: by alarm, then time.
+	save("c", rules.Transition{AlarmID: "c", From: rules.StateNormal, To: rules.StateUnacked, At: at(5)})
+	save("B", rules.Transition{AlarmID: "B", From: rules.StateNormal, To: rules.StateUnacked, At: at(15)})
+	got, err = s.TransitionsOf(ctx, []string{"c", "b", "a", "B"}, at(0), at(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq = nil
+	for _, tr := range got {
+		seq = append(seq, fmt.Sprintf("%s>%s@%d", tr.AlarmID, tr.To, tr.At.Sub(t0).Milliseconds()))
+	}
+	want = fmt.Sprint([]string{"B>unacknowledged@15", "a>unacknowledged@10", "a>returned_unacknowledged@20", "a>normal@20", "c>unacknowledged@5"})
+	if fmt.Sprint(seq) != want {
+		t.Fatalf("transitions of c, b, a, B in [0, 30): %v, want %v", seq, want)
+	}
+	if got, err := s.TransitionsOf(ctx, nil, at(0), at(30)); err != nil || len(got) != 0 {
+		t.Fatalf("of no alarms: %v %v", got, err)
 	}
 }
 
