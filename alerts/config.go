@@ -56,10 +56,14 @@ type Level struct {
 
 // Policy escalates an alert level by level until someone acknowledges.
 type Policy struct {
-	ID        string        `yaml:"id"`
-	Levels    []Level       `yaml:"levels"`
-	Repeat    int           `yaml:"repeat"`     // times the whole policy is run again after the last level
-	AckExpiry time.Duration `yaml:"ack_expiry"` // an acknowledgement lapses after this if the alarm is still active
+	ID     string  `yaml:"id"`
+	Levels []Level `yaml:"levels"`
+	Repeat int     `yaml:"repeat"` // times the whole policy is run again after the last level
+	// AckExpiry: an acknowledged alarm neither resolved nor progressed (work
+	// order accepted or worked on, an incident step done) within this
+	// returns to unacknowledged and is paged again on every contact;
+	// progress restarts it. 0: never.
+	AckExpiry time.Duration `yaml:"ack_expiry"`
 }
 
 // Route sends matching alarms to a policy; the first match wins.
@@ -123,6 +127,22 @@ type Config struct {
 	Maintenance []Maintenance            `yaml:"maintenance"`
 	// Roles map playbook roles (notify actions, escalations) to teams.
 	Roles map[string]string `yaml:"roles"`
+	// FallbackAfter: a critical or high message that waited this long for
+	// its endpoint's budget goes to the person's next contact; default 30s.
+	FallbackAfter time.Duration `yaml:"fallback_after"`
+	// Flood: more than Alarms activations within Window is an alarm flood
+	// (ISA-18.2: 10 in 10 minutes); during one, messages waiting for an
+	// endpoint merge into digests.
+	Flood Flood `yaml:"flood"`
+	// UrgentPlaybooks' notifications are never merged into a digest and go
+	// ahead of the queue (critical alarms and immediate routes always are).
+	UrgentPlaybooks []string `yaml:"urgent_playbooks"`
+}
+
+// Flood is the alarm-flood threshold.
+type Flood struct {
+	Alarms int           `yaml:"alarms"` // default 10
+	Window time.Duration `yaml:"window"` // default 10m
 }
 
 // SetDefaults fills unset values.
@@ -132,6 +152,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.GroupWindow == 0 {
 		c.GroupWindow = 10 * time.Second
+	}
+	if c.FallbackAfter == 0 {
+		c.FallbackAfter = 30 * time.Second
+	}
+	if c.Flood.Alarms == 0 {
+		c.Flood.Alarms = 10
+	}
+	if c.Flood.Window == 0 {
+		c.Flood.Window = 10 * time.Minute
 	}
 	for i := range c.People {
 		if c.People[i].Language == "" {
@@ -164,10 +193,34 @@ func (c *Config) Validate() error {
 	if len(c.LinkSecret) < 16 {
 		return cfgerr.Errorf("link_secret", "must be at least 16 characters: it makes acknowledgement links unforgeable; fix: ${ALERT_LINK_SECRET}")
 	}
-	for name, ch := range c.Channels {
+	names := make([]string, 0, len(c.Channels))
+	for name := range c.Channels {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	endpoints := map[string]string{} // endpoint name → its first channel
+	for _, name := range names {
+		ch := c.Channels[name]
 		if err := ch.Validate(); err != nil {
 			return cfgerr.Prefix("channels."+name, err)
 		}
+		if ch.Endpoint == "" {
+			continue
+		}
+		if first, ok := endpoints[ch.Endpoint]; ok {
+			fc := c.Channels[first]
+			if fc.Type == ch.Type && fc.EndpointKey() == ch.EndpointKey() {
+				continue
+			}
+			return cfgerr.Errorf("channels."+name+".endpoint", "%q is also channels.%s's endpoint, which sends elsewhere; fix: one endpoint name per robot, SMS account or SMTP relay", ch.Endpoint, first)
+		}
+		endpoints[ch.Endpoint] = name
+	}
+	if c.FallbackAfter < 0 {
+		return cfgerr.Errorf("fallback_after", "must not be negative")
+	}
+	if c.Flood.Alarms < 0 || c.Flood.Window < 0 {
+		return cfgerr.Errorf("flood", "alarms and window must not be negative")
 	}
 	people := map[string]bool{}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {

@@ -96,12 +96,12 @@ func TestRestartAfterLevelRemoved(t *testing.T) {
 	cfg := testConfig(h.hook)
 	cfg.Policies[0].Levels = cfg.Policies[0].Levels[:1]
 	h.restart(cfg)
-	h.advance(31 * time.Minute) // the acknowledgement lapses: the reminder goes to the remaining level
-	if got := h.messages(3); got[2] != "wang: 【高·报警提醒】pump-fault" {
-		t.Fatalf("reminder %v", got)
+	h.advance(31 * time.Minute) // the acknowledgement lapses without progress: everyone told is paged again
+	if got := sorted(h.settled()[2:]); got != "[boss: 【高·确认后无进展·重新报警】pump-fault wang: 【高·确认后无进展·重新报警】pump-fault]" {
+		t.Fatalf("re-page %v", got)
 	}
 	a := h.stored(alertIDAt(id, t0))
-	if a.Level != 0 || len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "escalation level 2 no longer exists; now at level 1") {
+	if a.Level != 0 || len(a.Notes) != 2 || !strings.Contains(a.Notes[0], "escalation level 2 no longer exists; now at level 1") {
 		t.Fatalf("alert %+v", a)
 	}
 }
@@ -229,7 +229,9 @@ func TestTickPanicIsRecovered(t *testing.T) {
 	}
 }
 
-// A full delivery queue drops the message visibly: an attempt row and a metric.
+// A full endpoint queue drops the message visibly: an attempt row and a
+// metric. One worker busy, one message handed to it, one queued (Queue 1):
+// the fourth is dropped.
 func TestFullQueueDropIsRecordedAndCounted(t *testing.T) {
 	h := newAlertHarness(t, nil)
 	h.stop()
@@ -252,8 +254,9 @@ func TestFullQueueDropIsRecordedAndCounted(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("delivery did not start")
 	}
-	h.fire("elevator-entrapment", "b3-lift-2", "elevator", rules.Critical) // queued
-	h.fire("elevator-entrapment", "b3-lift-3", "elevator", rules.Critical) // dropped
+	h.fire("elevator-entrapment", "b3-lift-2", "elevator", rules.Critical) // handed to the worker
+	h.fire("elevator-entrapment", "b3-lift-3", "elevator", rules.Critical) // queued
+	h.fire("elevator-entrapment", "b3-lift-4", "elevator", rules.Critical) // dropped
 	if n := h.metric("gateway_alert_messages_dropped_total", "reason", "queue_full"); n != 1 {
 		t.Fatalf("drops counted: %v", n)
 	}

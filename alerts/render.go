@@ -21,8 +21,8 @@ func (a *Alert) nameZH() string {
 
 var priorityZH = map[rules.Priority]string{rules.Critical: "紧急", rules.High: "高", rules.Medium: "中", rules.Low: "低"}
 
-var kindZH = map[string]string{"alert": "报警", "escalation": "升级报警", "reminder": "报警提醒", "resolved": "已恢复"}
-var kindEN = map[string]string{"alert": "ALARM", "escalation": "ESCALATED", "reminder": "STILL ACTIVE", "resolved": "RESOLVED"}
+var kindZH = map[string]string{"alert": "报警", "escalation": "升级报警", "reminder": "报警提醒", "resolved": "已恢复", "repage": "确认后无进展·重新报警"}
+var kindEN = map[string]string{"alert": "ALARM", "escalation": "ESCALATED", "reminder": "STILL ACTIVE", "resolved": "RESOLVED", "repage": "ACKED, NO PROGRESS"}
 
 // render builds one bilingual message: what, where, since when, priority,
 // and a link to acknowledge. Several alerts become one grouped message.

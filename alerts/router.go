@@ -57,8 +57,10 @@ type Alert struct {
 	AckedBy    string         `json:"acked_by,omitempty"`
 	AckedAt    time.Time      `json:"acked_at,omitempty"`
 	AckExpires time.Time      `json:"ack_expires,omitempty"`
-	Notified   []string       `json:"notified,omitempty"` // people told so far
-	Notes      []string       `json:"notes,omitempty"`    // what reconciliation with the config changed
+	Progress   string         `json:"progress,omitempty"`    // the latest progress after the acknowledgement
+	ProgressAt time.Time      `json:"progress_at,omitempty"` // when it was seen
+	Notified   []string       `json:"notified,omitempty"`    // people told so far
+	Notes      []string       `json:"notes,omitempty"`       // what reconciliation with the config changed
 }
 
 // Attempt is one delivery attempt (or one use of an acknowledgement link,
@@ -73,8 +75,9 @@ type Attempt struct {
 	Channel  string        `json:"channel"`
 	Address  string        `json:"address,omitempty"`
 	ClientIP string        `json:"client_ip,omitempty"` // link_ack: who opened the link
+	Endpoint string        `json:"endpoint,omitempty"`  // the budget it went through (a configured name, never the URL)
 	Try      int           `json:"try"`
-	Result   string        `json:"result"` // sent, failed, will_retry; link_ack: acked, already_acked, already_closed, link_used
+	Result   string        `json:"result"` // sent, failed, will_retry, throttled, diverted (went to the next contact); link_ack: acked, already_acked, already_closed, link_used
 	Error    string        `json:"error,omitempty"`
 	Latency  time.Duration `json:"latency_ns"`
 	Drill    bool          `json:"drill"`
@@ -87,10 +90,17 @@ type AlarmSource interface {
 	Ack(id, by, note string) (rules.Alarm, error)
 }
 
+// AlarmUnacker returns an acknowledged alarm to unacknowledged: an
+// acknowledgement nobody followed up (rules.Engine.Unack).
+type AlarmUnacker interface {
+	Unack(id, by, note string) (rules.Alarm, error)
+}
+
 // Deps are the router's collaborators and knobs.
 type Deps struct {
 	Assets    []collectors.Asset
 	Alarms    AlarmSource
+	Unack     AlarmUnacker       // optional: forgotten acknowledgements also revert in the engine
 	Events    <-chan event.Event // alarm and notify events (a bus subscription); nil: ticks only
 	Store     Store
 	Links     LinkLedger // used acknowledgement links
@@ -100,7 +110,7 @@ type Deps struct {
 	Log       *slog.Logger
 	Now       func() time.Time // default time.Now
 	Workers   int              // delivery workers; default 4
-	Queue     int              // messages waiting for a worker; default 1024 (beyond: dropped, counted)
+	Queue     int              // messages waiting per endpoint for its budget; default 1024 (beyond: the least urgent dropped, counted)
 	Tick      time.Duration    // escalation and reconciliation period; default 1s
 	Grace     time.Duration    // how long in-flight deliveries may run on after Run's ctx ends; default 5s
 	Backoff   delivery.Backoff // per contact; default 1s doubling, 3 attempts
@@ -124,17 +134,6 @@ func (r *Router) onCall(t *Team, now time.Time) (string, time.Time) {
 		}
 	}
 	return t.OnCall(now)
-}
-
-// job is one message for one person, handed to the delivery workers.
-type job struct {
-	person *Person
-	kind   string
-	alerts []*Alert
-	text   string
-	subj   string
-	drill  bool
-	queued time.Time
 }
 
 // batch holds a person's alerts during the grouping window.
@@ -166,7 +165,12 @@ type Router struct {
 	pruned   time.Time           // when seen was last pruned
 	pending  map[string]*batch   // person → held alerts
 	lastSent map[string]time.Time
-	jobs     chan job
+	jobs     chan *message // handed to the workers, within the endpoints' budgets
+
+	endpoints  []*endpoint          // by name
+	endpointOf map[string]*endpoint // channel → its endpoint
+	floods     []time.Time          // the latest alarm activations, for flood detection
+	playbookOf map[int64]string     // open incidents' playbooks (urgent notifications)
 }
 
 // NewRouter compiles the config's channels and builds the router; Run
@@ -203,7 +207,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 	r := &Router{cfg: cfg, d: d, assets: map[string]collectors.Asset{}, notifiers: map[string]Notifier{},
 		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: d.Log, now: d.Now,
 		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[activation]bool{}, pending: map[string]*batch{},
-		lastSent: map[string]time.Time{}, jobs: make(chan job, d.Queue)}
+		lastSent: map[string]time.Time{}, jobs: make(chan *message, d.Workers), endpointOf: map[string]*endpoint{}, playbookOf: map[int64]string{}}
 	for _, a := range d.Assets {
 		r.assets[a.ID] = a
 	}
@@ -214,6 +218,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 		}
 		r.notifiers[name] = n
 	}
+	r.buildEndpoints()
 	for i := range r.cfg.People {
 		r.people[r.cfg.People[i].ID] = &r.cfg.People[i]
 	}
@@ -249,7 +254,13 @@ func (r *Router) Run(ctx context.Context) error {
 	stop := time.AfterFunc(r.d.Grace, cancel)
 	workers.Wait()
 	stop.Stop()
-	if n := len(r.jobs); n > 0 {
+	r.mu.Lock()
+	n := len(r.jobs)
+	for _, e := range r.endpoints {
+		n += len(e.queue)
+	}
+	r.mu.Unlock()
+	if n > 0 {
 		r.d.Metrics.dropped("shutdown", n)
 		r.log.Warn("messages not sent: the gateway is stopping", "count", n)
 	}
@@ -312,6 +323,14 @@ func (r *Router) OnEvent(ev event.Event) {
 		if ev.Notify != nil {
 			r.notifyRoles(ev.Notify, now)
 		}
+	case event.EventWorkOrder:
+		if ev.WorkOrder != nil {
+			r.workOrderProgress(ev.WorkOrder, ev.Change, now)
+		}
+	case event.EventIncident:
+		if ev.Incident != nil {
+			r.incidentProgress(ev.Incident, now)
+		}
 	}
 }
 
@@ -341,6 +360,7 @@ func (r *Router) fire(a *rules.Alarm, now time.Time) {
 		return
 	}
 	r.seen[activationOf(a)] = true
+	r.noteActivation(now)
 	route := r.route(a.Rule, a.Priority, a.Category)
 	switch {
 	case route == nil:
@@ -451,26 +471,18 @@ func (r *Router) hold(p *Person, al *Alert, now time.Time) {
 	b.alerts = append(b.alerts, al)
 }
 
-// send queues one message for a person, unless quiet hours hold it.
+// send queues one message for a person: urgent (never merged, ahead of
+// the queue) when it carries a critical alarm or an immediate route's.
 func (r *Router) send(p *Person, kind string, alerts []*Alert, now time.Time) {
 	if p == nil {
 		return
 	}
-	subj, text := r.render(p, kind, alerts, now)
 	r.lastSent[p.ID] = now
-	r.enqueue(job{person: p, kind: kind, alerts: alerts, text: text, subj: subj, queued: now})
-}
-
-func (r *Router) enqueue(j job) {
-	r.inflight.Add(1)
-	select {
-	case r.jobs <- j:
-	default:
-		r.inflight.Add(-1)
-		r.d.Metrics.dropped("queue_full", 1)
-		r.log.Error("delivery queue full; message dropped", "person", j.person.ID, "kind", j.kind)
-		r.record(&Attempt{At: j.queued, Kind: j.kind, Alerts: ids(j.alerts), Person: j.person.ID, Result: "failed", Error: "delivery queue full", Drill: j.drill})
+	m := &message{person: p, kind: kind, alerts: alerts, rank: rankOf(alerts, 3)}
+	for _, a := range alerts {
+		m.urgent = m.urgent || kind != "resolved" && (a.Priority == rules.Critical || a.Immediate)
 	}
+	r.post(m, now)
 }
 
 func ids(alerts []*Alert) []string {
@@ -518,6 +530,7 @@ func (r *Router) Tick() {
 			r.pending[id] = &batch{alerts: later, flushAt: until}
 		}
 	}
+	defer r.dispatch(now) // budgets refilled, pauses over, acknowledged messages cancelled
 	r.reconcileAlarms(now)
 	for _, al := range r.alerts {
 		switch {
@@ -538,8 +551,7 @@ func (r *Router) Tick() {
 			r.notifyLevel(al, now, "escalation")
 		case al.State == Acked && !al.AckExpires.IsZero() && !now.Before(al.AckExpires):
 			if a, ok := r.d.Alarms.Alarm(al.AlarmID); ok && a.Active {
-				al.State, al.AckExpires = Firing, time.Time{}
-				r.notifyLevel(al, now, "reminder")
+				r.forgotten(al, now)
 			}
 		}
 	}
@@ -564,6 +576,7 @@ func (r *Router) markAcked(alarmID, by string, now time.Time) {
 			r.save(al)
 		}
 	}
+	r.dispatch(now) // every scheduled message for it, on every channel, is cancelled
 }
 
 func (r *Router) resolve(alarmID string, now time.Time) {
@@ -578,6 +591,7 @@ func (r *Router) resolve(alarmID string, now time.Time) {
 		r.save(al)
 		delete(r.alerts, id)
 	}
+	r.dispatch(now)
 }
 
 func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
@@ -593,7 +607,8 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 			title = "DRILL 演练"
 		}
 		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.incidentLink(n.Incident))
-		r.enqueue(job{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, queued: now})
+		urgent := slices.Contains(r.cfg.UrgentPlaybooks, r.playbookOf[n.Incident])
+		r.post(&message{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, urgent: urgent, rank: 1}, now)
 	}
 }
 
@@ -614,61 +629,6 @@ func (r *Router) record(a *Attempt) {
 	if err := r.d.Store.AddAttempt(context.Background(), a); err != nil {
 		r.log.Error("recording a delivery attempt failed", "err", err)
 	}
-}
-
-// worker delivers jobs until ctx ends: contacts in order, retrying
-// retryable failures with backoff, falling back to the person's next
-// contact when one fails. dctx bounds deliveries in flight at shutdown.
-func (r *Router) worker(ctx, dctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-r.jobs:
-			r.deliver(ctx, dctx, j)
-			r.inflight.Add(-1)
-		}
-	}
-}
-
-func (r *Router) deliver(ctx, dctx context.Context, j job) {
-	alarms := make([]string, len(j.alerts))
-	for i, a := range j.alerts {
-		alarms[i] = a.AlarmID
-	}
-	m := &Message{To: j.person.ID, Subject: j.subj, Text: j.text, Alerts: ids(j.alerts)}
-	for _, c := range j.person.Contacts {
-		n := r.notifiers[c.Channel]
-		if n == nil {
-			continue
-		}
-		mc := *m
-		mc.Address = c.Address
-		err := delivery.Retry(ctx, r.d.Backoff, r.d.Sleep, func(try int, last bool) (bool, error) {
-			start := time.Now()
-			cctx, cancel := context.WithTimeout(dctx, 15*time.Second)
-			retry, err := n.Notify(cctx, &mc)
-			cancel()
-			at := &Attempt{At: r.now(), Kind: j.kind, Alerts: mc.Alerts, Alarms: alarms, Person: j.person.ID, Channel: c.Channel,
-				Address: c.Address, Try: try, Result: "sent", Latency: time.Since(start), Drill: j.drill}
-			if err != nil {
-				at.Error, at.Result = err.Error(), "failed"
-				if retry && !last && ctx.Err() == nil {
-					at.Result = "will_retry"
-				}
-			}
-			r.d.Metrics.delivered(at.Result)
-			r.record(at)
-			return retry, err
-		})
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	r.log.Error("could not reach person on any channel", "person", j.person.ID, "kind", j.kind)
 }
 
 // OnCallNow lists who is on call per team.

@@ -166,7 +166,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		alertEvents := bus.Subscribe(4096)
 		defer alertEvents.Close()
-		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Events: alertEvents.C, Store: astore, Links: astore,
+		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Unack: engine, Events: alertEvents.C, Store: astore, Links: astore,
 			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties}); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}

@@ -407,3 +407,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	collectors.Every(ctx, time.Second, func() { e.guard.Do("rules", e.Tick) })
 	return nil
 }
+
+// ErrNothingToUnack: Unack applies only to an acknowledged, active alarm.
+var ErrNothingToUnack = errors.New("the alarm is not acknowledged and active")
+
+// Unack returns an acknowledged, still active alarm to unacknowledged: the
+// alert router does this when an acknowledgement was not followed by any
+// progress in time (the forgotten acknowledgement), so it is annunciated
+// and must be acknowledged again.
+func (e *Engine) Unack(id, by, note string) (Alarm, error) {
+	return e.act(id, func(a *Alarm, now time.Time) ([]Transition, error) {
+		if a.State != StateAcked {
+			return nil, ErrNothingToUnack
+		}
+		a.Acked, a.AckBy, a.AckNote = false, "", ""
+		return a.settle(now, by, note), nil
+	})
+}

@@ -33,8 +33,8 @@ func newDingTalk(c ChannelConfig, env Env) (Notifier, error) {
 // Notify implements Notifier.
 func (n *DingTalkNotifier) Notify(ctx context.Context, m *Message) (bool, error) {
 	p := map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": m.Subject, "text": m.Text}}
-	if m.Address != "" {
-		p["at"] = map[string]any{"atMobiles": []string{m.Address}}
+	if at := m.mentions(); len(at) > 0 {
+		p["at"] = map[string]any{"atMobiles": at}
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -22,6 +22,20 @@ type Message struct {
 	Subject string
 	Text    string // the whole bilingual text
 	Alerts  []string
+	// Mentions are the addresses a merged message (a digest to a group
+	// robot) is for; robots mention each. Empty: Address alone.
+	Mentions []string
+}
+
+// mentions lists whom a robot message @-mentions.
+func (m *Message) mentions() []string {
+	if len(m.Mentions) > 0 {
+		return m.Mentions
+	}
+	if m.Address != "" {
+		return []string{m.Address}
+	}
+	return nil
 }
 
 // Notifier sends messages on one channel. retry says whether a failure is
@@ -71,6 +85,10 @@ type ChannelConfig struct {
 	SMTP    SMTPConfig    `yaml:"smtp"`
 	Topic   string        `yaml:"topic"` // mqtt: may use {address}
 	Timeout time.Duration `yaml:"timeout"`
+	// Endpoint names the budget in /metrics, the API and the console
+	// (default: the channel's name); channels with the same URL share one.
+	Endpoint string `yaml:"endpoint"`
+	Limit    Limit  `yaml:"limit"` // the endpoint's budget; default the platform's documented limits
 }
 
 // Env is what notifiers get from the gateway.
@@ -86,8 +104,10 @@ type Publisher interface {
 
 // Validate checks a channel's settings by compiling it.
 func (c *ChannelConfig) Validate() error {
-	_, err := New(*c, nil, nil)
-	return err
+	if _, err := New(*c, nil, nil); err != nil {
+		return err
+	}
+	return c.validateLimit()
 }
 
 // New compiles a channel into its Notifier; now is the clock (robot
@@ -132,34 +152,13 @@ func (h httpChannel) post(ctx context.Context, r delivery.Request) (bool, error)
 		r.URL = h.url
 	}
 	if r.Check == nil {
-		r.Check = robotCheck
+		r.Check = robotCheck(Platforms[h.name].Codes)
 	}
 	retry, err := delivery.Post(ctx, h.client, r)
 	if err != nil {
 		return retry, fmt.Errorf("%s %w", h.name, err)
 	}
 	return false, nil
-}
-
-// robotCheck reads the error code the robots put in a 200 answer
-// (errcode/errmsg for WeCom and DingTalk, code/msg for Feishu).
-func robotCheck(answer []byte) error {
-	var robot struct {
-		ErrCode *int   `json:"errcode"`
-		ErrMsg  string `json:"errmsg"`
-		Code    *int   `json:"code"`
-		Msg     string `json:"msg"`
-	}
-	if json.Unmarshal(answer, &robot) != nil {
-		return nil
-	}
-	if robot.ErrCode != nil && *robot.ErrCode != 0 {
-		return fmt.Errorf("error %d: %s", *robot.ErrCode, robot.ErrMsg)
-	}
-	if robot.Code != nil && *robot.Code != 0 {
-		return fmt.Errorf("error %d: %s", *robot.Code, robot.Msg)
-	}
-	return nil
 }
 
 func jsonString(s string) string {

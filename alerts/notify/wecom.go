@@ -24,8 +24,8 @@ func newWeCom(c ChannelConfig, _ Env) (Notifier, error) {
 // Notify implements Notifier.
 func (n *WeComNotifier) Notify(ctx context.Context, m *Message) (bool, error) {
 	content := m.Text
-	if m.Address != "" {
-		content += "\n<@" + m.Address + ">"
+	for _, a := range m.mentions() {
+		content += "\n<@" + a + ">"
 	}
 	body, err := json.Marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"content": content}})
 	if err != nil {

@@ -56,9 +56,10 @@ var (
 
 // StatusError is a receiver's non-2xx answer.
 type StatusError struct {
-	Code   int
-	Status string // "500 Internal Server Error"
-	Body   string // the start of the answer, secrets removed
+	Code       int
+	Status     string        // "500 Internal Server Error"
+	Body       string        // the start of the answer, secrets removed
+	RetryAfter time.Duration // 429: what Retry-After (or x-ogw-ratelimit-reset) asked for
 }
 
 func (e *StatusError) Error() string {
@@ -68,8 +69,12 @@ func (e *StatusError) Error() string {
 	return strings.TrimSpace("refused the message: " + e.Status + " " + e.Body)
 }
 
-// Is makes errors.Is(err, ErrRefused / ErrUnavailable) work.
+// Is makes errors.Is(err, ErrRefused / ErrUnavailable / ErrThrottled) work;
+// a 429 is both unavailable and throttled.
 func (e *StatusError) Is(target error) bool {
+	if e.Code == http.StatusTooManyRequests && target == ErrThrottled {
+		return true
+	}
 	if e.Code >= 500 || e.Code == http.StatusTooManyRequests {
 		return target == ErrUnavailable
 	}
@@ -167,10 +172,25 @@ func post(ctx context.Context, client *http.Client, r Request) (bool, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // let the connection be reused
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		se := &StatusError{Code: resp.StatusCode, Status: resp.Status, Body: strings.TrimSpace(string(answer))}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			se.RetryAfter = retryAfter(resp.Header, time.Now())
+		} else if r.Check != nil {
+			// Some robots answer their frequency limit with a 4xx and their
+			// code in the body (Feishu 400 {"code":9499}): a throttle, not a refusal.
+			var te *ThrottledError
+			if err := r.Check(answer); errors.As(err, &te) {
+				te.RetryAfter = retryAfter(resp.Header, time.Now())
+				return false, &checkError{err}
+			}
+		}
 		return errors.Is(se, ErrUnavailable), se
 	}
 	if r.Check != nil {
 		if err := r.Check(answer); err != nil {
+			var te *ThrottledError
+			if errors.As(err, &te) && te.RetryAfter == 0 {
+				te.RetryAfter = retryAfter(resp.Header, time.Now())
+			}
 			return false, &checkError{err}
 		}
 	}
@@ -180,9 +200,11 @@ func post(ctx context.Context, client *http.Client, r Request) (bool, error) {
 // checkError is a Check failure: its own text, matched as ErrRefused.
 type checkError struct{ err error }
 
-func (e *checkError) Error() string        { return e.err.Error() }
-func (e *checkError) Unwrap() error        { return e.err }
-func (e *checkError) Is(target error) bool { return target == ErrRefused }
+func (e *checkError) Error() string { return e.err.Error() }
+func (e *checkError) Unwrap() error { return e.err }
+func (e *checkError) Is(target error) bool {
+	return target == ErrRefused && !errors.Is(e.err, ErrThrottled)
+}
 
 func unwrapURL(err error) error {
 	var ue *url.Error
