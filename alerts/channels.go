@@ -16,6 +16,8 @@ type (
 	SMTPConfig = notify.SMTPConfig
 	// Publisher sends MQTT messages (the gateway's MQTT collector).
 	Publisher = notify.Publisher
+	// Limit is an endpoint's budget.
+	Limit = notify.Limit
 )
 
 // Channel types.

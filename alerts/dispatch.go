@@ -21,13 +21,14 @@ type message struct {
 	subj    string
 	drill   bool
 	urgent  bool // never merged into a digest, and sent ahead of the queue: critical, an entrapment, a configured playbook
+	first   bool // ahead of the other urgent ones: an immediate route's alarm (an entrapment), a configured playbook's notice
 	rank    int  // the most urgent priority it carries (0 critical .. 3 low)
 	queued  time.Time
 	contact int  // index into person.Contacts
 	every   bool // sent on every contact at once (a re-page): no fallback chain
 	try     int  // attempts made on this contact
 	held    bool // counted as held once
-	parts   []*message
+	parts   []*message // merged: a digest, or the same urgent message for several people in one group chat
 	ep      *endpoint // where it is queued or being sent
 }
 
@@ -176,7 +177,9 @@ func (r *Router) dispatchEndpoint(e *endpoint, now time.Time) {
 		}
 		m := e.queue[i]
 		e.queue = slices.Delete(e.queue, i, i+1)
-		if !m.urgent {
+		if m.urgent {
+			m = r.together(e, m)
+		} else {
 			m = r.merge(e, m, now)
 		}
 		r.prepare(m, now)
@@ -191,22 +194,60 @@ func (r *Router) dispatchEndpoint(e *endpoint, now time.Time) {
 	}
 }
 
-// next picks the message to send: the oldest urgent one, else the most urgent.
+// class orders the queue: entrapments and urgent playbooks, then the other
+// urgent messages (critical), then the rest.
+func (m *message) class() int {
+	switch {
+	case m.urgent && m.first:
+		return 0
+	case m.urgent:
+		return 1
+	}
+	return 2
+}
+
+// next picks the message to send: the oldest of the most urgent class; in
+// the last class the most urgent priority.
 func (r *Router) next(e *endpoint) int {
 	best := 0
 	for i, m := range e.queue {
 		b := e.queue[best]
-		if m.urgent != b.urgent {
-			if m.urgent {
+		if m.class() != b.class() {
+			if m.class() < b.class() {
 				best = i
 			}
 			continue
 		}
-		if !m.urgent && m.rank < b.rank {
+		if m.class() == 2 && m.rank < b.rank {
 			best = i
 		}
 	}
 	return best
+}
+
+// together folds the same urgent message for other people into m when the
+// endpoint is a group chat: one post mentioning everyone instead of one
+// per person (an entrapment reaches the group at once, and costs one
+// message of the budget).
+func (r *Router) together(e *endpoint, m *message) *message {
+	if !e.grouped {
+		return m
+	}
+	key := m.kind + "\x00" + strings.Join(ids(m.alerts), ",") + "\x00" + m.text
+	parts := []*message{m}
+	e.queue = slices.DeleteFunc(e.queue, func(o *message) bool {
+		if !o.urgent || o.person == m.person || o.kind+"\x00"+strings.Join(ids(o.alerts), ",")+"\x00"+o.text != key {
+			return false
+		}
+		parts = append(parts, o)
+		return true
+	})
+	if len(parts) == 1 {
+		return m
+	}
+	c := *m
+	c.parts = parts
+	return &c
 }
 
 // digestKey: on a group robot everything may merge; elsewhere (SMS,
@@ -297,7 +338,8 @@ func (r *Router) clock(t time.Time) string {
 	return t.In(loc).Format("15:04:05")
 }
 
-// prepare renders a message's text when it is sent.
+// prepare renders a message's text when it is sent. The same message for
+// several people in one group chat carries each one's acknowledgement link.
 func (r *Router) prepare(m *message, now time.Time) {
 	switch m.kind {
 	case "notify":
@@ -305,6 +347,11 @@ func (r *Router) prepare(m *message, now time.Time) {
 		m.subj, m.text = r.renderDigest(m, now)
 	default:
 		m.subj, m.text = r.render(m.person, m.kind, m.alerts, now)
+		if len(m.parts) > 1 && len(m.alerts) == 1 && m.kind != "resolved" {
+			for _, p := range m.parts[1:] {
+				m.text += fmt.Sprintf("\n%s 确认 (ack)：%s", p.person.Name, r.AckLink(m.alerts[0], p.person.ID, now))
+			}
+		}
 	}
 }
 
@@ -332,10 +379,12 @@ func (r *Router) deliver(ctx, dctx context.Context, m *message) {
 	msg := &Message{To: m.person.ID, Address: m.address(), Subject: m.subj, Text: m.text, Alerts: ids(m.alerts)}
 	people := []string{m.person.ID}
 	var alarms []string
-	if m.kind == "digest" {
+	if len(m.parts) > 0 {
 		var as []*Alert
 		for _, p := range m.parts {
-			as = append(as, p.alerts...)
+			if m.kind == "digest" {
+				as = append(as, p.alerts...)
+			}
 			if !slices.Contains(people, p.person.ID) {
 				people = append(people, p.person.ID)
 			}
@@ -343,7 +392,11 @@ func (r *Router) deliver(ctx, dctx context.Context, m *message) {
 				msg.Mentions = append(msg.Mentions, a)
 			}
 		}
-		msg.Alerts, alarms = ids(as), alarmIDs(as)
+		if m.kind == "digest" {
+			msg.Alerts, alarms = ids(as), alarmIDs(as)
+		} else {
+			alarms = alarmIDs(m.alerts)
+		}
 	} else {
 		alarms = alarmIDs(m.alerts)
 	}
@@ -385,7 +438,7 @@ func (r *Router) deliver(ctx, dctx context.Context, m *message) {
 			again := false
 			r.settle(m, func(now time.Time) {
 				switch {
-				case !m.live() && (m.kind != "digest"):
+				case len(m.parts) == 0 && !m.live():
 					r.count(e, "cancelled", 1) // acknowledged meanwhile
 				case e.take(now):
 					r.prepare(m, now)
@@ -407,7 +460,7 @@ func (r *Router) deliver(ctx, dctx context.Context, m *message) {
 					e.failingSince = now
 				}
 				e.lastError, e.lastErrorAt = err.Error(), now
-				if m.kind == "digest" {
+				if len(m.parts) > 0 {
 					for _, p := range m.parts {
 						r.onFailure(p, now, fmt.Sprintf("%s 发送失败 (failed)", e.name))
 					}
@@ -462,7 +515,7 @@ func (r *Router) throttled(m *message, err error, now time.Time) {
 	e.lastError, e.lastErrorAt = err.Error(), now
 	r.log.Warn("endpoint throttled: paused", "endpoint", e.name, "until", e.pausedUntil, "answer", err.Error())
 	parts := []*message{m}
-	if m.kind == "digest" {
+	if len(m.parts) > 0 {
 		parts = m.parts
 	}
 	for _, p := range parts {

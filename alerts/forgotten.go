@@ -91,7 +91,7 @@ func (r *Router) forgotten(al *Alert, now time.Time) {
 	}
 	for _, id := range people {
 		if p := r.people[id]; p != nil {
-			r.post(&message{person: p, kind: "repage", alerts: []*Alert{al}, urgent: true, every: true, rank: priorityRank(al.Priority)}, now)
+			r.post(&message{person: p, kind: "repage", alerts: []*Alert{al}, urgent: true, first: al.Immediate, every: true, rank: priorityRank(al.Priority)}, now)
 			if !slices.Contains(al.Notified, id) {
 				al.Notified = append(al.Notified, id)
 			}

@@ -481,6 +481,7 @@ func (r *Router) send(p *Person, kind string, alerts []*Alert, now time.Time) {
 	m := &message{person: p, kind: kind, alerts: alerts, rank: rankOf(alerts, 3)}
 	for _, a := range alerts {
 		m.urgent = m.urgent || kind != "resolved" && (a.Priority == rules.Critical || a.Immediate)
+		m.first = m.first || kind != "resolved" && a.Immediate
 	}
 	r.post(m, now)
 }
@@ -608,7 +609,7 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 		}
 		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.incidentLink(n.Incident))
 		urgent := slices.Contains(r.cfg.UrgentPlaybooks, r.playbookOf[n.Incident])
-		r.post(&message{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, urgent: urgent, rank: 1}, now)
+		r.post(&message{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, urgent: urgent, first: urgent, rank: 1}, now)
 	}
 }
 

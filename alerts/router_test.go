@@ -31,6 +31,7 @@ type fakeAlarms struct {
 	mu     sync.Mutex
 	alarms map[string]*rules.Alarm
 	acks   []string
+	unacks []string
 }
 
 func (f *fakeAlarms) Alarm(id string) (rules.Alarm, bool) {
@@ -65,6 +66,19 @@ func (f *fakeAlarms) Ack(id, by, note string) (rules.Alarm, error) {
 	return *a, nil
 }
 
+// Unack is the engine's: an acknowledged alarm back to unacknowledged.
+func (f *fakeAlarms) Unack(id, by, note string) (rules.Alarm, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.alarms[id]
+	if a == nil || a.State != rules.StateAcked {
+		return rules.Alarm{}, rules.ErrNothingToUnack
+	}
+	f.unacks = append(f.unacks, id+" by "+by)
+	a.Acked, a.State = false, rules.StateUnacked
+	return *a, nil
+}
+
 type sent struct{ to, first string }
 
 type alertHarness struct {
@@ -82,6 +96,7 @@ type alertHarness struct {
 	got    []sent
 	status int
 	hook   string
+	assets []collectors.Asset // default testAssetsA
 }
 
 type auditLog struct {
@@ -128,7 +143,12 @@ func testConfig(hook string) alerts.Config {
 }
 
 func newAlertHarness(t testing.TB, mod func(*alerts.Config)) *alertHarness {
-	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]*rules.Alarm{}}, status: 200, audits: &auditLog{}}
+	return newSiteHarness(t, nil, mod)
+}
+
+// newSiteHarness is newAlertHarness over other assets (nil: testAssetsA).
+func newSiteHarness(t testing.TB, assets []collectors.Asset, mod func(*alerts.Config)) *alertHarness {
+	h := &alertHarness{t: t, now: t0, src: &fakeAlarms{alarms: map[string]*rules.Alarm{}}, status: 200, audits: &auditLog{}, assets: assets}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m struct{ To, Text string }
 		b, _ := io.ReadAll(r.Body)
@@ -167,7 +187,11 @@ func (h *alertHarness) start(cfg alerts.Config, setup func(*alerts.Router)) {
 	}
 	h.cfg = cfg
 	h.reg = prometheus.NewRegistry()
-	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Auditor: h.audits, Metrics: alerts.NewMetrics(h.reg),
+	assets := testAssetsA
+	if h.assets != nil {
+		assets = h.assets
+	}
+	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: assets, Alarms: h.src, Unack: h.src, Store: h.store, Links: h.store, Auditor: h.audits, Metrics: alerts.NewMetrics(h.reg),
 		Log: slog.New(slog.DiscardHandler), Now: h.time, Workers: 2, Tick: time.Hour,
 		Backoff: delivery.Backoff{Initial: time.Millisecond, Attempts: 3}, Sleep: noSleep})
 	if err != nil {
