@@ -24,12 +24,12 @@ type message struct {
 	first   bool // ahead of the other urgent ones: an immediate route's alarm (an entrapment), a configured playbook's notice
 	rank    int  // the most urgent priority it carries (0 critical .. 3 low)
 	queued  time.Time
-	contact int  // index into person.Contacts
-	every   bool // sent on every contact at once (a re-page): no fallback chain
-	try     int  // attempts made on this contact
-	held    bool // counted as held once
+	contact int        // index into person.Contacts
+	every   bool       // sent on every contact at once (a re-page): no fallback chain
+	try     int        // attempts made on this contact
+	held    bool       // counted as held once
 	parts   []*message // merged: a digest, or the same urgent message for several people in one group chat
-	ep      *endpoint // where it is queued or being sent
+	ep      *endpoint  // where it is queued or being sent
 }
 
 func (m *message) channel() string { return m.person.Contacts[m.contact].Channel }

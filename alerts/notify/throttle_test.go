@@ -110,4 +110,3 @@ func TestPlatformLimits(t *testing.T) {
 		t.Fatalf("mentions: %+v", g)
 	}
 }
-
