@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/gateway/config"
-	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -15,7 +14,7 @@ import (
 // dutyOrders links duty-log entries to work orders: read from the store,
 // opened through the service.
 type dutyOrders struct {
-	store   *sqlite.Rules
+	store   workorder.Store
 	service *workorder.Service
 }
 
@@ -31,9 +30,9 @@ var _ duty.WorkOrders = dutyOrders{}
 
 // newDuty builds the duty roster, handovers and log on the rules database,
 // seeding the roster from the alerts: people and teams, and loads it.
-func newDuty(ctx context.Context, cfg *config.Config, store *sqlite.Rules, alarms duty.AlarmReader, incidents duty.IncidentReader,
+func newDuty(ctx context.Context, cfg *config.Config, store rulesStore, alarms duty.AlarmReader, incidents duty.IncidentReader,
 	orders *workorder.Service, log *slog.Logger) (*duty.Service, error) {
-	dstore, err := sqlite.NewDuty(store.DB)
+	dstore, err := openDutyStore(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("duty: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -66,6 +67,18 @@ func openRulesStore(ctx context.Context, db string, outbox bool) (rulesStore, er
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	return sqlite.OpenRules(db, outbox)
+}
+
+// openDutyStore adds the duty tables to the rules database, whichever
+// backend holds it.
+func openDutyStore(ctx context.Context, store rulesStore) (duty.Store, error) {
+	switch s := store.(type) {
+	case *sqlite.Rules:
+		return sqlite.NewDuty(s.DB)
+	case *postgres.Rules:
+		return postgres.NewDuty(ctx, s.DB)
+	}
+	return nil, fmt.Errorf("no duty store for %T", store)
 }
 
 func openAlertsStore(ctx context.Context, db string) (alertsStore, error) {
