@@ -6,6 +6,7 @@ import (
 	"github.com/propgate/gateway/dashboard/audit"
 	"github.com/propgate/gateway/internal/store/storetest"
 	"github.com/propgate/gateway/internal/testenv"
+	"github.com/propgate/gateway/rules/duty"
 )
 
 // The shared store suite (internal/store/storetest), the one the SQLite
@@ -30,6 +31,20 @@ func TestStoreSuiteIntegration(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
+	t.Run("Duty", func(t *testing.T) {
+		storetest.Duty(t, func(t *testing.T) duty.Store {
+			r, err := OpenRules(t.Context(), pg.NewSchema(t), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			s, err := NewDuty(t.Context(), r.DB)
+			if err != nil {
+				t.Fatal(err)
+			}
 			return s
 		})
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/propgate/gateway/dashboard/audit"
 	"github.com/propgate/gateway/internal/store/storetest"
+	"github.com/propgate/gateway/rules/duty"
 )
 
 // The shared store suite (internal/store/storetest), the one the
@@ -39,6 +40,21 @@ func TestAuditStoreSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestDutyStoreSuite(t *testing.T) {
+	storetest.Duty(t, func(t *testing.T) duty.Store {
+		r, err := OpenRules(filepath.Join(t.TempDir(), "gateway.db"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		s, err := NewDuty(r.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return s
 	})
 }
