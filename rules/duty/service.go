@@ -388,7 +388,10 @@ type EntryInput struct {
 // NewWorkOrder is a work order opened from a duty-log entry; the caller is
 // its reporter and the entry's text its description unless given.
 type NewWorkOrder struct {
+	Type        string         `json:"type,omitempty"` // repair (报修, default), complaint (投诉), help (求助), suggestion (建议)
 	Category    string         `json:"category"`
+	Room        string         `json:"room,omitempty"`         // 房号
+	CallerPhone string         `json:"caller_phone,omitempty"` // the caller's number, for the call-back
 	Priority    rules.Priority `json:"priority"`
 	Asset       string         `json:"asset,omitempty"`
 	Location    string         `json:"location,omitempty"`
@@ -466,8 +469,12 @@ func (s *Service) Write(ctx context.Context, in EntryInput, by Who) (*Entry, err
 		if reporter == "" {
 			reporter = by.Username
 		}
-		w, err := s.d.Orders.Create(ctx, workorder.WorkOrder{Category: strings.TrimSpace(nw.Category), Priority: nw.Priority, Asset: nw.Asset,
-			Location: nw.Location, Description: desc, Reporter: reporter}, by.Username)
+		channel := "phone" // 来电
+		if e.Kind != KindCall {
+			channel = "front_desk" // reported in person, or seen on patrol
+		}
+		w, err := s.d.Orders.Create(ctx, workorder.WorkOrder{Channel: channel, Type: workorder.Type(nw.Type), Category: strings.TrimSpace(nw.Category), Priority: nw.Priority,
+			Asset: nw.Asset, Location: nw.Location, Room: nw.Room, Description: desc, Reporter: reporter, CallerName: e.Caller, CallerPhone: nw.CallerPhone}, by.Username)
 		if err != nil {
 			return nil, fmt.Errorf("%w: new_workorder: %v", ErrInvalid, err)
 		}
