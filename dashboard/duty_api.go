@@ -403,7 +403,7 @@ const handoverHTML = (`<!doctype html><html lang="zh"><head><meta charset="utf-8
 <p class="noprint muted">打印：Ctrl+P / Print with Ctrl+P</p>
 <h1>交接班记录 Shift handover #{{.H.ID}}</h1>
 <p>{{.Site}} · {{.H.TeamName}}（{{.H.Team}}）· 班次 Shift {{t .H.ShiftStart}} – {{t .H.ShiftEnd}}
-{{if .H.Rostered}} · 排班 Rostered: {{.H.Rostered}} → {{.H.Next}}{{end}}</p>
+{{if .H.Rostered}} · 排班 Rostered: {{.H.RosterName}} → {{.H.NextName}}{{end}}</p>
 <div class="sig"><div><b>交班人 Outgoing</b><br>{{.H.Outgoing.Name}}（{{.H.Outgoing.By}}）<br>签字时间 Signed: {{t .H.Outgoing.At}}</div>
 <div><b>接班人 Incoming</b><br>{{with .H.Incoming}}{{.Name}}（{{.By}}）<br>接班时间 Accepted: {{t .At}}{{if .Note}}<br>{{.Note}}{{end}}{{else}}待接班 awaiting acceptance{{end}}</div></div>
 <h2>交班说明 Remarks</h2><p>{{if .H.Remarks}}{{.H.Remarks}}{{else}}无 none{{end}}</p>

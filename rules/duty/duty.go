@@ -38,6 +38,8 @@ type Handover struct {
 	ShiftEnd   time.Time  `json:"shift_end,omitempty"`
 	Rostered   string     `json:"rostered_outgoing,omitempty"` // who the roster had on duty
 	Next       string     `json:"rostered_incoming,omitempty"` // who the roster has next
+	RosterName string     `json:"rostered_outgoing_name,omitempty"`
+	NextName   string     `json:"rostered_incoming_name,omitempty"`
 	Remarks    string     `json:"remarks,omitempty"`           // 交班说明: what the outgoing person adds
 	Outgoing   Signature  `json:"outgoing"`                    // 交班人
 	Incoming   *Signature `json:"incoming,omitempty"`          // 接班人, once accepted

@@ -258,7 +258,8 @@ func (s *Service) Draft(ctx context.Context, team string) (*Handover, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handover{Team: sh.Team, TeamName: sh.TeamName, ShiftStart: sh.From, ShiftEnd: sh.Until, Rostered: sh.Person, Next: next, Status: "draft"}
+	h := &Handover{Team: sh.Team, TeamName: sh.TeamName, ShiftStart: sh.From, ShiftEnd: sh.Until, Rostered: sh.Person, Next: next,
+		RosterName: s.name(sh.Person), NextName: s.name(next), Status: "draft"}
 	h.Summary = s.d.Sources.summarise(ctx, now)
 	if err := s.shiftLog(ctx, h, now); err != nil {
 		return nil, err
