@@ -40,11 +40,11 @@ type Handover struct {
 	Next       string     `json:"rostered_incoming,omitempty"` // who the roster has next
 	RosterName string     `json:"rostered_outgoing_name,omitempty"`
 	NextName   string     `json:"rostered_incoming_name,omitempty"`
-	Remarks    string     `json:"remarks,omitempty"`           // 交班说明: what the outgoing person adds
-	Outgoing   Signature  `json:"outgoing"`                    // 交班人
-	Incoming   *Signature `json:"incoming,omitempty"`          // 接班人, once accepted
-	Status     string     `json:"status"`                      // signed (awaiting the incoming person), accepted
-	Summary    Summary    `json:"summary"`                     // the snapshot at signing
+	Remarks    string     `json:"remarks,omitempty"`  // 交班说明: what the outgoing person adds
+	Outgoing   Signature  `json:"outgoing"`           // 交班人
+	Incoming   *Signature `json:"incoming,omitempty"` // 接班人, once accepted
+	Status     string     `json:"status"`             // signed (awaiting the incoming person), accepted
+	Summary    Summary    `json:"summary"`            // the snapshot at signing
 }
 
 // Handover statuses.
