@@ -119,6 +119,7 @@ func newAlertsSite(t *testing.T, channel alerts.ChannelConfig, o AlertsOptions, 
 	t.Cleanup(func() { cancel(); <-done; store.Close() })
 	api := NewAPI(Deps{State: collectors.NewState(nil), Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler)})
 	api.MountAlerts(s.router, store, o)
+	api.MountAlertEndpoints(s.router)
 	for _, a := range auth {
 		api.UseAuth(a)
 	}
@@ -351,5 +352,39 @@ func TestDemoReceiverIsOptInAuthenticatedAndBounded(t *testing.T) {
 	// 1000 bytes hold 9 messages of ~108 bytes: the newest, newest first.
 	if len(got) != 9 || got[0].Body.N != 19 || got[8].Body.N != 11 {
 		t.Fatalf("kept %d messages: %+v", len(got), got)
+	}
+}
+
+// A throttled robot shows in GET /api/v1/alerts/endpoints under its
+// configured name, since when and until when; the error text is for
+// operators, and nobody sees the robot's URL or key.
+func TestThrottledEndpointIsVisible(t *testing.T) {
+	robot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}`)
+	}))
+	defer robot.Close()
+	s := newAlertsSite(t, alerts.ChannelConfig{Type: alerts.DingTalk, URL: robot.URL + "/robot/send?access_token=f00dfeedf00dfeedf00d", Endpoint: "duty-group"}, AlertsOptions{})
+	s.fire(t)
+	s.attempts(t, 1)
+	for _, role := range []string{"viewer", "operator"} {
+		var eps []alerts.EndpointStatus
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			code, _, body := doAs(t, "GET", s.srv.URL+"/api/v1/alerts/endpoints", role, "", "")
+			if code != 200 || strings.Contains(body, "f00dfeed") || strings.Contains(body, robot.URL) {
+				t.Fatalf("%s: %d %s", role, code, body)
+			}
+			eps = nil
+			json.Unmarshal([]byte(body), &eps)
+			if len(eps) == 1 && eps[0].State == "throttled" || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(eps) != 1 || eps[0].Name != "duty-group" || eps[0].State != "throttled" || !eps[0].Since.Equal(at0) ||
+			!eps[0].PausedUntil.Equal(at0.Add(10*time.Minute)) || eps[0].Counts["throttled"] != 1 || eps[0].PerMinute != 20 {
+			t.Fatalf("%s: %+v", role, eps)
+		}
+		if (eps[0].LastError != "") != (role == "operator") {
+			t.Fatalf("%s sees the error %q", role, eps[0].LastError)
+		}
 	}
 }

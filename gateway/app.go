@@ -195,6 +195,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			opts.DemoReceiver = &demoreceiver.Options{} // the demo's channel posts here; never on a real site
 		}
 		api.MountAlerts(router, astore, opts)
+		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
 	}
 	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
 	hubEvents := bus.Subscribe(1024)

@@ -58,6 +58,8 @@ func TestConfigErrors(t *testing.T) {
 		// Review 2: no dashboard: section on a reachable address meant no authentication.
 		{"open_listen_no_dashboard.yaml", `testdata/open_listen_no_dashboard.yaml:2: http.listen: "0.0.0.0:8080" is reachable from other machines, but there is no dashboard: section, so nobody would have to log in; fix: add dashboard: (users, wall_token), or listen on 127.0.0.1`},
 		{"tls_half.yaml", `testdata/tls_half.yaml:3: http.tls_cert: set both tls_cert and tls_key, or neither`},
+		{"alerts_limit_too_high.yaml", `testdata/alerts_limit_too_high.yaml:13: alerts.channels.duty.limit.per_minute: 30 is more than a dingtalk robot takes (20 a minute; beyond it the platform throttles the robot); fix: 20 or less, or leave it out for the platform's limit`},
+		{"alerts_endpoint_shared.yaml", `testdata/alerts_endpoint_shared.yaml:16: alerts.channels.sms.endpoint: "duty-group" is also channels.duty's endpoint, which sends elsewhere; fix: one endpoint name per robot, SMS account or SMTP relay`},
 		// Issue 12: the service standard's settings.
 		{"service_category_not_listed.yaml", `testdata/service_category_not_listed.yaml:8: rules.rules[0].workorder.category: "plumbing" is not under rules.categories; fix: one of electrical`},
 		{"service_target_percent.yaml", `testdata/service_target_percent.yaml:6: rules.targets.callback: 95 is not a share; fix: a number between 0 and 1, e.g. 0.95 for 95 %`},
