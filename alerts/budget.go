@@ -214,10 +214,13 @@ func (r *Router) buildEndpoints() {
 	sort.Slice(r.endpoints, func(i, j int) bool { return r.endpoints[i].name < r.endpoints[j].name })
 }
 
+// maxFloodCount bounds the activations remembered (the console's count).
+const maxFloodCount = 1000
+
 // noteActivation remembers an alarm activation for flood detection.
 func (r *Router) noteActivation(now time.Time) {
 	r.floods = append(r.floods, now)
-	if n := r.cfg.Flood.Alarms + 1; len(r.floods) > n {
+	if n := max(r.cfg.Flood.Alarms+1, maxFloodCount); len(r.floods) > n {
 		r.floods = slices.Delete(r.floods, 0, len(r.floods)-n)
 	}
 }

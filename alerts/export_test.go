@@ -35,3 +35,14 @@ func (r *Router) SetNotifier(channel string, n Notifier) { r.notifiers[channel] 
 func (r *Router) Render(person, kind string, alerts []*Alert, now time.Time) (string, string) {
 	return r.render(r.people[person], kind, alerts, now)
 }
+
+// RenderDigest renders a digest of alerts for a person on the first
+// contact's endpoint.
+func (r *Router) RenderDigest(person string, as []*Alert, now time.Time) (string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.people[person]
+	parts := []*message{{person: p, kind: "alert", alerts: as}}
+	m := &message{person: p, kind: "digest", parts: parts, ep: r.endpointOf[p.Contacts[0].Channel]}
+	return r.renderDigest(m, now)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -451,5 +452,69 @@ func TestAcknowledgingCancelsAScheduledSMS(t *testing.T) {
 	}
 	if h.metric("gateway_alert_endpoint_messages_total", "outcome", "cancelled") != 1 {
 		t.Fatal("cancellation not counted")
+	}
+}
+
+// In a flood the waiting messages for one person merge into one digest
+// (Chinese first, counts by priority and building), while a notice of an
+// urgent playbook (an entrapment) goes out on its own, first.
+func TestFloodDigestButUrgentPlaybookAlone(t *testing.T) {
+	h := newAlertHarness(t, func(c *alerts.Config) {
+		ch := c.Channels["hook"]
+		ch.Limit = alerts.Limit{PerMinute: 2}
+		c.Channels["hook"] = ch
+		c.UrgentPlaybooks = []string{"entrapment"}
+		c.Inhibit = nil
+	})
+	h.r.OnEvent(event.Event{Type: event.EventIncident, Incident: &playbook.Incident{ID: 1, Playbook: "entrapment", Status: "open"}})
+	h.r.OnEvent(event.Event{Type: event.EventIncident, Incident: &playbook.Incident{ID: 2, Playbook: "storm", Status: "open"}})
+	for i := range 12 {
+		h.fire(fmt.Sprintf("leak-%02d", i), []string{"b3-pump", "b5-light"}[i%2], "water_supply", []rules.Priority{rules.Medium, rules.High}[i%2])
+	}
+	storm := func(text string) {
+		h.r.OnEvent(event.Event{Type: event.EventNotify, Notify: &playbook.Notification{Roles: []string{"duty_engineer"}, Text: text, Incident: 2}})
+	}
+	storm("暴雨预案：关闭地库挡水板 storm: close the flood barriers") // spends the budget
+	storm("暴雨预案：检查地下室 storm: check basements")            // waits
+	h.r.OnEvent(event.Event{Type: event.EventNotify, Notify: &playbook.Notification{Roles: []string{"duty_engineer"}, Text: "电梯困人：立即前往 3号楼 trapped: go to building 3", Incident: 1}})
+	h.settled()
+	h.advance(10 * time.Second) // the grouping window closes: the alarms wait too
+	h.settled()
+	h.advance(50 * time.Second) // the next message of the budget: the entrapment, alone, ahead of the rest
+	h.settled()
+	h.advance(time.Minute) // the next: everything else, merged
+	got := h.settled()
+	if fmt.Sprint(got) != "[wang: 【Incident】暴雨预案：关闭地库挡水板 storm: close the flood barriers wang: 【Incident】电梯困人：立即前往 3号楼 trapped: go to building 3 wang: 【报警汇总】12 条报警，1 条预案通知]" {
+		t.Fatalf("messages: %v", got)
+	}
+	if n := h.metric("gateway_alert_endpoint_messages_total", "outcome", "merged"); n != 2 {
+		t.Fatalf("merged %v", n)
+	}
+	eps := h.r.Endpoints()
+	if len(eps) != 1 || !eps[0].FloodActive || eps[0].FloodAlarms != 12 || eps[0].Counts["sent"] != 3 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+}
+
+// The digest's text: Chinese first, why it was merged, counts by priority
+// and by building, most urgent first, the rest summarised with a link.
+func TestDigestText(t *testing.T) {
+	var as []*alerts.Alert
+	for i := range 14 {
+		p := []rules.Priority{rules.Low, rules.Medium, rules.High}[i%3]
+		if i == 13 {
+			p = rules.Critical
+		}
+		as = append(as, &alerts.Alert{ID: fmt.Sprintf("a%02d", i), Name: fmt.Sprintf("alarm %02d", i), NameZH: fmt.Sprintf("报警%02d", i), Priority: p,
+			Building: []string{"3号楼", "5号楼"}[i%2], Location: []string{"3号楼", "5号楼"}[i%2], Since: t0, State: alerts.Firing})
+	}
+	h := newAlertHarness(t, nil)
+	_, text := h.r.RenderDigest("wang", as, t0)
+	lines := strings.Split(text, "\n")
+	want := []string{"【报警汇总】14 条报警", "hook 发送额度不足，消息已合并", "按优先级：紧急 1｜高 4｜中 4｜低 5", "按楼栋：3号楼 7｜5号楼 7"}
+	if fmt.Sprint(lines[:4]) != fmt.Sprint(want) || !strings.HasPrefix(lines[4], "1. 【紧急】报警13 — 5号楼（14:00:00起） 确认：https://gw.yushan.example/api/v1/alerts/a13/ack?") ||
+		!strings.HasPrefix(lines[5], "2. 【高】报警02") || !strings.Contains(text, "……另有 4 条，全部报警：https://gw.yushan.example/console/alerts") ||
+		!strings.Contains(text, "[ALARM DIGEST] 14 alarms") || strings.Index(text, "[ALARM DIGEST]") < strings.Index(text, "【报警汇总】") {
+		t.Fatalf("digest:\n%s", text)
 	}
 }
