@@ -523,3 +523,25 @@ func (r *Router) throttled(m *message, err error, now time.Time) {
 		e.queue = append(e.queue, p)
 	}
 }
+
+// Announce sends a text to people ("person:<id>") and whoever is on call
+// for teams ("team:<id>") through the same endpoint budgets as the alerts:
+// for other features that message the duty teams (a daily review, a
+// handover reminder), so that together they never exceed a robot's limit.
+// Urgent ones are never merged and go first; the rest may be merged into a
+// digest in a flood. Unknown targets are an error.
+func (r *Router) Announce(to []string, subject, text string, urgent bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	for _, t := range to {
+		kind, id, _ := strings.Cut(t, ":")
+		if !(kind == "team" && r.teams[id] != nil) && !(kind == "person" && r.people[id] != nil) {
+			return fmt.Errorf("alerts: %q is not team:<id> or person:<id> of a configured team or person", t)
+		}
+	}
+	for _, p := range r.targets(to, now) {
+		r.post(&message{person: p, kind: "notify", subj: subject, text: text, urgent: urgent, rank: 2}, now)
+	}
+	return nil
+}

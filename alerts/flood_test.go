@@ -518,3 +518,27 @@ func TestDigestText(t *testing.T) {
 		t.Fatalf("digest:\n%s", text)
 	}
 }
+
+// Other features' messages (a daily review) go through the same budget.
+func TestAnnounceSharesTheBudget(t *testing.T) {
+	h := newAlertHarness(t, func(c *alerts.Config) {
+		ch := c.Channels["hook"]
+		ch.Limit = alerts.Limit{PerMinute: 1}
+		c.Channels["hook"] = ch
+	})
+	if err := h.r.Announce([]string{"team:nobody"}, "x", "x", false); err == nil {
+		t.Fatal("an unknown team was accepted")
+	}
+	for range 2 {
+		if err := h.r.Announce([]string{"team:engineering"}, "每日报警回顾 daily review", "【每日回顾】昨日报警 12 条", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.settled(); fmt.Sprint(got) != "[wang: 【每日回顾】昨日报警 12 条]" {
+		t.Fatalf("within the budget: %v", got)
+	}
+	h.advance(time.Minute)
+	if got := h.settled(); len(got) != 2 {
+		t.Fatalf("after a minute: %v", got)
+	}
+}
