@@ -423,8 +423,8 @@ const handoverHTML = (`<!doctype html><html lang="zh"><head><meta charset="utf-8
 {{range .WorkOrders}}<tr><td>{{.ID}}</td><td>{{prio .Priority}}</td><td>{{.Category}}</td><td>{{.Description}} {{.Location}}</td><td>{{.Status}}</td><td>{{.Assignee}}</td>
 <td>{{t .ResolutionDue}}{{if .Overdue}} <span class="over">超时 overdue</span>{{end}}</td></tr>{{end}}</table>{{else}}<p>无 none</p>{{end}}
 <h2>进行中的计划停水停电/维保 Planned works in progress（{{len .PlannedWorks}}）</h2>
-{{if .PlannedWorks}}<table><tr><th>#</th><th>内容 What</th><th>楼栋 Buildings</th><th>开始 Start</th><th>预计结束 Expected end</th></tr>
-{{range .PlannedWorks}}<tr><td>{{.ID}}</td><td>{{.Title}}</td><td>{{range .Buildings}}{{.}} {{end}}</td><td>{{t .Start}}</td><td>{{t .End}}</td></tr>{{end}}</table>{{else}}<p>无 none</p>{{end}}
+{{if .PlannedWorks}}<table><tr><th>#</th><th>内容 What</th><th>状态 Status</th><th>楼栋 Buildings</th><th>开始 Start</th><th>预计结束 Expected end</th></tr>
+{{range .PlannedWorks}}<tr><td>{{.ID}}</td><td>{{.Title}}</td><td>{{.Status}}</td><td>{{range .Buildings}}{{.}} {{end}}</td><td>{{t .Start}}</td><td>{{t .End}}</td></tr>{{end}}</table>{{else}}<p>无 none</p>{{end}}
 <h2>本班值班记录 Duty log this shift（{{len .Log}}）</h2>
 {{if .Log}}<table><tr><th>时间 At</th><th>类型 Kind</th><th>来电/报告人 Caller</th><th>内容 Text</th><th>工单 WO</th><th>记录人 By</th></tr>
 {{range .Log}}<tr><td>{{t .At}}</td><td>{{kind .Kind}}</td><td>{{.Caller}}</td><td>{{.Text}}</td><td>{{if .WorkOrder}}#{{.WorkOrder}}{{end}}</td><td>{{.AuthorName}}（{{.Author}}）</td></tr>{{end}}</table>{{else}}<p>无 none</p>{{end}}

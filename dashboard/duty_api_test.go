@@ -164,6 +164,13 @@ func TestHandoverRoundTripOverTheAPI(t *testing.T) {
 	if _, body := do(t, "GET", srv.URL+"/api/v1/duty-log/print?date=2026-11-23", "", eng); !strings.Contains(body, "值班记录") || !strings.Contains(body, "3-201 刘女士") {
 		t.Errorf("printed log: %s", body)
 	}
+	// What people write is text on the printed page, never markup.
+	if resp, body := do(t, "POST", srv.URL+"/api/v1/duty-log", `{"at_now":true,"kind":"note","text":"<script>alert(1)</script>"}`, op, js); resp.StatusCode != 201 {
+		t.Fatalf("entry: %d %s", resp.StatusCode, body)
+	}
+	if _, body := do(t, "GET", srv.URL+"/api/v1/duty-log/print?date=2026-11-23", "", eng); strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;alert(1)") {
+		t.Errorf("printed log does not escape what people wrote")
+	}
 
 	// The wall token: names on duty, nothing people wrote.
 	resp, body = do(t, "GET", srv.URL+"/api/v1/duty/now", "", wall)

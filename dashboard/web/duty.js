@@ -83,7 +83,7 @@ function summaryHTML(s) {
     sec("masked", s.masked, a => `<li data-alarm="${h(a.id)}">${alarmName(a)} ${h(a.asset)} · ${h(a.state)} · ${t("by")} ${h(a.by)} ${h(a.note)}${a.until && !a.until.startsWith("0001") ? " · " + t("until") + " " + fmtT(a.until) : ""}</li>`) +
     sec("incidents", s.incidents, i => `<li>#${i.id} ${h(i.name)} ${h(i.asset)} (${i.done}/${i.total}) — ${t("current")}: ${i.current.map(c => h(lng === "zh" && c.title_zh ? c.title_zh : c.title) + (c.overdue ? ` <span class="overdue">${t("overdue")}</span>` : "")).join("；")}</li>`) +
     sec("workorders", s.workorders, w => `<li data-workorder="${w.id}">#${w.id} ${h(w.category)} ${h(w.description)} · ${h(w.status)}${w.overdue ? ` <span class="overdue">${t("overdue")}</span>` : ""}</li>`) +
-    sec("planned", s.planned_works || [], p => `<li>#${p.id} ${h(p.title)} ${fmtT(p.start)} – ${fmtT(p.end)}</li>`) +
+    sec("planned", s.planned_works || [], p => `<li>#${p.id} ${h(p.title)} · ${h(p.status)} · ${fmtT(p.start)} – ${fmtT(p.end)}</li>`) +
     sec("shiftLog", s.log, e => `<li>${fmtT(e.at)} ${t("k_" + e.kind)} ${h(e.caller)} ${h(e.text)}</li>`) + `</div>`;
 }
 

@@ -431,7 +431,10 @@ func (s *Service) Write(ctx context.Context, in EntryInput, by Who) (*Entry, err
 	}
 	if e.Team != "" {
 		s.mu.RLock()
-		_, ok := s.roster.team(e.Team)
+		ok := s.roster != nil
+		if ok {
+			_, ok = s.roster.team(e.Team)
+		}
 		s.mu.RUnlock()
 		if !ok {
 			return nil, fmt.Errorf("%w: team %q is not in the duty roster", ErrInvalid, e.Team)

@@ -89,7 +89,8 @@ type WorkOrderItem struct {
 type PlannedWork struct {
 	ID        int64     `json:"id"`
 	Title     string    `json:"title"`
-	Kind      string    `json:"kind,omitempty"`
+	Kind      string    `json:"kind,omitempty"`   // power, water, maintenance
+	Status    string    `json:"status,omitempty"` // in_progress, verifying, not_recovered; scheduled when it starts within a day
 	Buildings []string  `json:"buildings,omitempty"`
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"`
@@ -117,7 +118,8 @@ type WorkOrderReader interface {
 	WorkOrders(ctx context.Context, f workorder.Filter) ([]*workorder.WorkOrder, error)
 }
 
-// PlannedWorks lists the planned works in progress at a time (the planned-works package).
+// PlannedWorks lists the planned works in progress at a time, and those
+// starting within a day (the planned-works package).
 type PlannedWorks interface {
 	InProgress(ctx context.Context, at time.Time) ([]PlannedWork, error)
 }
