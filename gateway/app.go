@@ -157,6 +157,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The register, inspection rounds, night lighting, PM plans (issue #13).
+	upkeep, err := newUpkeep(ctx, cfg, assets, store, pipeline, state, orders, log)
+	if err != nil {
+		return err
+	}
 
 	var router *alerts.Router
 	if cfg.Alerts != nil {
@@ -198,6 +203,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
 	}
 	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
+	publicURL := ""
+	if cfg.Alerts != nil {
+		publicURL = cfg.Alerts.BaseURL
+	}
+	upkeep.mount(api, runner, publicURL)
 	hubEvents := bus.Subscribe(1024)
 	defer hubEvents.Close()
 	hub := dashboard.NewHub(state, hubEvents, api.Snapshot, log.With("component", "hub"))
@@ -217,6 +227,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		{"hub", func(ctx context.Context) error { hub.Run(ctx); return nil }},
 		{"stale", func(ctx context.Context) error { pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now); return nil }},
 	}
+	services = append(services, upkeep.services()...)
 	if hook != nil {
 		services = append(services, service{"webhook", hook.Run})
 	}

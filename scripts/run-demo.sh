@@ -22,6 +22,7 @@ export GATEWAY_PUBLIC_URL=${GATEWAY_PUBLIC_URL:-http://127.0.0.1:${GATEWAY_LISTE
 # configs/demo.yaml are published in the repository and README.
 rnd() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 export ALERT_LINK_SECRET=${ALERT_LINK_SECRET:-$(rnd 32)}
+export INSPECTION_QR_SECRET=${INSPECTION_QR_SECRET:-$(rnd 32)}
 export WALL_TOKEN=${WALL_TOKEN:-$(rnd 16)}
 export OPERATOR_PASSWORD=${OPERATOR_PASSWORD:-$(rnd 6)}
 export ENGINEER_PASSWORD=${ENGINEER_PASSWORD:-$(rnd 6)}

@@ -422,6 +422,15 @@ func routeRole(pattern string) (Role, bool) {
 		return NoRole, true
 	case "GET /api/v1/audit":
 		return Admin, true
+	// The asset register, contacts, inspections (issue #13): phone numbers and
+	// what inspectors wrote are not for the wall token; admins edit the register.
+	case "GET /api/v1/register", "GET /api/v1/assets/{id}/register", "GET /api/v1/contacts", "GET /api/v1/incidents/{id}/contacts",
+		"GET /api/v1/inspections/checkpoint", "GET /api/v1/inspections/{id}/photos/{checkpoint}/{item}":
+		return Engineer, true
+	case "GET /api/v1/inspections/codes":
+		return Operator, true
+	case "PUT /api/v1/assets/{id}/register", "POST /api/v1/register/import":
+		return Admin, true
 	case "GET /demo/receiver":
 		return Operator, true
 	// The duty room's records (交接班, 值班记录, 值班表): what people wrote

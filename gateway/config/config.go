@@ -31,7 +31,10 @@ import (
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/inspection"
+	"github.com/propgate/gateway/rules/maintenance"
 	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/register"
 )
 
 // Config is the whole gateway configuration.
@@ -52,9 +55,14 @@ type Config struct {
 	Alerts    *alerts.Config        `yaml:"alerts"`
 	Dashboard *dashboard.AuthConfig `yaml:"dashboard"`
 	Stale     StaleSweep            `yaml:"stale"`
-	path      string
-	root      *yaml.Node
-	orig      []byte // the file before ${ENV} substitution, while validating
+	// The duty room's register and rounds (issue #13): the asset register and
+	// contacts, inspection rounds and night lighting, preventive maintenance.
+	Register    *register.Config    `yaml:"register"`
+	Inspections *inspection.Config  `yaml:"inspections"`
+	Maintenance *maintenance.Config `yaml:"maintenance"`
+	path        string
+	root        *yaml.Node
+	orig        []byte // the file before ${ENV} substitution, while validating
 }
 
 // Playbooks is the playbooks: section: a folder of playbook files.
@@ -238,6 +246,9 @@ func Parse(file string, raw []byte, lookup func(string) (string, bool)) (*Config
 			return nil, err
 		}
 	}
+	if err := cfg.checkStepContacts(); err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
 	return cfg, nil
 }
 
@@ -340,6 +351,7 @@ func (c *Config) setDefaults() {
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
 	}
+	c.registerDefaults()
 	if c.Dashboard != nil {
 		c.Dashboard.SetDefaults()
 		if c.HTTP.TLS() {
@@ -445,6 +457,7 @@ func (c *Config) validate() error {
 	if c.Simulator.Enabled && !c.Demo {
 		add("simulator", cfgerr.Errorf("enabled", "the simulator publishes simulated telemetry to the broker and serves fake Modbus devices: only for a demo; fix: simulator.enabled: false (SIMULATOR=false) on a real site, or demo: true at the top level for a demo"))
 	}
+	c.validateRegister(add, ids)
 	c.checkSecrets(add)
 	c.checkDatabases(add) // database.go: SQLite file or postgres:// URL
 	if c.Simulator.Enabled {
@@ -513,6 +526,7 @@ func PublishedSecrets() []string {
 		"demo-wall-display-token",                      // dashboard.wall_token
 		"operator-demo", "engineer-demo", "admin-demo", // passwords
 		"demo-operator-token", "demo-admin-token", // bearer tokens
+		"demo-only-qr-secret-change-me", // inspections.qr_secret
 	}
 }
 
@@ -524,6 +538,9 @@ func (c *Config) secretFields() [][2]string {
 	out := [][2]string{{"influxdb.token", c.InfluxDB.Token}}
 	if c.Alerts != nil {
 		out = append(out, [2]string{"alerts.link_secret", c.Alerts.LinkSecret})
+	}
+	if c.Inspections != nil {
+		out = append(out, [2]string{"inspections.qr_secret", c.Inspections.QRSecret})
 	}
 	if c.Dashboard != nil {
 		out = append(out, [2]string{"dashboard.wall_token", c.Dashboard.WallToken})

@@ -51,7 +51,7 @@ func TestConfigErrors(t *testing.T) {
 		{"rule_unknown_suppressor.yaml", `testdata/rule_unknown_suppressor.yaml:11: rules.rules[0].suppressed_by[0].rule: "mains-gone" is not a rule id`},
 		{"rule_matches_nothing.yaml", "testdata/rule_matches_nothing.yaml:8: rules.rules[0].target: matches no declared asset; fix: check the asset id, kind, building or floor"},
 		{"playbooks_bad.yaml", `testdata/playbooks_bad/entrapment.yaml:15: steps[1].when[0].op: "equals" is not an operator; fix: eq, ne, gt, ge, lt or le`},
-		{"playbooks_unknown_key.yaml", `testdata/playbooks_unknown_key/outage.yaml:7: unknown key "dealine"; fix: check the spelling (valid here: action, after, complete, deadline, decide, drill_only, escalate, id, note_required, on_overdue, optional, records, role, source, title, title_zh, when, when_any)`},
+		{"playbooks_unknown_key.yaml", `testdata/playbooks_unknown_key/outage.yaml:7: unknown key "dealine"; fix: check the spelling (valid here: action, after, complete, contacts, deadline, decide, drill_only, escalate, id, note_required, on_overdue, optional, records, role, source, title, title_zh, when, when_any)`},
 		{"rule_bad_priority.yaml", `testdata/rule_bad_priority.yaml:7: rules.rules[0].priority: "urgent" is not a priority; fix: critical, high, medium or low`},
 		// Review 23: the simulator was on by default in any config.
 		{"simulator_not_demo.yaml", `testdata/simulator_not_demo.yaml:6: simulator.enabled: the simulator publishes simulated telemetry to the broker and serves fake Modbus devices: only for a demo; fix: simulator.enabled: false (SIMULATOR=false) on a real site, or demo: true at the top level for a demo`},

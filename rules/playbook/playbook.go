@@ -114,6 +114,11 @@ type Step struct {
 	NoteRequired bool          `yaml:"note_required"`
 	DrillOnly    bool          `yaml:"drill_only"` // only in drills (the evaluation and participants); skipped in a real incident
 	Optional     bool          `yaml:"optional"`   // closing the incident does not wait for it
+	// Contacts are whom the step says to call: ids of the register's contacts
+	// directory, or asset_contractor (the incident asset's 维保单位 and phone,
+	// from the asset register); resolved when the incident is viewed
+	// (GET /api/v1/incidents/{id}/contacts).
+	Contacts []string `yaml:"contacts"`
 }
 
 // Trigger says when a playbook starts by itself.
