@@ -33,6 +33,9 @@ type Telemetry struct {
 	Asset     string  `yaml:"asset" json:"asset"`
 	Field     string  `yaml:"field" json:"field"`
 	Tolerance float64 `yaml:"tolerance" json:"tolerance,omitempty"` // reading: allowed difference
+	// Invert: for yes/no items whose question is the reading's opposite
+	// ("sump level normal?" verified by sump_high): yes means the reading is false.
+	Invert bool `yaml:"invert" json:"invert,omitempty"`
 }
 
 // Item is one line of a checkpoint's checklist.
@@ -214,6 +217,9 @@ func (c *Config) Validate(known func(string) bool) error {
 					}
 					if t.Field == "" {
 						return cfgerr.Errorf(ip+".telemetry.field", "is required; fix: e.g. outlet_pressure")
+					}
+					if t.Invert && it.Kind != KindYesNo {
+						return cfgerr.Errorf(ip+".telemetry.invert", "is for yes/no items")
 					}
 					if t.Tolerance < 0 || math.IsNaN(t.Tolerance) {
 						return cfgerr.Errorf(ip+".telemetry.tolerance", "must not be negative")

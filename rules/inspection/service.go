@@ -243,6 +243,7 @@ type Prefill struct {
 	Round      *Round            `json:"round,omitempty"` // the route's open (or missed) round, if any
 	Telemetry  map[string]any    `json:"telemetry"`       // item id → live value
 	Quality    map[string]string `json:"quality"`
+	Suggested  map[string]any    `json:"suggested"` // item id → the entry the live reading suggests (the pre-filled answer)
 }
 
 // Checkpoint is what a scanned code (or the console) opens.
@@ -255,14 +256,23 @@ func (s *Service) Checkpoint(ctx context.Context, route, cp string) (*Prefill, e
 	if !ok {
 		return nil, fmt.Errorf("checkpoint %q: %w", cp, ErrNotFound)
 	}
-	p := &Prefill{Route: r.ID, RouteName: r.Name, Checkpoint: *c, Telemetry: map[string]any{}, Quality: map[string]string{}}
+	p := &Prefill{Route: r.ID, RouteName: r.Name, Checkpoint: *c, Telemetry: map[string]any{}, Quality: map[string]string{}, Suggested: map[string]any{}}
 	for _, it := range c.Items {
 		if it.Telemetry == nil {
 			continue
 		}
-		if f, ok := s.tel.Get(it.Telemetry.Asset, it.Telemetry.Field); ok {
-			p.Telemetry[it.ID] = f.Value
-			p.Quality[it.ID] = f.Quality.String()
+		f, ok := s.tel.Get(it.Telemetry.Asset, it.Telemetry.Field)
+		if !ok {
+			continue
+		}
+		p.Telemetry[it.ID] = f.Value
+		p.Quality[it.ID] = f.Quality.String()
+		if v, num := f.Value.AsFloat(); num && f.Quality == collectors.QualityGood {
+			if it.Kind == KindYesNo {
+				p.Suggested[it.ID] = (v != 0) != it.Telemetry.Invert
+			} else {
+				p.Suggested[it.ID] = v
+			}
 		}
 	}
 	for _, st := range []string{StatusOpen, StatusMissed} {
@@ -376,7 +386,7 @@ func (s *Service) Submit(ctx context.Context, id int64, e Entry, by string) (*Ro
 			if f, ok := s.tel.Get(t.Asset, t.Field); ok && f.Quality == collectors.QualityGood {
 				v := f.Value
 				ir.Telemetry = &v
-				ir.Flagged = disagrees(ir, v, t.Tolerance)
+				ir.Flagged = disagrees(ir, v, *t)
 			}
 		}
 		res.Items = append(res.Items, ir)
@@ -485,13 +495,15 @@ func (s *Service) abnormalOrder(r *Route, cp *Checkpoint, ir *ItemResult) workor
 
 // disagrees: the inspector's entry and the live reading differ (beyond the
 // tolerance, for numbers).
-func disagrees(ir ItemResult, v collectors.Value, tol float64) bool {
-	if ir.Yes != nil {
-		f, ok := v.AsFloat()
-		return ok && (f != 0) != *ir.Yes
-	}
+func disagrees(ir ItemResult, v collectors.Value, t Telemetry) bool {
 	f, ok := v.AsFloat()
-	return ok && math.Abs(f-*ir.Reading) > tol
+	if !ok {
+		return false
+	}
+	if ir.Yes != nil {
+		return ((f != 0) != t.Invert) != *ir.Yes
+	}
+	return math.Abs(f-*ir.Reading) > t.Tolerance
 }
 
 func decodePhoto(s string) (string, []byte, error) {

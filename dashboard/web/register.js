@@ -1,0 +1,125 @@
+// The asset register (设备台账) and contacts directory: engineers read,
+// admins edit and import the office's spreadsheet (CSV).
+"use strict";
+
+const RT = {
+  zh: {title: "设备台账", back: "← 值班控制台", inspections: "巡检", register: "设备台账", contacts: "应急联系电话",
+    asset: "设备", maker: "制造商", model: "型号", serial: "出厂编号", installed: "安装日期", location: "安装位置", contractor: "维保单位",
+    contractor_phone: "维保电话", registration_code: "注册代码", warranty_end: "保修期至", notes: "备注", certs: "检验证书", docs: "资料",
+    edit: "编辑", save: "保存", cancel: "取消", saved: "已保存", import: "导入台账（CSV）", check: "检查", apply: "导入", days: "天",
+    expired: "已过期", due: "即将到期", ok: "有效", row: "行", column: "列", message: "问题", name: "名称", phone: "电话", category: "类别",
+    importhelp: "Excel 另存为 CSV（UTF-8 或 GBK 均可）。首行为列名：设备编号, 制造商, 型号, 出厂编号, 安装日期, 安装位置, 维保单位, 维保电话, 注册代码, 证书类型, 证书编号, 有效期至, 检验机构, 保修期至, 备注。同一设备多行 = 多个证书。有任何错误则整个文件不导入。",
+    certhelp: "检验证书，每行一个：类型 | 有效期至(YYYY-MM-DD) | 证书编号 | 检验机构", dochelp: "资料链接，每行一个：标题 | https://…",
+    checked: "检查通过：{rows} 行，新增 {created}，更新 {updated}", imported: "已导入：{rows} 行，新增 {created}，更新 {updated}",
+    emergency: "紧急", utility: "公用事业", contractor_c: "维保单位", government: "政府/社区", insurer: "保险", other: "其他"},
+  en: {title: "Asset register", back: "← Console", inspections: "Inspections", register: "Asset register", contacts: "Emergency contacts",
+    asset: "Asset", maker: "Maker", model: "Model", serial: "Serial", installed: "Installed", location: "Location", contractor: "Maintenance contractor",
+    contractor_phone: "Contractor phone", registration_code: "Registration code", warranty_end: "Warranty end", notes: "Notes", certs: "Certificates", docs: "Documents",
+    edit: "Edit", save: "Save", cancel: "Cancel", saved: "saved", import: "Import (CSV)", check: "Check", apply: "Import", days: "d",
+    expired: "expired", due: "due soon", ok: "valid", row: "Row", column: "Column", message: "Problem", name: "Name", phone: "Phone", category: "Category",
+    importhelp: "Save the Excel sheet as CSV (UTF-8 or GBK). First row: the column names (Chinese or English: asset, maker, model, serial, installed, location, contractor, contractor_phone, registration_code, cert_kind, cert_number, cert_expires, cert_issuer, warranty_end, notes). Several rows of one asset = several certificates. Any error: nothing is imported.",
+    certhelp: "Certificates, one per line: kind | expires (YYYY-MM-DD) | number | issuer", dochelp: "Document links, one per line: title | https://…",
+    checked: "Check passed: {rows} rows, {created} new, {updated} updated", imported: "Imported: {rows} rows, {created} new, {updated} updated",
+    emergency: "Emergency", utility: "Utilities", contractor_c: "Contractors", government: "Government / community", insurer: "Insurer", other: "Other"},
+};
+const t = k => U.tr(RT, k);
+const fields = ["maker", "model", "serial", "installed", "location", "contractor", "contractor_phone", "registration_code", "warranty_end", "notes"];
+let me = null, entries = [], editing = null;
+
+function certCell(c) {
+  const cls = c.status === "expired" || c.status === "due" ? "overdue" : "";
+  return `<div class="${cls}" data-cert="${U.esc(c.status)}">${U.esc(c.kind)}: ${U.esc(c.expires)}` +
+    (c.days_left !== undefined ? ` (${c.days_left}${t("days")}, ${t(c.status)})` : "") + `</div>`;
+}
+
+async function load() {
+  try {
+    entries = await U.api("GET", "/api/v1/register");
+  } catch (e) { U.$("err").textContent = e.message; return; }
+  const admin = me.role === "admin";
+  let h = `<tr><th>${t("asset")}</th><th>${t("maker")} / ${t("model")}</th><th>${t("registration_code")}</th><th>${t("contractor")}</th><th>${t("certs")}</th><th>${t("docs")}</th><th></th></tr>`;
+  for (const e of entries) {
+    h += `<tr data-asset="${U.esc(e.asset)}"><td>${U.esc(e.asset)}<div class="muted">${U.esc(e.location)}</div></td>` +
+      `<td>${U.esc(e.maker)}<div class="muted">${U.esc(e.model)} ${U.esc(e.serial)}</div></td><td>${U.esc(e.registration_code)}</td>` +
+      `<td>${U.esc(e.contractor)}<div>${U.esc(e.contractor_phone)}</div></td><td>${(e.certificates || []).map(certCell).join("")}</td>` +
+      `<td>${(e.documents || []).map(d => `<div><a href="${U.esc(d.url)}" rel="noopener noreferrer" target="_blank">${U.esc(d.title || d.url)}</a></div>`).join("")}</td>` +
+      `<td>${admin ? `<button data-edit="${U.esc(e.asset)}">${t("edit")}</button>` : ""}</td></tr>`;
+  }
+  U.$("entries").innerHTML = h;
+  U.$("entries").querySelectorAll("[data-edit]").forEach(b => { b.onclick = () => edit(b.dataset.edit); });
+}
+
+function edit(asset) {
+  editing = entries.find(e => e.asset === asset);
+  U.$("edasset").textContent = asset;
+  U.$("edform").innerHTML = fields.map(f => `<label>${t(f)}<input name="${f}" value="${U.esc(editing[f] || "")}" style="width:100%"></label>`).join("");
+  U.$("edcerts").value = (editing.certificates || []).map(c => [c.kind, c.expires, c.number || "", c.issuer || ""].join(" | ")).join("\n");
+  U.$("eddocs").value = (editing.documents || []).map(d => d.title + " | " + d.url).join("\n");
+  U.$("edmsg").textContent = "";
+  U.$("editor").classList.remove("hidden");
+}
+
+async function save() {
+  const f = new FormData(U.$("edform"));
+  const body = {asset: editing.asset, version: editing.version, certificates: [], documents: []};
+  for (const k of fields) body[k] = (f.get(k) || "").trim();
+  for (const line of U.$("edcerts").value.split("\n")) {
+    if (!line.trim()) continue;
+    const [kind, expires, number, issuer] = line.split("|").map(s => (s || "").trim());
+    body.certificates.push({kind, expires, number, issuer});
+  }
+  for (const line of U.$("eddocs").value.split("\n")) {
+    if (!line.trim()) continue;
+    const i = line.lastIndexOf("|");
+    body.documents.push(i < 0 ? {title: "", url: line.trim()} : {title: line.slice(0, i).trim(), url: line.slice(i + 1).trim()});
+  }
+  try {
+    await U.api("PUT", "/api/v1/assets/" + encodeURIComponent(editing.asset) + "/register", body);
+    U.$("edmsg").textContent = t("saved");
+    U.$("editor").classList.add("hidden");
+    load();
+  } catch (e) { U.$("edmsg").textContent = e.message; U.$("edmsg").className = "overdue"; }
+}
+
+async function importCSV(dry) {
+  const file = U.$("csvfile").files[0];
+  if (!file) return;
+  const buf = await file.arrayBuffer();
+  let text;
+  try { text = new TextDecoder("utf-8", {fatal: true}).decode(buf); }
+  catch (e) { text = new TextDecoder("gb18030").decode(buf); } // Excel on Chinese Windows
+  U.$("csverrs").innerHTML = "";
+  try {
+    const r = await U.api("POST", "/api/v1/register/import", {csv: text, dry_run: dry});
+    U.$("csvmsg").textContent = t(dry ? "checked" : "imported").replace("{rows}", r.rows).replace("{created}", r.created).replace("{updated}", r.updated);
+    U.$("csvmsg").className = "";
+    if (!dry) load();
+  } catch (e) {
+    U.$("csvmsg").textContent = e.message;
+    U.$("csvmsg").className = "overdue";
+    if (e.data && e.data.rows) {
+      U.$("csverrs").innerHTML = `<tr><th>${t("row")}</th><th>${t("column")}</th><th>${t("message")}</th></tr>` +
+        e.data.rows.map(r => `<tr><td>${r.row}</td><td>${U.esc(r.column)}</td><td>${U.esc(r.message)}</td></tr>`).join("");
+    }
+  }
+}
+
+async function contacts() {
+  try {
+    const cs = await U.api("GET", "/api/v1/contacts");
+    U.$("contacts").innerHTML = `<tr><th>${t("category")}</th><th>${t("name")}</th><th>${t("phone")}</th><th>${t("notes")}</th></tr>` +
+      cs.map(c => `<tr><td>${t(c.category === "contractor" ? "contractor_c" : c.category)}</td><td>${U.esc(c.name)}</td>` +
+        `<td><a href="tel:${U.esc(c.phone)}">${U.esc(c.phone)}</a>${c.phone2 ? " / " + U.esc(c.phone2) : ""}</td><td>${U.esc(c.notes)}</td></tr>`).join("");
+  } catch (e) { U.$("contacts").textContent = e.message; }
+}
+
+U.start(RT, m => {
+  me = m;
+  if (me.role === "admin") U.$("importer").classList.remove("hidden");
+  U.$("edsave").onclick = save;
+  U.$("edcancel").onclick = () => U.$("editor").classList.add("hidden");
+  U.$("csvcheck").onclick = () => importCSV(true);
+  U.$("csvgo").onclick = () => importCSV(false);
+  load();
+  contacts();
+});

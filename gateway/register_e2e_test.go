@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/propgate/gateway/internal/testenv"
+)
+
+func (s *site) do(method, path, token, body string) (int, []byte) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, []byte(b.String())
+}
+
+// The demo site's register, contacts and inspections over the API (who may
+// see what), then an inspector entering the pump-room checkpoint in the
+// console, opened by its QR code, in headless Chromium: the pressure gauge
+// entry disagreeing with the live reading is flagged on the page, and the
+// reading below its range opens a work order.
+func TestRegisterAndInspectionEntryInChromiumIntegration(t *testing.T) {
+	testenv.Integration(t)
+	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
+	s.start()
+
+	// The wall token may not read phone numbers; engineers and above may.
+	if code, _ := s.do("GET", "/api/v1/contacts", "demo-wall-display-token", ""); code != http.StatusForbidden {
+		t.Fatalf("contacts with the wall token: %d", code)
+	}
+	if code, _ := s.do("GET", "/api/v1/assets/b3-lift-1/register", "demo-wall-display-token", ""); code != http.StatusForbidden {
+		t.Fatalf("register with the wall token: %d", code)
+	}
+	var contacts []struct{ ID, Phone string }
+	s.getJSON("/api/v1/contacts", &contacts)
+	if len(contacts) < 8 || contacts[3].ID != "power-company" || contacts[3].Phone != "95598" {
+		t.Fatalf("contacts: %+v", contacts)
+	}
+	// Operators read the register; only admins change it.
+	var lift struct {
+		Contractor      string
+		ContractorPhone string `json:"contractor_phone"`
+		Version         int
+	}
+	s.getJSON("/api/v1/assets/b3-lift-1/register", &lift)
+	if lift.ContractorPhone != "400-820-0870" || lift.Version != 1 {
+		t.Fatalf("b3-lift-1 register: %+v", lift)
+	}
+	if code, body := s.do("PUT", "/api/v1/assets/b3-lift-1/register", operatorToken, `{"maker":"x"}`); code != http.StatusForbidden {
+		t.Fatalf("operator PUT: %d %s", code, body)
+	}
+	code, body := s.do("PUT", "/api/v1/assets/b3-lift-1/register", "demo-admin-token",
+		fmt.Sprintf(`{"version":%d,"maker":"上海三菱","contractor":"三菱维保站","contractor_phone":"400-820-0870","certificates":[{"kind":"电梯年检","expires":"2099-01-01"}]}`, 1))
+	if code != http.StatusOK {
+		t.Fatalf("admin PUT: %d %s", code, body)
+	}
+	if code, body := s.do("PUT", "/api/v1/assets/b3-lift-1/register", "demo-admin-token", `{"version":1,"maker":"stale"}`); code != http.StatusConflict {
+		t.Fatalf("stale PUT: %d %s", code, body)
+	}
+	code, body = s.do("POST", "/api/v1/register/import", "demo-admin-token", `{"csv":"设备编号,维保电话\nb3-lift-9,123\n","dry_run":true}`)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"row": 2`) {
+		t.Fatalf("bad import: %d %s", code, body)
+	}
+	// The register publishes cert_days_left; the entrapment step shows this car's contractor.
+	s.waitFor("cert_days_left on b3-lift-1", 10*time.Second, func() bool { _, ok := s.asset("b3-lift-1").Fields["cert_days_left"]; return ok })
+
+	// The QR codes (operators print them) and the checkpoint they open.
+	var codes []struct{ Route, Checkpoint, Code, URL, PNG string }
+	s.getJSON("/api/v1/inspections/codes", &codes)
+	var pump string
+	for _, c := range codes {
+		if c.Route == "pump-room-weekly" && c.Checkpoint == "b3-pump-room" {
+			pump = c.Code
+			if !strings.HasPrefix(c.PNG, "data:image/png;base64,") || !strings.Contains(c.URL, "/console/inspections?code=") {
+				t.Fatalf("code: %+v", c)
+			}
+		}
+	}
+	if code, _ := s.do("GET", "/api/v1/inspections/checkpoint?code="+pump[:len(pump)-2]+"xx", operatorToken, ""); code != http.StatusBadRequest {
+		t.Fatalf("forged code: %d", code)
+	}
+	s.waitFor("pump pressure live", 15*time.Second, func() bool { _, ok := s.asset("b3-pump-room").Fields["outlet_pressure"]; return ok })
+
+	alloc := chromium(t)
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	within(t, ctx, 30*time.Second, "log in on the inspection page opened by the QR code",
+		chromedp.Navigate(s.url+"/console/inspections?lang=en&code="+pump),
+		chromedp.WaitVisible(`#login input[name=username]`),
+		chromedp.SendKeys(`#login input[name=username]`, "wang.li"),
+		chromedp.SendKeys(`#login input[name=password]`, "operator-demo"),
+		chromedp.Click(`#login button[type=submit]`),
+		chromedp.WaitVisible(`#entry [data-live="outlet-pressure"]`))
+	var pre string
+	within(t, ctx, 10*time.Second, "the gauge is pre-filled from telemetry",
+		chromedp.Value(`#cpform input[name="outlet-pressure"]`, &pre))
+	if pre == "" {
+		t.Fatal("outlet pressure not pre-filled")
+	}
+	screenshot(t, ctx, "inspection-checkpoint")
+	within(t, ctx, 20*time.Second, "enter the checkpoint",
+		chromedp.SetValue(`#cpform input[name="outlet-pressure"]`, "0.1"),
+		chromedp.SetValue(`#cpform select[name="pump-noise"]`, "yes"),
+		chromedp.SetValue(`#cpform select[name="no-leak"]`, "yes"),
+		chromedp.SendKeys(`#cpform input[name="outlet-pressure__note"]`, "压力表指针偏低"),
+		chromedp.Click(`#cpsubmit`),
+		chromedp.WaitVisible(`#cpresult tr[data-item="outlet-pressure"] [data-flagged]`))
+	screenshot(t, ctx, "inspection-flagged")
+
+	var list struct {
+		Rounds []struct {
+			ID       int64
+			Route    string
+			AdHoc    bool `json:"ad_hoc"`
+			Flagged  int
+			Abnormal int
+			Results  []struct {
+				CheckIn string `json:"check_in"`
+				By      string
+				Items   []struct {
+					Item      string
+					Flagged   bool
+					WorkOrder int64 `json:"workorder"`
+				}
+			}
+		}
+	}
+	s.getJSON("/api/v1/inspections?route=pump-room-weekly", &list)
+	if len(list.Rounds) != 1 || !list.Rounds[0].AdHoc || list.Rounds[0].Flagged != 1 || list.Rounds[0].Abnormal != 1 {
+		b, _ := json.Marshal(list)
+		t.Fatalf("round: %s", b)
+	}
+	res := list.Rounds[0].Results[0]
+	if res.CheckIn != "qr" || res.By != "wang.li" || res.Items[0].Item != "outlet-pressure" || res.Items[0].WorkOrder == 0 {
+		t.Fatalf("result: %+v", res)
+	}
+	var wo struct{ Type, Category, Description string }
+	s.getJSON(fmt.Sprintf("/api/v1/workorders/%d", res.Items[0].WorkOrder), &wo)
+	if wo.Category != "plumbing" || !strings.Contains(wo.Description, "压力表指针偏低") {
+		t.Fatalf("work order: %+v", wo)
+	}
+	// The register page lists the lifts for the admin.
+	within(t, ctx, 20*time.Second, "register page",
+		chromedp.Navigate(s.url+"/console/register?lang=en"),
+		chromedp.WaitVisible(`#entries tr[data-asset="b5-lift-1"]`))
+	screenshot(t, ctx, "register")
+	var pm struct {
+		Plans []struct{ ID string }
+	}
+	s.getJSON("/api/v1/maintenance", &pm)
+	if len(pm.Plans) != 4 {
+		t.Fatalf("maintenance plans: %+v", pm)
+	}
+}
