@@ -1,0 +1,109 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// PahoSender is a Sender on a connected paho client.
+type PahoSender struct{ C paho.Client }
+
+// PublishQoS1 implements Sender.
+func (s PahoSender) PublishQoS1(ctx context.Context, topic string, payload []byte) error {
+	tok := s.C.Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Consumer applies every site's events at the center. Its session is
+// persistent (clean session off, a fixed client id): while it is away the
+// broker keeps its QoS 1 messages. A message is acknowledged after its
+// transaction committed (the handler returns then), so a consumer killed
+// mid-message gets it again.
+type Consumer struct {
+	center  Center
+	log     *slog.Logger
+	now     func() time.Time
+	Applied func(Event, bool) // optional: told of each message handled (tests, metrics)
+}
+
+// NewConsumer applies events to center.
+func NewConsumer(center Center, log *slog.Logger, now func() time.Time) *Consumer {
+	return &Consumer{center: center, log: log, now: now}
+}
+
+// Handle applies one message (topic, payload); errors are logged and the
+// message is still acknowledged only when it can never apply (bad or newer
+// envelope, counted in the log); a store error returns it for redelivery.
+func (c *Consumer) Handle(ctx context.Context, topic string, payload []byte) error {
+	e, err := Decode(topic, payload)
+	if err != nil {
+		if errors.Is(err, ErrNewerVersion) {
+			c.log.Warn("replication: envelope from a newer gateway parked", "topic", topic, "err", err)
+		} else {
+			c.log.Warn("replication: bad envelope", "topic", topic, "err", err)
+		}
+		return nil
+	}
+	applied, err := c.center.Apply(ctx, e, c.now())
+	if err != nil {
+		return fmt.Errorf("replication: applying %s seq %d: %w", e.Site, e.Seq, err)
+	}
+	if c.Applied != nil {
+		c.Applied(e, applied)
+	}
+	return nil
+}
+
+// ClientOptions makes opts a consumer's: a persistent session (clean
+// session off; the caller sets a fixed ClientID) and the subscription made
+// again on every (re)connection, since a broker that restarted without
+// persistence has forgotten it.
+func (c *Consumer) ClientOptions(ctx context.Context, opts *paho.ClientOptions) *paho.ClientOptions {
+	// Messages the broker kept in the session may arrive before the
+	// subscription is made again: the default handler takes them.
+	return opts.SetCleanSession(false).SetDefaultPublishHandler(c.handler(ctx)).SetOnConnectHandler(func(cl paho.Client) {
+		go func() { // not from inside paho's connect callback: Subscribe waits for its answer
+			if err := c.Subscribe(ctx, cl); err != nil && ctx.Err() == nil {
+				c.log.Error("replication: subscribe failed", "err", err)
+			}
+		}()
+	})
+}
+
+// Subscribe subscribes the consumer on a connected client; it returns
+// when the broker granted the subscription.
+func (c *Consumer) Subscribe(ctx context.Context, client paho.Client) error {
+	tok := client.Subscribe(EventFilter, 1, c.handler(ctx))
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Consumer) handler(ctx context.Context) paho.MessageHandler {
+	return func(_ paho.Client, m paho.Message) {
+		// Redelivery of a failed apply needs the broker: paho acknowledges
+		// when the handler returns, so retry here, bounded, then give up
+		// loudly (the center's gap detection asks the site to replay).
+		for try := 0; try < 5; try++ {
+			if err := c.Handle(ctx, m.Topic(), m.Payload()); err == nil || ctx.Err() != nil {
+				return
+			} else {
+				c.log.Error("replication: apply failed", "try", try+1, "err", err)
+			}
+			time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+		}
+	}
+}
