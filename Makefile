@@ -1,15 +1,21 @@
 # Facilities-monitoring gateway.
 #   make run    the whole demo: InfluxDB, Mosquitto, simulated site, gateway
 #   make test   install what the tests need, then vet, format check and every test
+#   make package  .deb packages for amd64, arm64 and armhf in bin/package
 GO      ?= go
 PKGS    := ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DEB_ARCHS ?= amd64 arm64 armhf
 
-.PHONY: all build deps run test lint bench fuzz clean
+.PHONY: all build deps run test lint bench fuzz clean package
 
 all: build
 
 build:
-	$(GO) build -o bin/gateway ./gateway
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/gateway ./gateway
+
+package:
+	@for a in $(DEB_ARCHS); do VERSION=$(VERSION) GO=$(GO) scripts/package/build-deb.sh $$a bin/package || exit 1; done
 
 deps:
 	scripts/install-deps.sh

@@ -25,6 +25,7 @@ import (
 	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
+	"github.com/propgate/gateway/internal/sdnotify"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	"github.com/propgate/gateway/rules/playbook"
@@ -294,6 +295,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 		scheme = "https://"
 	}
 	log.Info("gateway running", "site", cfg.Site, "http", scheme+ln.Addr().String(), "assets", len(assets), "collectors", len(cols))
+	// systemd (Type=notify): ready now; the watchdog pings while the loops advance.
+	if err := sdnotify.Notify("READY=1\nSTATUS=running"); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	if every, _ := sdnotify.WatchdogInterval(); every > 0 {
+		wd := &sdnotify.Watchdog{Every: every / 2, Check: sdnotify.NewLiveness(reg, time.Now, liveLoops(cfg)...).Check,
+			Notify: sdnotify.Notify, Log: log.With("component", "watchdog")}
+		g.Go(func() error { return wd.Run(gctx) })
+	}
 
 	select {
 	case <-ctx.Done():
@@ -301,6 +311,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	case err = <-serveErr:
 	}
 	log.Info("shutting down: stopping intake, then the services, then persisting queued points")
+	_ = sdnotify.Notify("STOPPING=1")
 	api.SetReady(false)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

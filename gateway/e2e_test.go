@@ -66,6 +66,9 @@ type site struct {
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	config string // default configs/demo.yaml
+	// stderrFile, when set, receives the log instead of stderr (a stream
+	// the test names in JOURNAL_STREAM).
+	stderrFile *os.File
 }
 
 func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site {
@@ -89,6 +92,9 @@ func (s *site) start() {
 	s.cmd = exec.Command(binary, "run", "-config", config)
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
+	if s.stderrFile != nil {
+		s.cmd.Stderr = s.stderrFile
+	}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -5,6 +5,12 @@
 //	gateway [run] -config configs/demo.yaml   run the gateway
 //	gateway check -config FILE                 validate a config and exit
 //	gateway simulate -config FILE              run only the simulated site
+//	gateway version                            print the version and exit
+//
+// Every command that reads a config also takes -env FILE: KEY=VALUE lines
+// (systemd's EnvironmentFile= format) substituted into ${NAME} in the
+// config, so `gateway check -config /etc/propgate-gateway/gateway.yaml -env
+// /etc/propgate-gateway/gateway.env` sees what the service sees.
 package main
 
 import (
@@ -16,12 +22,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/journal"
+
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/envfile"
 )
+
+// version is stamped at build time: go build -ldflags "-X main.version=$(git describe --tags --always --dirty)".
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -35,16 +48,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gateway "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "configs/demo.yaml", "config file")
+	envPath := fs.String("env", "", "KEY=VALUE file substituted into ${NAME} in the config (systemd EnvironmentFile format)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "gateway %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
 	case "run", "check", "simulate":
 	default:
-		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate\n", cmd)
+		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate, version\n", cmd)
 		return 2
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path, *envPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: invalid config:\n%v\n", err)
 		return 1
@@ -88,6 +105,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// loadConfig loads path with ${NAME} taken from the env file (when given)
+// first, then from the environment.
+func loadConfig(path, envPath string) (*config.Config, error) {
+	if envPath == "" {
+		return config.Load(path)
+	}
+	vars, err := envfile.Read(envPath)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return config.Parse(path, raw, envfile.Lookup(vars, os.LookupEnv))
+}
+
 func mqttSubs(cfg *config.Config) int {
 	if cfg.MQTT == nil {
 		return 0
@@ -99,8 +133,28 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	if underJournal(w) {
+		// journald stamps every line itself: a second timestamp is noise.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// underJournal reports whether w is the process's stderr and that stderr is
+// connected to the journal (systemd sets JOURNAL_STREAM to its device and
+// inode; a redirected stderr does not match).
+func underJournal(w io.Writer) bool {
+	if w != io.Writer(os.Stderr) {
+		return false
+	}
+	ok, err := journal.StderrIsJournalStream()
+	return err == nil && ok
 }

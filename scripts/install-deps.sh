@@ -3,7 +3,8 @@
 # Debian/Ubuntu machine with Go: Mosquitto; PostgreSQL 15 (the multi-site
 # store; tests run their own server with initdb); pymodbus, libmodbus and mbpoll
 # (independent Modbus peers), socat (a serial line between them), Chromium and
-# a Chinese font (browser tests) from Debian; and InfluxDB 1.8 built from
+# a Chinese font (browser tests), lintian, systemd-analyze and qemu-user-static
+# (packages, the unit, ARM tests) from Debian; and InfluxDB 1.8 built from
 # source into bin/influxd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -f /usr/include/modbus/modbus.h ] || need+=(libmodbus-dev)
 [ -x /usr/bin/chromium ] || need+=(chromium)                       # browser tests
+command -v lintian >/dev/null 2>&1 || need+=(lintian)                # package checks
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)       # unit checks (not PID 1 here)
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)     # make test-arm
 fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || need+=(fonts-wqy-microhei)   # Chinese on screen
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}"
