@@ -2,6 +2,7 @@ package queue
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -72,5 +73,43 @@ func TestUpgradeFromVersion1AllAcknowledged(t *testing.T) {
 	q.Append([]byte("new"), 1)
 	if got := drain(t, q); fmt.Sprint(got) != "[new]" || len(d) != 0 {
 		t.Fatalf("got %v, drops %v", got, d)
+	}
+}
+
+// A queue directory written by a newer gateway (its FORMAT, or a newer
+// cursor) is refused with what to do, and left untouched; a directory
+// without FORMAT (an older gateway's) gets one.
+func TestNewerFormatRefused(t *testing.T) {
+	for _, tc := range []struct{ file, content, want string }{
+		{"FORMAT", "propgate-queue 3\n", "is in queue format 3, written by a newer gateway than this one (format 2): upgrade the gateway"},
+		{"cursor", "v3 1 0 deadbeef extra\n", "the cursor in DIR is in version 3, written by a newer gateway than this one (2): upgrade the gateway"},
+	} {
+		dir := t.TempDir()
+		seg := filepath.Join(dir, "00000000000000000001.wal")
+		if err := os.WriteFile(seg, []byte("not touched"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(Options{Dir: dir})
+		if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), strings.ReplaceAll(tc.want, "DIR", dir)) {
+			t.Fatalf("%s: got %v", tc.file, err)
+		}
+		if b, _ := os.ReadFile(seg); string(b) != "not touched" {
+			t.Fatalf("%s: segment changed to %q", tc.file, b)
+		}
+	}
+	dir := t.TempDir()
+	q, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "FORMAT")); string(b) != "propgate-queue 2\n" {
+		t.Fatalf("FORMAT = %q", b)
+	}
+	if _, err := Open(Options{Dir: dir}); err != nil {
+		t.Fatalf("reopen: %v", err)
 	}
 }

@@ -149,8 +149,15 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("queue: create %s: %w", opts.Dir, err)
 	}
 	q := &Queue{opts: opts, fs: opts.FS, notify: make(chan struct{}, 1)}
+	current, err := q.checkFormat()
+	if err != nil {
+		return nil, err
+	}
 	if err := q.load(); err != nil {
 		return nil, err
+	}
+	if !current {
+		q.writeFormat()
 	}
 	return q, nil
 }
@@ -168,7 +175,7 @@ func (q *Queue) load() error {
 	}
 	var ids []uint64
 	for _, name := range names {
-		if name == cursorTmp || strings.HasSuffix(name, segExt+".tmp") {
+		if name == cursorTmp || name == formatName+".tmp" || strings.HasSuffix(name, segExt+".tmp") {
 			_ = q.fs.Remove(filepath.Join(q.opts.Dir, name)) // an interrupted cursor write or migration
 			continue
 		}
