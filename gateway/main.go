@@ -6,6 +6,8 @@
 //	gateway check -config FILE                 validate a config and exit
 //	gateway simulate -config FILE              run only the simulated site
 //	gateway version                            print the version and exit
+//	gateway backup -config FILE -out BACKUP    online backup of the state (databases, config, queue)
+//	gateway restore -config FILE -in BACKUP    put a backup back (the gateway stopped)
 //
 // Every command that reads a config also takes -env FILE: KEY=VALUE lines
 // (systemd's EnvironmentFile= format) substituted into ${NAME} in the
@@ -30,6 +32,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/backup"
 	"github.com/propgate/gateway/internal/envfile"
 )
 
@@ -49,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "configs/demo.yaml", "config file")
 	envPath := fs.String("env", "", "KEY=VALUE file substituted into ${NAME} in the config (systemd EnvironmentFile format)")
+	out := fs.String("out", "", "backup: the backup file to write")
+	in := fs.String("in", "", "restore: the backup file to read")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -56,9 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "gateway %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
-	case "run", "check", "simulate":
+	case "run", "check", "simulate", "backup", "restore":
 	default:
-		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate, version\n", cmd)
+		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate, backup, restore, version\n", cmd)
 		return 2
 	}
 	cfg, err := loadConfig(*path, *envPath)
@@ -72,6 +77,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d assets, %d Modbus devices, %d MQTT subscriptions, %d rules, %d playbooks)\n",
 			*path, len(cfg.Assets), len(cfg.Modbus.Devices), mqttSubs(cfg), len(cfg.Rules.Rules), len(cfg.Playbooks.Loaded))
+		return 0
+	}
+	switch cmd {
+	case "backup":
+		if err := runBackup(context.Background(), cfg, *path, *out, stdout); err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return 1
+		}
+		return 0
+	case "restore":
+		if err := runRestore(cfg, *path, *in, stdout); err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	// Decoding a large config (10,000 rules) leaves ~100 MB of garbage; with
@@ -96,6 +115,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "simulate" {
 		err = simulate(ctx, cfg, log)
 	} else {
+		// The state lock: one gateway per state directory, and no restore
+		// under a running one.
+		unlock, lerr := backup.Lock(stateDir(cfg))
+		if lerr != nil {
+			log.Error("gateway not started", "err", lerr)
+			return 1
+		}
+		defer unlock()
 		err = NewApp(cfg, log).Run(ctx)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
