@@ -69,6 +69,8 @@ type site struct {
 	// stderrFile, when set, receives the log instead of stderr (a stream
 	// the test names in JOURNAL_STREAM).
 	stderrFile *os.File
+	// bin, when set, runs another binary (an upgrade).
+	bin string
 }
 
 func newSite(t testing.TB, in *testenv.Influx, broker *testenv.Mosquitto) *site {
@@ -89,7 +91,11 @@ func (s *site) start() {
 	if config == "" {
 		config = filepath.Join(testenv.RepoRoot(s.t), "configs", "demo.yaml")
 	}
-	s.cmd = exec.Command(binary, "run", "-config", config)
+	bin := binary
+	if s.bin != "" {
+		bin = s.bin
+	}
+	s.cmd = exec.Command(bin, "run", "-config", config)
 	s.cmd.Env = s.env
 	s.cmd.Stderr = s.stderr
 	if s.stderrFile != nil {

@@ -123,6 +123,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer unlock()
+		// SIGHUP (a closed terminal, or a reload) must not stop the
+		// gateway; re-reading the config without a restart is not there yet.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					log.Warn("SIGHUP: reloading the config without a restart is not supported yet; restart to apply it (systemctl restart propgate-gateway)")
+				}
+			}
+		}()
 		err = NewApp(cfg, log).Run(ctx)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
