@@ -9,7 +9,10 @@ DEB_ARCHS ?= amd64 arm64 armhf
 
 # Unit tests of the packages that decode bytes or use atomics, on arm64 and
 # armhf (32-bit: 64-bit atomics need 8-byte alignment) under qemu-user.
+# The queue's crash loop re-executes its own test binary: without binfmt_misc
+# (containers, CI) an ARM child cannot be started, so it is left out here.
 ARM_PKGS ?= ./collectors ./collectors/queue ./collectors/modbus ./collectors/mqtt ./collectors/influx ./rules ./internal/sdnotify
+ARM_SKIP ?= ^TestCrashLoopAcknowledgedRecordsSurviveSIGKILL$$
 
 .PHONY: all build deps run test lint bench fuzz clean package test-arm
 
@@ -20,8 +23,8 @@ build:
 
 test-arm:
 	@command -v qemu-aarch64-static >/dev/null || { echo "qemu-user-static missing: scripts/install-deps.sh"; exit 1; }
-	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -short -count=1 -exec qemu-aarch64-static $(ARM_PKGS)
-	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -short -count=1 -exec qemu-arm-static $(ARM_PKGS)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -trimpath -short -count=1 -skip '$(ARM_SKIP)' -exec qemu-aarch64-static $(ARM_PKGS)
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -trimpath -short -count=1 -skip '$(ARM_SKIP)' -exec qemu-arm-static $(ARM_PKGS)
 
 package:
 	@for a in $(DEB_ARCHS); do VERSION=$(VERSION) GO=$(GO) scripts/package/build-deb.sh $$a bin/package || exit 1; done
