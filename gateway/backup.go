@@ -12,18 +12,26 @@ import (
 	"github.com/propgate/gateway/collectors/queue"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/backup"
+	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 )
 
-// stateSource is where this config keeps the gateway's state.
+// stateSource is where this config keeps the gateway's state: its SQLite
+// files (a database on PostgreSQL is backed up with PostgreSQL's own tools,
+// pg_dump; docs/operations.md), the queue, the config.
 func stateSource(cfg *config.Config, path string) backup.Source {
-	src := backup.Source{Config: path, QueueDir: cfg.InfluxDB.Queue.Dir,
-		Databases: []backup.Database{{Name: "rules", Path: cfg.Rules.Database}}}
+	src := backup.Source{Config: path, QueueDir: cfg.InfluxDB.Queue.Dir}
+	add := func(name, db string) {
+		if !postgres.IsURL(db) {
+			src.Databases = append(src.Databases, backup.Database{Name: name, Path: db})
+		}
+	}
+	add("rules", cfg.Rules.Database)
 	if cfg.Alerts != nil {
-		src.Databases = append(src.Databases, backup.Database{Name: "alerts", Path: cfg.Alerts.Database})
+		add("alerts", cfg.Alerts.Database)
 	}
 	if cfg.Dashboard != nil {
-		src.Databases = append(src.Databases, backup.Database{Name: "audit", Path: cfg.Dashboard.AuditDatabase})
+		add("audit", cfg.Dashboard.AuditDatabase)
 	}
 	if cfg.Playbooks.Dir != "" {
 		src.PlaybooksDir = cfg.Playbooks.Dir
@@ -35,8 +43,14 @@ func stateSource(cfg *config.Config, path string) backup.Source {
 }
 
 // stateDir holds the lock the running gateway keeps: the rules database's
-// directory (/var/lib/propgate-gateway in the package).
-func stateDir(cfg *config.Config) string { return filepath.Dir(cfg.Rules.Database) }
+// directory (/var/lib/propgate-gateway in the package), or the queue's
+// parent when the rules are on PostgreSQL.
+func stateDir(cfg *config.Config) string {
+	if postgres.IsURL(cfg.Rules.Database) {
+		return filepath.Dir(filepath.Clean(cfg.InfluxDB.Queue.Dir))
+	}
+	return filepath.Dir(cfg.Rules.Database)
+}
 
 // runBackup takes an online backup while the gateway runs (or not).
 func runBackup(ctx context.Context, cfg *config.Config, path, out string, stdout io.Writer) error {
@@ -44,9 +58,15 @@ func runBackup(ctx context.Context, cfg *config.Config, path, out string, stdout
 		return errors.New("backup: -out FILE is required")
 	}
 	start := time.Now()
-	m, err := backup.Create(ctx, stateSource(cfg, path), out, cfg.Site, version, start)
+	src := stateSource(cfg, path)
+	m, err := backup.Create(ctx, src, out, cfg.Site, version, start)
 	if err != nil {
 		return err
+	}
+	for _, db := range []string{cfg.Rules.Database, alertsDB(cfg), auditDB(cfg)} {
+		if postgres.IsURL(db) {
+			fmt.Fprintf(stdout, "note: %s is on PostgreSQL: back it up with pg_dump\n", postgres.Redact(db))
+		}
 	}
 	var size int64
 	for _, f := range m.Files {
@@ -126,4 +146,18 @@ func openStaged(cfg *config.Config, s *backup.Staged, src backup.Source) error {
 		return q.Close()
 	}
 	return nil
+}
+
+func alertsDB(cfg *config.Config) string {
+	if cfg.Alerts == nil {
+		return ""
+	}
+	return cfg.Alerts.Database
+}
+
+func auditDB(cfg *config.Config) string {
+	if cfg.Dashboard == nil {
+		return ""
+	}
+	return cfg.Dashboard.AuditDatabase
 }

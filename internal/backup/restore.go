@@ -33,10 +33,10 @@ func (s *Staged) Discard() { os.RemoveAll(s.dir) }
 // of the first database, so the final renames stay on one file system) and
 // verifies every file against the manifest.
 func Stage(in string, src Source) (*Staged, error) {
-	if len(src.Databases) == 0 {
-		return nil, errors.New("restore: no databases configured")
+	base := filepath.Dir(filepath.Clean(src.QueueDir))
+	if len(src.Databases) > 0 {
+		base = filepath.Dir(src.Databases[0].Path)
 	}
-	base := filepath.Dir(src.Databases[0].Path)
 	if err := os.MkdirAll(base, 0o750); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
