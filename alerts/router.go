@@ -367,6 +367,8 @@ func (r *Router) fire(a *rules.Alarm, now time.Time) {
 		al.State, al.Reason = Inhibited, "no route matches"
 	case r.inhibited(al) != "":
 		al.State, al.Reason = Inhibited, r.inhibited(al)
+	case a.Planned != nil: // planned work (rules/planned): shown on the screens, nobody paged
+		al.State, al.Reason = Inhibited, fmt.Sprintf("planned work %d: %s", a.Planned.Work, a.Planned.Title)
 	case r.inMaintenance(al, now) != "":
 		al.State, al.Reason = Inhibited, r.inMaintenance(al, now)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/propgate/gateway/internal/sdnotify"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -152,6 +153,20 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := runner.Load(ctx); err != nil {
 		return fmt.Errorf("playbooks: %w", err)
 	}
+	// Planned works tag the alarms their window explains (nobody paged, no
+	// emergency plan, no fault work order) and check recovery at the end.
+	pstore, err := sqlite.OpenPlanned(store.DB)
+	if err != nil {
+		return err
+	}
+	works := planned.New(cfg.Planned, planned.Deps{Store: pstore, Assets: assets, Telemetry: state, Points: pipeline,
+		Ticks: planned.NewTicks(reg), Guard: panics, Log: log.With("component", "planned-works"), Now: time.Now})
+	if err := works.Load(ctx); err != nil {
+		return err
+	}
+	works.Resume(engine.Alarms(func(a *rules.Alarm) bool { return a.Active && a.Planned != nil }))
+	engine.SetPlanner(works)
+	engine.Observe(works)
 
 	// The duty room: roster (seeded from alerts: teams), handovers, duty log.
 	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, log.With("component", "duty"))
@@ -195,6 +210,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store,
 		Reports: workorder.NewReports(store, rules.NewEquipment(engine, store), cfg.Rules.Orders, time.Now)})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
+	api.MountPlannedWorks(works)
 	if router != nil {
 		opts := dashboard.AlertsOptions{}
 		if cfg.Demo {
@@ -225,6 +241,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		{"rules", engine.Run},
 		{"workorders", orders.Run},
 		{"playbooks", runner.Run},
+		{"planned-works", works.Run},
 		{"hub", func(ctx context.Context) error { hub.Run(ctx); return nil }},
 		{"stale", func(ctx context.Context) error { pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now); return nil }},
 	}

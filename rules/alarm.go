@@ -63,6 +63,10 @@ type Alarm struct {
 	Chattering   bool      `json:"chattering"`
 	AckBy        string    `json:"ack_by,omitempty"`
 	AckNote      string    `json:"ack_note,omitempty"`
+	// Planned is set when this activation is the expected consequence of
+	// planned work (a planned power cut): annunciated quietly, no paging,
+	// no emergency playbook, no fault work order.
+	Planned *PlannedTag `json:"planned,omitempty"`
 
 	activations []time.Time      // within ChatterWindow, for chattering
 	last        collectors.Value // latest reading; Value is formatted from it when needed

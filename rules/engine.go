@@ -93,6 +93,21 @@ type FireHandler interface {
 	AlarmFired(ctx context.Context, f Fired) error
 }
 
+// PlannedTag names the planned work (计划停水停电/维保) an alarm's
+// activation belongs to.
+type PlannedTag struct {
+	Work  int64  `json:"work"`
+	Title string `json:"title"`
+}
+
+// Planner says whether an alarm activating at a time on an asset is the
+// expected consequence of planned work (rules/planned). It is called
+// inside the engine's commit: it must not block or call back into the
+// engine.
+type Planner interface {
+	PlannedFor(a collectors.Asset, r *Rule, at time.Time) *PlannedTag
+}
+
 // Metrics are the engine's Prometheus counters.
 type Metrics struct {
 	StoreErrors prometheus.Counter
@@ -118,6 +133,7 @@ type Deps struct {
 	Store     AlarmStore
 	Observers []Observer   // the event bus, the playbook runner
 	OnFire    FireHandler  // nil: no work orders from rules
+	Planner   Planner      // nil: no planned works (SetPlanner)
 	Metrics   *Metrics     // nil: counted but not exported
 	Guard     *guard.Guard // recovers a panicking tick (nil: none)
 	Log       *slog.Logger
@@ -139,6 +155,7 @@ type Engine struct {
 	store   AlarmStore
 	obs     []Observer
 	onFire  FireHandler
+	planner Planner
 	metrics *Metrics
 	guard   *guard.Guard
 	log     *slog.Logger
@@ -162,7 +179,7 @@ func NewEngine(cfg Config, assets []collectors.Asset, d Deps) *Engine {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	e := &Engine{cfg: cfg, store: d.Store, obs: d.Observers, onFire: d.OnFire, metrics: d.Metrics, guard: d.Guard, log: d.Log, now: d.Now, assets: assets,
+	e := &Engine{cfg: cfg, store: d.Store, obs: d.Observers, onFire: d.OnFire, planner: d.Planner, metrics: d.Metrics, guard: d.Guard, log: d.Log, now: d.Now, assets: assets,
 		index: map[string]map[string][]*inst{}, byAlarm: map[string]*inst{}, byRule: map[string][]*inst{}}
 	for i := range e.cfg.Rules {
 		r := &e.cfg.Rules[i]
@@ -194,6 +211,9 @@ func NewEngine(cfg Config, assets []collectors.Asset, d Deps) *Engine {
 
 // Observe adds an observer; call it before Run.
 func (e *Engine) Observe(o Observer) { e.obs = append(e.obs, o) }
+
+// SetPlanner sets what tags activations as planned; call it before Run.
+func (e *Engine) SetPlanner(p Planner) { e.planner = p }
 
 // Load restores alarms (with their running delays and shelving) from the store.
 func (e *Engine) Load(ctx context.Context) error {
@@ -296,6 +316,13 @@ func (e *Engine) commit(in *inst, before facts, tr []Transition, now time.Time) 
 	if len(tr) == 0 && factsOf(in.alarm) == before {
 		return
 	}
+	if in.alarm.Active && !before.active {
+		// A new activation: planned work explains it, or it is a fault.
+		in.alarm.Planned = nil
+		if e.planner != nil {
+			in.alarm.Planned = e.planner.PlannedFor(in.asset, in.rule, in.alarm.ActiveSince)
+		}
+	}
 	in.alarm.render()
 	if err := e.store.SaveAlarm(context.Background(), in.alarm, tr); err != nil {
 		e.metrics.StoreErrors.Inc()
@@ -308,7 +335,9 @@ func (e *Engine) commit(in *inst, before facts, tr []Transition, now time.Time) 
 		}
 		if t.Fired() {
 			e.log.Warn("alarm", "alarm", a.ID, "priority", a.Priority, "value", a.Value, "asset", a.Asset)
-			if in.rule.WorkOrder != nil && e.onFire != nil {
+			if a.Planned != nil {
+				e.log.Info("alarm is planned work: no fault work order", "alarm", a.ID, "planned_work", a.Planned.Work)
+			} else if in.rule.WorkOrder != nil && e.onFire != nil {
 				if err := e.onFire.AlarmFired(context.Background(), Fired{Alarm: a, Rule: in.rule, Asset: in.asset, At: now}); err != nil {
 					e.log.Error("work order for alarm failed", "alarm", a.ID, "err", err)
 				}

@@ -50,6 +50,26 @@ const (
 	FireContactRunning = 2 // 运行: panel powered (mains or battery) and running
 )
 
+// Sump (drainage) pump controller holding registers: the 排水泵/潜污泵 of a
+// sump pit (garage, pump room), started and stopped by its float switch.
+const (
+	SumpStatus    = 0 // bits: 0 pump running, 1 fault, 2 automatic mode, 3 pit high-level alarm
+	SumpPitLevel  = 1 // uint16, 0.01 m
+	SumpRunHours  = 2 // uint32 ABCD (2 registers)
+	SumpFaultCode = 4 // uint16
+)
+
+// KindSumpPump is the asset kind of a sump (drainage) pump (排水泵).
+const KindSumpPump collectors.AssetKind = "sump_pump"
+
+// Sump pit levels, in metres: the float switch starts the pump at
+// sumpStart and stops it at sumpStop; at sumpHigh the pit alarms.
+const (
+	sumpStop  = 0.3
+	sumpStart = 0.8
+	sumpHigh  = 1.2
+)
+
 // KindFireAlarmPanel is the asset kind of a fire-alarm panel (消防报警主机).
 const KindFireAlarmPanel collectors.AssetKind = "fire_alarm_panel"
 
@@ -68,10 +88,18 @@ const (
 	PumpFault   = "pump-fault"
 	Fire        = "fire"         // the fire-alarm panel of the first building (or the target's building) alarms
 	WaterOutage = "water-outage" // the municipal supply to the first pump room (or the target's building) is lost
+	// BreakerTrip: an internal fault — the main breaker of the first
+	// panel (or the target's building) opens with the incoming supply
+	// present; the building behind it loses power.
+	BreakerTrip = "breaker-trip"
+	// LiftsParked: the cars of the first building (or the target's) are
+	// parked at the ground floor, doors open, out of service — what the
+	// property does before a planned power cut (the notice's 电梯停运).
+	LiftsParked = "lifts-parked"
 )
 
 // Scenarios lists every scenario the simulator knows.
-var Scenarios = []string{PowerOutage, Flooding, Entrapment, PumpFault, Fire, WaterOutage}
+var Scenarios = []string{PowerOutage, Flooding, Entrapment, PumpFault, Fire, WaterOutage, BreakerTrip, LiftsParked}
 
 type pumpRoom struct {
 	id                 string
@@ -104,6 +132,20 @@ type panel struct {
 	energy    float64
 	holding   [32]uint16
 	building  string
+}
+
+// sumpPump is a sump pit with its drainage pump.
+type sumpPump struct {
+	id        string
+	unit      uint8
+	building  string
+	level     float64 // pit level, m
+	running   bool
+	fault     bool
+	auto      bool
+	runHours  uint32
+	faultCode uint16
+	holding   [32]uint16
 }
 
 // firePanel is a fire-alarm panel seen through its dry contacts.
@@ -166,6 +208,7 @@ type site struct {
 	sensors   []*WaterSensor
 	lights    []*Lighting
 	fires     []*firePanel
+	sumps     []*sumpPump
 	buildings map[string]string // asset id → building, for scenario targets
 	scenarios map[string]string // name → target asset ("" for the default)
 	wasOutage map[string]bool   // building → it was without mains at the last tick
@@ -181,14 +224,18 @@ func round(v, step float64) float64 { return math.Round(v/step) * step }
 func (s *site) step() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.panels {
+	for i, p := range s.panels {
 		outage := s.outageIn(p.building)
 		p.mains = !outage
 		p.generator = outage
+		p.breaker = !s.hits(BreakerTrip, p.id, p.building, i == 0)
 		for i := range p.volts {
 			if p.mains {
 				p.volts[i] = 230 + s.rnd.NormFloat64()*1.5
 				p.amps[i] = 80 + s.rnd.NormFloat64()*5
+				if !p.breaker {
+					p.amps[i] = 0 // the meter reads the incoming side: voltage, no load
+				}
 			} else {
 				p.volts[i], p.amps[i] = 0, 0
 			}
@@ -208,7 +255,7 @@ func (s *site) step() {
 		} else {
 			p.sump = math.Max(p.sump-0.3, 0.3+s.rnd.Float64()*0.002) // the sump pumps drain it
 		}
-		powered := !s.outageIn(p.building)
+		powered := !s.unpowered(p.building)
 		tripped := s.has(PumpFault) && (s.scenarios[PumpFault] == "" || s.scenarios[PumpFault] == p.id)
 		// Dry-run protection (缺水保护): the pumps are held off while the
 		// break tank is low, and run again once it has refilled.
@@ -257,21 +304,32 @@ func (s *site) step() {
 		f.running = true // battery-backed: it stays up through a power outage
 		f.encode()
 	}
+	for _, p := range s.sumps {
+		p.step(s)
+	}
 	entrap := s.has(Entrapment)
 	onset := map[string]bool{} // building → its mains went this tick
 	if s.wasOutage == nil {
 		s.wasOutage = map[string]bool{}
 	}
 	for _, e := range s.lifts {
-		if o := s.outageIn(e.Building); o != s.wasOutage[e.Building] {
+		if o := s.unpowered(e.Building); o != s.wasOutage[e.Building] {
 			onset[e.Building] = o
 			s.wasOutage[e.Building] = o
 		}
 	}
 	firstHit := true // the first car of the buildings that lost mains
 	for i, e := range s.lifts {
-		outage := s.outageIn(e.Building)
+		outage := s.unpowered(e.Building)
 		e.Powered = !outage
+		parked := s.hits(LiftsParked, e.ID, e.Building, s.lifts[0].Building == e.Building)
+		if parked {
+			// Out of service before a planned cut: at the ground floor,
+			// doors open, nobody inside, whether or not it has power.
+			e.Floor, e.BetweenFloors, e.Door, e.Running, e.Direction = 1, false, "open", false, "idle"
+			e.Alarm, e.Trapped, e.FaultCode, e.target = false, 0, 0, 1
+			continue
+		}
 		if onset[e.Building] {
 			// Supply lost: the first car stops between floors with passengers
 			// inside; the others had reached a landing and open their doors.
@@ -347,7 +405,7 @@ func (s *site) step() {
 		w.Battery = math.Max(w.Battery-0.001, 5)
 	}
 	for _, l := range s.lights {
-		l.On = !s.outageIn(s.buildings[l.ID])
+		l.On = !s.unpowered(s.buildings[l.ID])
 		l.Current = 0
 		if l.On {
 			l.Current = round(l.rated+s.rnd.NormFloat64()*0.1, 0.01)
@@ -368,6 +426,70 @@ func (s *site) outageIn(building string) bool {
 		return true
 	}
 	return s.buildings[t] != "" && s.buildings[t] == building || t == building
+}
+
+// unpowered: the building has no power behind its panel — the supply is
+// lost, or its main breaker is open (an internal fault).
+func (s *site) unpowered(building string) bool {
+	if s.outageIn(building) {
+		return true
+	}
+	for _, p := range s.panels {
+		if p.building == building && !p.breaker {
+			return true
+		}
+	}
+	return false
+}
+
+// step drains or fills the pit: inflow while a leak sensor of its building
+// is wet (water reaching the drains) or a flooding scenario targets the
+// pump itself; the float switch runs the pump in automatic mode.
+func (p *sumpPump) step(s *site) {
+	inflow := 0.02 // seepage
+	if t, ok := s.scenarios[Flooding]; ok && t == p.id {
+		inflow = 0.25
+	}
+	for _, w := range s.sensors {
+		if w.Building == p.building && s.sensorFlooded(w) {
+			inflow = 0.15
+		}
+	}
+	p.fault = s.has(PumpFault) && s.scenarios[PumpFault] == p.id
+	p.faultCode = 0
+	if p.fault {
+		p.faultCode = 7
+	}
+	p.auto = !p.fault
+	switch {
+	case p.fault || s.unpowered(p.building):
+		p.running = false
+	case p.level >= sumpStart:
+		p.running = true
+	case p.level <= sumpStop:
+		p.running = false
+	}
+	out := 0.0
+	if p.running {
+		out = 0.2
+		p.runHours++
+	}
+	p.level = math.Max(math.Min(p.level+inflow-out, 3.0), 0.1+s.rnd.Float64()*0.01)
+	p.encode()
+}
+
+func (p *sumpPump) encode() {
+	h := &p.holding
+	var st uint16
+	for i, on := range []bool{p.running, p.fault, p.auto, p.level >= sumpHigh} {
+		if on {
+			st |= 1 << i
+		}
+	}
+	h[SumpStatus] = st
+	h[SumpPitLevel] = uint16(p.level * 100)
+	h[SumpRunHours], h[SumpRunHours+1] = uint16(p.runHours>>16), uint16(p.runHours)
+	h[SumpFaultCode] = p.faultCode
 }
 
 // hits says whether a running scenario covers an asset: the target itself,

@@ -69,8 +69,8 @@ type Simulator struct {
 	wg      sync.WaitGroup
 }
 
-// New builds a simulator for the assets: pump rooms, distribution panels
-// and fire-alarm panels (dry contacts) with an endpoint are served over
+// New builds a simulator for the assets: pump rooms, distribution panels,
+// sump (drainage) pumps and fire-alarm panels (dry contacts) with an endpoint are served over
 // Modbus; elevators, water sensors and lighting publish over MQTT. No I/O
 // happens here.
 func New(cfg Config, assets []collectors.Asset, endpoints []Endpoint, log *slog.Logger) *Simulator {
@@ -116,7 +116,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 		}
 		h := handlers[ep.Address]
 		if h == nil {
-			h = &handler{site: st, pumps: map[uint8]*pumpRoom{}, panels: map[uint8]*panel{}, fires: map[uint8]*firePanel{}}
+			h = &handler{site: st, pumps: map[uint8]*pumpRoom{}, panels: map[uint8]*panel{}, fires: map[uint8]*firePanel{}, sumps: map[uint8]*sumpPump{}}
 			handlers[ep.Address] = h
 		}
 		switch a.Kind {
@@ -129,6 +129,10 @@ func (s *Simulator) Start(ctx context.Context) error {
 			p := &panel{id: a.ID, unit: ep.Unit, building: a.Building, breaker: true, energy: 120000}
 			st.panels = append(st.panels, p)
 			h.panels[ep.Unit] = p
+		case KindSumpPump:
+			p := &sumpPump{id: a.ID, unit: ep.Unit, building: a.Building, level: 0.3, auto: true}
+			st.sumps = append(st.sumps, p)
+			h.sumps[ep.Unit] = p
 		case KindFireAlarmPanel:
 			f := &firePanel{id: a.ID, unit: ep.Unit, building: a.Building, running: true}
 			st.fires = append(st.fires, f)
@@ -323,6 +327,7 @@ type handler struct {
 	pumps  map[uint8]*pumpRoom
 	panels map[uint8]*panel
 	fires  map[uint8]*firePanel
+	sumps  map[uint8]*sumpPump
 }
 
 func (h *handler) regs(unit uint8) (*[32]uint16, *[8]bool, error) {
@@ -330,6 +335,9 @@ func (h *handler) regs(unit uint8) (*[32]uint16, *[8]bool, error) {
 		return &p.holding, &p.coils, nil
 	}
 	if p, ok := h.panels[unit]; ok {
+		return &p.holding, nil, nil
+	}
+	if p, ok := h.sumps[unit]; ok {
 		return &p.holding, nil, nil
 	}
 	if _, ok := h.fires[unit]; ok {

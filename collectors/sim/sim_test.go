@@ -300,3 +300,91 @@ func TestScenarioTargetMustBeAnAsset(t *testing.T) {
 		t.Fatalf("unknown target: %v", err)
 	}
 }
+
+// An internal fault: the main breaker opens with the supply present; the
+// building behind it loses power (pumps, cars, lights), the meter still
+// reads the incoming voltage, and the other building is untouched.
+func TestBreakerTripCutsTheBuildingWithMainsPresent(t *testing.T) {
+	s := newSite()
+	s.panels = append(s.panels, &panel{id: "b5-panel", building: "B5", breaker: true})
+	s.buildings["b3-panel"], s.buildings["b5-panel"] = "B3", "B5"
+	s.step()
+	s.scenarios[BreakerTrip] = "b3-panel"
+	for i := 0; i < 4; i++ {
+		s.step()
+	}
+	b3, b5 := s.panels[0], s.panels[1]
+	if st := b3.holding[PanelStatus]; st&1 == 0 || st&2 != 0 || b3.holding[PanelVoltageA] == 0 || b3.generator {
+		t.Fatalf("B3 panel status %04b volts %d: want mains present, breaker open, no generator", st, b3.holding[PanelVoltageA])
+	}
+	if st := b5.holding[PanelStatus]; st&3 != 3 {
+		t.Fatalf("B5 panel status %04b: want mains and breaker", st)
+	}
+	if s.pumps[0].run1 || !s.pumps[1].run1 {
+		t.Fatalf("pumps: B3 %v B5 %v", s.pumps[0].run1, s.pumps[1].run1)
+	}
+	if s.lifts[0].Powered || !s.lifts[3].Powered || s.lifts[0].Trapped == 0 {
+		t.Fatalf("cars: B3 powered %v trapped %d, B5 powered %v", s.lifts[0].Powered, s.lifts[0].Trapped, s.lifts[3].Powered)
+	}
+	delete(s.scenarios, BreakerTrip)
+	s.step()
+	if b3.holding[PanelStatus]&2 == 0 || !s.lifts[0].Powered {
+		t.Fatal("breaker closed again: power back")
+	}
+}
+
+// Before a planned cut the cars are parked: the cut traps nobody.
+func TestParkedCarsTrapNobodyWhenThePowerGoes(t *testing.T) {
+	s := newSite()
+	s.step()
+	s.scenarios[LiftsParked] = "b3-pump" // any asset of the building
+	s.step()
+	s.scenarios[PowerOutage] = "b3-pump"
+	for i := 0; i < 3; i++ {
+		s.step()
+	}
+	for _, e := range s.lifts[:3] {
+		if e.Trapped != 0 || e.BetweenFloors || e.Floor != 1 || e.Door != "open" || e.Powered || e.FaultCode != 0 {
+			t.Fatalf("%s: %+v", e.ID, *e)
+		}
+	}
+	if s.lifts[3].Floor == 1 && s.lifts[3].Door == "open" && !s.lifts[3].Running && s.lifts[3].target == 1 {
+		t.Fatal("Building 5's car was parked too")
+	}
+}
+
+// The sump pump runs on its float switch: water reaching the pit (a wet
+// sensor in its building) starts it, it drains the pit and stops; a fault
+// stops it and the pit rises to its high-level alarm.
+func TestSumpPumpFollowsItsFloatSwitch(t *testing.T) {
+	s := newSite()
+	p := &sumpPump{id: "b3-sump", building: "B3", level: 0.3, auto: true}
+	s.sumps = []*sumpPump{p}
+	s.buildings["b3-sump"], s.buildings["leak-b1"] = "B3", "B3"
+	s.step()
+	if p.running || p.holding[SumpStatus] != 0b0100 {
+		t.Fatalf("dry pit: running %v status %04b", p.running, p.holding[SumpStatus])
+	}
+	s.scenarios[Flooding] = "leak-b1"
+	ran := false
+	for i := 0; i < 20; i++ {
+		s.step()
+		ran = ran || p.running
+		if p.level >= sumpHigh {
+			t.Fatalf("the pump kept up with the inflow before: level %.2f", p.level)
+		}
+	}
+	if !ran || p.runHours == 0 {
+		t.Fatal("the pump never started on its float switch")
+	}
+	s.scenarios[PumpFault] = "b3-sump"
+	for i := 0; i < 20; i++ {
+		s.step()
+	}
+	if st := p.holding[SumpStatus]; p.running || st&0b1010 != 0b1010 || st&0b0100 != 0 || p.holding[SumpFaultCode] != 7 {
+		t.Fatalf("faulted pump: running %v status %04b level %.2f", p.running, st, p.level)
+	}
+	if s.pumps[0].run1 == false {
+		t.Fatal("a sump-pump fault stopped the domestic water pumps")
+	}
+}

@@ -446,6 +446,8 @@ func routeRole(pattern string) (Role, bool) {
 		"POST /api/v1/incidents/{id}/steps/{step}/complete", "POST /api/v1/incidents/{id}/steps/{step}/skip",
 		"POST /api/v1/incidents/{id}/evidence":
 		return Engineer, true
+	case "GET /api/v1/planned-works/{id}", "GET /api/v1/planned-works/{id}/notice": // the site contact, who entered it
+		return Engineer, true
 	}
 	return NoRole, false
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/inspection"
 	"github.com/propgate/gateway/rules/maintenance"
+	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/register"
 )
@@ -60,9 +61,11 @@ type Config struct {
 	Register    *register.Config    `yaml:"register"`
 	Inspections *inspection.Config  `yaml:"inspections"`
 	Maintenance *maintenance.Config `yaml:"maintenance"`
-	path        string
-	root        *yaml.Node
-	orig        []byte // the file before ${ENV} substitution, while validating
+	// Planned water/power stops and maintenance (rules/planned).
+	Planned planned.Config `yaml:"planned_works"`
+	path    string
+	root    *yaml.Node
+	orig    []byte // the file before ${ENV} substitution, while validating
 }
 
 // Playbooks is the playbooks: section: a folder of playbook files.
@@ -348,6 +351,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Simulator.SetDefaults()
 	c.Rules.SetDefaults()
+	c.Planned.SetDefaults()
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
 	}
@@ -428,6 +432,11 @@ func (c *Config) validate() error {
 		add("mqtt", c.MQTT.Validate())
 	}
 	add("rules", c.Rules.Validate(c.CollectorAssets()))
+	ruleIDs := map[string]bool{}
+	for _, r := range c.Rules.Rules {
+		ruleIDs[r.ID] = true
+	}
+	add("planned_works", c.Planned.Validate(ruleIDs))
 	if c.Dashboard != nil {
 		add("dashboard", c.Dashboard.Validate())
 	}
@@ -616,6 +625,9 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	out = append(out, c.databaseWarnings()...)
+	if !slices.ContainsFunc(c.Rules.Rules, func(r rules.Rule) bool { return r.Field == planned.FieldNotRecovered }) {
+		out = append(out, "planned_works: no rule watches the field "+planned.FieldNotRecovered+": supply, pumps or lifts that do not come back after planned work raise no alarm; fix: add one (configs/demo.yaml: not-recovered-after-planned-work)")
+	}
 	if !c.Demo {
 		return out
 	}

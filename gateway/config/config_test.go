@@ -65,6 +65,8 @@ func TestConfigErrors(t *testing.T) {
 		{"service_target_percent.yaml", `testdata/service_target_percent.yaml:6: rules.targets.callback: 95 is not a share; fix: a number between 0 and 1, e.g. 0.95 for 95 %`},
 		{"service_bad_holiday.yaml", `testdata/service_bad_holiday.yaml:6: rules.calendar.holidays[1]: "10/02" is not a date; fix: YYYY-MM-DD, e.g. 2026-10-01`},
 		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
+		{"planned_works_bad.yaml", `testdata/planned_works_bad.yaml:10: planned_works.kinds.power.rules[1]: "mains-gone" is not a rule id (rules.rules)`},
+		{"planned_works_bad_kind.yaml", `testdata/planned_works_bad_kind.yaml:8: planned_works.kinds.gas: "gas" is not a kind of planned work; fix: power, water, maintenance`},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -94,7 +96,7 @@ func TestDemoConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Assets) != 15 || len(cfg.Modbus.Devices) != 6 || cfg.MQTT == nil || len(cfg.MQTT.Subs) != 3 || !cfg.Simulator.Enabled {
+	if len(cfg.Assets) != 17 || len(cfg.Modbus.Devices) != 8 || cfg.MQTT == nil || len(cfg.MQTT.Subs) != 3 || !cfg.Simulator.Enabled {
 		t.Fatalf("demo config: %d assets, %d devices", len(cfg.Assets), len(cfg.Modbus.Devices))
 	}
 	if got := cfg.Modbus.Devices[1].Fields(); len(got) != 16 {
@@ -200,9 +202,9 @@ func TestPublishedSecretsRefusedOutsideDemo(t *testing.T) {
 		t.Fatal("loaded with published secrets")
 	}
 	want := []string{
-		`site.example.yaml:107: alerts.link_secret: is 26 bytes; signed acknowledgement links need at least 32 random bytes; fix: export ALERT_LINK_SECRET=$(openssl rand -hex 32)`,
-		`site.example.yaml:124: dashboard.wall_token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export WALL_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
-		`site.example.yaml:131: dashboard.users[2].token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export ADMIN_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
+		`site.example.yaml:108: alerts.link_secret: is 26 bytes; signed acknowledgement links need at least 32 random bytes; fix: export ALERT_LINK_SECRET=$(openssl rand -hex 32)`,
+		`site.example.yaml:125: dashboard.wall_token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export WALL_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
+		`site.example.yaml:132: dashboard.users[2].token: is a value published in this repository (configs/demo.yaml, README): anyone can use it; fix: export ADMIN_TOKEN=$(openssl rand -hex 32), or demo: true at the top level for a demo`,
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

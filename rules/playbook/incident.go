@@ -296,3 +296,16 @@ func anyHolds(cs []Condition, in *Incident, assets []collectors.Asset, r Telemet
 	}
 	return false, ev
 }
+
+// HoldsOn evaluates the condition's comparison on one asset's readings
+// (the caller has chosen the asset: kind and scope are not looked at); the
+// evidence says what it saw. Planned works check recovery with it.
+func (c Condition) HoldsOn(asset string, r Telemetry) (bool, string) {
+	one := Condition{Field: c.Field, Op: c.Op, Value: c.Value, ValueField: c.ValueField}
+	ok, ev := holds(one, &Incident{Asset: asset}, []collectors.Asset{{ID: asset}}, r)
+	return ok, strings.Join(ev, "; ")
+}
+
+// ValidateConditions checks conditions as a playbook's when: does (path
+// names them in errors).
+func ValidateConditions(path string, cs []Condition) error { return validConditions(path, cs, true) }

@@ -236,8 +236,17 @@ func (r *Runner) Trigger(a rules.Alarm) {
 	r.trigger(&a)
 }
 
-// trigger starts the playbooks for one alarm activation, once.
+// trigger starts the playbooks for one alarm activation, once. An
+// activation that planned work explains (a planned power cut) starts no
+// emergency plan: the sudden-outage plan is for outages nobody announced.
 func (r *Runner) trigger(a *rules.Alarm) {
+	if a.Planned != nil {
+		if _, seen := r.handled["planned|"+a.ID]; !seen || a.ActiveSince.After(r.handled["planned|"+a.ID]) {
+			r.handled["planned|"+a.ID] = a.ActiveSince // bounded: configured alarms
+			r.log.Info("alarm is planned work: no emergency playbook", "alarm", a.ID, "planned_work", a.Planned.Work, "title", a.Planned.Title)
+		}
+		return
+	}
 	for _, p := range r.list {
 		if slices.Contains(p.Trigger.Rules, a.Rule) {
 			key := p.ID + "|" + a.ID // bounded: playbooks × configured alarms
