@@ -155,7 +155,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	// Planned works tag the alarms their window explains (nobody paged, no
 	// emergency plan, no fault work order) and check recovery at the end.
-	pstore, err := sqlite.OpenPlanned(store.DB)
+	pstore, err := openPlannedStore(ctx, store)
 	if err != nil {
 		return err
 	}

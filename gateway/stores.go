@@ -12,6 +12,7 @@ import (
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/duty"
+	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -79,6 +80,18 @@ func openDutyStore(ctx context.Context, store rulesStore) (duty.Store, error) {
 		return postgres.NewDuty(ctx, s.DB)
 	}
 	return nil, fmt.Errorf("no duty store for %T", store)
+}
+
+// openPlannedStore adds the planned-works tables to the rules database,
+// whichever backend holds it.
+func openPlannedStore(ctx context.Context, store rulesStore) (planned.Store, error) {
+	switch s := store.(type) {
+	case *sqlite.Rules:
+		return sqlite.OpenPlanned(s.DB)
+	case *postgres.Rules:
+		return postgres.NewPlanned(ctx, s.DB)
+	}
+	return nil, fmt.Errorf("no planned-works store for %T", store)
 }
 
 func openAlertsStore(ctx context.Context, db string) (alertsStore, error) {

@@ -127,7 +127,7 @@ func TestModbusServerAgainstMbpollIntegration(t *testing.T) {
 	if !strings.Contains(string(out), "[4]: \t17") {
 		t.Fatalf("mbpoll output:\n%s", out)
 	}
-	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment, pump-fault, fire, water-outage` {
+	if err := s.Inject("flood", ""); err == nil || err.Error() != `unknown scenario "flood"; fix: one of power-outage, flooding, entrapment, pump-fault, fire, water-outage, breaker-trip, lifts-parked` {
 		t.Fatalf("err = %v", err)
 	}
 }
