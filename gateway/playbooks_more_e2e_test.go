@@ -164,7 +164,7 @@ func TestScheduledDrillIntegration(t *testing.T) {
 		t.Fatalf("trigger %q", full.Trigger)
 	}
 	s.waitMessage("li.ming", "DRILL starts now") // the shift lead is reminded (drill.notify)
-	s.waitStep(drill.ID, "damaged-equipment")      // the plan's work order, opened by the drill
+	s.waitStep(drill.ID, "damaged-equipment")    // the plan's work order, opened by the drill
 	var orders []struct {
 		ID    int64
 		Drill bool
