@@ -739,7 +739,11 @@ func (c *Config) loadPlaybooks() error {
 	}
 	var errs []error
 	for _, l := range all {
-		if err := l.p.Validate(ids, ruleIDs); err != nil {
+		err := l.p.Validate(ids, ruleIDs)
+		if err == nil {
+			err = l.p.CheckCategories(c.Rules.Orders.CategoryIDs())
+		}
+		if err != nil {
 			var fe *cfgerr.FieldError
 			if errors.As(err, &fe) {
 				errs = append(errs, &Error{File: l.file, Line: lineOf(l.root, fe.Path), Path: fe.Path, Msg: fe.Msg})

@@ -65,6 +65,7 @@ func TestConfigErrors(t *testing.T) {
 		{"service_target_percent.yaml", `testdata/service_target_percent.yaml:6: rules.targets.callback: 95 is not a share; fix: a number between 0 and 1, e.g. 0.95 for 95 %`},
 		{"service_bad_holiday.yaml", `testdata/service_bad_holiday.yaml:6: rules.calendar.holidays[1]: "10/02" is not a date; fix: YYYY-MM-DD, e.g. 2026-10-01`},
 		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
+		{"playbooks_bad_category.yaml", `testdata/playbooks_bad_category/plan.yaml:9: steps[0].action.workorder.category: "flood_damage" is not under rules.categories; fix: one of plumbing`},
 		{"planned_works_bad.yaml", `testdata/planned_works_bad.yaml:10: planned_works.kinds.power.rules[1]: "mains-gone" is not a rule id (rules.rules)`},
 		{"planned_works_bad_kind.yaml", `testdata/planned_works_bad_kind.yaml:8: planned_works.kinds.gas: "gas" is not a kind of planned work; fix: power, water, maintenance`},
 	}

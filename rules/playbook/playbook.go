@@ -6,6 +6,7 @@ package playbook
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -328,4 +329,20 @@ func (p *Playbook) AutoActions() []string {
 		}
 	}
 	return out
+}
+
+// CheckCategories checks the work orders the playbook opens use the site's
+// work-order categories (rules.categories; none configured: any).
+func (p *Playbook) CheckCategories(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for i, s := range p.Steps {
+		for what, a := range map[string]*ActionSpec{"action": s.Action, "on_overdue": s.OnOverdue} {
+			if a != nil && a.WorkOrder != nil && !slices.Contains(ids, a.WorkOrder.Category) {
+				return cfgerr.Errorf(fmt.Sprintf("steps[%d].%s.workorder.category", i, what), "%q is not under rules.categories; fix: one of %s", a.WorkOrder.Category, strings.Join(ids, ", "))
+			}
+		}
+	}
+	return nil
 }
