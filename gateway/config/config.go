@@ -61,11 +61,10 @@ type Config struct {
 	Register    *register.Config    `yaml:"register"`
 	Inspections *inspection.Config  `yaml:"inspections"`
 	Maintenance *maintenance.Config `yaml:"maintenance"`
-	// Planned water/power stops and maintenance (rules/planned).
-	Planned planned.Config `yaml:"planned_works"`
-	path    string
-	root    *yaml.Node
-	orig    []byte // the file before ${ENV} substitution, while validating
+	Planned     planned.Config      `yaml:"planned_works"` // planned water/power stops and maintenance (rules/planned)
+	path        string
+	root        *yaml.Node
+	orig        []byte // the file before ${ENV} substitution, while validating
 }
 
 // Playbooks is the playbooks: section: a folder of playbook files.
