@@ -84,6 +84,24 @@ func TestRegisterAndInspectionEntryInChromiumIntegration(t *testing.T) {
 	}
 	// The register publishes cert_days_left; the entrapment step shows this car's contractor.
 	s.waitFor("cert_days_left on b3-lift-1", 10*time.Second, func() bool { _, ok := s.asset("b3-lift-1").Fields["cert_days_left"]; return ok })
+	code, body = s.do("POST", "/api/v1/incidents", operatorToken, `{"playbook":"elevator-entrapment","asset":"b3-lift-1","drill":true}`)
+	var in struct{ ID int64 }
+	if code != http.StatusCreated || json.Unmarshal(body, &in) != nil {
+		t.Fatalf("start drill: %d %s", code, body)
+	}
+	path := fmt.Sprintf("/api/v1/incidents/%d/contacts", in.ID)
+	if code, _ := s.do("GET", path, "demo-wall-display-token", ""); code != http.StatusForbidden {
+		t.Fatalf("step contacts with the wall token: %d", code)
+	}
+	var steps []struct {
+		Step     string
+		Contacts []struct{ ID, Name, Phone string }
+	}
+	s.getJSON(path, &steps)
+	if len(steps) != 1 || steps[0].Step != "call-maintenance" || len(steps[0].Contacts) != 1 || steps[0].Contacts[0].Phone != "400-820-0870" ||
+		!strings.HasPrefix(steps[0].Contacts[0].Name, "三菱维保站") {
+		t.Fatalf("entrapment step contacts: %+v", steps)
+	}
 
 	// The QR codes (operators print them) and the checkpoint they open.
 	var codes []struct{ Route, Checkpoint, Code, URL, PNG string }
@@ -168,6 +186,10 @@ func TestRegisterAndInspectionEntryInChromiumIntegration(t *testing.T) {
 		chromedp.Navigate(s.url+"/console/register?lang=en"),
 		chromedp.WaitVisible(`#entries tr[data-asset="b5-lift-1"]`))
 	screenshot(t, ctx, "register")
+	// The console's entrapment drill shows this car's contractor at its step.
+	within(t, ctx, 20*time.Second, "the step's contact in the console",
+		chromedp.Navigate(s.url+"/console?lang=en"),
+		chromedp.WaitVisible(fmt.Sprintf(`div[data-incident="%d"] .contact a[href="tel:400-820-0870"]`, in.ID)))
 	var pm struct {
 		Plans []struct{ ID string }
 	}

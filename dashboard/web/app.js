@@ -248,9 +248,22 @@ async function refreshConsole() {
   try {
     const [alarms, incidents, workorders] = await Promise.all([api("GET", "/api/v1/alarms"), api("GET", "/api/v1/incidents?status=open"), api("GET", "/api/v1/workorders?status=open")]);
     consoleData.alarms = alarms; consoleData.incidents = incidents; consoleData.workorders = workorders;
+    await loadStepContacts(incidents);
     renderConsole();
   } catch (e) { console.error(e); }
 }
+
+// Whom a step says to call (the register's contacts; the car's 维保单位),
+// fetched once per incident.
+const stepContacts = new Map();
+async function loadStepContacts(incidents) {
+  for (const i of incidents) {
+    if (stepContacts.has(i.id)) continue;
+    try { stepContacts.set(i.id, Object.fromEntries((await api("GET", `/api/v1/incidents/${i.id}/contacts`)).map(s => [s.step, s.contacts]))); }
+    catch (e) { stepContacts.set(i.id, {}); } // no register configured
+  }
+}
+const callList = (i, s) => ((stepContacts.get(i.id) || {})[s.id] || []).map(c => ` <span class="contact">☎ ${esc(c.name)} <a href="tel:${esc(c.phone)}">${esc(c.phone)}</a></span>`).join("");
 
 function renderConsole() {
   if (!$("alarms")) return;
@@ -262,7 +275,7 @@ function renderConsole() {
     (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button> ` : `<button data-act="unshelve" data-id="${esc(a.id)}">${tr("unshelve")}</button> `) +
     `<button data-act="oos" data-id="${esc(a.id)}" data-on="${!a.out_of_service}">${tr(a.out_of_service ? "ins" : "oos")}</button></td></tr>`).join("");
   $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL</span> ' : ""}#${i.id} ${esc(i.name)}</b> ${esc(i.asset || "")}` +
-    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(lang === "zh" && s.title_zh ? s.title_zh : s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span> ` +
+    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(lang === "zh" && s.title_zh ? s.title_zh : s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span>${callList(i, s)} ` +
     (s.status === "active" || s.status === "waiting" ? `<button data-act="complete" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("complete")}</button> <button data-act="skip" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("skip")}</button>` : "") +
     `</li>`).join("")}</ul><button data-act="evidence" data-incident="${i.id}">${tr("evidence")}</button> <button data-act="close" data-incident="${i.id}">${tr("close")}</button></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
   $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.description)}</span></td>` +

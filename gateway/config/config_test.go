@@ -64,6 +64,12 @@ func TestConfigErrors(t *testing.T) {
 		{"service_category_not_listed.yaml", `testdata/service_category_not_listed.yaml:8: rules.rules[0].workorder.category: "plumbing" is not under rules.categories; fix: one of electrical`},
 		{"service_target_percent.yaml", `testdata/service_target_percent.yaml:6: rules.targets.callback: 95 is not a share; fix: a number between 0 and 1, e.g. 0.95 for 95 %`},
 		{"service_bad_holiday.yaml", `testdata/service_bad_holiday.yaml:6: rules.calendar.holidays[1]: "10/02" is not a date; fix: YYYY-MM-DD, e.g. 2026-10-01`},
+		// Issue 13: the register, inspection rounds and maintenance plans.
+		{"register_bad_expiry.yaml", `testdata/register_bad_expiry.yaml:8: register.assets[0].certificates[0].expires: "2026/11/31" is not a date; fix: the certificate's last valid day, YYYY-MM-DD`},
+		{"register_bad_phone.yaml", `testdata/register_bad_phone.yaml:6: register.contacts[0].phone: "ninety-five" is not a phone number; fix: digits, spaces, +, -, ( ), e.g. 95598`},
+		{"inspections_bad_schedule.yaml", `testdata/inspections_bad_schedule.yaml:9: inspections.routes[0].schedule: "every evening at 8" is not a schedule; fix: cron minute hour day month weekday, e.g. "0 20 * * *" (daily 20:00) or "0 9 * * 1" (Mondays 09:00)`},
+		{"inspections_telemetry_on_photo.yaml", `testdata/inspections_telemetry_on_photo.yaml:15: inspections.routes[0].checkpoints[0].items[0].telemetry: only readings and yes/no items can be verified from telemetry`},
+		{"maintenance_two_kinds.yaml", `testdata/maintenance_two_kinds.yaml:6: maintenance.plans[0]: set exactly one of schedule (cron), every_days (with start) or run_hours`},
 		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
 		{"playbooks_bad_category.yaml", `testdata/playbooks_bad_category/plan.yaml:9: steps[0].action.workorder.category: "flood_damage" is not under rules.categories; fix: one of plumbing`},
 		{"planned_works_bad.yaml", `testdata/planned_works_bad.yaml:10: planned_works.kinds.power.rules[1]: "mains-gone" is not a rule id (rules.rules)`},
