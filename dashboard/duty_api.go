@@ -22,6 +22,7 @@ type DutyRoster interface {
 	RosterVersions(ctx context.Context, limit int) ([]*duty.Roster, error)
 	SetRoster(ctx context.Context, teams []duty.Team, version int, by duty.Who, note string) (*duty.Roster, error)
 	OnDuty(now time.Time) []duty.Shift
+	Schedule(from, to time.Time) []duty.Shift
 }
 
 // HandoverBook is the shift handovers (交接班记录).
@@ -60,10 +61,13 @@ func (a *API) MountDuty(d Duty) {
 	x := &dutyAPI{d: d, log: a.deps.Log, site: a.deps.Site}
 	x.handoverPage = template.Must(template.New("handover").Funcs(x.funcs()).Parse(handoverHTML))
 	x.logPage = template.Must(template.New("log").Funcs(x.funcs()).Parse(logHTML))
+	x.schedulePage = template.Must(template.New("schedule").Funcs(x.funcs()).Parse(scheduleHTML))
 	a.mux.HandleFunc("GET /api/v1/duty/now", x.onDuty)
 	a.mux.HandleFunc("GET /api/v1/roster", x.roster)
 	a.mux.HandleFunc("PUT /api/v1/roster", x.setRoster)
 	a.mux.HandleFunc("GET /api/v1/roster/versions", x.rosterVersions)
+	a.mux.HandleFunc("GET /api/v1/roster/schedule", x.schedule)
+	a.mux.HandleFunc("GET /api/v1/roster/print", x.printSchedule)
 	a.mux.HandleFunc("GET /api/v1/handovers", x.handovers)
 	a.mux.HandleFunc("POST /api/v1/handovers", x.sign)
 	a.mux.HandleFunc("GET /api/v1/handovers/draft", x.draft)
@@ -80,6 +84,7 @@ type dutyAPI struct {
 	log                   *slog.Logger
 	site                  string
 	handoverPage, logPage *template.Template
+	schedulePage          *template.Template
 }
 
 func who(r *http.Request) duty.Who {
@@ -175,6 +180,52 @@ func (x *dutyAPI) rosterVersions(w http.ResponseWriter, r *http.Request) {
 		vs = []*duty.Roster{}
 	}
 	httpjson.Write(w, http.StatusOK, vs)
+}
+
+// scheduleRange reads from and to (dates, to inclusive; default a week
+// from today), at most 62 days.
+func (x *dutyAPI) scheduleRange(w http.ResponseWriter, r *http.Request) (time.Time, time.Time, bool) {
+	if !checkQuery(w, r, "from", "to") {
+		return time.Time{}, time.Time{}, false
+	}
+	now := x.d.Now().In(x.d.Location)
+	from := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, x.d.Location)
+	to := from.AddDate(0, 0, 7)
+	for key, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := r.URL.Query().Get(key); v != "" {
+			d, err := time.ParseInLocation("2006-01-02", v, x.d.Location)
+			if err != nil {
+				httpjson.Error(w, http.StatusBadRequest, key+" "+strconv.Quote(v)+" is not a date YYYY-MM-DD")
+				return from, to, false
+			}
+			if key == "to" {
+				d = d.AddDate(0, 0, 1)
+			}
+			*dst = d
+		}
+	}
+	if !to.After(from) || to.Sub(from) > 62*24*time.Hour {
+		httpjson.Error(w, http.StatusBadRequest, "to must be on or after from, at most 62 days later")
+		return from, to, false
+	}
+	return from, to, true
+}
+
+func (x *dutyAPI) schedule(w http.ResponseWriter, r *http.Request) {
+	from, to, ok := x.scheduleRange(w, r)
+	if !ok {
+		return
+	}
+	httpjson.Write(w, http.StatusOK, x.d.Roster.Schedule(from, to))
+}
+
+func (x *dutyAPI) printSchedule(w http.ResponseWriter, r *http.Request) {
+	from, to, ok := x.scheduleRange(w, r)
+	if !ok {
+		return
+	}
+	ro := x.d.Roster.Roster()
+	x.html(w, x.schedulePage, map[string]any{"Site": x.site, "From": from, "To": to.AddDate(0, 0, -1), "Roster": ro, "Shifts": x.d.Roster.Schedule(from, to)})
 }
 
 // query reads date (YYYY-MM-DD) or from/to (dates, to inclusive), team, q
@@ -388,6 +439,7 @@ func (x *dutyAPI) funcs() template.FuncMap {
 			return t.In(x.d.Location).Format("2006-01-02 15:04")
 		},
 		"kind": func(k string) string { return duty.Kinds[k] + " " + k },
+		"d":    func(t time.Time) string { return t.Format("2006-01-02") },
 		"prio": func(p rules.Priority) string { return priorityZH[string(p)] },
 	}
 }
@@ -442,6 +494,14 @@ const logHTML = (`<!doctype html><html lang="zh"><head><meta charset="utf-8">
 {{with .Handovers}}<h2>交接班 Handovers</h2><table><tr><th>#</th><th>班组 Team</th><th>交班人 Outgoing</th><th>接班人 Incoming</th></tr>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.TeamName}}</td><td>{{.Outgoing.Name}} {{t .Outgoing.At}}</td><td>{{with .Incoming}}{{.Name}} {{t .At}}{{else}}待接班 awaiting{{end}}</td></tr>{{end}}</table>{{end}}
 </body></html>`)
+
+const scheduleHTML = `<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<title>值班表 Duty roster</title>` + printStyle + `</head><body>
+<p class="noprint muted">打印：Ctrl+P / Print with Ctrl+P</p>
+<h1>值班表 Duty roster · {{d .From}} – {{d .To}}</h1><p>{{.Site}} · 版本 version {{.Roster.Version}}（{{t .Roster.Updated}} {{.Roster.By}}）</p>
+<table><tr><th>班组 Team</th><th>值班人 On duty</th><th>从 From</th><th>到 Until</th><th></th></tr>
+{{range .Shifts}}<tr><td>{{.TeamName}}</td><td>{{.Name}}</td><td>{{t .From}}</td><td>{{t .Until}}</td><td>{{if .Override}}替班 override{{end}}</td></tr>{{end}}</table>
+</body></html>`
 
 func (x *dutyAPI) printHandover(w http.ResponseWriter, r *http.Request) {
 	id, ok := handoverID(w, r)

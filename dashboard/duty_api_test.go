@@ -223,4 +223,24 @@ func TestRosterOverTheAPI(t *testing.T) {
 	if _, body := do(t, "GET", srv.URL+"/api/v1/roster/versions", "", bearer("engineer-token-1234")); !strings.Contains(body, "管理员代班") {
 		t.Fatalf("versions: %s", body)
 	}
+	// The week's schedule: the override splits the day's shift.
+	resp, body = do(t, "GET", srv.URL+"/api/v1/roster/schedule?from=2026-11-23&to=2026-11-23", "", bearer("engineer-token-1234"))
+	var shifts []duty.Shift
+	json.Unmarshal([]byte(body), &shifts)
+	var who []string
+	for _, s := range shifts {
+		who = append(who, s.Person+"@"+s.From.In(loc).Format("15:04"))
+	}
+	if resp.StatusCode != 200 || strings.Join(who, " ") != "zhang.wei@00:00 admin@08:00 wang.li@10:00" {
+		t.Fatalf("schedule: %d %v", resp.StatusCode, who)
+	}
+	if _, body := do(t, "GET", srv.URL+"/api/v1/roster/print?from=2026-11-23&to=2026-11-29", "", bearer("engineer-token-1234")); !strings.Contains(body, "值班表") || !strings.Contains(body, "管理员") {
+		t.Fatalf("printed roster: %s", body)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/v1/roster/schedule?from=2026-01-01&to=2026-12-31", "", bearer("engineer-token-1234")); resp.StatusCode != 400 {
+		t.Fatalf("a year's schedule: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/v1/roster/print", "", bearer("wall-token-123456")); resp.StatusCode != 403 {
+		t.Fatalf("the wall printed the roster: %d", resp.StatusCode)
+	}
 }

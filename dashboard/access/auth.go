@@ -438,7 +438,8 @@ func routeRole(pattern string) (Role, bool) {
 	// only GET /api/v1/duty/now (names on duty, no phones). Writing them
 	// needs an operator (the default); the roster, an admin.
 	case "GET /api/v1/handovers", "GET /api/v1/handovers/draft", "GET /api/v1/handovers/{id}", "GET /api/v1/handovers/{id}/print",
-		"GET /api/v1/duty-log", "GET /api/v1/duty-log/print", "GET /api/v1/roster", "GET /api/v1/roster/versions":
+		"GET /api/v1/duty-log", "GET /api/v1/duty-log/print", "GET /api/v1/roster", "GET /api/v1/roster/versions",
+		"GET /api/v1/roster/schedule", "GET /api/v1/roster/print":
 		return Engineer, true
 	case "PUT /api/v1/roster":
 		return Admin, true

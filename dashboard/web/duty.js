@@ -17,7 +17,7 @@ const TD = {
     members: "轮值人员（逗号分隔）", start: "起始交接时间", shiftLen: "每班时长", tz: "时区", overrides: "临时替班", add: "添加替班",
     remove: "删除", person: "人员", from: "从", to: "到", note: "备注", name: "名称", version: "版本", updated: "修改",
     saved: "已保存", signedOk: "已签字交班，等待接班人接班", acceptedOk: "已接班", written: "已记录", wantNow: "请填写发生时间，或勾选“就是现在”",
-    current: "当前步骤", noSummary: "请先生成交班汇总", readonly: "只有管理员可以修改值班表"},
+    week: "未来七天值班安排", current: "当前步骤", noSummary: "请先生成交班汇总", readonly: "只有管理员可以修改值班表"},
   en: {title: "Duty and handover", back: "← Operator console", login: "Log in", logout: "Log out", handover: "Handover", log: "Duty log", roster: "Roster",
     newHandover: "Hand over", team: "Team", draft: "Generate summary", remarks: "Remarks for the incoming person", sign: "Sign and hand over",
     pending: "Awaiting acceptance", history: "Handover records", searchBtn: "Search", search: "words", print: "Print",
@@ -31,7 +31,7 @@ const TD = {
     members: "Members (comma-separated)", start: "First handover", shiftLen: "Shift length", tz: "Time zone", overrides: "Overrides", add: "Add override",
     remove: "Remove", person: "person", from: "from", to: "to", note: "note", name: "Name", version: "version", updated: "changed",
     saved: "Saved", signedOk: "Signed; awaiting the incoming person", acceptedOk: "Accepted", written: "Written", wantNow: "Enter when it happened, or tick Now",
-    current: "current", noSummary: "Generate the summary first", readonly: "Only admins change the roster"},
+    week: "The next seven days", current: "current", noSummary: "Generate the summary first", readonly: "Only admins change the roster"},
 };
 const qs = new URLSearchParams(location.search);
 let lng = qs.get("lang") || localStorage.getItem("lang") || "zh";
@@ -182,6 +182,11 @@ async function loadRoster() {
   el("hoTeam").innerHTML = opts; if (keep) el("hoTeam").value = keep;
   el("logTeam").innerHTML = `<option value=""></option>` + opts;
   el("onDuty").innerHTML = rosterData.on_duty.map(s => `<tr data-team="${h(s.team)}"><td>${h(s.team_name)}</td><td>${h(s.name)}</td><td>${fmtT(s.from)} – ${fmtT(s.until)}</td><td>${s.override ? t("overrides") : ""}</td></tr>`).join("");
+  try {
+    const shifts = await call("GET", "/api/v1/roster/schedule");
+    el("schedule").innerHTML = `<tr><th>${t("team")}</th><th>${t("person")}</th><th>${t("from")}</th><th>${t("to")}</th><th></th></tr>` +
+      shifts.map(s => `<tr data-team="${h(s.team)}"><td>${h(s.team_name)}</td><td>${h(s.name)}</td><td>${fmtT(s.from)}</td><td>${fmtT(s.until)}</td><td>${s.override ? t("overrides") : ""}</td></tr>`).join("");
+  } catch (e) { say(e.message, true); }
   el("rosterMeta").textContent = `${t("version")} ${rosterData.version} · ${t("updated")} ${fmtT(rosterData.updated)} ${rosterData.updated_by} ${rosterData.note || ""}` +
     (me.role === "admin" ? "" : " · " + t("readonly"));
   const admin = me.role === "admin";

@@ -231,6 +231,39 @@ func (s *Service) OnDuty(now time.Time) []Shift {
 	return out
 }
 
+// maxShifts bounds a schedule (a month of 8-hour shifts for a dozen teams).
+const maxShifts = 2000
+
+// Schedule lists every team's shifts overlapping [from, to), clipped to it,
+// with names: the 值班表 as it is printed for the duty room.
+func (s *Service) Schedule(from, to time.Time) []Shift {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []Shift{}
+	if s.roster == nil || !to.After(from) {
+		return out
+	}
+	for i := range s.roster.Teams {
+		t := &s.roster.Teams[i]
+		for at := from; at.Before(to) && len(out) < maxShifts; {
+			sh := t.At(at)
+			if sh.Person == "" || !sh.Until.After(at) {
+				break
+			}
+			if sh.From.Before(at) {
+				sh.From = at
+			}
+			if sh.Until.After(to) {
+				sh.Until = to
+			}
+			sh.Name = s.name(sh.Person)
+			out = append(out, sh)
+			at = sh.Until
+		}
+	}
+	return out
+}
+
 // shift is the team's current shift and who comes next.
 func (s *Service) shift(team string, now time.Time) (Shift, string, error) {
 	s.mu.RLock()
