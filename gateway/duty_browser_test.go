@@ -87,13 +87,33 @@ func TestHandoverConsoleInChromiumIntegration(t *testing.T) {
 		t.Fatalf("handover after the console flow: %+v", h)
 	}
 
-	// The wall: 今日值班, names only.
+	within(t, ctx, 10*time.Second, "the roster tab shows the week and, for the admin, the editor",
+		chromedp.Click(`#tabs button[data-tab=roster]`),
+		chromedp.WaitVisible(`#schedule tr[data-team="engineering"]`),
+		chromedp.WaitVisible(`#onDuty tr[data-team="engineering"]`),
+		chromedp.WaitVisible(`#rosterSaveBtn`))
+	screenshot(t, ctx, "duty-roster")
+	within(t, ctx, 10*time.Second, "the admin puts the general manager on duty for engineering",
+		chromedp.Click(`#rosterTeams .team[data-i="0"] button[data-addovr]`),
+		chromedp.WaitVisible(`#rosterTeams .team[data-i="0"] .ovr .oPerson`),
+		chromedp.SendKeys(`#rosterTeams .team[data-i="0"] .ovr .oPerson`, "sun.hua"),
+		chromedp.SendKeys(`#rosterTeams .team[data-i="0"] .ovr .oNote`, "代班"),
+		chromedp.SendKeys(`#rosterNote`, "孙华代班"),
+		chromedp.Click(`#rosterSaveBtn`),
+		chromedp.WaitVisible(`#onDuty tr[data-team="engineering"] td:nth-child(4):not(:empty)`))
+	var oncall []struct{ Team, Person string }
+	s.getJSON("/api/v1/oncall", &oncall)
+	if oncall[0].Team != "engineering" || oncall[0].Person != "sun.hua" {
+		t.Fatalf("on call after the console's roster edit: %+v", oncall)
+	}
+
+	// The wall: 今日值班 as the roster has it, names only.
 	var onduty string
 	within(t, ctx, 15*time.Second, "the wall shows who is on duty",
 		chromedp.Navigate(s.url+"/?token=demo-wall-display-token"),
 		chromedp.WaitVisible(`#onduty tr[data-team="engineering"]`),
 		chromedp.Text(`#onduty`, &onduty))
-	if !strings.Contains(onduty, "王立") && !strings.Contains(onduty, "张伟") || strings.Contains(onduty, "138") {
+	if !strings.HasPrefix(onduty, "工程部 Engineering\t孙华") || strings.Contains(onduty, "138") || strings.Contains(onduty, "sun.hua") {
 		t.Fatalf("on duty on the wall: %q", onduty)
 	}
 	screenshot(t, ctx, "wall-on-duty")
