@@ -241,3 +241,29 @@ func TestEntryValidation(t *testing.T) {
 		}
 	}
 }
+
+// A yes/no question that is the reading's opposite ("sump level normal?"
+// against sump_high) is pre-filled and compared inverted.
+func TestInvertedTelemetryItem(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t, assets, nil, time.Date(2026, 11, 23, 9, 0, 0, 0, shanghai))
+	cfg := nightRound()
+	cfg.Routes[0].Checkpoints = []inspection.Checkpoint{{ID: "garage", Name: "车库", Items: []inspection.Item{
+		{ID: "dark-ok", Label: "车库照明正常", Kind: inspection.KindYesNo, Telemetry: &inspection.Telemetry{Asset: "garage", Field: "fault", Invert: true}}}}}
+	svc := newService(t, s, cfg)
+	s.set("garage", "fault", collectors.Bool(false))
+	pre, err := svc.Checkpoint(ctx, "night-lighting", "garage")
+	if err != nil || pre.Suggested["dark-ok"] != true {
+		t.Fatalf("suggested: %v %+v", err, pre.Suggested)
+	}
+	rd, _ := svc.Start(ctx, "night-lighting", "wang.li")
+	rd, err = svc.Submit(ctx, rd.ID, inspection.Entry{Checkpoint: "garage", Items: []inspection.EntryItem{{Item: "dark-ok", Yes: b(true)}}}, "wang.li")
+	if err != nil || rd.Results[0].Items[0].Flagged {
+		t.Fatalf("yes against fault=false must agree: %v %+v", err, rd.Results)
+	}
+	rd, _ = svc.Start(ctx, "night-lighting", "wang.li")
+	rd, err = svc.Submit(ctx, rd.ID, inspection.Entry{Checkpoint: "garage", Items: []inspection.EntryItem{{Item: "dark-ok", Yes: b(false)}}}, "wang.li")
+	if err != nil || !rd.Results[0].Items[0].Flagged || !rd.Results[0].Items[0].Abnormal {
+		t.Fatalf("no against fault=false must be flagged and abnormal: %v %+v", err, rd.Results)
+	}
+}
