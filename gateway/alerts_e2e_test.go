@@ -125,5 +125,14 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 		b, _ := json.Marshal(attempts)
 		t.Fatalf("attempts for %s: %s", engineer, b)
 	}
+	// The demo's channel is one budgeted endpoint, by its configured name.
+	var eps []struct {
+		Name, Type, State string
+		Counts            map[string]int
+	}
+	s.getJSON("/api/v1/alerts/endpoints", &eps)
+	if len(eps) != 1 || eps[0].Name != "demo-receiver" || eps[0].Type != "webhook" || eps[0].State != "ok" || eps[0].Counts["sent"] < 2 {
+		t.Fatalf("endpoints %+v", eps)
+	}
 	s.stop(syscall.SIGTERM)
 }
