@@ -240,3 +240,47 @@ func (r *Router) flood(now time.Time) (bool, int, time.Time) {
 	}
 	return false, n, time.Time{}
 }
+
+// wait is how long until the budget allows one more message (0: now).
+func (e *endpoint) wait(now time.Time) time.Duration {
+	var d time.Duration
+	for _, l := range []*rate.Limiter{e.minute, e.second} {
+		if l == nil {
+			continue
+		}
+		if t := l.TokensAt(now); t < 1 {
+			d = max(d, time.Duration((1-t)/float64(l.Limit())*float64(time.Second))+time.Millisecond)
+		}
+	}
+	return d
+}
+
+// Dispatch sends what the endpoints' budgets allow now.
+func (r *Router) Dispatch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dispatch(r.now())
+}
+
+// nextDue is when a waiting message may go next (a token, a pause's end),
+// at most a tick away; messages waiting only for a free worker are sent
+// when a worker finishes.
+func (r *Router) nextDue() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	best := r.d.Tick
+	for _, e := range r.endpoints {
+		if len(e.queue) == 0 {
+			continue
+		}
+		d := e.wait(now)
+		if e.paused(now) {
+			d = e.pausedUntil.Sub(now)
+		}
+		if d > 0 {
+			best = min(best, d)
+		}
+	}
+	return max(best, 20*time.Millisecond)
+}

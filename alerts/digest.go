@@ -133,7 +133,7 @@ func (r *Router) renderDigest(m *message, now time.Time) (subject, text string) 
 		zh.WriteString("\n")
 		en.WriteString("\n")
 	}
-	list := base + "/console/alerts"
+	list := base + "/console" // the operator console: every active alarm, acknowledged there
 	if more := len(firing) - len(shown); more > 0 {
 		fmt.Fprintf(&zh, "……另有 %d 条，全部报警：%s\n", more, list)
 		fmt.Fprintf(&en, "... and %d more, all alarms: %s\n", more, list)

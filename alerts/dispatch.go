@@ -192,6 +192,12 @@ func (r *Router) dispatchEndpoint(e *endpoint, now time.Time) {
 			r.count(e, "held", 1)
 		}
 	}
+	if len(e.queue) > 0 {
+		select {
+		case r.nudge <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // class orders the queue: entrapments and urgent playbooks, then the other

@@ -513,7 +513,7 @@ func TestDigestText(t *testing.T) {
 	lines := strings.Split(text, "\n")
 	want := []string{"【报警汇总】14 条报警", "hook 发送额度不足，消息已合并", "按优先级：紧急 1｜高 4｜中 4｜低 5", "按楼栋：3号楼 7｜5号楼 7"}
 	if fmt.Sprint(lines[:4]) != fmt.Sprint(want) || !strings.HasPrefix(lines[4], "1. 【紧急】报警13 — 5号楼（14:00:00起） 确认：https://gw.yushan.example/api/v1/alerts/a13/ack?") ||
-		!strings.HasPrefix(lines[5], "2. 【高】报警02") || !strings.Contains(text, "……另有 4 条，全部报警：https://gw.yushan.example/console/alerts") ||
+		!strings.HasPrefix(lines[5], "2. 【高】报警02") || !strings.Contains(text, "……另有 4 条，全部报警：https://gw.yushan.example/console") ||
 		!strings.Contains(text, "[ALARM DIGEST] 14 alarms") || strings.Index(text, "[ALARM DIGEST]") < strings.Index(text, "【报警汇总】") {
 		t.Fatalf("digest:\n%s", text)
 	}
@@ -540,5 +540,35 @@ func TestAnnounceSharesTheBudget(t *testing.T) {
 	h.advance(time.Minute)
 	if got := h.settled(); len(got) != 2 {
 		t.Fatalf("after a minute: %v", got)
+	}
+}
+
+// Between ticks the router wakes when a budget allows the next message:
+// with an hour between ticks, three messages through a 5-a-second budget
+// (one at once, then four a second) all go out within the deadline.
+func TestBudgetWakesBetweenTicks(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.stop()
+	cfg := h.cfg
+	ch := cfg.Channels["hook"]
+	ch.Limit = alerts.Limit{PerSecond: 5}
+	cfg.Channels = map[string]alerts.ChannelConfig{"hook": ch}
+	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: testAssetsA, Alarms: h.src, Store: h.store, Links: h.store, Tick: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	r.WaitStarted(t)
+	h.r = r
+	for i := range 3 {
+		if err := r.Announce([]string{"person:wang"}, "x", fmt.Sprintf("消息 %d", i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.messages(3); fmt.Sprint(got) != "[wang: 消息 0 wang: 消息 1 wang: 消息 2]" {
+		t.Fatalf("%v", got)
 	}
 }

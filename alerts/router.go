@@ -171,6 +171,7 @@ type Router struct {
 	endpointOf map[string]*endpoint // channel → its endpoint
 	floods     []time.Time          // the latest alarm activations, for flood detection
 	playbookOf map[int64]string     // open incidents' playbooks (urgent notifications)
+	nudge      chan struct{}        // tells the loop a message waits for a budget
 }
 
 // NewRouter compiles the config's channels and builds the router; Run
@@ -207,7 +208,7 @@ func NewRouter(cfg Config, d Deps) (*Router, error) {
 	r := &Router{cfg: cfg, d: d, assets: map[string]collectors.Asset{}, notifiers: map[string]Notifier{},
 		people: map[string]*Person{}, teams: map[string]*Team{}, policies: map[string]*Policy{}, log: d.Log, now: d.Now,
 		started: make(chan struct{}), alerts: map[string]*Alert{}, seen: map[activation]bool{}, pending: map[string]*batch{},
-		lastSent: map[string]time.Time{}, jobs: make(chan *message, d.Workers), endpointOf: map[string]*endpoint{}, playbookOf: map[int64]string{}}
+		lastSent: map[string]time.Time{}, jobs: make(chan *message, d.Workers), endpointOf: map[string]*endpoint{}, playbookOf: map[int64]string{}, nudge: make(chan struct{}, 1)}
 	for _, a := range d.Assets {
 		r.assets[a.ID] = a
 	}
@@ -270,6 +271,10 @@ func (r *Router) Run(ctx context.Context) error {
 func (r *Router) loop(ctx context.Context) {
 	t := time.NewTicker(r.d.Tick)
 	defer t.Stop()
+	// wake sends what waited for a budget as soon as the budget allows (a
+	// robot's next message, a pause's end), between ticks.
+	wake := time.NewTimer(r.d.Tick)
+	defer wake.Stop()
 	events := r.d.Events
 	for {
 		select {
@@ -284,7 +289,11 @@ func (r *Router) loop(ctx context.Context) {
 		case <-t.C:
 			r.safely("tick", r.Tick)
 			r.d.Metrics.ticked()
+		case <-wake.C:
+			r.safely("dispatch", r.Dispatch)
+		case <-r.nudge: // something waits for a budget: when may it go?
 		}
+		wake.Reset(r.nextDue())
 	}
 }
 
