@@ -158,6 +158,7 @@ function keyValue(a) {
     case "water_sensor": return f.leak ? (f.leak.value ? (lang === "zh" ? "进水" : "WET") : (lang === "zh" ? "干燥" : "dry")) : "—";
     case "elevator": return (f.floor ? fmt(f.floor) + "F" : "—") + (f.trapped && f.trapped.value > 0 ? (lang === "zh" ? " 困" + f.trapped.value + "人" : " " + f.trapped.value + " trapped") : "");
     case "lighting": return f.on ? (f.on.value ? "ON" : "OFF") : "—";
+    case "sump_pump": return fmt(f.pit_level) + (f.fault && f.fault.value ? " ✕" : f.running && f.running.value ? " ▶" : " ■");
   }
   return "";
 }

@@ -282,9 +282,9 @@ func (s *Service) checkNotice(w *Work, now time.Time, by string) {
 		return
 	}
 	msg := fmt.Sprintf("提前通知不足%s：住户仅提前%s获知（标准要求提前%s通知，002；001 篇3 二.1） residents told %s ahead, less than the %s the standard asks",
-		hours(s.cfg.MinNotice), hours(lead), hours(s.cfg.MinNotice), hours(lead), hours(s.cfg.MinNotice))
+		hours(s.cfg.MinNotice), hours(lead), hours(s.cfg.MinNotice), hoursEN(lead), hoursEN(s.cfg.MinNotice))
 	if lead <= 0 {
-		msg = fmt.Sprintf("未提前通知：开始后才通知住户（标准要求提前%s通知） residents told only after the start; the standard asks %s ahead", hours(s.cfg.MinNotice), hours(s.cfg.MinNotice))
+		msg = fmt.Sprintf("未提前通知：开始后才通知住户（标准要求提前%s通知） residents told only after the start; the standard asks %s ahead", hours(s.cfg.MinNotice), hoursEN(s.cfg.MinNotice))
 	}
 	w.Warnings = append(w.Warnings, msg)
 	w.log(now, by, "warning", "%s", msg)
@@ -306,6 +306,14 @@ func hours(d time.Duration) string {
 		return fmt.Sprintf("%d分钟", m)
 	}
 	return fmt.Sprintf("%d小时%d分", h, m)
+}
+
+// hoursEN is a lead time in English: "2h", "2h30m".
+func hoursEN(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(d.Round(time.Minute).String(), "0s"), "0m")
 }
 
 // Announce records when residents were told (the notice posted in the

@@ -286,7 +286,7 @@ func TestPlannedPowerCutAnnounced2hAheadWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "提前通知不足24小时：住户仅提前2小时获知（标准要求提前24小时通知，002；001 篇3 二.1） residents told 2小时 ahead, less than the 24小时 the standard asks"
+	want := "提前通知不足24小时：住户仅提前2小时获知（标准要求提前24小时通知，002；001 篇3 二.1） residents told 2h ahead, less than the 24h the standard asks"
 	if len(w.Warnings) != 1 || w.Warnings[0] != want {
 		t.Fatalf("warnings %q", w.Warnings)
 	}
