@@ -14,7 +14,7 @@ DEB_ARCHS ?= amd64 arm64 armhf
 ARM_PKGS ?= ./collectors ./collectors/queue ./collectors/modbus ./collectors/mqtt ./collectors/influx ./rules ./internal/sdnotify
 ARM_SKIP ?= ^TestCrashLoopAcknowledgedRecordsSurviveSIGKILL$$
 
-.PHONY: all build deps run test lint bench fuzz clean package test-arm
+.PHONY: all build deps run test lint bench fuzz clean package test-arm test-upgrade
 
 all: build
 
@@ -25,6 +25,11 @@ test-arm:
 	@command -v qemu-aarch64-static >/dev/null || { echo "qemu-user-static missing: scripts/install-deps.sh"; exit 1; }
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -trimpath -short -count=1 -skip '$(ARM_SKIP)' -exec qemu-aarch64-static $(ARM_PKGS)
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -trimpath -short -count=1 -skip '$(ARM_SKIP)' -exec qemu-arm-static $(ARM_PKGS)
+
+# The previous release's state through this binary (builds that release
+# from a temporary git worktree: needs the repository's history).
+test-upgrade: deps
+	GATEWAY_TEST_UPGRADE=1 $(GO) test -count=1 -timeout 30m -run TestUpgradeFromPreviousReleaseStateIntegration ./gateway
 
 package:
 	@for a in $(DEB_ARCHS); do VERSION=$(VERSION) GO=$(GO) scripts/package/build-deb.sh $$a bin/package || exit 1; done
