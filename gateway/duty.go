@@ -8,6 +8,7 @@ import (
 
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/rules/duty"
+	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -28,16 +29,40 @@ func (o dutyOrders) Create(ctx context.Context, w workorder.WorkOrder, by string
 
 var _ duty.WorkOrders = dutyOrders{}
 
+// dutyPlanned is the planned works as a handover lists them: in their
+// window, being verified or not recovered, and those starting within a day.
+type dutyPlanned struct{ works *planned.Service }
+
+func (p dutyPlanned) InProgress(_ context.Context, at time.Time) ([]duty.PlannedWork, error) {
+	var out []duty.PlannedWork
+	for _, w := range p.works.InProgress() {
+		switch {
+		case w.Status == planned.InProgress, w.Status == planned.Verifying, w.Status == planned.NotRecovered:
+		case w.Status == planned.Scheduled && w.Start.Before(at.Add(24*time.Hour)):
+		default:
+			continue
+		}
+		title := w.Title
+		if title == "" {
+			title = w.Kind.ZH()
+		}
+		out = append(out, duty.PlannedWork{ID: w.ID, Title: title, Kind: string(w.Kind), Status: string(w.Status), Buildings: w.Buildings, Start: w.Start, End: w.End})
+	}
+	return out, nil
+}
+
+var _ duty.PlannedWorks = dutyPlanned{}
+
 // newDuty builds the duty roster, handovers and log on the rules database,
 // seeding the roster from the alerts: people and teams, and loads it.
 func newDuty(ctx context.Context, cfg *config.Config, store rulesStore, alarms duty.AlarmReader, incidents duty.IncidentReader,
-	orders *workorder.Service, log *slog.Logger) (*duty.Service, error) {
+	orders *workorder.Service, works *planned.Service, log *slog.Logger) (*duty.Service, error) {
 	dstore, err := openDutyStore(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("duty: %w", err)
 	}
 	d := duty.Deps{Store: dstore, Orders: dutyOrders{store, orders}, Log: log, Now: time.Now, Location: time.Local,
-		Sources: duty.Sources{Alarms: alarms, History: store, Incidents: incidents, WorkOrders: store}}
+		Sources: duty.Sources{Alarms: alarms, History: store, Incidents: incidents, WorkOrders: store, PlannedWorks: dutyPlanned{works}}}
 	if a := cfg.Alerts; a != nil {
 		if a.TimeZone != "" {
 			if loc, err := time.LoadLocation(a.TimeZone); err == nil {

@@ -42,9 +42,13 @@ type handoverView struct {
 		At time.Time
 	}
 	Summary struct {
-		Alarms     []struct{ ID string }
-		WorkOrders []struct{ ID int64 } `json:"workorders"`
-		Log        []struct{ Text string }
+		Alarms       []struct{ ID string }
+		WorkOrders   []struct{ ID int64 } `json:"workorders"`
+		Log          []struct{ Text string }
+		PlannedWorks []struct {
+			ID            int64
+			Title, Status string
+		} `json:"planned_works"`
 	}
 }
 
@@ -66,13 +70,17 @@ func TestHandoverAndRosterIntegration(t *testing.T) {
 	if code, body := s.postJSON("/api/v1/duty-log", `{"at":"`+at+`","kind":"call","caller":"3-201 刘女士","text":"3号楼没水了"}`); code != 201 {
 		t.Fatalf("log: %d %s", code, body)
 	}
+	// Tomorrow morning's water stop, announced: on the handover as upcoming.
+	pw := s.createPlanned(fmt.Sprintf(`{"kind": "water", "title": "5号楼水箱清洗停水", "buildings": ["Building 5"], "start": %q, "end": %q, "reason": "二次供水水箱清洗"}`,
+		time.Now().Add(2*time.Hour).Format(time.RFC3339), time.Now().Add(6*time.Hour).Format(time.RFC3339)))
 	code, body := s.postJSON("/api/v1/handovers", `{"team":"engineering","remarks":"3号楼泵房压力低，已派单"}`)
 	if code != 201 {
 		t.Fatalf("sign: %d %s", code, body)
 	}
 	var h handoverView
 	json.Unmarshal([]byte(body), &h)
-	if h.Outgoing.By != "wang.li" || len(h.Summary.Alarms) == 0 || len(h.Summary.WorkOrders) == 0 || len(h.Summary.Log) != 1 {
+	if h.Outgoing.By != "wang.li" || len(h.Summary.Alarms) == 0 || len(h.Summary.WorkOrders) == 0 || len(h.Summary.Log) != 1 ||
+		len(h.Summary.PlannedWorks) != 1 || h.Summary.PlannedWorks[0].ID != pw.ID || h.Summary.PlannedWorks[0].Status != "scheduled" {
 		t.Fatalf("signed handover: %s", body)
 	}
 	if code, _ := s.postJSON(fmt.Sprintf("/api/v1/handovers/%d/accept", h.ID), `{}`); code != 400 {
