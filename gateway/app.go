@@ -27,7 +27,9 @@ import (
 	"github.com/propgate/gateway/internal/guard"
 	"github.com/propgate/gateway/internal/sdnotify"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/monthly"
 	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
@@ -207,8 +209,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 		deps.Scenarios = simulator
 	}
 	api := dashboard.NewAPI(deps)
-	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store,
-		Reports: workorder.NewReports(store, rules.NewEquipment(engine, store), cfg.Rules.Orders, time.Now)})
+	// The service standard (issue 12): KPIs against targets, equipment in
+	// good order, the alarm system's health, the monthly report.
+	equipmentOrder := rules.NewEquipment(engine, store)
+	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
+	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
+	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})
+	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Monthly: monthly.New(monthly.Deps{Orders: store,
+		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
 	if router != nil {

@@ -443,6 +443,8 @@ func routeRole(pattern string) (Role, bool) {
 		return Engineer, true
 	case "PUT /api/v1/roster":
 		return Admin, true
+	case "GET /api/v1/reports/monthly": // the monthly report lists residents' complaints and who handled them
+		return Engineer, true
 	case "PATCH /api/v1/workorders/{id}", "POST /api/v1/workorders/{id}/transition",
 		"POST /api/v1/incidents/{id}/steps/{step}/complete", "POST /api/v1/incidents/{id}/steps/{step}/skip",
 		"POST /api/v1/incidents/{id}/evidence":

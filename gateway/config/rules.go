@@ -8,6 +8,7 @@ import (
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -17,7 +18,9 @@ import (
 type RulesSection struct {
 	Database string           `yaml:"database"` // SQLite file (default data/gateway.db) or postgres:// URL
 	Rules    []rules.Rule     `yaml:"rules"`
-	Orders   workorder.Config `yaml:",inline"` // reopen_window, sla, webhook
+	Orders   workorder.Config `yaml:",inline"` // reopen_window, sla, webhook, categories, calendar, callback, targets, daily_review
+	// AlarmKPIs sets the alarm-system health figures (operators, flood threshold, stale after).
+	AlarmKPIs alarmkpi.Config `yaml:"alarm_kpis"`
 }
 
 // Alarms is the alarm-rule part, for the engine.
@@ -31,6 +34,7 @@ func (s *RulesSection) SetDefaults() {
 	a := s.Alarms()
 	a.SetDefaults()
 	s.Orders.SetDefaults()
+	s.AlarmKPIs.SetDefaults()
 }
 
 // Validate checks the section and compiles the rules' conditions.

@@ -118,6 +118,9 @@ func Handled(w *WorkOrder) bool {
 // ResolutionLate reports whether an order was, or at now is, late against
 // its resolution deadline.
 func ResolutionLate(w *WorkOrder, now time.Time) bool {
+	if w.ResolvedLate {
+		return true
+	}
 	if !w.ResolvedAt.IsZero() {
 		return w.ResolutionBreached || w.ResolvedAt.After(w.ResolutionDue)
 	}

@@ -307,6 +307,9 @@ func (s *Service) Transition(ctx context.Context, id int64, to Status, by, note 
 	case to == Accepted:
 		w.ResolutionDue = w.AcceptedAt.Add(s.cfg.resolutionTime(w))
 	case to == Resolved:
+		if w.ResolutionBreached || now.After(w.ResolutionDue) {
+			w.ResolvedLate = true
+		}
 		if w.Type.FromResident() {
 			w.CallbackDue = s.cfg.callbackDue(w, now)
 		}

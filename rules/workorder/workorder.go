@@ -161,6 +161,7 @@ type WorkOrder struct {
 	ResponseBreached   bool       `json:"response_breached"`
 	ArrivalBreached    bool       `json:"arrival_breached"`
 	ResolutionBreached bool       `json:"resolution_breached"`
+	ResolvedLate       bool       `json:"resolved_late"`    // was once resolved after its deadline (kept through re-repairs)
 	CallbackSkipped    bool       `json:"callback_skipped"` // closed without the call-back it needed
 	Callbacks          []Callback `json:"callbacks,omitempty"`
 	Reworks            int        `json:"reworks"`     // times reopened after resolution (返修)

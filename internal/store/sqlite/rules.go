@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -26,6 +27,7 @@ var (
 	_ workorder.Outbox   = (*Rules)(nil)
 	_ playbook.Store     = (*Rules)(nil)
 	_ rules.FaultHistory = (*Rules)(nil)
+	_ alarmkpi.Events    = (*Rules)(nil)
 )
 
 var rulesMigrations = []string{
@@ -157,6 +159,33 @@ func (s *Rules) TransitionsOf(ctx context.Context, alarmIDs []string, from, to t
 		alarmIDs = alarmIDs[n:]
 	}
 	return out, nil
+}
+
+// AlarmEvents implements alarmkpi.Events: the firings, shelvings and
+// outs-of-service in [from, to), in time order, read row by row (a month of
+// a million transitions is never held in memory; the id bytes are reused).
+func (s *Rules) AlarmEvents(ctx context.Context, from, to time.Time, fn func(alarm []byte, at time.Time, kind alarmkpi.EventKind)) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT alarm_id, at, CASE to_state WHEN 'unacknowledged' THEN 0 WHEN 'shelved' THEN 1 ELSE 2 END
+		FROM alarm_transitions WHERE at >= ? AND at < ?
+		AND ((to_state = 'unacknowledged' AND from_state IN ('normal', 'returned_unacknowledged')) OR to_state IN ('shelved', 'out_of_service'))
+		ORDER BY at, seq`, ms(from), ms(to))
+	if err != nil {
+		return fmt.Errorf("store: alarm events: %w", err)
+	}
+	defer rows.Close()
+	var id sql.RawBytes
+	var at int64
+	var kind uint8
+	for rows.Next() {
+		if err := rows.Scan(&id, &at, &kind); err != nil {
+			return fmt.Errorf("store: alarm events: %w", err)
+		}
+		fn(id, time.UnixMilli(at), alarmkpi.EventKind(kind))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: alarm events: %w", err)
+	}
+	return nil
 }
 
 // StatesAt implements rules.AlarmStore: each alarm's state after its last

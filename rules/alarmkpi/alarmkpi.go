@@ -1,0 +1,313 @@
+// Package alarmkpi measures the health of the alarm system itself, as
+// ISA-18.2 and EEMUA 191 ask: how many alarms an operator is given per ten
+// minutes and per day, the floods (more than ten in ten minutes), the few
+// alarms that make most of the noise (bad actors), chattering and stale
+// alarms, what is shelved or out of service, and whether the priorities are
+// spread about 80/15/5.
+package alarmkpi
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/propgate/gateway/rules"
+)
+
+// EventKind is what an alarm-history row says for these figures.
+type EventKind uint8
+
+// Event kinds.
+const (
+	Annunciated  EventKind = iota // fired: became unacknowledged from normal (or returned-unacknowledged)
+	Shelved                       // an operator shelved it
+	OutOfService                  // taken out of service
+)
+
+// Events reads the alarm history (the store): fn is called for each event
+// in [from, to), in time order. The alarm id is only valid during the call.
+type Events interface {
+	AlarmEvents(ctx context.Context, from, to time.Time, fn func(alarm []byte, at time.Time, kind EventKind)) error
+}
+
+// Alarms are the alarms as they are now (the engine): names, priorities,
+// and which stand, are shelved or out of service.
+type Alarms interface {
+	Alarms(filter func(*rules.Alarm) bool) []rules.Alarm
+}
+
+// Config sets the figures' thresholds.
+type Config struct {
+	Operators   int           `yaml:"operators"`    // operator positions sharing the alarms (per-operator rates); default 1
+	FloodAlarms int           `yaml:"flood_alarms"` // more than this in ten minutes per operator is a flood; default 10
+	StaleAfter  time.Duration `yaml:"stale_after"`  // standing longer than this is stale; default 24h
+}
+
+// SetDefaults fills unset values with EEMUA 191's.
+func (c *Config) SetDefaults() {
+	if c.Operators <= 0 {
+		c.Operators = 1
+	}
+	if c.FloodAlarms <= 0 {
+		c.FloodAlarms = 10
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = 24 * time.Hour
+	}
+}
+
+// Figure is one figure against its benchmark (met: at most the benchmark).
+type Figure struct {
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+func atMost(v, target float64) Figure { return Figure{Value: v, Target: target, Met: v <= target+1e-9} }
+
+// Day is one day's annunciations.
+type Day struct {
+	Date        string  `json:"date"`
+	Alarms      int     `json:"alarms"`
+	PerOperator float64 `json:"per_operator"`
+}
+
+// Flood is a run of ten-minute periods each over the flood threshold.
+type Flood struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Alarms int       `json:"alarms"`
+	Peak   int       `json:"peak"` // most in one ten-minute period
+}
+
+// AlarmCount is one alarm's share of the annunciations.
+type AlarmCount struct {
+	Alarm    string         `json:"alarm"`
+	Rule     string         `json:"rule"`
+	Asset    string         `json:"asset"`
+	Name     string         `json:"name"`
+	NameZH   string         `json:"name_zh,omitempty"`
+	Priority rules.Priority `json:"priority"`
+	Category string         `json:"category,omitempty"`
+	Count    int            `json:"count"`
+	Share    float64        `json:"share"`
+	Episodes int            `json:"chatter_episodes,omitempty"` // chattering: times it fired 3 times within a minute
+}
+
+// Standing is an alarm standing (active) since a time.
+type Standing struct {
+	Alarm    string         `json:"alarm"`
+	Name     string         `json:"name"`
+	NameZH   string         `json:"name_zh,omitempty"`
+	Priority rules.Priority `json:"priority"`
+	Since    time.Time      `json:"since"`
+	Hours    float64        `json:"hours"`
+}
+
+// PriorityShare is one priority's share of the annunciations against the
+// 80/15/5 distribution (critical 5 %, high 15 %, medium and low 80 %).
+type PriorityShare struct {
+	Priority string  `json:"priority"` // critical, high, "medium+low"
+	Alarms   int     `json:"alarms"`
+	Share    float64 `json:"share"`
+	Target   float64 `json:"target"`
+}
+
+// Report is the alarm system's health over a period.
+type Report struct {
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Operators int       `json:"operators"`
+	Alarms    int       `json:"alarms"` // annunciations in the period
+	// EEMUA 191: ≤ 144 a day per operator is very likely acceptable (288
+	// manageable); ≤ 1 per ten minutes on average; < 1 % of the time in flood.
+	PerDayPerOperator   Figure          `json:"per_day_per_operator"`
+	Per10MinPerOperator Figure          `json:"per_10min_per_operator"`
+	Max10Min            int             `json:"max_10min"` // most alarms in one ten-minute period (all operators)
+	FloodTimeShare      Figure          `json:"flood_time_share"`
+	Days                []Day           `json:"days"`
+	Floods              []Flood         `json:"floods"`
+	BadActors           []AlarmCount    `json:"bad_actors"`      // the ten most frequent
+	BadActorShare       float64         `json:"bad_actor_share"` // of all annunciations, the top ten's
+	Chattering          []AlarmCount    `json:"chattering"`      // fired ChatterCount times within ChatterWindow
+	Stale               []Standing      `json:"stale"`           // standing longer than stale_after, as of StaleAsOf
+	StaleAsOf           time.Time       `json:"stale_as_of"`     // now, or the period's end if earlier
+	ShelvedNow          int             `json:"shelved_now"`     // shelved at the time of the report
+	OutOfServiceNow     int             `json:"out_of_service_now"`
+	ShelvedInPeriod     int             `json:"shelved_in_period"` // times an alarm was shelved in the period
+	OutOfServiceInPer   int             `json:"out_of_service_in_period"`
+	Priorities          []PriorityShare `json:"priorities"`
+	// PerAlarm is every alarm's count, most first (for reports by type).
+	PerAlarm []AlarmCount `json:"-"`
+}
+
+// Health computes the report.
+type Health struct {
+	cfg    Config
+	events Events
+	alarms Alarms
+	now    func() time.Time
+	loc    *time.Location
+}
+
+// New builds the health report's source; loc is the site's time zone (days).
+func New(cfg Config, events Events, alarms Alarms, loc *time.Location, now func() time.Time) *Health {
+	cfg.SetDefaults()
+	if loc == nil {
+		loc = time.Local
+	}
+	return &Health{cfg: cfg, events: events, alarms: alarms, now: now, loc: loc}
+}
+
+const tenMin = 10 * time.Minute
+
+// Report computes the figures for [from, to).
+func (h *Health) Report(ctx context.Context, from, to time.Time) (*Report, error) {
+	meta := map[string]rules.Alarm{}
+	for _, a := range h.alarms.Alarms(func(*rules.Alarm) bool { return true }) {
+		meta[a.ID] = a
+	}
+	start := from.Truncate(tenMin)
+	buckets := make([]int, int((to.Sub(start)+tenMin-1)/tenMin))
+	type acc struct {
+		count, episodes int
+		last            [2]int64 // the two previous firings, ms
+	}
+	per := map[string]*acc{}
+	r := &Report{From: from, To: to, Operators: h.cfg.Operators}
+	window := rules.ChatterWindow.Milliseconds()
+	err := h.events.AlarmEvents(ctx, from, to, func(alarm []byte, at time.Time, kind EventKind) {
+		switch kind {
+		case Shelved:
+			r.ShelvedInPeriod++
+			return
+		case OutOfService:
+			r.OutOfServiceInPer++
+			return
+		}
+		r.Alarms++
+		if i := int(at.Sub(start) / tenMin); i >= 0 && i < len(buckets) {
+			buckets[i]++
+		}
+		a := per[string(alarm)] // no allocation for the lookup
+		if a == nil {
+			a = &acc{last: [2]int64{-1 << 62, -1 << 62}}
+			per[string(alarm)] = a
+		}
+		a.count++
+		ms := at.UnixMilli()
+		if ms-a.last[0] <= window { // this and the two before within the window
+			a.episodes++
+		}
+		a.last[0], a.last[1] = a.last[1], ms
+	})
+	if err != nil {
+		return nil, err
+	}
+	ops := float64(h.cfg.Operators)
+
+	// Per ten minutes, floods, per day.
+	flood := h.cfg.FloodAlarms * h.cfg.Operators
+	var inFlood time.Duration
+	days := map[string]int{}
+	var order []string
+	for i, n := range buckets {
+		t := start.Add(time.Duration(i) * tenMin)
+		d := t.In(h.loc).Format(time.DateOnly)
+		if _, ok := days[d]; !ok {
+			order = append(order, d)
+		}
+		days[d] += n
+		r.Max10Min = max(r.Max10Min, n)
+		if n > flood {
+			inFlood += tenMin
+			if k := len(r.Floods) - 1; k >= 0 && r.Floods[k].End.Equal(t) {
+				r.Floods[k].End, r.Floods[k].Alarms, r.Floods[k].Peak = t.Add(tenMin), r.Floods[k].Alarms+n, max(r.Floods[k].Peak, n)
+			} else {
+				r.Floods = append(r.Floods, Flood{Start: t, End: t.Add(tenMin), Alarms: n, Peak: n})
+			}
+		}
+	}
+	for _, d := range order {
+		r.Days = append(r.Days, Day{Date: d, Alarms: days[d], PerOperator: float64(days[d]) / ops})
+	}
+	period := to.Sub(from)
+	if period > 0 {
+		r.PerDayPerOperator = atMost(float64(r.Alarms)/ops/(period.Hours()/24), 144)
+		r.Per10MinPerOperator = atMost(float64(r.Alarms)/ops/(float64(period)/float64(tenMin)), 1)
+		r.FloodTimeShare = atMost(min(float64(inFlood)/float64(period), 1), 0.01)
+	}
+
+	// Bad actors and chattering.
+	counts := make([]AlarmCount, 0, len(per))
+	for id, a := range per {
+		m := meta[id]
+		c := AlarmCount{Alarm: id, Rule: m.Rule, Asset: m.Asset, Name: m.Name, NameZH: m.NameZH, Priority: m.Priority, Category: m.Category, Count: a.count, Episodes: a.episodes}
+		if r.Alarms > 0 {
+			c.Share = float64(a.count) / float64(r.Alarms)
+		}
+		counts = append(counts, c)
+	}
+	slices.SortFunc(counts, func(a, b AlarmCount) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Alarm, b.Alarm)) })
+	r.PerAlarm = counts
+	r.BadActors = counts[:min(10, len(counts))]
+	for _, c := range r.BadActors {
+		r.BadActorShare += c.Share
+	}
+	r.Chattering = []AlarmCount{}
+	for _, c := range counts {
+		if c.Episodes > 0 {
+			r.Chattering = append(r.Chattering, c)
+		}
+	}
+	slices.SortStableFunc(r.Chattering, func(a, b AlarmCount) int { return cmp.Compare(b.Episodes, a.Episodes) })
+
+	// Priorities against 80/15/5.
+	byPrio := map[string]int{}
+	for _, c := range counts {
+		p := string(c.Priority)
+		if p != string(rules.Critical) && p != string(rules.High) {
+			p = "medium+low"
+		}
+		byPrio[p] += c.Count
+	}
+	for _, p := range []struct {
+		name   string
+		target float64
+	}{{string(rules.Critical), 0.05}, {string(rules.High), 0.15}, {"medium+low", 0.80}} {
+		s := PriorityShare{Priority: p.name, Alarms: byPrio[p.name], Target: p.target}
+		if r.Alarms > 0 {
+			s.Share = float64(s.Alarms) / float64(r.Alarms)
+		}
+		r.Priorities = append(r.Priorities, s)
+	}
+
+	// Standing, shelved and out of service: as the alarms are now.
+	asOf := h.now()
+	if to.Before(asOf) {
+		asOf = to
+	}
+	r.StaleAsOf = asOf
+	r.Stale = []Standing{}
+	for _, a := range meta {
+		switch {
+		case a.State == rules.StateShelved:
+			r.ShelvedNow++
+		case a.State == rules.StateOutOfService:
+			r.OutOfServiceNow++
+		}
+		since := a.ActiveSince
+		if since.IsZero() {
+			since = a.Since
+		}
+		if a.State.Active() && asOf.Sub(since) > h.cfg.StaleAfter {
+			r.Stale = append(r.Stale, Standing{Alarm: a.ID, Name: a.Name, NameZH: a.NameZH, Priority: a.Priority, Since: since, Hours: asOf.Sub(since).Hours()})
+		}
+	}
+	slices.SortFunc(r.Stale, func(a, b Standing) int { return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Alarm, b.Alarm)) })
+	if r.Floods == nil {
+		r.Floods = []Flood{}
+	}
+	return r, nil
+}
