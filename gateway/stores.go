@@ -11,6 +11,7 @@ import (
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
@@ -30,6 +31,7 @@ type rulesStore interface {
 	workorder.Outbox
 	playbook.Store
 	rules.FaultHistory
+	alarmkpi.Events
 	AlarmHistory(ctx context.Context, id string) ([]rules.Transition, error)
 	Close() error
 }
