@@ -263,6 +263,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if router != nil {
 		services = append(services, service{"alerts", router.Run}) // returns once in-flight deliveries are done
 	}
+	if router != nil { // the daily review (08:30) goes out through the alert channels
+		services = append(services, service{"daily-review", workorder.NewDailyReview(cfg.Rules.Orders, reports, router, log.With("component", "daily-review"), time.Now).Run})
+	}
 	for _, s := range services {
 		g.Go(func() error {
 			if err := s.run(gctx); err != nil {
