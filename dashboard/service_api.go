@@ -10,6 +10,7 @@ import (
 	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/monthly"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // AlarmHealth is the alarm system's health over a period (alarmkpi.Health).
@@ -24,9 +25,10 @@ type MonthlyReports interface {
 
 // Service is what the service-standard endpoints need.
 type Service struct {
-	Health   AlarmHealth
-	Monthly  MonthlyReports
-	Location *time.Location // the site's time zone: days and months begin at its midnight
+	Health     AlarmHealth
+	Monthly    MonthlyReports
+	Location   *time.Location // the site's time zone: days and months begin at its midnight
+	Categories []workorder.Category
 }
 
 // MountService adds GET /api/v1/alarm-kpis and GET /api/v1/reports/monthly.
@@ -37,6 +39,25 @@ func (a *API) MountService(d Service) {
 	s := &serviceAPI{d: d}
 	a.mux.HandleFunc("GET /api/v1/alarm-kpis", s.alarmKPIs)
 	a.mux.HandleFunc("GET /api/v1/reports/monthly", s.monthly) // engineer: it lists residents' complaints
+	a.mux.HandleFunc("GET /api/v1/workorder-categories", s.categories)
+}
+
+// CategoryView is one repair category as the API shows it.
+type CategoryView struct {
+	ID         string  `json:"id"`
+	NameZH     string  `json:"name_zh"`
+	Name       string  `json:"name"`
+	Resolution float64 `json:"resolution_seconds"` // from acceptance
+	Arrival    float64 `json:"arrival_seconds,omitempty"`
+}
+
+// categories lists the configured repair categories with their time limits.
+func (x *serviceAPI) categories(w http.ResponseWriter, _ *http.Request) {
+	out := make([]CategoryView, 0, len(x.d.Categories))
+	for _, c := range x.d.Categories {
+		out = append(out, CategoryView{ID: c.ID, NameZH: c.NameZH, Name: c.Name, Resolution: c.Resolution.Seconds(), Arrival: c.Arrival.Seconds()})
+	}
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 type serviceAPI struct{ d Service }

@@ -3,8 +3,24 @@ package dashboard
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/xuri/excelize/v2"
+
+	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/alarmkpi"
+	"github.com/propgate/gateway/rules/monthly"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // The report register and the call-back: a complaint is registered with the
@@ -91,5 +107,80 @@ func TestComplaintRegisterOnSiteAndCallback(t *testing.T) {
 	if kpis.CallbackRate.Value == nil || *kpis.CallbackRate.Value != 1 || kpis.CallbackRate.Target != 0.95 || !*kpis.CallbackRate.Met ||
 		kpis.ReworkRate == nil || *kpis.ReworkRate != 1 {
 		t.Fatalf("KPIs: %s", k)
+	}
+}
+
+// The service endpoints: the alarm-system health for anyone with a token,
+// the monthly report (residents' complaints in it) for engineers and above,
+// as HTML or a workbook; bad months and formats are 400s that say why.
+func TestMonthlyReportAndAlarmKPIsEndpoints(t *testing.T) {
+	assets := []collectors.Asset{{ID: "pump", Kind: "pump_room", Building: "B3"}}
+	store, err := sqlite.OpenRules(filepath.Join(t.TempDir(), "gw.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	below := 0.15
+	cfg := rules.Config{Rules: []rules.Rule{{ID: "low-pressure", Target: rules.Target{Kind: "pump_room"}, Field: "p",
+		Threshold: &rules.Threshold{Below: &below}, Priority: rules.High}}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(assets); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wcfg := workorder.Config{Categories: []workorder.Category{{ID: "plumbing", NameZH: "给排水维修", Resolution: 4 * time.Hour}}}
+	wo := workorder.NewService(wcfg, assets, store, log, time.Now)
+	e := rules.NewEngine(cfg, assets, rules.Deps{Store: store, OnFire: wo, Log: log, Now: time.Now})
+	if err := e.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.Process([]collectors.Point{{Asset: "pump", Field: "p", Value: collectors.Float(0.05), Quality: collectors.QualityGood}})
+	if _, err := wo.Create(t.Context(), workorder.WorkOrder{Type: workorder.Complaint, Category: "plumbing", Room: "3-1201", Description: "楼上漏水到我家"}, "chen.jing"); err != nil {
+		t.Fatal(err)
+	}
+	equip := rules.NewEquipment(e, store)
+	health := alarmkpi.New(alarmkpi.Config{}, store, e, time.Local, time.Now)
+	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
+	api.MountService(Service{Health: health, Categories: wcfg.Categories, Monthly: monthly.New(monthly.Deps{Orders: store, Equipment: equip, Alarms: health,
+		Incidents: store, Assets: assets, Config: wcfg, Site: "御山花园", Now: time.Now})})
+	api.UseAuth(testAuth(t))
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	month := time.Now().Format("2006-01")
+	const engineer, wall = "engineer-token-1234", "wall-token-123456"
+	for _, c := range []struct {
+		token, path string
+		code        int
+		want        string
+	}{
+		{wall, "/api/v1/alarm-kpis", 200, `"alarms": 1`},
+		{wall, "/api/v1/alarm-kpis?from=2026-11-02&to=2026-11-01", 400, "to must be after from"},
+		{wall, "/api/v1/alarm-kpis?from=2020-01-01&to=2026-01-01", 400, "longer than a year"},
+		{wall, "/api/v1/workorder-categories", 200, `"resolution_seconds": 14400`},
+		{wall, "/api/v1/reports/monthly?month=" + month, 403, "needs the engineer role"},
+		{engineer, "/api/v1/reports/monthly?month=2026-13", 400, "is not YYYY-MM"},
+		{engineer, "/api/v1/reports/monthly?month=2999-01", 400, "has not begun"},
+		{engineer, "/api/v1/reports/monthly?month=" + month + "&format=pdf", 400, "format pdf is not html or xlsx"},
+		{engineer, "/api/v1/reports/monthly?month=" + month, 200, "御山花园 物业服务月报"},
+	} {
+		code, body := callAs(t, c.token, "GET", srv.URL+c.path, "")
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %.300s\nwant %d %s", c.path, code, body, c.code, c.want)
+		}
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/reports/monthly?format=xlsx&month="+month, nil)
+	req.Header.Set("Authorization", "Bearer "+engineer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := excelize.OpenReader(resp.Body)
+	if err != nil || resp.Header.Get("Content-Type") != "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" {
+		t.Fatalf("workbook: %v, %s", err, resp.Header.Get("Content-Type"))
+	}
+	defer f.Close()
+	if v, _ := f.GetCellValue(monthly.SheetComplaints, "B2"); v != "1" {
+		t.Errorf("complaints in the workbook: %q, want 1", v)
 	}
 }

@@ -215,7 +215,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})
-	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Monthly: monthly.New(monthly.Deps{Orders: store,
+	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthly.New(monthly.Deps{Orders: store,
 		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
