@@ -9,7 +9,9 @@ package alarmkpi
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/propgate/gateway/rules"
@@ -149,6 +151,9 @@ type Health struct {
 	alarms Alarms
 	now    func() time.Time
 	loc    *time.Location
+
+	mu   sync.Mutex
+	days map[int64]*agg // closed days' firings, by the day's start (Unix seconds)
 }
 
 // New builds the health report's source; loc is the site's time zone (days).
@@ -157,10 +162,168 @@ func New(cfg Config, events Events, alarms Alarms, loc *time.Location, now func(
 	if loc == nil {
 		loc = time.Local
 	}
-	return &Health{cfg: cfg, events: events, alarms: alarms, now: now, loc: loc}
+	return &Health{cfg: cfg, events: events, alarms: alarms, now: now, loc: loc, days: map[int64]*agg{}}
 }
 
 const tenMin = 10 * time.Minute
+
+// acc is one alarm's firings in a stretch of time.
+type acc struct {
+	count, episodes int
+	first, last     [2]int64 // its first two and last two firings (ms; none: -1<<62)
+}
+
+const never = -1 << 62
+
+// agg is the firings in [start, end): per ten-minute bucket from start, per
+// alarm, and the shelvings and outs of service.
+type agg struct {
+	start, end   time.Time
+	buckets      []int
+	per          map[string]*acc
+	alarms       int
+	shelved, oos int
+}
+
+// collect reads [from, to) from the store; buckets count from the ten
+// minutes from is in.
+func (h *Health) collect(ctx context.Context, from, to time.Time) (*agg, error) {
+	base := from.Truncate(tenMin)
+	g := &agg{start: base, end: to, buckets: make([]int, int((to.Sub(base)+tenMin-1)/tenMin)), per: map[string]*acc{}}
+	window := rules.ChatterWindow.Milliseconds()
+	err := h.events.AlarmEvents(ctx, from, to, func(alarm []byte, at time.Time, kind EventKind) {
+		switch kind {
+		case Shelved:
+			g.shelved++
+			return
+		case OutOfService:
+			g.oos++
+			return
+		}
+		g.alarms++
+		if i := int(at.Sub(base) / tenMin); i >= 0 && i < len(g.buckets) {
+			g.buckets[i]++
+		}
+		a := g.per[string(alarm)] // no allocation for the lookup
+		if a == nil {
+			a = &acc{first: [2]int64{never, never}, last: [2]int64{never, never}}
+			g.per[string(alarm)] = a
+		}
+		ms := at.UnixMilli()
+		if ms-a.last[0] <= window { // this and the two before within the window
+			a.episodes++
+		}
+		if a.count < 2 {
+			a.first[a.count] = ms
+		}
+		a.count++
+		a.last[0], a.last[1] = a.last[1], ms
+	})
+	return g, err
+}
+
+// merge appends the later stretch n to g (n begins where g ends): counts
+// add up, and an alarm's first firings in n are checked for chattering
+// against its last ones in g, so the result is as if read in one go.
+func (g *agg) merge(n *agg) {
+	off := int(n.start.Sub(g.start) / tenMin)
+	if need := off + len(n.buckets); need > len(g.buckets) {
+		g.buckets = append(g.buckets, make([]int, need-len(g.buckets))...)
+	}
+	for i, c := range n.buckets {
+		g.buckets[off+i] += c
+	}
+	g.alarms, g.shelved, g.oos, g.end = g.alarms+n.alarms, g.shelved+n.shelved, g.oos+n.oos, n.end
+	window := rules.ChatterWindow.Milliseconds()
+	for id, b := range n.per {
+		a := g.per[id]
+		if a == nil {
+			c := *b
+			g.per[id] = &c
+			continue
+		}
+		last := a.last
+		eps := b.episodes
+		for i := 0; i < min(2, b.count); i++ { // the firings n counted without their predecessors in g
+			if b.first[i]-last[0] <= window {
+				eps++
+			}
+			last[0], last[1] = last[1], b.first[i]
+		}
+		if a.count < 2 {
+			for i := 0; a.count+i < 2 && i < b.count; i++ {
+				a.first[a.count+i] = b.first[i]
+			}
+		}
+		a.count += b.count
+		a.episodes += eps
+		if b.count >= 2 {
+			a.last = b.last
+		} else {
+			a.last = last
+		}
+	}
+}
+
+// maxCachedDays bounds the cache of closed days' firings.
+const maxCachedDays = 400
+
+// day is one closed day's firings, from the cache or the store.
+func (h *Health) day(ctx context.Context, start, end time.Time) (*agg, error) {
+	key := start.Unix()
+	h.mu.Lock()
+	g, ok := h.days[key]
+	h.mu.Unlock()
+	if ok {
+		return g, nil
+	}
+	g, err := h.collect(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.days) >= maxCachedDays { // forget the oldest
+		oldest := int64(math.MaxInt64)
+		for k := range h.days {
+			oldest = min(oldest, k)
+		}
+		delete(h.days, oldest)
+	}
+	h.days[key] = g
+	return g, nil
+}
+
+// firings reads [from, to): whole days that are over come from the cache
+// (a day's history does not change once it is over), the rest from the
+// store.
+func (h *Health) firings(ctx context.Context, from, to time.Time) (*agg, error) {
+	start := from.Truncate(tenMin)
+	closed := h.now().Add(-time.Minute) // transitions are written as they happen
+	total := &agg{start: start, end: start, per: map[string]*acc{}}
+	for t := from; t.Before(to); {
+		l := t.In(h.loc)
+		next := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, h.loc)
+		dayStart := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, h.loc)
+		end := next
+		if to.Before(end) {
+			end = to
+		}
+		var g *agg
+		var err error
+		if t.Equal(dayStart) && end.Equal(next) && !next.After(closed) {
+			g, err = h.day(ctx, t, end)
+		} else {
+			g, err = h.collect(ctx, t, end)
+		}
+		if err != nil {
+			return nil, err
+		}
+		total.merge(g)
+		t = end
+	}
+	return total, nil
+}
 
 // Report computes the figures for [from, to).
 func (h *Health) Report(ctx context.Context, from, to time.Time) (*Report, error) {
@@ -168,43 +331,13 @@ func (h *Health) Report(ctx context.Context, from, to time.Time) (*Report, error
 	for _, a := range h.alarms.Alarms(func(*rules.Alarm) bool { return true }) {
 		meta[a.ID] = a
 	}
-	start := from.Truncate(tenMin)
-	buckets := make([]int, int((to.Sub(start)+tenMin-1)/tenMin))
-	type acc struct {
-		count, episodes int
-		last            [2]int64 // the two previous firings, ms
-	}
-	per := map[string]*acc{}
 	r := &Report{From: from, To: to, Operators: h.cfg.Operators}
-	window := rules.ChatterWindow.Milliseconds()
-	err := h.events.AlarmEvents(ctx, from, to, func(alarm []byte, at time.Time, kind EventKind) {
-		switch kind {
-		case Shelved:
-			r.ShelvedInPeriod++
-			return
-		case OutOfService:
-			r.OutOfServiceInPer++
-			return
-		}
-		r.Alarms++
-		if i := int(at.Sub(start) / tenMin); i >= 0 && i < len(buckets) {
-			buckets[i]++
-		}
-		a := per[string(alarm)] // no allocation for the lookup
-		if a == nil {
-			a = &acc{last: [2]int64{-1 << 62, -1 << 62}}
-			per[string(alarm)] = a
-		}
-		a.count++
-		ms := at.UnixMilli()
-		if ms-a.last[0] <= window { // this and the two before within the window
-			a.episodes++
-		}
-		a.last[0], a.last[1] = a.last[1], ms
-	})
+	g, err := h.firings(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
+	start, buckets, per := g.start, g.buckets, g.per
+	r.Alarms, r.ShelvedInPeriod, r.OutOfServiceInPer = g.alarms, g.shelved, g.oos
 	ops := float64(h.cfg.Operators)
 
 	// Per ten minutes, floods, per day.

@@ -153,3 +153,41 @@ func TestFloodBadActorsChatteringFromAGeneratedStream(t *testing.T) {
 		t.Fatalf("days %+v", r.Days)
 	}
 }
+
+// Closed days are kept once read; a report over several days is the same
+// as reading them in one go: an alarm chattering across midnight (23:59:30,
+// 23:59:50, 00:00:10) is one episode, and asking again gives the same.
+func TestDaysCachedAndStitchedAtMidnight(t *testing.T) {
+	store, e := site(t)
+	midnight := day.Add(24 * time.Hour)
+	for _, at := range []time.Time{midnight.Add(-30 * time.Second), midnight.Add(-10 * time.Second), midnight.Add(10 * time.Second), day.Add(30 * time.Hour)} {
+		fire(t, store, "leak:w1", at)
+	}
+	if err := e.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	now := day.Add(72 * time.Hour)
+	h := New(Config{}, store, e, time.UTC, func() time.Time { return now })
+	for i := range 2 {
+		r, err := h.Report(context.Background(), day, day.Add(48*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Alarms != 4 || len(r.Chattering) != 1 || r.Chattering[0].Episodes != 1 || len(r.Days) != 2 || r.Days[0].Alarms != 2 || r.Days[1].Alarms != 2 {
+			t.Fatalf("run %d: alarms %d, chattering %+v, days %+v", i, r.Alarms, r.Chattering, r.Days)
+		}
+	}
+	// A firing stored late into a cached day is not seen: closed days do not change.
+	fire(t, store, "leak:w1", day.Add(12*time.Hour))
+	if r, _ := h.Report(context.Background(), day, day.Add(48*time.Hour)); r.Alarms != 4 {
+		t.Fatalf("cached day re-read: %d alarms", r.Alarms)
+	}
+	// A partial day (from 23:59:40) is read from the store, bucketed from its own start.
+	r, err := h.Report(context.Background(), midnight.Add(-20*time.Second), day.Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Alarms != 3 || len(r.Chattering) != 0 { // 23:59:30 is before the period: two firings within the minute, not three
+		t.Fatalf("partial: alarms %d, chattering %+v", r.Alarms, r.Chattering)
+	}
+}

@@ -57,11 +57,21 @@ var rulesMigrations = []string{
 	`CREATE INDEX alarm_transitions_alarm_at ON alarm_transitions(alarm_id, at, seq);`,
 }
 
+// alarmKPIMigrations: the alarm-system health reads a month of firings
+// from this index alone (no table lookups).
+var alarmKPIMigrations = []string{
+	`CREATE INDEX alarm_transitions_kpi ON alarm_transitions(at, to_state, from_state, alarm_id);`,
+}
+
 // OpenRules opens (creating and migrating) the rules database at path.
 // With outbox set, every work-order change also queues a webhook delivery.
 func OpenRules(path string, outbox bool) (*Rules, error) {
 	d, err := Open(path, "rules", rulesMigrations)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate("alarm_kpis", alarmKPIMigrations); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return &Rules{DB: d, outbox: outbox}, nil
