@@ -211,7 +211,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api := dashboard.NewAPI(deps)
 	// The service standard (issue 12): KPIs against targets, equipment in
 	// good order, the alarm system's health, the monthly report.
-	equipmentOrder := rules.NewEquipment(engine, store)
+	equipmentOrder := rules.NewEquipment(engine, store).InZone(cfg.Rules.Orders.Calendar.Location())
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})

@@ -3,7 +3,9 @@ package rules
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -45,52 +47,56 @@ type AssetFaults struct {
 }
 
 // Equipment computes equipment in good order from the engine's rules and
-// the alarm history.
+// the alarm history. Whole days that are over are kept once computed (a
+// day's history does not change once it is over).
 type Equipment struct {
-	e *Engine
-	h FaultHistory
+	e   *Engine
+	h   FaultHistory
+	loc *time.Location
+
+	mu   sync.Mutex
+	days map[int64]*faultSpan // closed days, by start (Unix seconds)
 }
 
-// NewEquipment builds the figure's source.
-func NewEquipment(e *Engine, h FaultHistory) *Equipment { return &Equipment{e: e, h: h} }
+// NewEquipment builds the figure's source; days begin at midnight in the
+// engine's local time zone unless InZone says otherwise.
+func NewEquipment(e *Engine, h FaultHistory) *Equipment {
+	return &Equipment{e: e, h: h, loc: time.Local, days: map[int64]*faultSpan{}}
+}
+
+// InZone sets the time zone whose midnights split the cached days.
+func (q *Equipment) InZone(loc *time.Location) *Equipment {
+	if loc != nil {
+		q.loc = loc
+	}
+	return q
+}
 
 func inFault(s AlarmState) bool { return s != StateNormal && s != StateRTNUnacked && s != "" }
 
-// GoodOrder computes the figure for [from, to).
-func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrder, error) {
-	faultAlarm := map[string]string{} // alarm id → asset
-	q.e.mu.Lock()
-	for _, in := range q.e.insts {
-		if in.rule.Fault {
-			faultAlarm[in.alarm.ID] = in.asset.ID
-		}
+// faultSpan is the device faults in a stretch of time, per asset.
+type faultSpan struct {
+	down    map[string]time.Duration
+	onsets  map[string]int
+	running map[string]bool // assets still in a fault at the end
+}
+
+// span computes [from, to) from the store: the fault alarms' states at
+// from and their transitions in the stretch.
+func (q *Equipment) span(ctx context.Context, faultAlarm map[string]string, ids []string, from, to time.Time) (*faultSpan, error) {
+	sp := &faultSpan{down: map[string]time.Duration{}, onsets: map[string]int{}, running: map[string]bool{}}
+	if len(ids) == 0 {
+		return sp, nil
 	}
-	assets := q.e.assets
-	q.e.mu.Unlock()
-	out := &GoodOrder{Kinds: map[string]float64{}, Assets: []AssetFaults{}}
-	if len(assets) == 0 || !to.After(from) {
-		return out, nil
+	at, err := q.h.StatesAt(ctx, from)
+	if err != nil {
+		return nil, err
 	}
-	ids := make([]string, 0, len(faultAlarm))
-	for id := range faultAlarm {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	var at map[string]AlarmState
-	var tr []Transition
-	if len(ids) > 0 {
-		var err error
-		if at, err = q.h.StatesAt(ctx, from); err != nil {
-			return nil, err
-		}
-		if tr, err = q.h.TransitionsOf(ctx, ids, from, to); err != nil {
-			return nil, err
-		}
+	tr, err := q.h.TransitionsOf(ctx, ids, from, to)
+	if err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(tr, func(a, b Transition) int { return a.At.Compare(b.At) })
-
-	down := map[string]time.Duration{}
-	faults := map[string]int{}
 	active := map[string]bool{}              // alarm → in a device fault
 	assetActive := map[string]int{}          // asset → alarms in a fault
 	assetDownSince := map[string]time.Time{} // asset → since
@@ -99,7 +105,7 @@ func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrd
 		if assetActive[asset] == 0 {
 			assetDownSince[asset] = t
 			if onset {
-				faults[asset]++
+				sp.onsets[asset]++
 			}
 		}
 		assetActive[asset]++
@@ -121,15 +127,91 @@ func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrd
 			delete(active, t.AlarmID)
 			assetActive[asset]--
 			if assetActive[asset] == 0 {
-				down[asset] += t.At.Sub(assetDownSince[asset])
+				sp.down[asset] += t.At.Sub(assetDownSince[asset])
 			}
 		}
 	}
 	for asset, n := range assetActive {
 		if n > 0 {
-			down[asset] += to.Sub(assetDownSince[asset])
+			sp.down[asset] += to.Sub(assetDownSince[asset])
+			sp.running[asset] = true
 		}
 	}
+	return sp, nil
+}
+
+// maxCachedFaultDays bounds the cache.
+const maxCachedFaultDays = 400
+
+// GoodOrder computes the figure for [from, to).
+func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrder, error) {
+	faultAlarm := map[string]string{} // alarm id → asset
+	q.e.mu.Lock()
+	for _, in := range q.e.insts {
+		if in.rule.Fault {
+			faultAlarm[in.alarm.ID] = in.asset.ID
+		}
+	}
+	assets := q.e.assets
+	now := q.e.now()
+	q.e.mu.Unlock()
+	out := &GoodOrder{Kinds: map[string]float64{}, Assets: []AssetFaults{}}
+	if len(assets) == 0 || !to.After(from) {
+		return out, nil
+	}
+	ids := make([]string, 0, len(faultAlarm))
+	for id := range faultAlarm {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+
+	down := map[string]time.Duration{}
+	faults := map[string]int{}
+	var running map[string]bool
+	closed := now.Add(-time.Minute)
+	for t := from; t.Before(to); {
+		l := t.In(q.loc)
+		dayStart := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, q.loc)
+		next := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, q.loc)
+		end := next
+		if to.Before(end) {
+			end = to
+		}
+		var sp *faultSpan
+		cacheable := t.Equal(dayStart) && end.Equal(next) && !next.After(closed)
+		if cacheable {
+			q.mu.Lock()
+			sp = q.days[t.Unix()]
+			q.mu.Unlock()
+		}
+		if sp == nil {
+			var err error
+			if sp, err = q.span(ctx, faultAlarm, ids, t, end); err != nil {
+				return nil, err
+			}
+			if cacheable {
+				q.mu.Lock()
+				if len(q.days) >= maxCachedFaultDays {
+					oldest := int64(math.MaxInt64)
+					for k := range q.days {
+						oldest = min(oldest, k)
+					}
+					delete(q.days, oldest)
+				}
+				q.days[t.Unix()] = sp
+				q.mu.Unlock()
+			}
+		}
+		for a, d := range sp.down {
+			down[a] += d
+		}
+		for a, n := range sp.onsets {
+			faults[a] += n
+		}
+		running = sp.running
+		t = end
+	}
+
 	period := to.Sub(from)
 	kindTotal, kindDown := map[string]time.Duration{}, map[string]time.Duration{}
 	var total, totalDown time.Duration
@@ -141,7 +223,7 @@ func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrd
 		totalDown += down[a.ID]
 		if down[a.ID] > 0 || faults[a.ID] > 0 {
 			out.Assets = append(out.Assets, AssetFaults{Asset: a.ID, Name: a.Name, Kind: k, Faults: faults[a.ID],
-				Down: down[a.ID].Seconds(), Running: assetActive[a.ID] > 0})
+				Down: down[a.ID].Seconds(), Running: running[a.ID]})
 		}
 	}
 	for k, t := range kindTotal {

@@ -147,7 +147,7 @@ func BenchmarkMonthKPIs(b *testing.B) {
 	store, e, _, from := benchSite(b)
 	to := from.AddDate(0, 1, 0)
 	now := func() time.Time { return to }
-	reports := workorder.NewReports(store, rules.NewEquipment(e, store), config(), now)
+	reports := workorder.NewReports(store, rules.NewEquipment(e, store).InZone(time.UTC), config(), now)
 	health := alarmkpi.New(alarmkpi.Config{}, store, e, time.UTC, now)
 	for _, c := range []struct {
 		name string
