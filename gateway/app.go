@@ -26,6 +26,7 @@ import (
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
 	"github.com/propgate/gateway/internal/sdnotify"
+	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/event"
@@ -195,6 +196,26 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	// Site → center replication (replication.go, docs/multisite.md).
+	var extra []service
+	if cfg.Replication != nil {
+		svcs, closeSub, err := siteReplication(cfg, store, bus, log.With("component", "replication"))
+		if err != nil {
+			return err
+		}
+		defer closeSub()
+		extra = append(extra, svcs...)
+	}
+	var center *postgres.Center
+	if cfg.Center != nil {
+		var svc service
+		if center, svc, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
+			return err
+		}
+		defer closeLogged(log, "center store", center.Close)
+		extra = append(extra, svc)
+	}
+
 	var simulator *sim.Simulator
 	if cfg.Simulator.Enabled {
 		simulator = sim.New(cfg.Simulator, assets, cfg.SimEndpoints(), log.With("component", "simulator"))
@@ -219,6 +240,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
+	if center != nil {
+		api.MountSites(dashboard.Sites{Overview: center, OfflineAfter: cfg.Center.OfflineAfter, Now: time.Now, Log: log.With("component", "center")})
+	}
 	if router != nil {
 		opts := dashboard.AlertsOptions{}
 		if cfg.Demo {
@@ -266,6 +290,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if router != nil { // the daily review (08:30) goes out through the alert channels
 		services = append(services, service{"daily-review", workorder.NewDailyReview(cfg.Rules.Orders, reports, router, log.With("component", "daily-review"), time.Now).Run})
 	}
+	services = append(services, extra...)
 	for _, s := range services {
 		g.Go(func() error {
 			if err := s.run(gctx); err != nil {

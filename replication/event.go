@@ -92,3 +92,13 @@ type Center interface {
 	// duplicate. A record is only replaced by a newer seq.
 	Apply(ctx context.Context, e Event, received time.Time) (applied bool, err error)
 }
+
+// Site is one site as the center's overview shows it.
+type Site struct {
+	Site          string         `json:"site"`
+	Online        bool           `json:"online"`
+	LastSeen      time.Time      `json:"last_seen"`
+	LastSeq       int64          `json:"last_seq"`
+	ActiveAlarms  map[string]int `json:"active_alarms"` // by priority: unacknowledged or acknowledged
+	OpenIncidents int            `json:"open_incidents"`
+}

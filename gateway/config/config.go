@@ -30,6 +30,7 @@ import (
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/replication"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/inspection"
 	"github.com/propgate/gateway/rules/maintenance"
@@ -62,6 +63,9 @@ type Config struct {
 	Inspections *inspection.Config  `yaml:"inspections"`
 	Maintenance *maintenance.Config `yaml:"maintenance"`
 	Planned     planned.Config      `yaml:"planned_works"` // planned water/power stops and maintenance (rules/planned)
+	// Site → center replication (issue #15, docs/multisite.md).
+	Replication *replication.SiteConfig   `yaml:"replication"`
+	Center      *replication.CenterConfig `yaml:"center"`
 	path        string
 	root        *yaml.Node
 	orig        []byte // the file before ${ENV} substitution, while validating
@@ -355,6 +359,7 @@ func (c *Config) setDefaults() {
 		c.Alerts.SetDefaults()
 	}
 	c.registerDefaults()
+	c.replicationDefaults() // replication.go
 	if c.Dashboard != nil {
 		c.Dashboard.SetDefaults()
 		if c.HTTP.TLS() {
@@ -468,6 +473,7 @@ func (c *Config) validate() error {
 	c.validateRegister(add, ids)
 	c.checkSecrets(add)
 	c.checkDatabases(add) // database.go: SQLite file or postgres:// URL
+	c.validateReplication(add)
 	if c.Simulator.Enabled {
 		if c.Simulator.Broker == "" {
 			add("simulator", cfgerr.Errorf("broker", "is required; fix: configure mqtt.broker or simulator.broker"))

@@ -91,19 +91,9 @@ func (c *Center) Apply(ctx context.Context, e replication.Event, received time.T
 	return applied, nil
 }
 
-// Site is one site as the center's overview shows it.
-type Site struct {
-	Site          string         `json:"site"`
-	Online        bool           `json:"online"`
-	LastSeen      time.Time      `json:"last_seen"`
-	LastSeq       int64          `json:"last_seq"`
-	ActiveAlarms  map[string]int `json:"active_alarms"` // by priority: unacknowledged or acknowledged
-	OpenIncidents int            `json:"open_incidents"`
-}
-
 // Sites lists every site known to the center, by id; a site is online
 // when it was heard from within offlineAfter of now.
-func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Duration) ([]Site, error) {
+func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Duration) ([]replication.Site, error) {
 	rows, err := c.pool.Query(ctx, `SELECT s.site, s.last_seq, s.last_seen,
 		COALESCE((SELECT json_object_agg(priority, n) FROM (SELECT priority, count(*) AS n FROM center_records r
 			WHERE r.site = s.site AND r.kind = 'alarm' AND r.state IN ('unacknowledged', 'acknowledged') GROUP BY priority) p), '{}'),
@@ -113,9 +103,9 @@ func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Dur
 		return nil, fmt.Errorf("center store: sites: %w", err)
 	}
 	defer rows.Close()
-	out := []Site{}
+	out := []replication.Site{}
 	for rows.Next() {
-		var s Site
+		var s replication.Site
 		var byPrio []byte
 		if err := rows.Scan(&s.Site, &s.LastSeq, &s.LastSeen, &byPrio, &s.OpenIncidents); err != nil {
 			return nil, fmt.Errorf("center store: sites: %w", err)
