@@ -32,6 +32,19 @@ func postgresConfig(t *testing.T, url string) string {
 		}
 		s = strings.Replace(s, old, url, 1)
 	}
+	// The register, inspections and maintenance keep their tables in SQLite
+	// only (not ported to PostgreSQL yet): their sections are left out.
+	var kept []string
+	skip := false
+	for _, line := range strings.Split(s, "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '#' {
+			skip = strings.HasPrefix(line, "register:") || strings.HasPrefix(line, "inspections:") || strings.HasPrefix(line, "maintenance:")
+		}
+		if !skip {
+			kept = append(kept, line)
+		}
+	}
+	s = strings.Join(kept, "\n")
 	s = strings.Replace(s, "  dir: playbooks", "  dir: "+filepath.Join(root, "configs", "playbooks"), 1)
 	path := filepath.Join(t.TempDir(), "postgres.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
