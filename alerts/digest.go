@@ -93,7 +93,7 @@ func (r *Router) renderDigest(m *message, now time.Time) (subject, text string) 
 		var pz, pe []string
 		for _, p := range []rules.Priority{rules.Critical, rules.High, rules.Medium, rules.Low} {
 			if n := byPrio[p]; n > 0 {
-				pz = append(pz, fmt.Sprintf("%s %d", priorityZH[p], n))
+				pz = append(pz, fmt.Sprintf("%s %d", priorityZH(p), n))
 				pe = append(pe, fmt.Sprintf("%s %d", p, n))
 			}
 		}
@@ -123,7 +123,7 @@ func (r *Router) renderDigest(m *message, now time.Time) (subject, text string) 
 	}
 	for i, a := range shown {
 		since := a.Since.In(loc).Format("15:04:05")
-		fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）", i+1, priorityZH[a.Priority], a.nameZH(), a.Location, since)
+		fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）", i+1, priorityZH(a.Priority), a.nameZH(), a.Location, since)
 		fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s)", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, since)
 		if personal {
 			link := r.AckLink(a, m.person.ID, now)

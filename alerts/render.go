@@ -2,9 +2,12 @@ package alerts
 
 import (
 	"fmt"
+
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/propgate/gateway/internal/i18n"
 
 	"github.com/propgate/gateway/rules"
 )
@@ -19,10 +22,10 @@ func (a *Alert) nameZH() string {
 	return a.Name
 }
 
-var priorityZH = map[rules.Priority]string{rules.Critical: "紧急", rules.High: "高", rules.Medium: "中", rules.Low: "低"}
-
-var kindZH = map[string]string{"alert": "报警", "escalation": "升级报警", "reminder": "报警提醒", "resolved": "已恢复", "repage": "确认后无进展·重新报警"}
-var kindEN = map[string]string{"alert": "ALARM", "escalation": "ESCALATED", "reminder": "STILL ACTIVE", "resolved": "RESOLVED", "repage": "ACKED, NO PROGRESS"}
+// The words come from the message catalogue (internal/i18n).
+func priorityZH(p rules.Priority) string { return i18n.T(i18n.ZH, "priority."+string(p)) }
+func kindZH(kind string) string          { return i18n.T(i18n.ZH, "msg.kind."+kind) }
+func kindEN(kind string) string          { return i18n.T(i18n.EN, "msg.kind."+kind) }
 
 // render builds one bilingual message: what, where, since when, priority,
 // and a link to acknowledge. Several alerts become one grouped message.
@@ -35,16 +38,16 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 	if len(alerts) == 1 {
 		a := alerts[0]
 		subject = fmt.Sprintf("[%s] %s — %s", strings.ToUpper(string(a.Priority)), a.Name, a.Location)
-		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH[a.Priority], kindZH[kind], a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
-		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN[kind], a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
+		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH(a.Priority), kindZH(kind), a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
+		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN(kind), a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
 		if kind != "resolved" {
 			link := r.AckLink(a, p.ID, now)
-			fmt.Fprintf(&zh, "确认报警（我来处理）：%s\n", link)
+			fmt.Fprintf(&zh, "%s：%s\n", i18n.T(i18n.ZH, "msg.ack_link"), link)
 			fmt.Fprintf(&en, "I'm on it: %s\n", link)
 		}
 	} else {
 		subject = fmt.Sprintf("[%d alarms] %s", len(alerts), alerts[0].Location)
-		fmt.Fprintf(&zh, "【报警汇总】%d 条报警\n", len(alerts))
+		fmt.Fprintf(&zh, "【%s】%d 条报警\n", i18n.T(i18n.ZH, "msg.summary"), len(alerts))
 		fmt.Fprintf(&en, "[%d ALARMS]\n", len(alerts))
 		// Most urgent first, and no more than fit a phone screen (and the
 		// robots' 4 KB limit); the console has the rest.
@@ -55,7 +58,7 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		}
 		for i, a := range shown {
 			link := r.AckLink(a, p.ID, now)
-			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH[a.Priority], a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
+			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH(a.Priority), a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
 		}
 		if more := len(alerts) - len(shown); more > 0 {

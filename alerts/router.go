@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/propgate/gateway/internal/i18n"
+
 	"github.com/propgate/gateway/alerts/notify"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/delivery"
@@ -614,9 +616,9 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 		}
 	}
 	for _, p := range r.targets(list, now) {
-		title := "Incident"
+		title := i18n.Both("msg.incident")
 		if n.Drill {
-			title = "DRILL 演练"
+			title = i18n.Both("msg.drill")
 		}
 		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.incidentLink(n.Incident))
 		urgent := slices.Contains(r.cfg.UrgentPlaybooks, r.playbookOf[n.Incident])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/httpjson"
+	"github.com/propgate/gateway/internal/i18n"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
@@ -62,6 +63,13 @@ func (a *API) MountDashboard(hub *Hub, auth *access.Auth) {
 		page("console-"+name+".html")(w, r)
 	})
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	// The message catalogue (internal/i18n), for every screen: load it before app.js.
+	catalogue := i18n.JS()
+	a.mux.HandleFunc("GET /static/i18n.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(catalogue)
+	})
 	// CheckOrigin: without auth, the gateway's own origin only.
 	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: auth.CheckOrigin}
 	a.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { hub.ServeWS(up, w, r) })

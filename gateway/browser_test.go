@@ -132,7 +132,7 @@ func TestWallDisplayAndConsoleInChromiumIntegration(t *testing.T) {
 
 	// A resident's call, opened from the console, reaches the wall's work orders.
 	within(t, console, 10*time.Second, "open a work order from the console",
-		chromedp.SendKeys(`#newwo input[name=category]`, "plumbing"),
+		chromedp.SetValue(`#newwo select[name=category]`, "plumbing"),
 		chromedp.SendKeys(`#newwo input[name=location]`, "B3 12F corridor"),
 		chromedp.SendKeys(`#newwo input[name=reporter]`, "resident 1203"),
 		chromedp.SendKeys(`#newwo input[name=description]`, "water dripping from the ceiling"),

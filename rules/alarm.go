@@ -40,17 +40,18 @@ const ByEngine = "engine"
 // Alarm is one rule on one asset. Its reported State is derived from the
 // facts below, so it cannot drift from them.
 type Alarm struct {
-	ID           string     `json:"id"`
-	Rule         string     `json:"rule"`
-	Asset        string     `json:"asset"`
-	Name         string     `json:"name"`
-	NameZH       string     `json:"name_zh,omitempty"`
-	Priority     Priority   `json:"priority"`
-	Category     string     `json:"category,omitempty"`
-	Instructions string     `json:"instructions,omitempty"`
-	State        AlarmState `json:"state"`
-	Since        time.Time  `json:"since"` // when State was entered
-	Value        string     `json:"value,omitempty"`
+	ID             string     `json:"id"`
+	Rule           string     `json:"rule"`
+	Asset          string     `json:"asset"`
+	Name           string     `json:"name"`
+	NameZH         string     `json:"name_zh,omitempty"`
+	Priority       Priority   `json:"priority"`
+	Category       string     `json:"category,omitempty"`
+	Instructions   string     `json:"instructions,omitempty"`
+	InstructionsZH string     `json:"instructions_zh,omitempty"`
+	State          AlarmState `json:"state"`
+	Since          time.Time  `json:"since"` // when State was entered
+	Value          string     `json:"value,omitempty"`
 
 	Active       bool      `json:"active"` // the condition, after on/off delays
 	Acked        bool      `json:"acked"`

@@ -233,7 +233,7 @@ func (e *Engine) Load(ctx context.Context) error {
 		in.mem.LastSeen = now // a silent sensor alarms no_data after the gateway has been up that long
 		r := in.rule
 		a := in.alarm
-		a.Name, a.NameZH, a.Priority, a.Category, a.Instructions = r.Name, r.NameZH, r.Priority, r.Category, r.Instructions
+		a.Name, a.NameZH, a.Priority, a.Category, a.Instructions, a.InstructionsZH = r.Name, r.NameZH, r.Priority, r.Category, r.Instructions, r.InstructionsZH
 	}
 	return nil
 }

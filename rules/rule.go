@@ -67,22 +67,23 @@ type WorkOrderSpec struct {
 
 // Rule is one alarm definition.
 type Rule struct {
-	ID           string         `yaml:"id"`
-	Name         string         `yaml:"name"`
-	NameZH       string         `yaml:"name_zh"` // shown to Chinese screens and in the Chinese half of messages
-	Target       Target         `yaml:"target"`
-	Field        string         `yaml:"field"`
-	Threshold    *Threshold     `yaml:"threshold"`
-	State        *StateMatch    `yaml:"state"`
-	Rate         *Rate          `yaml:"rate"`
-	NoData       time.Duration  `yaml:"no_data"` // alarm when the field has not been updated for this long
-	OnDelay      time.Duration  `yaml:"on_delay"`
-	OffDelay     time.Duration  `yaml:"off_delay"`
-	Priority     Priority       `yaml:"priority"`
-	Category     string         `yaml:"category"`
-	Instructions string         `yaml:"instructions"`
-	SuppressedBy []Suppression  `yaml:"suppressed_by"`
-	WorkOrder    *WorkOrderSpec `yaml:"workorder"`
+	ID             string         `yaml:"id"`
+	Name           string         `yaml:"name"`
+	NameZH         string         `yaml:"name_zh"` // shown to Chinese screens and in the Chinese half of messages
+	Target         Target         `yaml:"target"`
+	Field          string         `yaml:"field"`
+	Threshold      *Threshold     `yaml:"threshold"`
+	State          *StateMatch    `yaml:"state"`
+	Rate           *Rate          `yaml:"rate"`
+	NoData         time.Duration  `yaml:"no_data"` // alarm when the field has not been updated for this long
+	OnDelay        time.Duration  `yaml:"on_delay"`
+	OffDelay       time.Duration  `yaml:"off_delay"`
+	Priority       Priority       `yaml:"priority"`
+	Category       string         `yaml:"category"`
+	Instructions   string         `yaml:"instructions"`
+	InstructionsZH string         `yaml:"instructions_zh"` // the Chinese screens and messages show it
+	SuppressedBy   []Suppression  `yaml:"suppressed_by"`
+	WorkOrder      *WorkOrderSpec `yaml:"workorder"`
 	// Fault marks an alarm that means the device itself is faulty (comm
 	// lost, a controller fault code, a silent sensor), not a process
 	// condition it reports: it counts against equipment in good order.

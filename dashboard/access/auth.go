@@ -415,7 +415,7 @@ func routeRole(pattern string) (Role, bool) {
 	switch pattern {
 	case "GET /{$}", // the wall display page (its data needs the token)
 		"GET /console", "GET /console/{page}", // the console pages (their data needs a login)
-		"GET /static/", "GET /healthz", "GET /metrics", "POST /login", "POST /logout",
+		"GET /static/", "GET /static/i18n.js", "GET /healthz", "GET /metrics", "POST /login", "POST /logout",
 		"GET /api/v1/alerts/{id}/ack",  // signed acknowledgement links are their own credential:
 		"POST /api/v1/alerts/{id}/ack", // GET shows the confirmation page, POST acknowledges
 		"POST /demo/receiver":          // the demo channel posts here

@@ -2,26 +2,18 @@
 // No framework, no CDN: everything is embedded in the gateway binary.
 "use strict";
 
-const T = {
-  zh: {connecting: "连接中…", live: "实时", lost: "连接中断", stale: "数据已中断 — 连接丢失 / DATA STALE — CONNECTION LOST",
-    equipment: "设备状态", incidents: "应急事件", workorders: "工单", kpis: "服务指标", alarms: "报警", console: "值班控制台",
-    login: "登录", logout: "退出", mute: "静音", unmute: "取消静音", drill: "演练：", start: "开始", ack: "确认", shelve: "搁置",
-    complete: "完成", skip: "跳过", critical: "紧急", high: "高", medium: "中", low: "低", active: "当前", unacked: "未确认",
-    none: "无", note: "备注：", unshelve: "取消搁置", oos: "停用", ins: "恢复", close: "关闭事件", evidence: "记录", newwo: "新建工单（住户报修）",
-    category: "类别", location: "位置", reporter: "报告人", description: "描述", evidenceq: "记录内容：", minutes: "搁置分钟数：", of: "/", handling: "处理率", callback: "回访率", ontime: "按时解决率",
-    avail: "设备完好率", target: "目标", response: "响应", resolve: "解决", overdue: "超时", normal: "正常"},
-  en: {connecting: "connecting…", live: "live", lost: "connection lost", stale: "DATA STALE — CONNECTION LOST / 数据已中断",
-    equipment: "Equipment", incidents: "Incidents", workorders: "Work orders", kpis: "Service figures", alarms: "Alarms", console: "Operator console",
-    login: "Log in", logout: "Log out", mute: "Mute", unmute: "Unmute", drill: "Drill:", start: "Start", ack: "Ack", shelve: "Shelve",
-    complete: "Done", skip: "Skip", critical: "Critical", high: "High", medium: "Medium", low: "Low", active: "active", unacked: "unacked",
-    none: "none", note: "Note:", unshelve: "Unshelve", oos: "Out of service", ins: "Return to service", close: "Close incident", evidence: "Add evidence",
-    newwo: "Open work order (resident's call)", category: "category", location: "location", reporter: "reporter", description: "description", evidenceq: "Evidence:", minutes: "Shelve for minutes:", of: "of", handling: "Handled", callback: "Call-backs", ontime: "Resolved on time",
-    avail: "Equipment in order", target: "target", response: "respond", resolve: "resolve", overdue: "OVERDUE", normal: "normal"},
-};
+// The message catalogue is /static/i18n.js (internal/i18n/catalog.json),
+// loaded before this file: CATALOG = {key: {zh, en}}. Console pages use the
+// same helpers: tr(key), trf(key, ...args), pick(zh, en), label(prefix, id).
 const screen = document.body.dataset.screen;
 const params = new URLSearchParams(location.search);
-let lang = params.get("lang") || localStorage.getItem("lang") || "zh";
-const tr = k => (T[lang] && T[lang][k]) || k;
+let lang = (params.get("lang") || localStorage.getItem("lang") || "zh").startsWith("en") ? "en" : "zh";
+// tr: an unknown key shows as it is (the DOM test catches it); an unknown id
+// under a prefix (a site's own category) shows the id.
+const tr = k => { const m = CATALOG[k]; if (m) return m[lang] || m.zh; const i = k.lastIndexOf("."); return i >= 0 ? k.slice(i + 1) : k; };
+const trf = (k, ...args) => { let i = 0; return tr(k).replace(/%[sd]/g, () => String(args[i++])); };
+const pick = (zh, en) => (lang === "zh" && zh) || en || zh || "";
+const label = (prefix, id) => id ? tr(prefix + "." + id) : "";
 const token = params.get("token") || "";
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const $ = id => document.getElementById(id);
@@ -31,6 +23,7 @@ let muted = localStorage.getItem("muted") === "1";
 
 function applyI18n() {
   document.documentElement.lang = lang;
+  if (document.body.dataset.title) document.title = tr(document.body.dataset.title);
   document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = tr(el.dataset.i18n); });
   document.querySelectorAll("[data-ph]").forEach(el => { el.placeholder = tr(el.dataset.ph); });
   if ($("mute")) $("mute").textContent = muted ? tr("unmute") : tr("mute");
@@ -155,9 +148,9 @@ function keyValue(a) {
   switch (a.kind) {
     case "pump_room": return fmt(f.outlet_pressure) + (f.pump1_running && f.pump1_running.value ? " ▶" : " ■");
     case "distribution_panel": return (f.mains_present && f.mains_present.value === false ? "⚡✕ " : "") + fmt(f.voltage_a);
-    case "water_sensor": return f.leak ? (f.leak.value ? (lang === "zh" ? "进水" : "WET") : (lang === "zh" ? "干燥" : "dry")) : "—";
-    case "elevator": return (f.floor ? fmt(f.floor) + "F" : "—") + (f.trapped && f.trapped.value > 0 ? (lang === "zh" ? " 困" + f.trapped.value + "人" : " " + f.trapped.value + " trapped") : "");
-    case "lighting": return f.on ? (f.on.value ? "ON" : "OFF") : "—";
+    case "water_sensor": return f.leak ? tr(f.leak.value ? "val.wet" : "val.dry") : "—";
+    case "elevator": return (f.floor ? trf("val.floor", fmt(f.floor)) : "—") + (f.trapped && f.trapped.value > 0 ? " " + trf("val.trapped", f.trapped.value) : "");
+    case "lighting": return f.on ? tr(f.on.value ? "val.on" : "val.off") : "—";
     case "sump_pump": return fmt(f.pit_level) + (f.fault && f.fault.value ? " ✕" : f.running && f.running.value ? " ▶" : " ■");
   }
   return "";
@@ -166,6 +159,28 @@ function keyValue(a) {
 function mmss(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   return String(Math.floor(s / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0");
+}
+
+// assetName: an asset's name from the snapshot, else its id.
+function assetName(id) {
+  const a = id && state.assets.get(id);
+  return (a && a.name) || id || "";
+}
+
+// The console's choice lists, in the page's language.
+function fillSelects() {
+  const pr = document.querySelector("#newwo select[name=priority]");
+  if (pr) {
+    const v = pr.value || "medium";
+    pr.innerHTML = ["critical", "high", "medium", "low"].map(p => `<option value="${p}">${esc(label("priority", p))}</option>`).join("");
+    pr.value = v;
+  }
+  const cat = document.querySelector("#newwo select[name=category]");
+  if (cat) {
+    const v = cat.value || "plumbing";
+    cat.innerHTML = Object.keys(CATALOG).filter(k => k.startsWith("cat.")).map(k => k.slice(4)).map(c => `<option value="${esc(c)}">${esc(label("cat", c))}</option>`).join("");
+    cat.value = v;
+  }
 }
 
 function render() {
@@ -185,7 +200,7 @@ function renderWall() {
   }
   $("counts").innerHTML = Object.entries(counts).map(([p, [n, u]]) =>
     `<div class="count ${p} ${n ? "active" : ""} ${u ? "flash" : ""}" data-priority="${p}" data-unacked="${u}"><div class="n">${n}</div>` +
-    `<div class="label">${tr(p)} · ${u} ${tr("unacked")}</div></div>`).join("");
+    `<div class="label">${label("priority", p)} · ${u} ${tr("unacked")}</div></div>`).join("");
   const byBuilding = new Map();
   for (const a of state.assets.values()) {
     const b = a.building || "—";
@@ -201,20 +216,20 @@ function renderWall() {
   const open = [...state.incidents.values()].filter(i => i.status === "open").sort((a, b) => a.started < b.started ? 1 : -1);
   $("incidents").innerHTML = open.length ? open.map(i => {
     const next = (i.steps || []).filter(s => s.status === "active").sort((a, b) => a.due < b.due ? -1 : 1)[0];
-    return `<div class="incident" data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL 演练</span> ' : ""}${esc(i.name)}</b> — ${esc(i.asset || "")} ${esc(i.location || "")}` +
-      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(lang === "zh" && next.title_zh ? next.title_zh : next.title)}"></div>` : "") + `</div>`;
+    return `<div class="incident" data-incident="${i.id}"><b>${i.drill ? `<span class="drill">${tr("drill_tag")}</span> ` : ""}${esc(i.name)}</b> — ${esc(i.asset || "")} ${esc(i.location || "")}` +
+      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(pick(next.title_zh, next.title))}"></div>` : "") + `</div>`;
   }).join("") : `<span class="muted">${tr("none")}</span>`;
   const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
     .sort((a, b) => a.resolution_due < b.resolution_due ? -1 : 1).slice(0, 12);
-  $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td>` +
-    `<td>${esc(w.category)}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${w.accepted_at && !w.accepted_at.startsWith("0001") ? w.resolution_due : w.response_due}" data-kind="${w.accepted_at && !w.accepted_at.startsWith("0001") ? "resolve" : "response"}"></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
+  $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${label("priority", w.priority)}</td>` +
+    `<td>${esc(label("cat", w.category))}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${w.accepted_at && !w.accepted_at.startsWith("0001") ? w.resolution_due : w.response_due}" data-kind="${w.accepted_at && !w.accepted_at.startsWith("0001") ? "resolve" : "response"}"></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
   const k = state.kpis;
   const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
   if (k) {
     // Each KPI is {value, target, met}: green when met, red when not.
     const cls = x => x && x.met === true ? " met" : x && x.met === false ? " unmet" : "";
-    $("kpis").innerHTML = [[tr("handling"), k.handling_rate], [tr("callback"), k.callback_rate], [tr("ontime"), k.resolution_on_time_rate],
-      [tr("avail"), k.good_order]].map(([l, x]) => `<div class="kpi${cls(x)}" title="${tr("target")} ${x ? pct(x.target) : "—"}"><div class="v">${pct(x && x.value)}</div>` +
+    $("kpis").innerHTML = [[tr("kpi.handling_rate"), k.handling_rate], [tr("kpi.callback_rate"), k.callback_rate], [tr("kpi.resolution_on_time_rate"), k.resolution_on_time_rate],
+      [tr("kpi.availability"), k.good_order]].map(([l, x]) => `<div class="kpi${cls(x)}" title="${tr("target")} ${x ? pct(x.target) : "—"}"><div class="v">${pct(x && x.value)}</div>` +
         `<div class="l">${l} <span class="muted">/ ${x ? pct(x.target) : "—"}</span></div></div>`).join("");
   }
   renderTimers();
@@ -269,18 +284,18 @@ const callList = (i, s) => ((stepContacts.get(i.id) || {})[s.id] || []).map(c =>
 function renderConsole() {
   if (!$("alarms")) return;
   $("alarms").innerHTML = `<tr><th></th><th></th><th></th><th></th><th></th></tr>` + consoleData.alarms.map(a =>
-    `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash" : ""}"><td class="p-${a.priority}">${tr(a.priority)}</td>` +
-    `<td><b>${esc(lang === "zh" && a.name_zh ? a.name_zh : a.name)}</b><br><span class="muted">${esc(a.asset)} · ${esc(a.value)}</span><br><span class="muted">${esc(a.instructions || "")}</span></td>` +
-    `<td>${esc(a.state)}</td><td>${new Date(a.since).toLocaleTimeString()}</td><td>` +
+    `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash" : ""}"><td class="p-${a.priority}">${label("priority", a.priority)}</td>` +
+    `<td><b>${esc(pick(a.name_zh, a.name))}</b><br><span class="muted">${esc(assetName(a.asset))} · ${esc(a.value)}</span><br><span class="muted">${esc(pick(a.instructions_zh, a.instructions))}</span></td>` +
+    `<td>${esc(label("state", a.state))}${a.ack_by ? `<br><span class="muted">${esc(a.ack_by)}</span>` : ""}</td><td>${new Date(a.since).toLocaleTimeString()}</td><td>` +
     (a.state === "unacknowledged" || a.state === "returned_unacknowledged" ? `<button data-act="ack" data-id="${esc(a.id)}">${tr("ack")}</button> ` : "") +
     (a.state !== "shelved" ? `<button data-act="shelve" data-id="${esc(a.id)}">${tr("shelve")}</button> ` : `<button data-act="unshelve" data-id="${esc(a.id)}">${tr("unshelve")}</button> `) +
     `<button data-act="oos" data-id="${esc(a.id)}" data-on="${!a.out_of_service}">${tr(a.out_of_service ? "ins" : "oos")}</button></td></tr>`).join("");
-  $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? '<span class="drill">DRILL</span> ' : ""}#${i.id} ${esc(i.name)}</b> ${esc(i.asset || "")}` +
-    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(lang === "zh" && s.title_zh ? s.title_zh : s.title)} <span class="muted">(${esc(s.role)}${s.overdue ? ", " + tr("overdue") : ""})</span>${callList(i, s)} ` +
+  $("incidents").innerHTML = consoleData.incidents.map(i => `<div data-incident="${i.id}"><b>${i.drill ? `<span class="drill">${tr("drill_tag")}</span> ` : ""}#${i.id} ${esc(i.name)}</b> ${esc(assetName(i.asset))}` +
+    `<ul class="steps">${i.steps.map(s => `<li class="st-${s.status}">${esc(pick(s.title_zh, s.title))} <span class="muted">(${esc(label("role", s.role))}${s.overdue ? ", " + tr("overdue") : ""})</span>${callList(i, s)} ` +
     (s.status === "active" || s.status === "waiting" ? `<button data-act="complete" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("complete")}</button> <button data-act="skip" data-incident="${i.id}" data-step="${esc(s.id)}">${tr("skip")}</button>` : "") +
     `</li>`).join("")}</ul><button data-act="evidence" data-incident="${i.id}">${tr("evidence")}</button> <button data-act="close" data-incident="${i.id}">${tr("close")}</button></div>`).join("") || `<span class="muted">${tr("none")}</span>`;
-  $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${tr(w.priority)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.description)}</span></td>` +
-    `<td>${esc(w.status)}</td><td>${(nextStatus[w.status] || []).map(s => `<button data-act="wo" data-id="${w.id}" data-to="${s}">${s}</button>`).join(" ")}</td></tr>`).join("");
+  $("workorders").innerHTML = consoleData.workorders.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${label("priority", w.priority)}</td><td>${esc(label("cat", w.category))}<br><span class="muted">${esc(w.description)}</span></td>` +
+    `<td>${esc(label("wo", w.status))}</td><td>${(nextStatus[w.status] || []).map(s => `<button data-act="wo" data-id="${w.id}" data-to="${s}">${esc(label("wo.do", s))}</button>`).join(" ")}</td></tr>`).join("");
 }
 
 async function act(el) {
@@ -293,7 +308,7 @@ async function act(el) {
     } else if (a === "shelve") {
       const m = prompt(tr("minutes"), "30");
       if (m === null) return;
-      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/shelve`, {minutes: parseInt(m, 10), note: "shelved from the console"});
+      await api("POST", `/api/v1/alarms/${encodeURIComponent(el.dataset.id)}/shelve`, {minutes: parseInt(m, 10), note: tr("shelve")});
     } else if (a === "complete" || a === "skip") {
       const note = prompt(tr("note"), "");
       if (note === null) return;
@@ -333,7 +348,7 @@ function beep() {
 async function startConsole() {
   document.addEventListener("click", e => { const el = e.target.closest("button[data-act]"); if (el) act(el); });
   $("mute").onclick = () => { muted = !muted; localStorage.setItem("muted", muted ? "1" : "0"); applyI18n(); };
-  $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyI18n(); renderConsole(); };
+  $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyI18n(); renderConsole(); fillSelects(); };
   $("logout").onclick = async () => { await fetch("/logout", {method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin"}); location.reload(); };
   $("login").onsubmit = async e => {
     e.preventDefault();
@@ -346,7 +361,7 @@ async function startConsole() {
     const f = new FormData(e.target);
     try {
       await api("POST", "/api/v1/workorders", {category: f.get("category"), priority: f.get("priority"), location: f.get("location"),
-        reporter: f.get("reporter"), description: f.get("description")});
+        reporter: [f.get("reporter"), f.get("phone")].filter(Boolean).join(" "), description: f.get("description")});
       e.target.reset();
       refreshConsole();
     } catch (err) { alert(err.message); }
@@ -357,7 +372,7 @@ async function startConsole() {
   };
   try {
     const me = await api("GET", "/api/v1/me");
-    $("user").textContent = me.name + " (" + me.role + ")";
+    $("user").textContent = me.name + "（" + label("role", me.role) + "）";
   } catch (e) {
     $("login").classList.remove("hidden");
     return;
@@ -365,7 +380,9 @@ async function startConsole() {
   $("app").classList.remove("hidden");
   const [pbs, assets] = await Promise.all([api("GET", "/api/v1/playbooks"), api("GET", "/api/v1/assets")]);
   $("drillpb").innerHTML = pbs.map(p => `<option value="${esc(p.ID || p.id)}">${esc(p.Name || p.name)}</option>`).join("");
-  $("drillasset").innerHTML = `<option value=""></option>` + assets.map(a => `<option value="${esc(a.id)}">${esc(a.id)}</option>`).join("");
+  $("drillasset").innerHTML = `<option value=""></option>` + assets.map(a => `<option value="${esc(a.id)}">${esc(a.name || a.id)}</option>`).join("");
+  for (const a of assets) if (!state.assets.has(a.id)) state.assets.set(a.id, a);
+  fillSelects();
   await refreshConsole();
   connect();
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/propgate/gateway/internal/i18n"
 )
 
 // Action is one thing the gateway does when a step starts (or when its
@@ -94,7 +96,7 @@ func (r *Runner) perform(in *Incident, def *Step, st *StepState, a *ActionSpec, 
 			st.Awaiting, st.AwaitingOverdue = w.describe(in, r.assets), a == def.OnOverdue && a != def.Action
 			x.log("待人工确认后再操作设备 waiting for a person to confirm before changing equipment: %s", st.Awaiting)
 			r.notify(Notification{At: now, Roles: []string{def.Role}, Incident: in.ID, Step: st.ID, Drill: in.Drill,
-				Text: "待确认 CONFIRM " + describe(in, st.Title) + ": " + st.Awaiting})
+				Text: "【待确认 CONFIRM】" + describe(in, st) + "\n" + st.Awaiting})
 			held = true
 			continue
 		}
@@ -118,6 +120,14 @@ func kindOf(in *Incident) string {
 	return "incident"
 }
 
-func describe(in *Incident, title string) string {
-	return fmt.Sprintf("%s %d %s: %s (%s)", kindOf(in), in.ID, in.Name, title, in.Location)
+// describe is a step's line in a message, Chinese first (the plan's own
+// title_zh), then English.
+func describe(in *Incident, st *StepState) string {
+	kind := "msg.incident"
+	if in.Drill {
+		kind = "msg.drill"
+	}
+	zh := fmt.Sprintf("%s %d %s：%s（%s）", i18n.T(i18n.ZH, kind), in.ID, in.Name, i18n.Pick(i18n.ZH, st.TitleZH, st.Title), in.Location)
+	en := fmt.Sprintf("%s %d: %s (%s)", i18n.T(i18n.EN, kind), in.ID, st.Title, in.Location)
+	return zh + "\n" + en
 }

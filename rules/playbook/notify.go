@@ -22,7 +22,7 @@ func (n notifyAction) Validate(path string, _ map[string]bool) error {
 }
 
 func (n notifyAction) Perform(x *Exec) error {
-	x.r.notify(Notification{Roles: n, Incident: x.in.ID, Step: x.st.ID, Drill: x.in.Drill, Text: describe(x.in, x.st.Title)})
+	x.r.notify(Notification{Roles: n, Incident: x.in.ID, Step: x.st.ID, Drill: x.in.Drill, Text: describe(x.in, x.st)})
 	x.log("notified %s", strings.Join(n, ", "))
 	return nil
 }

@@ -136,8 +136,9 @@ type Trigger struct {
 
 // RecordField is one item the incident record must hold.
 type RecordField struct {
-	Key   string `yaml:"key"`
-	Label string `yaml:"label"`
+	Key     string `yaml:"key"`
+	Label   string `yaml:"label"`
+	LabelZH string `yaml:"label_zh"` // the Chinese the record is filed with (Chinese first)
 }
 
 // Playbook is an emergency plan.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/propgate/gateway/internal/i18n"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/internal/guard"
@@ -541,7 +543,7 @@ func (r *Runner) advance(in *Incident, p *Playbook, now time.Time) bool {
 			st.Overdue = true
 			in.log(now, ByEngine, "overdue", st.ID, "%s is overdue (due %s); escalated to %s", st.Title, st.Due.Format("15:04:05"), strings.Join(def.Escalate, ", "))
 			r.notify(Notification{At: now, Roles: def.Escalate, Incident: in.ID, Step: st.ID, Drill: in.Drill, Overdue: true,
-				Text: "OVERDUE " + describe(in, st.Title)})
+				Text: "【" + i18n.Both("msg.overdue") + "】" + describe(in, st)})
 			if def.OnOverdue != nil {
 				r.perform(in, def, st, def.OnOverdue, now)
 			}

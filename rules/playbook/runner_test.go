@@ -254,7 +254,7 @@ func TestOutagePlaybook(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	md := report.Markdown(must(h2.r.Playbook(closed.Playbook)), closed)
-	for _, want := range []string{"# Power outage", "| Outage start |", "| Cause |", "State Grid: feeder fault", "| Supply restored |", "| Incidents it started | 2 |", "was overdue"} {
+	for _, want := range []string{"# Power outage", "| Outage start |", "| Cause |", "State Grid: feeder fault", "| Supply restored |", "| 引发的事件 Incidents it started | 2 |", "值班人签字", "工程部经理签字", "was overdue"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -325,7 +325,7 @@ func TestDrillDoesNotWriteEquipment(t *testing.T) {
 	if len(h.writer.writes) != 0 || !in.Drill || in.Step("cut-source").Status != StepDone {
 		t.Fatalf("drill: writes %v, step %+v", h.writer.writes, in.Step("cut-source"))
 	}
-	if !strings.Contains(report.Markdown(must(h.r.Playbook(in.Playbook)), in), "# DRILL — Flooding") {
+	if !strings.Contains(report.Markdown(must(h.r.Playbook(in.Playbook)), in), "# 演练 DRILL — Flooding") {
 		t.Fatal("drill report is not marked")
 	}
 	real, _ := h.r.Start(bg, "flooding", "b3-pump", false, "li.ming")

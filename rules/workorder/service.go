@@ -177,7 +177,7 @@ func (s *Service) AlarmFired(ctx context.Context, f rules.Fired) error {
 	}
 	a := f.Asset
 	w := &WorkOrder{Type: Fault, Channel: "gateway", Category: spec.Category, Asset: a.ID, Location: rules.Location(a), Priority: spec.Priority,
-		Description: fmt.Sprintf("%s: %s (value %s)", f.Rule.Name, a.Name, f.Alarm.Value),
+		Description: description(f.Rule.NameZH, f.Rule.Name, a.Name, f.Alarm.Value),
 		Status:      Opened, Source: "rule", Rule: f.Rule.ID, AlarmID: f.Alarm.ID, Reporter: rules.ByEngine, Occurrences: 1, Version: 1}
 	return s.create(ctx, w, now, rules.ByEngine, "opened by rule "+f.Rule.ID)
 }
@@ -525,4 +525,13 @@ func (s *Service) CheckSLA(ctx context.Context) {
 func (s *Service) Run(ctx context.Context) error {
 	collectors.Every(ctx, s.slaPeriod, func() { s.CheckSLA(ctx) })
 	return nil
+}
+
+// description is an alarm's work order's text, Chinese first (the duty
+// room's language) with the rule's English name after it.
+func description(nameZH, name, asset, value string) string {
+	if nameZH == "" || nameZH == name {
+		return fmt.Sprintf("%s: %s (value %s)", name, asset, value)
+	}
+	return fmt.Sprintf("%s：%s（读数 %s） %s", nameZH, asset, value, name)
 }
