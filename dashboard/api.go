@@ -39,7 +39,8 @@ type Deps struct {
 	Scenarios Scenarios // nil when the simulator is off
 	Log       *slog.Logger
 	Site      string
-	Demo      bool // the config says demo: true; screens say so
+	SiteName  string // what screens call the site (site_name); default Site
+	Demo      bool   // the config says demo: true; screens say so
 }
 
 // API is the HTTP API. Mark it ready once collection runs.
@@ -50,6 +51,7 @@ type API struct {
 	auth      *access.Auth // nil: no dashboard: section; the API is read-only (access.Guard)
 	rules     *Rules       // nil until MountRules
 	incidents *Incidents   // nil until MountIncidents
+	onDuty    OnDuty       // nil until ShowOnDuty
 }
 
 // NewAPI builds the handlers.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/internal/i18n"
@@ -78,9 +79,17 @@ func (a *API) MountDashboard(hub *Hub, auth *access.Auth) {
 	}
 }
 
+// OnDuty says who is on call now, per team (the alerts Router).
+type OnDuty interface {
+	OnCallNow() []alerts.OnCall
+}
+
+// ShowOnDuty puts who is on call now (今日值班) into the screens' snapshot.
+func (a *API) ShowOnDuty(o OnDuty) { a.onDuty = o }
+
 // Snapshot builds what a screen starts from.
 func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, Demo: a.deps.Demo, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
+	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, SiteName: a.deps.SiteName, Demo: a.deps.Demo, OnDuty: []alerts.OnCall{}, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
 		Incidents: []*playbook.Incident{}, WorkOrders: []*workorder.WorkOrder{}}
 	for _, as := range a.deps.State.Snapshot() {
 		s.Assets = append(s.Assets, view(as))
@@ -99,6 +108,14 @@ func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 		k, err := a.rules.Reports.MonthToDate(ctx)
 		if err == nil {
 			s.KPIs = k
+		}
+	}
+	if s.SiteName == "" {
+		s.SiteName = s.Site
+	}
+	if a.onDuty != nil {
+		if on := a.onDuty.OnCallNow(); on != nil {
+			s.OnDuty = on
 		}
 	}
 	if a.incidents != nil {

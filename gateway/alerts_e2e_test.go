@@ -74,12 +74,12 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 	g := grouped[0].Body
 	// Both panels' supply loss and the trapped car's alarm button: one message.
 	if !strings.HasPrefix(g.Text, "【报警汇总】3 条报警") || !strings.Contains(g.Text, "[3 ALARMS]") || !strings.Contains(g.Text, "【高】电梯警铃按下") ||
-		!strings.Contains(g.Text, "【紧急】市电进线失电 — Building 3") || !strings.Contains(g.Text, "Elevator alarm button pressed") ||
-		!strings.Contains(g.Text, "Incoming supply lost — Building 3") || !strings.Contains(g.Text, "Incoming supply lost — Building 5") {
+		!strings.Contains(g.Text, "【紧急】市电进线失电 — 3号楼") || !strings.Contains(g.Text, "Elevator alarm button pressed") ||
+		!strings.Contains(g.Text, "Incoming supply lost — 3号楼") || !strings.Contains(g.Text, "Incoming supply lost — 5号楼") {
 		t.Fatalf("grouped message:\n%s", g.Text)
 	}
 	e := entrapment[0].Body
-	if !strings.HasPrefix(e.Text, "【紧急·报警】电梯困人\n位置：Building 3") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
+	if !strings.HasPrefix(e.Text, "【紧急·报警】电梯困人\n位置：3号楼") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
 		t.Fatalf("entrapment message:\n%s", e.Text)
 	}
 	link := regexp.MustCompile(`(http\S+/ack\?\S+)`).FindString(e.Text)

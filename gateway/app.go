@@ -225,7 +225,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 
 	// The HTTP API and the screens.
-	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site, Demo: cfg.Demo}
+	deps := dashboard.Deps{State: state, Gatherer: reg, Log: log.With("component", "http"), Site: cfg.Site, SiteName: cfg.SiteName, Demo: cfg.Demo}
 	if simulator != nil {
 		deps.Scenarios = simulator
 	}
@@ -250,6 +250,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		api.MountAlerts(router, astore, opts)
 		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
+		api.ShowOnDuty(router) // 今日值班 on the wall display
 	}
 	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
 	publicURL := ""

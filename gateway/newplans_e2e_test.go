@@ -87,7 +87,7 @@ func TestFirePlaybookEndToEndIntegration(t *testing.T) {
 	}
 	view := s.waitIncident("fire", "b5-fire-panel")
 	in := s.planIncident(view.ID)
-	if in.Building != "Building 5" {
+	if in.Building != "5号楼" {
 		t.Fatalf("fire incident for %q", in.Building)
 	}
 	if rec := in.Record["report"]; rec.Source != "telemetry" || rec.At.Before(injected.Add(-time.Second)) || rec.At.After(in.Started) {

@@ -63,7 +63,8 @@ function connect() {
 function handle(m) {
   switch (m.type) {
     case "snapshot":
-      state.site = m.site;
+      state.site = m.site_name || m.site;
+      state.onDuty = m.on_duty || [];
       state.demo = !!m.demo;
       state.assets = new Map(m.assets.map(a => [a.id, a]));
       state.alarms = new Map(m.alarms.map(a => [a.id, a]));

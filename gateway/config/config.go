@@ -45,6 +45,7 @@ type Config struct {
 	// simulator are accepted, loudly (Warnings). Never set it on a real site.
 	Demo      bool                  `yaml:"demo"`
 	Site      string                `yaml:"site"`
+	SiteName  string                `yaml:"site_name"` // what screens and messages call the site (玉山花园); default: site
 	HTTP      HTTP                  `yaml:"http"`
 	Log       Log                   `yaml:"log"`
 	Assets    []Asset               `yaml:"assets"`
@@ -321,6 +322,9 @@ func knownKeys() map[string][]string {
 func (c *Config) setDefaults() {
 	if c.Site == "" {
 		c.Site = "default"
+	}
+	if c.SiteName == "" {
+		c.SiteName = c.Site
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
