@@ -52,6 +52,7 @@ type API struct {
 	rules     *Rules       // nil until MountRules
 	incidents *Incidents   // nil until MountIncidents
 	onDuty    OnDuty       // nil until ShowOnDuty
+	roleTeams map[string]string
 }
 
 // NewAPI builds the handlers.

@@ -11,7 +11,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/rules"
@@ -27,7 +26,7 @@ type (
 		Type       string                 `json:"type"` // "snapshot"
 		Site       string                 `json:"site"`
 		SiteName   string                 `json:"site_name"`
-		OnDuty     []alerts.OnCall        `json:"on_duty"` // 今日值班: who is on call per team (names, no contacts)
+		OnDuty     []OnDutyView           `json:"on_duty"` // 今日值班: who is on call per team (names, no contacts)
 		Time       time.Time              `json:"time"`
 		Assets     []AssetView            `json:"assets"`
 		Alarms     []rules.Alarm          `json:"alarms"`

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"regexp"
+	"sort"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -84,12 +85,23 @@ type OnDuty interface {
 	OnCallNow() []alerts.OnCall
 }
 
-// ShowOnDuty puts who is on call now (今日值班) into the screens' snapshot.
-func (a *API) ShowOnDuty(o OnDuty) { a.onDuty = o }
+// OnDutyView is one team's person on call, with the playbook roles the team
+// fills (so a screen can say who is on an incident's step).
+type OnDutyView struct {
+	alerts.OnCall
+	Roles []string `json:"roles,omitempty"`
+}
+
+// ShowOnDuty puts who is on call now (今日值班) into the screens' snapshot;
+// roles maps playbook roles to teams (alerts.roles).
+func (a *API) ShowOnDuty(o OnDuty, roles map[string]string) {
+	a.onDuty = o
+	a.roleTeams = roles
+}
 
 // Snapshot builds what a screen starts from.
 func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, SiteName: a.deps.SiteName, Demo: a.deps.Demo, OnDuty: []alerts.OnCall{}, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
+	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, SiteName: a.deps.SiteName, Demo: a.deps.Demo, OnDuty: []OnDutyView{}, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
 		Incidents: []*playbook.Incident{}, WorkOrders: []*workorder.WorkOrder{}}
 	for _, as := range a.deps.State.Snapshot() {
 		s.Assets = append(s.Assets, view(as))
@@ -114,8 +126,15 @@ func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 		s.SiteName = s.Site
 	}
 	if a.onDuty != nil {
-		if on := a.onDuty.OnCallNow(); on != nil {
-			s.OnDuty = on
+		for _, o := range a.onDuty.OnCallNow() {
+			v := OnDutyView{OnCall: o}
+			for role, team := range a.roleTeams {
+				if team == o.Team {
+					v.Roles = append(v.Roles, role)
+				}
+			}
+			sort.Strings(v.Roles)
+			s.OnDuty = append(s.OnDuty, v)
 		}
 	}
 	if a.incidents != nil {

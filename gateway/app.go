@@ -250,7 +250,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		api.MountAlerts(router, astore, opts)
 		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
-		api.ShowOnDuty(router) // 今日值班 on the wall display
+		api.ShowOnDuty(router, cfg.Alerts.Roles) // 今日值班 on the wall display
 	}
 	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
 	publicURL := ""

@@ -153,7 +153,7 @@ func (s *site) closeAndReport(id int64, labels ...string) string {
 	for _, label := range labels {
 		line := ""
 		for _, l := range strings.Split(report, "\n") {
-			if strings.HasPrefix(l, "| ") && strings.Contains(l, " "+label+" |") {
+			if cells := strings.Split(l, "|"); len(cells) > 2 && strings.Contains(cells[1], label) { // the item: Chinese first, then English
 				line = l
 			}
 		}

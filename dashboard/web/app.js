@@ -192,16 +192,37 @@ function render() {
   status();
 }
 
+function since(t) {
+  const d = new Date(t);
+  return isNaN(d) || d.getFullYear() < 2000 ? "—" : d.toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", {hour12: false});
+}
+
+// assetWhere: an asset's name and where it is, from the snapshot.
+function assetWhere(id) {
+  const a = id && state.assets.get(id);
+  if (!a) return {name: id || "", where: ""};
+  return {name: a.name || a.id, where: [a.floor, a.location].filter(Boolean).join(" ")};
+}
+
 function renderWall() {
+  const active = [...state.alarms.values()].filter(a => activeStates.has(a.state))
+    .sort((a, b) => (a.state === "unacknowledged" ? 0 : 1) - (b.state === "unacknowledged" ? 0 : 1) || rank[a.priority] - rank[b.priority] || (a.since < b.since ? 1 : -1));
   const counts = {critical: [0, 0], high: [0, 0], medium: [0, 0], low: [0, 0]};
-  for (const a of state.alarms.values()) {
-    if (!activeStates.has(a.state)) continue;
+  for (const a of active) {
     counts[a.priority][0]++;
     if (a.state === "unacknowledged") counts[a.priority][1]++;
   }
   $("counts").innerHTML = Object.entries(counts).map(([p, [n, u]]) =>
-    `<div class="count ${p} ${n ? "active" : ""} ${u ? "flash" : ""}" data-priority="${p}" data-unacked="${u}"><div class="n">${n}</div>` +
-    `<div class="label">${label("priority", p)} · ${u} ${tr("unacked")}</div></div>`).join("");
+    `<span class="count ${p} ${n ? "active" : ""} ${u ? "flash" : ""}" data-priority="${p}" data-unacked="${u}"><b class="n">${n}</b> ${esc(label("priority", p))}</span>`).join("");
+  const shown = active.slice(0, 14);
+  $("alarmlist").innerHTML = shown.length ? `<table class="alarms"><tr><th>${tr("priority")}</th><th>${tr("what")}</th><th>${tr("where")}</th><th>${tr("since")}</th><th>${tr("acked_by")}</th></tr>` +
+    shown.map(a => {
+      const w = assetWhere(a.asset);
+      return `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash unacked" : "acked"}"><td class="p-${a.priority}">${esc(label("priority", a.priority))}</td>` +
+        `<td><b>${esc(pick(a.name_zh, a.name))}</b>${a.value ? ` <span class="muted">${esc(a.value)}</span>` : ""}</td><td>${esc(w.name)}<br><span class="muted">${esc(w.where)}</span></td>` +
+        `<td class="num">${since(a.active_since || a.since)}</td><td>${a.state === "unacknowledged" ? `<span class="overdue">${tr("unacked")}</span>` : esc(a.ack_by || label("state", a.state))}</td></tr>`;
+    }).join("") + `</table>` + (active.length > shown.length ? `<div class="muted">${esc(trf("more", active.length - shown.length))}</div>` : "")
+    : `<div class="allclear">${tr("normal")}</div>`;
   const byBuilding = new Map();
   for (const a of state.assets.values()) {
     const b = a.building || "—";
@@ -216,39 +237,95 @@ function renderWall() {
     }).join("") + `</div></div>`).join("");
   const open = [...state.incidents.values()].filter(i => i.status === "open").sort((a, b) => a.started < b.started ? 1 : -1);
   $("incidents").innerHTML = open.length ? open.map(i => {
-    const next = (i.steps || []).filter(s => s.status === "active").sort((a, b) => a.due < b.due ? -1 : 1)[0];
-    return `<div class="incident" data-incident="${i.id}"><b>${i.drill ? `<span class="drill">${tr("drill_tag")}</span> ` : ""}${esc(i.name)}</b> — ${esc(i.asset || "")} ${esc(i.location || "")}` +
-      (next ? `<div class="due" data-started="${next.started}" data-due="${next.due}" data-title="${esc(pick(next.title_zh, next.title))}"></div>` : "") + `</div>`;
+    const steps = (i.steps || []).filter(s => s.status === "active").sort((a, b) => a.due < b.due ? -1 : 1);
+    const next = steps[0];
+    const w = assetWhere(i.asset);
+    return `<div class="incident" data-incident="${i.id}"><div class="head">${i.drill ? `<span class="drill">${tr("drill_tag")}</span> ` : ""}<b>${esc(i.name)}</b> <span class="muted">${esc(w.name)} ${esc(i.location && !w.name ? i.location : "")}</span></div>` +
+      (next ? `<div class="step">${esc(pick(next.title_zh, next.title))}</div><div class="stepmeta"><span class="role">${esc(label("role", next.role))}${onDutyFor(next.role)}</span>` +
+        `<span class="due" data-started="${esc(next.started)}" data-due="${esc(next.due)}"></span>` + (steps.length > 1 ? ` <span class="muted">+${steps.length - 1}</span>` : "") + `</div>` : "") + `</div>`;
   }).join("") : `<span class="muted">${tr("none")}</span>`;
+  $("onduty").innerHTML = (state.onDuty || []).length ? `<table class="onduty">${state.onDuty.map(o => `<tr><td class="muted">${esc(o.team_name || o.team)}</td><td><b>${esc(o.name || o.person)}</b></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
   const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
-    .sort((a, b) => a.resolution_due < b.resolution_due ? -1 : 1).slice(0, 12);
-  $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${label("priority", w.priority)}</td>` +
-    `<td>${esc(label("cat", w.category))}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${w.accepted_at && !w.accepted_at.startsWith("0001") ? w.resolution_due : w.response_due}" data-kind="${w.accepted_at && !w.accepted_at.startsWith("0001") ? "resolve" : "response"}"></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
+    .sort((a, b) => slaOf(a).due < slaOf(b).due ? -1 : 1).slice(0, 10);
+  $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => { const s = slaOf(w); return `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${esc(label("priority", w.priority))}</td>` +
+    `<td>${esc(label("cat", w.category))} · ${esc(label("wo", w.status))}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${esc(s.due)}" data-kind="${s.kind}"></td></tr>`; }).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
   const k = state.kpis;
-  const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
   if (k) {
-    // Each KPI is {value, target, met}: green when met, red when not.
-    const cls = x => x && x.met === true ? " met" : x && x.met === false ? " unmet" : "";
-    $("kpis").innerHTML = [[tr("kpi.handling_rate"), k.handling_rate], [tr("kpi.callback_rate"), k.callback_rate], [tr("kpi.resolution_on_time_rate"), k.resolution_on_time_rate],
-      [tr("kpi.availability"), k.good_order]].map(([l, x]) => `<div class="kpi${cls(x)}" title="${tr("target")} ${x ? pct(x.target) : "—"}"><div class="v">${pct(x && x.value)}</div>` +
-        `<div class="l">${l} <span class="muted">/ ${x ? pct(x.target) : "—"}</span></div></div>`).join("");
+    const avail = Object.values(k.availability || {}).map(v => typeof v === "object" && v ? v.value : v).filter(v => typeof v === "number");
+    const rows = [["kpi.handling_rate", k.handling_rate], ["kpi.callback_rate", k.callback_rate], ["kpi.resolution_on_time_rate", k.resolution_on_time_rate],
+      ["kpi.availability", k.good_order || (avail.length ? Math.min(...avail) : null)]];
+    $("kpis").innerHTML = rows.map(([key, v]) => {
+      const m = kpiOf(v);
+      return `<div class="kpi ${m.met === false ? "bad" : ""}" data-kpi="${key}"><div class="v">${pct(m.value)}</div><div class="l">${tr(key)}</div>` +
+        (m.target !== null ? `<div class="t">${tr("target")} ${pct(m.target)} · ${tr(m.met === false ? "not_met" : "met")}</div>` : "") + `</div>`;
+    }).join("");
   }
   renderTimers();
+  alarmSound(active.some(a => a.state === "unacknowledged" && (a.priority === "critical" || a.priority === "high")));
+}
+
+const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
+// kpiOf reads a KPI either as a number or as {value, target, met}.
+function kpiOf(v) {
+  if (v && typeof v === "object") return {value: v.value ?? null, target: v.target ?? null, met: v.met ?? null};
+  return {value: typeof v === "number" ? v : null, target: null, met: null};
+}
+
+// slaOf: the deadline a work order runs against now (response until accepted, then resolution).
+function slaOf(w) {
+  const accepted = w.accepted_at && !w.accepted_at.startsWith("0001");
+  return accepted ? {due: w.resolution_due, kind: "resolve"} : {due: w.response_due, kind: "response"};
+}
+
+// onDutyFor: who is on duty in the team a role maps to, when the snapshot says.
+function onDutyFor(role) {
+  const o = (state.onDuty || []).find(x => (x.roles || []).includes(role));
+  return o ? " · " + esc(o.name || o.person) : "";
 }
 
 function renderTimers() {
   const now = Date.now();
   document.querySelectorAll("#incidents .due").forEach(el => {
-    const started = Date.parse(el.dataset.started), due = Date.parse(el.dataset.due);
-    const late = now > due;
-    el.className = "due" + (late ? " overdue" : "");
-    el.textContent = `${el.dataset.title}: ${mmss(now - started)} ${tr("of")} ${mmss(due - started)}` + (late ? " " + tr("overdue") : "");
+    const due = Date.parse(el.dataset.due), left = due - now;
+    el.className = "due" + (left < 0 ? " overdue" : "");
+    el.textContent = left < 0 ? tr("overdue") + " " + mmss(-left) : tr("left") + " " + mmss(left);
   });
   document.querySelectorAll("#workorders .due").forEach(el => {
     const due = Date.parse(el.dataset.sla), left = due - now;
     el.className = "due" + (left < 0 ? " overdue" : "");
     el.textContent = (left < 0 ? tr("overdue") + " " : "") + tr(el.dataset.kind === "resolve" ? "resolve" : "response") + " " + mmss(Math.abs(left));
   });
+}
+
+// ---- the wall's audible alarm ----------------------------------------------
+// Browsers block audio until someone interacts with the page: the wall shows
+// a "click to enable sound" banner until its AudioContext runs.
+let wallAudio = null, soundTimer = null, soundWanted = false;
+function alarmSound(on) {
+  soundWanted = on;
+  const ok = wallAudio && wallAudio.state === "running";
+  $("sound").classList.toggle("hidden", !!ok);
+  document.body.dataset.sound = on ? (ok ? "playing" : "blocked") : "quiet";
+  if (on && ok && !soundTimer) {
+    tone();
+    soundTimer = setInterval(() => { if (soundWanted) tone(); }, 2000);
+  } else if (!on && soundTimer) {
+    clearInterval(soundTimer);
+    soundTimer = null;
+  }
+}
+function tone() {
+  try {
+    const o = wallAudio.createOscillator(), g = wallAudio.createGain();
+    o.frequency.value = 880; o.connect(g); g.connect(wallAudio.destination);
+    g.gain.setValueAtTime(0.25, wallAudio.currentTime); o.start(); o.stop(wallAudio.currentTime + 0.5);
+  } catch (e) { /* no audio device */ }
+}
+function enableSound() {
+  try {
+    wallAudio = wallAudio || new AudioContext();
+    wallAudio.resume().then(() => alarmSound(soundWanted)).catch(() => {});
+  } catch (e) { /* no audio device */ }
 }
 
 // ---- console ---------------------------------------------------------------
@@ -389,4 +466,9 @@ async function startConsole() {
 }
 
 applyI18n();
-if (screen === "wall") connect(); else startConsole();
+if (screen === "wall") {
+  if (params.get("wall") === "4") document.body.classList.add("videowall");
+  $("sound").onclick = enableSound;
+  document.addEventListener("click", () => { if (!wallAudio || wallAudio.state !== "running") enableSound(); });
+  connect();
+} else if (screen === "console") startConsole();

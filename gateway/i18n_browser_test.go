@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/propgate/gateway/internal/i18n"
+	"github.com/propgate/gateway/internal/testenv"
+)
+
+// visibleText is what a person sees on the page: every visible text node,
+// the placeholders, the choices in the selects and the window title.
+const visibleText = `(() => {
+  const out = [document.title];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement, t = n.textContent.trim();
+    if (!t || !el || el.closest("script,style") || !el.getClientRects().length) continue;
+    out.push(t);
+  }
+  document.querySelectorAll("input[placeholder]").forEach(el => { if (el.getClientRects().length) out.push(el.placeholder); });
+  document.querySelectorAll("select option").forEach(el => { if (el.parentElement.getClientRects().length) out.push(el.textContent); });
+  return out;
+})()`
+
+var (
+	hanRE  = regexp.MustCompile(`\p{Han}+`)
+	wordRE = regexp.MustCompile(`[A-Za-z][A-Za-z_.]+[A-Za-z]`)
+)
+
+// uiWords are the English words of the catalogue's UI (not in zh): an
+// English word of these on a Chinese screen is untranslated UI.
+func uiWords() map[string]bool {
+	words := map[string]bool{}
+	for _, k := range i18n.Keys() {
+		for _, w := range wordRE.FindAllString(i18n.T(i18n.EN, k), -1) {
+			if len(w) >= 3 {
+				words[strings.ToLower(w)] = true
+			}
+		}
+		words[strings.ToLower(k)] = true // a raw key (priority.high, incidents)
+	}
+	for _, w := range []string{"mpa", "kwh", "demo"} { // units; the demo banner names itself
+		delete(words, w)
+	}
+	return words
+}
+
+// uiHan are the catalogue's Chinese strings of two or more characters.
+func uiHan() []string {
+	var out []string
+	for _, k := range i18n.Keys() {
+		for _, h := range hanRE.FindAllString(i18n.T(i18n.ZH, k), -1) {
+			if len([]rune(h)) >= 2 {
+				out = append(out, h)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return slices.Compact(out)
+}
+
+// names are the site's data the screens show as they are in either
+// language: asset names, buildings, locations, people, teams, incidents,
+// rules' Chinese names are not among them (lang=en shows the English).
+func (s *site) names() []string {
+	var out []string
+	var assets []struct{ Name, Building, Location, Floor string }
+	s.getJSON("/api/v1/assets", &assets)
+	for _, a := range assets {
+		out = append(out, a.Name, a.Building, a.Location, a.Floor)
+	}
+	var ins []struct{ Name, Location string }
+	s.getJSON("/api/v1/incidents", &ins)
+	for _, in := range ins {
+		out = append(out, in.Name, in.Location)
+	}
+	var wos []struct{ Location, Description string }
+	s.getJSON("/api/v1/workorders", &wos)
+	for _, w := range wos {
+		out = append(out, w.Location, w.Description)
+	}
+	out = append(out, "玉山花园", "王立", "张伟", "赵刚", "陈静", "李明", "周军", "孙华", "系统管理员",
+		"工程部", "保安部", "物业服务部", "当班领班", "工程部经理", "总经理/值班领导")
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// checkLanguage fails when a zh screen shows a catalogue key or an English
+// UI word, or an en screen shows a Chinese UI word outside the site's names.
+func checkLanguage(t *testing.T, where, lang string, texts, names []string) {
+	t.Helper()
+	words, han := uiWords(), uiHan()
+	for _, text := range texts {
+		rest := text
+		for _, n := range names {
+			if n != "" {
+				rest = strings.ReplaceAll(rest, n, " ")
+			}
+		}
+		if lang == "zh" {
+			for _, w := range wordRE.FindAllString(rest, -1) {
+				if words[strings.ToLower(w)] {
+					t.Errorf("%s (zh): %q shows the English UI word or key %q", where, text, w)
+				}
+			}
+			continue
+		}
+		for _, h := range han {
+			if strings.Contains(rest, h) {
+				t.Errorf("%s (en): %q shows the Chinese UI word %q", where, text, h)
+				break
+			}
+		}
+	}
+}
+
+func (s *site) pageTexts(t *testing.T, ctx context.Context, what string) []string {
+	t.Helper()
+	var texts []string
+	within(t, ctx, 10*time.Second, "read "+what, chromedp.Evaluate(visibleText, &texts))
+	return texts
+}
+
+// The Chinese screens show no English UI and no catalogue keys, and the
+// English ones no Chinese UI apart from the site's names, in every state
+// of the demo: normal, entrapment, power outage, flooding; the wall and the
+// console.
+func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
+	testenv.Integration(t)
+	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
+	s.start()
+	alloc := chromium(t)
+	tab, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Run(tab, emulation.SetDeviceMetricsOverride(1920, 1080, 1, false)); err != nil {
+		t.Fatal(err)
+	}
+	within(t, tab, 20*time.Second, "console login",
+		chromedp.Navigate(s.url+"/console?lang=zh"),
+		chromedp.WaitVisible(`#login input[name=username]`))
+	checkLanguage(t, "login", "zh", s.pageTexts(t, tab, "login page"), nil)
+	within(t, tab, 20*time.Second, "console login",
+		chromedp.SendKeys(`#login input[name=username]`, "wang.li"),
+		chromedp.SendKeys(`#login input[name=password]`, "operator-demo"),
+		chromedp.Click(`#login button[type=submit]`),
+		chromedp.WaitVisible(`#app`))
+
+	look := func(state string) {
+		names := s.names()
+		for _, lang := range []string{"zh", "en"} {
+			within(t, tab, 20*time.Second, "wall "+state+" "+lang,
+				chromedp.Navigate(s.url+"/?token=demo-wall-display-token&lang="+lang),
+				chromedp.WaitVisible(`.asset[data-asset="b3-lift-2"] .val`),
+				chromedp.WaitVisible(`#kpis .kpi`))
+			if state != "normal" {
+				within(t, tab, 10*time.Second, "incident on the wall", chromedp.WaitVisible(`#incidents .incident .due`))
+			}
+			checkLanguage(t, "wall "+state, lang, s.pageTexts(t, tab, "wall"), names)
+			screenshot(t, tab, "i18n-wall-"+state+"-"+lang)
+			within(t, tab, 20*time.Second, "console "+state+" "+lang,
+				chromedp.Navigate(s.url+"/console?lang="+lang),
+				chromedp.WaitVisible(`#app`),
+				chromedp.WaitVisible(`#newwo select[name=priority] option`))
+			if state != "normal" {
+				within(t, tab, 10*time.Second, "incident on the console", chromedp.WaitVisible(`#incidents [data-incident] button`))
+			}
+			checkLanguage(t, "console "+state, lang, s.pageTexts(t, tab, "console"), names)
+		}
+	}
+	look("normal")
+	for _, sc := range []struct{ name, target, playbook string }{
+		{"entrapment", "b3-lift-2", "elevator-entrapment"},
+		{"power-outage", "b3-power-panel", "power-outage"},
+		{"flooding", "b3-pump-room", "flooding"},
+	} {
+		if code, body := s.postJSON("/api/v1/simulator/scenarios/"+sc.name, `{"target": "`+sc.target+`"}`); code != 200 {
+			t.Fatalf("%s: %d %s", sc.name, code, body)
+		}
+		s.waitIncident(sc.playbook, sc.target)
+		look(sc.name)
+	}
+}
