@@ -64,7 +64,7 @@ func (r *Router) linkTTL(policy string) time.Duration {
 func (r *Router) AckLink(al *Alert, person string, now time.Time) string {
 	exp := strconv.FormatInt(now.Add(r.linkTTL(al.Policy)).Unix(), 10)
 	q := url.Values{"by": {person}, "exp": {exp}, "sig": {r.sign(al.ID, person, exp)}}
-	return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/api/v1/alerts/" + url.PathEscape(al.ID) + "/ack?" + q.Encode()
+	return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/m/a/" + url.PathEscape(al.ID) + "?" + q.Encode() // the phone page (mobile_links.go)
 }
 
 func (r *Router) sign(alertID, person, exp string) string {

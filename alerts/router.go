@@ -620,14 +620,10 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 		if n.Drill {
 			title = i18n.Both("msg.drill")
 		}
-		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.incidentLink(n.Incident))
+		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.IncidentLink(n.Incident, p.ID, now))
 		urgent := slices.Contains(r.cfg.UrgentPlaybooks, r.playbookOf[n.Incident])
 		r.post(&message{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, urgent: urgent, first: urgent, rank: 1}, now)
 	}
-}
-
-func (r *Router) incidentLink(id int64) string {
-	return fmt.Sprintf("%s/api/v1/incidents/%d/report?format=html", strings.TrimSuffix(r.cfg.BaseURL, "/"), id)
 }
 
 // save and record run under the router's lock, from ticks and events that

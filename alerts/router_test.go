@@ -433,7 +433,7 @@ func link(t testing.TB, raw string) alerts.Link {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	id, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(u.EscapedPath(), "/api/v1/alerts/"), "/ack"))
+	id, _ := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), "/m/a/"))
 	return alerts.Link{AlertID: id, Person: q.Get("by"), Exp: q.Get("exp"), Sig: q.Get("sig")}
 }
 
@@ -666,7 +666,7 @@ func TestGroupedMessageListsTheMostUrgentTwenty(t *testing.T) {
 		!strings.Contains(text, "... and 10 more: https://gw.yushan.example/api/v1/alarms?state=active") {
 		t.Fatalf("grouped text:\n%s", text)
 	}
-	if n := strings.Count(text, "/ack?"); n != 40 {
+	if n := strings.Count(text, "/m/a/"); n != 40 {
 		t.Fatalf("%d acknowledgement links, want 20 in each language", n)
 	}
 }

@@ -26,7 +26,7 @@ type (
 		Type       string                 `json:"type"` // "snapshot"
 		Site       string                 `json:"site"`
 		SiteName   string                 `json:"site_name"`
-		OnDuty     []OnDutyView           `json:"on_duty"` // 今日值班: who is on call per team (names, no contacts)
+		OnDuty     []WallDuty             `json:"on_duty"` // 今日值班: who is on call per team (names, no contacts)
 		Time       time.Time              `json:"time"`
 		Assets     []AssetView            `json:"assets"`
 		Alarms     []rules.Alarm          `json:"alarms"`

@@ -85,11 +85,15 @@ type OnDuty interface {
 	OnCallNow() []alerts.OnCall
 }
 
-// OnDutyView is one team's person on call, with the playbook roles the team
-// fills (so a screen can say who is on an incident's step).
-type OnDutyView struct {
-	alerts.OnCall
-	Roles []string `json:"roles,omitempty"`
+// WallDuty is one team's person on call as the wall shows it: names only
+// (no ids, no contacts), with the playbook roles the team fills, so a screen
+// can say who is on an incident's step.
+type WallDuty struct {
+	Team     string    `json:"team"`
+	TeamName string    `json:"team_name"`
+	Name     string    `json:"name"`
+	Until    time.Time `json:"until"`
+	Roles    []string  `json:"roles,omitempty"`
 }
 
 // ShowOnDuty puts who is on call now (今日值班) into the screens' snapshot;
@@ -101,7 +105,7 @@ func (a *API) ShowOnDuty(o OnDuty, roles map[string]string) {
 
 // Snapshot builds what a screen starts from.
 func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, SiteName: a.deps.SiteName, Demo: a.deps.Demo, OnDuty: []OnDutyView{}, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
+	s := &Snapshot{Type: "snapshot", Site: a.deps.Site, SiteName: a.deps.SiteName, Demo: a.deps.Demo, OnDuty: []WallDuty{}, Time: time.Now(), Assets: []AssetView{}, Alarms: []rules.Alarm{},
 		Incidents: []*playbook.Incident{}, WorkOrders: []*workorder.WorkOrder{}}
 	for _, as := range a.deps.State.Snapshot() {
 		s.Assets = append(s.Assets, view(as))
@@ -127,7 +131,7 @@ func (a *API) Snapshot(ctx context.Context) (*Snapshot, error) {
 	}
 	if a.onDuty != nil {
 		for _, o := range a.onDuty.OnCallNow() {
-			v := OnDutyView{OnCall: o}
+			v := WallDuty{Team: o.Team, TeamName: o.TeamName, Name: o.Name, Until: o.Until}
 			for role, team := range a.roleTeams {
 				if team == o.Team {
 					v.Roles = append(v.Roles, role)

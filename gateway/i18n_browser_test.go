@@ -88,6 +88,11 @@ func (s *site) names() []string {
 	for _, w := range wos {
 		out = append(out, w.Location, w.Description)
 	}
+	var pbs []struct{ Name string }
+	s.getJSON("/api/v1/playbooks", &pbs)
+	for _, p := range pbs {
+		out = append(out, p.Name)
+	}
 	out = append(out, "玉山花园", "王立", "张伟", "赵刚", "陈静", "李明", "周军", "孙华", "系统管理员",
 		"工程部", "保安部", "物业服务部", "当班领班", "工程部经理", "总经理/值班领导")
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
@@ -169,7 +174,7 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 			within(t, tab, 20*time.Second, "console "+state+" "+lang,
 				chromedp.Navigate(s.url+"/console?lang="+lang),
 				chromedp.WaitVisible(`#app`),
-				chromedp.WaitVisible(`#newwo select[name=priority] option`))
+				chromedp.WaitReady(`#newwo select[name=priority] option`))
 			if state != "normal" {
 				within(t, tab, 10*time.Second, "incident on the console", chromedp.WaitVisible(`#incidents [data-incident] button`))
 			}

@@ -416,10 +416,14 @@ func routeRole(pattern string) (Role, bool) {
 	case "GET /{$}", // the wall display page (its data needs the token)
 		"GET /console", "GET /console/{page}", // the console pages (their data needs a login)
 		"GET /static/", "GET /static/i18n.js", "GET /healthz", "GET /metrics", "POST /login", "POST /logout",
-		"GET /api/v1/alerts/{id}/ack",  // signed acknowledgement links are their own credential:
-		"POST /api/v1/alerts/{id}/ack", // GET shows the confirmation page, POST acknowledges
-		"POST /demo/receiver":          // the demo channel posts here
+		"GET /api/v1/alerts/{id}/ack",     // signed acknowledgement links are their own credential:
+		"POST /api/v1/alerts/{id}/ack",    // GET shows the confirmation page, POST acknowledges
+		"GET /m/a/{id}", "POST /m/a/{id}", // the engineer's phone: the signed link is the credential
+		"GET /m/i/{id}", "POST /m/i/{id}",
+		"POST /demo/receiver": // the demo channel posts here
 		return NoRole, true
+	case "GET /api/v1/photos/{name}": // photos from phones may show residents
+		return Engineer, true
 	case "GET /api/v1/audit":
 		return Admin, true
 	// The asset register, contacts, inspections (issue #13): phone numbers and
