@@ -44,9 +44,9 @@ import (
 
 // MobileConfig is the mobile: section.
 type MobileConfig struct {
-	PhotoDir     string       `yaml:"photo_dir"`      // where photos from phones are kept; default <rules database dir>/photos
-	MaxPhotoMB   int          `yaml:"max_photo_mb"`   // default 8
-	Contractors  []Contractor `yaml:"contractors"`    // the phone's tel: links, by work-order category
+	PhotoDir    string       `yaml:"photo_dir"`    // where photos from phones are kept; default <rules database dir>/photos
+	MaxPhotoMB  int          `yaml:"max_photo_mb"` // default 8
+	Contractors []Contractor `yaml:"contractors"`  // the phone's tel: links, by work-order category
 }
 
 // Contractor is who the phone page offers to call for a category.

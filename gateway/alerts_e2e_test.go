@@ -82,8 +82,8 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 	if !strings.HasPrefix(e.Text, "【紧急·报警】电梯困人\n位置：3号楼") || !strings.Contains(e.Text, "[CRITICAL ALARM] Passengers trapped in elevator") {
 		t.Fatalf("entrapment message:\n%s", e.Text)
 	}
-	link := regexp.MustCompile(`(http\S+/ack\?\S+)`).FindString(e.Text)
-	resp, err := http.Get(link) // a chat preview or the phone opening it: no session, nothing acknowledged yet
+	link := regexp.MustCompile(`(http\S+/m/a/\S+)`).FindString(e.Text) // the phone page
+	resp, err := http.Get(link)                                        // a chat preview or the phone opening it: no session, nothing acknowledged yet
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("ack link %s: %v %v", link, resp.Status, err)
 	}
@@ -96,18 +96,21 @@ func TestOutageAlertsEndToEndIntegration(t *testing.T) {
 		t.Fatalf("opening the link acknowledged it: %s", a.State)
 	}
 	u, _ := url.Parse(link)
+	form := u.Query()
+	form.Set("act", "ack") // the page's button
 	tampered := u.Query()
+	tampered.Set("act", "ack")
 	tampered.Set("sig", "00"+tampered.Get("sig"))
 	if resp, err := http.PostForm(s.url+u.Path, tampered); err != nil || resp.StatusCode != 403 {
 		t.Fatalf("tampered link answered %v %v", resp.StatusCode, err)
 	}
-	if resp, err := http.PostForm(s.url+u.Path, u.Query()); err != nil || resp.StatusCode != 200 {
+	if resp, err := http.PostForm(s.url+u.Path, form); err != nil || resp.StatusCode != 200 { // 303 back to the page
 		t.Fatalf("confirming from the page: %v %v", resp.StatusCode, err)
 	}
 	if a := s.alarm("elevator-entrapment:b3-lift-1"); a.State != "acknowledged" {
 		t.Fatalf("after confirming: %s", a.State)
 	}
-	if resp, err := http.PostForm(s.url+u.Path, u.Query()); err != nil || resp.StatusCode != 409 {
+	if resp, err := http.PostForm(s.url+u.Path, form); err != nil || resp.StatusCode != 409 {
 		t.Fatalf("the link used twice: %v %v", resp.StatusCode, err)
 	}
 	var attempts []struct {

@@ -251,6 +251,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		api.MountAlerts(router, astore, opts)
 		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
 		api.ShowOnDuty(router, cfg.Alerts.Roles) // 今日值班 on the wall display
+		loc, lerr := time.LoadLocation(cfg.Alerts.TimeZone)
+		if lerr != nil {
+			loc = time.Local
+		}
+		api.MountMobile(dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}) // the phone pages the messages link to
 	}
 	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
 	publicURL := ""

@@ -43,21 +43,22 @@ import (
 type Config struct {
 	// Demo marks a demonstration gateway: the published demo secrets and the
 	// simulator are accepted, loudly (Warnings). Never set it on a real site.
-	Demo      bool                  `yaml:"demo"`
-	Site      string                `yaml:"site"`
-	SiteName  string                `yaml:"site_name"` // what screens and messages call the site (玉山花园); default: site
-	HTTP      HTTP                  `yaml:"http"`
-	Log       Log                   `yaml:"log"`
-	Assets    []Asset               `yaml:"assets"`
-	InfluxDB  influx.Config         `yaml:"influxdb"`
-	Modbus    modbus.Config         `yaml:"modbus"`
-	MQTT      *mqtt.Config          `yaml:"mqtt"`
-	Simulator sim.Config            `yaml:"simulator"`
-	Rules     RulesSection          `yaml:"rules"`
-	Playbooks Playbooks             `yaml:"playbooks"`
-	Alerts    *alerts.Config        `yaml:"alerts"`
-	Dashboard *dashboard.AuthConfig `yaml:"dashboard"`
-	Stale     StaleSweep            `yaml:"stale"`
+	Demo      bool                   `yaml:"demo"`
+	Site      string                 `yaml:"site"`
+	SiteName  string                 `yaml:"site_name"` // what screens and messages call the site (玉山花园); default: site
+	HTTP      HTTP                   `yaml:"http"`
+	Log       Log                    `yaml:"log"`
+	Assets    []Asset                `yaml:"assets"`
+	InfluxDB  influx.Config          `yaml:"influxdb"`
+	Modbus    modbus.Config          `yaml:"modbus"`
+	MQTT      *mqtt.Config           `yaml:"mqtt"`
+	Simulator sim.Config             `yaml:"simulator"`
+	Rules     RulesSection           `yaml:"rules"`
+	Playbooks Playbooks              `yaml:"playbooks"`
+	Alerts    *alerts.Config         `yaml:"alerts"`
+	Dashboard *dashboard.AuthConfig  `yaml:"dashboard"`
+	Mobile    dashboard.MobileConfig `yaml:"mobile"` // the engineer's phone pages (/m/...): photos, contractors' phones
+	Stale     StaleSweep             `yaml:"stale"`
 	// The duty room's register and rounds (issue #13): the asset register and
 	// contacts, inspection rounds and night lighting, preventive maintenance.
 	Register    *register.Config    `yaml:"register"`
@@ -359,6 +360,11 @@ func (c *Config) setDefaults() {
 	c.Simulator.SetDefaults()
 	c.Rules.SetDefaults()
 	c.Planned.SetDefaults()
+	photos := filepath.Dir(c.Rules.Database)
+	if strings.Contains(c.Rules.Database, "://") { // a PostgreSQL URL: photos stay on this machine
+		photos = "data"
+	}
+	c.Mobile.SetDefaults(photos)
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
 	}
@@ -448,6 +454,7 @@ func (c *Config) validate() error {
 	if c.Dashboard != nil {
 		add("dashboard", c.Dashboard.Validate())
 	}
+	add("mobile", c.Mobile.Validate())
 	if c.Alerts != nil {
 		add("alerts", c.Alerts.Validate())
 		for i, r := range c.Alerts.Routes {

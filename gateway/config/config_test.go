@@ -70,6 +70,8 @@ func TestConfigErrors(t *testing.T) {
 		{"inspections_bad_schedule.yaml", `testdata/inspections_bad_schedule.yaml:9: inspections.routes[0].schedule: "every evening at 8" is not a schedule; fix: cron minute hour day month weekday, e.g. "0 20 * * *" (daily 20:00) or "0 9 * * 1" (Mondays 09:00)`},
 		{"inspections_telemetry_on_photo.yaml", `testdata/inspections_telemetry_on_photo.yaml:15: inspections.routes[0].checkpoints[0].items[0].telemetry: only readings and yes/no items can be verified from telemetry`},
 		{"maintenance_two_kinds.yaml", `testdata/maintenance_two_kinds.yaml:6: maintenance.plans[0]: set exactly one of schedule (cron), every_days (with start) or run_hours`},
+		// Issue 14: the phone pages' contractors.
+		{"mobile_bad_phone.yaml", `testdata/mobile_bad_phone.yaml:6: mobile.contractors[0].phone: "call Otis" is not a phone number; fix: digits, spaces and '-', optionally starting with +, e.g. "+86 400 820 0000"`},
 		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
 		{"playbooks_bad_category.yaml", `testdata/playbooks_bad_category/plan.yaml:9: steps[0].action.workorder.category: "flood_damage" is not under rules.categories; fix: one of plumbing`},
 		{"planned_works_bad.yaml", `testdata/planned_works_bad.yaml:10: planned_works.kinds.power.rules[1]: "mains-gone" is not a rule id (rules.rules)`},

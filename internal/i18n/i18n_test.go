@@ -31,8 +31,9 @@ func TestCatalogueComplete(t *testing.T) {
 func TestCatalogueUsesTheSeedsVocabulary(t *testing.T) {
 	avoid := map[string]string{"告警": "报警", "应急事件": "突发事件", "按时解决率": "维修及时率", "报告人": "报修人", "进水": "水浸", "干燥": "正常", "确认接单": "确认收到"}
 	for _, k := range Keys() {
+		zh := strings.ReplaceAll(catalog[k][ZH], "进水阀", "") // the inlet valve is 进水阀
 		for bad, good := range avoid {
-			if strings.Contains(catalog[k][ZH], bad) {
+			if strings.Contains(zh, bad) {
 				t.Errorf("%s: %q says %s; the documents say %s", k, catalog[k][ZH], bad, good)
 			}
 		}
