@@ -405,6 +405,12 @@ func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 					x.fail(w, err)
 					return
 				}
+				if act == "accept" && wo.Assignee == "" { // who accepted it is who does it
+					if _, err := x.a.rules.WorkOrders.Update(ctx, wo.ID, workorder.Update{Assignee: &name}, name); err != nil {
+						x.fail(w, err)
+						return
+					}
+				}
 			}
 		}
 		if act == "on_site" && v.Incident != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"sort"
@@ -170,7 +172,14 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 				within(t, tab, 10*time.Second, "incident on the wall", chromedp.WaitVisible(`#incidents .incident .due`))
 			}
 			checkLanguage(t, "wall "+state, lang, s.pageTexts(t, tab, "wall"), names)
-			screenshot(t, tab, "i18n-wall-"+state+"-"+lang)
+			switch state {
+			case "normal":
+				docShot(t, tab, "wall-normal-"+lang) // docs/screenshots with UPDATE_SCREENSHOTS=1
+			case "power-outage":
+				docShot(t, tab, "wall-outage-"+lang)
+			default:
+				screenshot(t, tab, "i18n-wall-"+state+"-"+lang)
+			}
 			within(t, tab, 20*time.Second, "console "+state+" "+lang,
 				chromedp.Navigate(s.url+"/console?lang="+lang),
 				chromedp.WaitVisible(`#app`),
@@ -192,5 +201,20 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 		}
 		s.waitIncident(sc.playbook, sc.target)
 		look(sc.name)
+		if code, body := s.deleteScenario(sc.name); code != 200 && code != 204 {
+			t.Fatalf("clearing %s: %d %s", sc.name, code, body)
+		}
 	}
+}
+
+func (s *site) deleteScenario(name string) (int, string) {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, s.url+"/api/v1/simulator/scenarios/"+name, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

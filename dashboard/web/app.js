@@ -219,7 +219,7 @@ function renderWall() {
     shown.map(a => {
       const w = assetWhere(a.asset);
       return `<tr data-alarm="${esc(a.id)}" class="${a.state === "unacknowledged" ? "flash unacked" : "acked"}"><td class="p-${a.priority}">${esc(label("priority", a.priority))}</td>` +
-        `<td><b>${esc(pick(a.name_zh, a.name))}</b>${a.value ? ` <span class="muted">${esc(a.value)}</span>` : ""}</td><td>${esc(w.name)}<br><span class="muted">${esc(w.where)}</span></td>` +
+        `<td><b>${esc(pick(a.name_zh, a.name))}</b>${a.value && a.value !== "true" && a.value !== "false" ? ` <span class="muted">${esc(a.value)}</span>` : ""}</td><td>${esc(w.name)}<br><span class="muted">${esc(w.where)}</span></td>` +
         `<td class="num">${since(a.active_since || a.since)}</td><td>${a.state === "unacknowledged" ? `<span class="overdue">${tr("unacked")}</span>` : esc(a.ack_by || label("state", a.state))}</td></tr>`;
     }).join("") + `</table>` + (active.length > shown.length ? `<div class="muted">${esc(trf("more", active.length - shown.length))}</div>` : "")
     : `<div class="allclear">${tr("normal")}</div>`;
@@ -242,13 +242,15 @@ function renderWall() {
     const w = assetWhere(i.asset);
     return `<div class="incident" data-incident="${i.id}"><div class="head">${i.drill ? `<span class="drill">${tr("drill_tag")}</span> ` : ""}<b>${esc(i.name)}</b> <span class="muted">${esc(w.name)} ${esc(i.location && !w.name ? i.location : "")}</span></div>` +
       (next ? `<div class="step">${esc(pick(next.title_zh, next.title))}</div><div class="stepmeta"><span class="role">${esc(label("role", next.role))}${onDutyFor(next.role)}</span>` +
-        `<span class="due" data-started="${esc(next.started)}" data-due="${esc(next.due)}"></span>` + (steps.length > 1 ? ` <span class="muted">+${steps.length - 1}</span>` : "") + `</div>` : "") + `</div>`;
+        `<span class="due" data-started="${esc(next.started)}" data-due="${esc(next.due)}"></span>` + (steps.length > 1 ? ` <span class="muted">+${steps.length - 1}</span>` : "") + `</div>` : "") +
+      lastDone(i) + `</div>`;
   }).join("") : `<span class="muted">${tr("none")}</span>`;
-  $("onduty").innerHTML = (state.onDuty || []).length ? `<table class="onduty">${state.onDuty.map(o => `<tr><td class="muted">${esc(o.team_name || o.team)}</td><td><b>${esc(o.name || o.person)}</b></td></tr>`).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
+  $("onduty").innerHTML = (state.onDuty || []).length ? state.onDuty.map(o => `<span class="duty"><span class="muted">${esc(o.team_name || o.team)}</span> <b>${esc(o.name || o.person)}</b></span>`).join("") : `<span class="muted">${tr("none")}</span>`;
   const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
     .sort((a, b) => slaOf(a).due < slaOf(b).due ? -1 : 1).slice(0, 10);
   $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => { const s = slaOf(w); return `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${esc(label("priority", w.priority))}</td>` +
-    `<td>${esc(label("cat", w.category))} · ${esc(label("wo", w.status))}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${esc(s.due)}" data-kind="${s.kind}"></td></tr>`; }).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
+    `<td>${esc(label("cat", w.category))} · <span class="wostatus">${esc(label("wo", w.status))}</span>${w.assignee ? ` · <b class="by">${esc(w.assignee)}</b>` : ""}` +
+    `${w.on_site_at && !w.on_site_at.startsWith("0001") ? ` <span class="onsite">${since(w.on_site_at)}</span>` : ""}<br><span class="muted">${esc(w.location)}</span></td><td class="due" data-sla="${esc(s.due)}" data-kind="${s.kind}"></td></tr>`; }).join("")}</table>` : `<span class="muted">${tr("none")}</span>`;
   const k = state.kpis;
   if (k) {
     const avail = Object.values(k.availability || {}).map(v => typeof v === "object" && v ? v.value : v).filter(v => typeof v === "number");
@@ -257,11 +259,17 @@ function renderWall() {
     $("kpis").innerHTML = rows.map(([key, v]) => {
       const m = kpiOf(v);
       return `<div class="kpi ${m.met === false ? "bad" : ""}" data-kpi="${key}"><div class="v">${pct(m.value)}</div><div class="l">${tr(key)}</div>` +
-        (m.target !== null ? `<div class="t">${tr("target")} ${pct(m.target)} · ${tr(m.met === false ? "not_met" : "met")}</div>` : "") + `</div>`;
+        (m.target !== null ? `<div class="t">${tr("target")} ${pct(m.target)}${m.met === null ? "" : " · " + tr(m.met ? "met" : "not_met")}</div>` : "") + `</div>`;
     }).join("");
   }
   renderTimers();
   alarmSound(active.some(a => a.state === "unacknowledged" && (a.priority === "critical" || a.priority === "high")));
+}
+
+// lastDone: the step a person completed last, by whom and when.
+function lastDone(i) {
+  const done = (i.steps || []).filter(s => s.status === "done" && s.by && !["engine", "telemetry"].includes(s.by)).sort((a, b) => a.done < b.done ? 1 : -1)[0];
+  return done ? `<div class="lastdone" data-step="${esc(done.id)}">✓ ${esc(pick(done.title_zh, done.title))} — <b class="by">${esc(done.by)}</b> ${since(done.done)}</div>` : "";
 }
 
 const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
