@@ -256,11 +256,13 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 	}
 	v.ForLine = i18n.Tf(i18n.ZH, "m.for", p.Name, p.Expires.In(x.m.Loc).Format("01-02 15:04"))
 	if in := v.Incident; in != nil {
-		v.CanOnSite = in.Status == "open"
+		v.CanOnSite = in.Status == "open" && !slices.ContainsFunc(in.Timeline, func(e playbook.Entry) bool {
+			return e.By == p.Name && e.Kind == "evidence" && e.Text == i18n.Both("tl.on_site")
+		})
 		for _, st := range in.Steps {
 			ms := mobileStep{ID: st.ID, Title: i18n.Pick(i18n.ZH, st.TitleZH, st.Title), Role: i18n.T(i18n.ZH, "role."+st.Role),
 				Status: i18n.T(i18n.ZH, "step."+string(st.Status)), By: st.By, Overdue: st.Overdue,
-				Open: st.Status == playbook.StepActive || st.Status == playbook.StepWaiting, Mine: slices.Contains(p.Roles, st.Role)}
+				Open: st.Status == playbook.StepActive, Mine: slices.Contains(p.Roles, st.Role)}
 			if !st.Due.IsZero() {
 				ms.Due = st.Due.In(x.m.Loc).Format("15:04:05")
 			}
@@ -286,8 +288,11 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 		if wo := v.WorkOrder; wo != nil {
 			v.WOStatus = i18n.T(i18n.ZH, "wo."+string(wo.Status))
 			v.CanAccept = wo.Status == workorder.Opened || wo.Status == workorder.Dispatched
-			if wo.Status == workorder.Accepted {
+			switch wo.Status {
+			case workorder.Accepted:
 				v.CanOnSite = true
+			case workorder.OnSite, workorder.InProgress, workorder.Resolved:
+				v.CanOnSite = false // arrived already
 			}
 			for i, c := range x.m.Config.Contractors {
 				if c.Category == wo.Category {

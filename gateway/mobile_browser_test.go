@@ -28,12 +28,22 @@ const tinyPNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8B
 
 // docShot saves a screenshot for the docs (docs/screenshots/) as well as
 // the test output.
+// the test output; the screen as it is seen (the viewport), not the whole page.
 func docShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	screenshot(t, ctx, name)
-	b, err := os.ReadFile(filepath.Join(os.TempDir(), "gateway-screenshots", name+".png"))
-	if err == nil && os.Getenv("UPDATE_SCREENSHOTS") != "" {
-		_ = os.WriteFile(filepath.Join(testenv.RepoRoot(t), "docs", "screenshots", name+".png"), b, 0o644)
+	var b []byte
+	if err := chromedp.Run(ctx, chromedp.CaptureScreenshot(&b)); err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "gateway-screenshots")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
+	t.Logf("screenshot: %s", filepath.Join(dir, name+".png"))
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		if err := os.WriteFile(filepath.Join(testenv.RepoRoot(t), "docs", "screenshots", name+".png"), b, 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -117,6 +127,7 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 		chromedp.Click(step+` button`, chromedp.NodeVisible),
 		chromedp.WaitVisible(`#notice`),
 		chromedp.WaitNotPresent(step+` form`))
+	within(t, tab, 5*time.Second, "scroll to the step", chromedp.ScrollIntoView(step))
 	docShot(t, tab, "phone-step-done")
 
 	// The incident record: the step done by the engineer, by name, with the
@@ -181,7 +192,7 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 	}
 
 	// The wall shows who did it and when.
-	wall, cancel := chromedp.NewContext(alloc)
+	wall, cancel := chromedp.NewContext(tab) // a second tab of the same browser
 	defer cancel()
 	if err := chromedp.Run(wall, emulation.SetDeviceMetricsOverride(1920, 1080, 1, false)); err != nil {
 		t.Fatal(err)
