@@ -170,6 +170,9 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 			if state != "normal" {
 				within(t, tab, 10*time.Second, "incident on the wall", chromedp.WaitVisible(`#incidents .incident .due`))
 			}
+			if state == "entrapment" { // an unacknowledged critical alarm sounds once the browser allows audio: until then the banner says so
+				within(t, tab, 10*time.Second, "the sound banner", chromedp.WaitVisible(`body[data-sound="blocked"] #sound`))
+			}
 			texts := s.pageTexts(t, tab, "wall")
 			checkLanguage(t, "wall "+state, lang, texts, s.names()) // the site's data as it is now
 			switch state {
