@@ -484,7 +484,7 @@ func TestFloodDigestButUrgentPlaybookAlone(t *testing.T) {
 	h.settled()
 	h.advance(time.Minute) // the next: everything else, merged
 	got := h.settled()
-	if fmt.Sprint(got) != "[wang: 【Incident】暴雨预案：关闭地库挡水板 storm: close the flood barriers wang: 【Incident】电梯困人：立即前往 3号楼 trapped: go to building 3 wang: 【报警汇总】12 条报警，1 条预案通知]" {
+	if fmt.Sprint(got) != "[wang: 【突发事件 Incident】暴雨预案：关闭地库挡水板 storm: close the flood barriers wang: 【突发事件 Incident】电梯困人：立即前往 3号楼 trapped: go to building 3 wang: 【报警汇总】12 条报警，1 条预案通知]" {
 		t.Fatalf("messages: %v", got)
 	}
 	if n := h.metric("gateway_alert_endpoint_messages_total", "outcome", "merged"); n != 2 {
@@ -512,7 +512,7 @@ func TestDigestText(t *testing.T) {
 	_, text := h.r.RenderDigest("wang", as, t0)
 	lines := strings.Split(text, "\n")
 	want := []string{"【报警汇总】14 条报警", "hook 发送额度不足，消息已合并", "按优先级：紧急 1｜高 4｜中 4｜低 5", "按楼栋：3号楼 7｜5号楼 7"}
-	if fmt.Sprint(lines[:4]) != fmt.Sprint(want) || !strings.HasPrefix(lines[4], "1. 【紧急】报警13 — 5号楼（14:00:00起） 确认：https://gw.yushan.example/api/v1/alerts/a13/ack?") ||
+	if fmt.Sprint(lines[:4]) != fmt.Sprint(want) || !strings.HasPrefix(lines[4], "1. 【紧急】报警13 — 5号楼（14:00:00起） 确认：https://gw.yushan.example/m/a/a13?") ||
 		!strings.HasPrefix(lines[5], "2. 【高】报警02") || !strings.Contains(text, "……另有 4 条，全部报警：https://gw.yushan.example/console") ||
 		!strings.Contains(text, "[ALARM DIGEST] 14 alarms") || strings.Index(text, "[ALARM DIGEST]") < strings.Index(text, "【报警汇总】") {
 		t.Fatalf("digest:\n%s", text)

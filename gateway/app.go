@@ -249,7 +249,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			opts.DemoReceiver = &demoreceiver.Options{} // the demo's channel posts here; never on a real site
 		}
 		api.MountAlerts(router, astore, opts)
-		api.MountAlertEndpoints(router) // budgets, throttling, diversions per delivery endpoint
+		api.MountAlertEndpoints(router)          // budgets, throttling, diversions per delivery endpoint
 		api.ShowOnDuty(router, cfg.Alerts.Roles) // 今日值班 on the wall display
 		loc, lerr := time.LoadLocation(cfg.Alerts.TimeZone)
 		if lerr != nil {

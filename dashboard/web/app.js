@@ -245,7 +245,7 @@ function renderWall() {
         `<span class="due" data-started="${esc(next.started)}" data-due="${esc(next.due)}"></span>` + (steps.length > 1 ? ` <span class="muted">+${steps.length - 1}</span>` : "") + `</div>` : "") +
       lastDone(i) + `</div>`;
   }).join("") : `<span class="muted">${tr("none")}</span>`;
-  $("onduty").innerHTML = (state.onDuty || []).length ? state.onDuty.map(o => `<span class="duty"><span class="muted">${esc(o.team_name || o.team)}</span> <b>${esc(o.name || o.person)}</b></span>`).join("") : `<span class="muted">${tr("none")}</span>`;
+  // #onduty (今日值班) is duty-wall.js's: the duty roster, refreshed every minute.
   const wos = [...state.workorders.values()].filter(w => !["closed", "cancelled", "resolved", "callback_done"].includes(w.status))
     .sort((a, b) => slaOf(a).due < slaOf(b).due ? -1 : 1).slice(0, 10);
   $("workorders").innerHTML = wos.length ? `<table>${wos.map(w => { const s = slaOf(w); return `<tr data-workorder="${w.id}"><td>#${w.id}</td><td class="p-${w.priority}">${esc(label("priority", w.priority))}</td>` +

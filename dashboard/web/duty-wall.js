@@ -13,7 +13,7 @@
       if (!r.ok) return;
       const list = await r.json();
       box.innerHTML = list.length ? `<table>${list.map(s => `<tr data-team="${esc(s.team)}"><td class="muted">${esc(s.team_name)}</td><td>${esc(s.name)}</td>
-        <td class="muted">至 ${hhmm(s.until)}</td></tr>`).join("")}</table>` : `<div class="muted">—</div>`;
+        <td class="muted">${typeof tr === "function" ? tr("until") : "至"} ${hhmm(s.until)}</td></tr>`).join("")}</table>` : `<div class="muted">—</div>`;
     } catch (e) { /* the live feed shows the connection state */ }
   }
   load();
