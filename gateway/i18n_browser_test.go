@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -80,7 +81,10 @@ func (s *site) names() []string {
 	for _, a := range assets {
 		out = append(out, a.Name, a.Building, a.Location, a.Floor)
 	}
-	var ins []struct{ Name, Location string }
+	var ins []struct {
+		ID             int64
+		Name, Location string
+	}
 	s.getJSON("/api/v1/incidents", &ins)
 	for _, in := range ins {
 		out = append(out, in.Name, in.Location)
@@ -89,6 +93,17 @@ func (s *site) names() []string {
 	s.getJSON("/api/v1/workorders", &wos)
 	for _, w := range wos {
 		out = append(out, w.Location, w.Description)
+	}
+	// Whom the steps say to call (the register's contacts: names, with the
+	// register's own description of them, made by rules/register).
+	for _, in := range ins {
+		var steps []struct{ Contacts []struct{ Name string } }
+		s.getJSON(fmt.Sprintf("/api/v1/incidents/%d/contacts", in.ID), &steps)
+		for _, st := range steps {
+			for _, c := range st.Contacts {
+				out = append(out, c.Name)
+			}
+		}
 	}
 	var pbs []struct{ Name string }
 	s.getJSON("/api/v1/playbooks", &pbs)

@@ -168,6 +168,10 @@ function assetName(id) {
   return (a && a.name) || id || "";
 }
 
+// woCategories: what a resident's call can be (the service standard's
+// rules.categories of the demo; the catalogue names them).
+const woCategories = ["plumbing", "electrical", "elevator", "fire_safety", "lighting", "access_control", "cctv", "doors_windows", "facilities", "drains", "home_repair", "cleaning", "landscaping", "other"];
+
 // The console's choice lists, in the page's language.
 function fillSelects() {
   const pr = document.querySelector("#newwo select[name=priority]");
@@ -179,7 +183,7 @@ function fillSelects() {
   const cat = document.querySelector("#newwo select[name=category]");
   if (cat) {
     const v = cat.value || "plumbing";
-    cat.innerHTML = Object.keys(CATALOG).filter(k => k.startsWith("cat.")).map(k => k.slice(4)).map(c => `<option value="${esc(c)}">${esc(label("cat", c))}</option>`).join("");
+    cat.innerHTML = woCategories.map(c => `<option value="${esc(c)}">${esc(label("cat", c))}</option>`).join("");
     cat.value = v;
   }
 }
