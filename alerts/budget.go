@@ -133,6 +133,9 @@ type EndpointStatus struct {
 // token sees only that an endpoint is throttled and how much went elsewhere.
 func (s EndpointStatus) ForViewer() EndpointStatus {
 	s.LastError = ""
+	if s.Reason != "" {
+		s.Reason = "throttled" // the platform's own answer may carry the gateway's address
+	}
 	d := make([]Diversion, len(s.Diverted))
 	for i, x := range s.Diverted {
 		d[i] = Diversion{At: x.At, To: x.To, Kind: x.Kind, Because: x.Because}

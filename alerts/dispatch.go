@@ -18,6 +18,8 @@ type message struct {
 	kind    string // alert, escalation, reminder, resolved, notify, repage, digest
 	alerts  []*Alert
 	text    string // notify: fixed; the others are rendered when sent (links fresh, acknowledged alarms left out)
+	body    string // notify: the text without its link
+	link    string // notify: the person's signed incident link, sent only on a personal endpoint
 	subj    string
 	drill   bool
 	urgent  bool // never merged into a digest, and sent ahead of the queue: critical, an entrapment, a configured playbook
@@ -347,15 +349,29 @@ func (r *Router) clock(t time.Time) string {
 // prepare renders a message's text when it is sent. The same message for
 // several people in one group chat carries each one's acknowledgement link.
 func (r *Router) prepare(m *message, now time.Time) {
+	personal := m.ep == nil || !m.ep.grouped // a group chat gets no personal links (render)
 	switch m.kind {
 	case "notify":
+		if m.body == "" {
+			m.body = m.text
+		}
+		m.text = m.body
+		if m.link != "" && personal {
+			m.text += "\n" + m.link
+		} else if m.link != "" {
+			m.text += "\n群消息不含个人链接，请在值班控制台处理 / group message, no personal link: " + r.consoleLink()
+		}
 	case "digest":
 		m.subj, m.text = r.renderDigest(m, now)
 	default:
-		m.subj, m.text = r.render(m.person, m.kind, m.alerts, now)
+		m.subj, m.text = r.render(m.person, m.kind, m.alerts, now, personal)
 		if len(m.parts) > 1 && len(m.alerts) == 1 && m.kind != "resolved" {
 			for _, p := range m.parts[1:] {
-				m.text += fmt.Sprintf("\n%s 确认 (ack)：%s", p.person.Name, r.AckLink(m.alerts[0], p.person.ID, now))
+				if personal {
+					m.text += fmt.Sprintf("\n%s 确认 (ack)：%s", p.person.Name, r.AckLink(m.alerts[0], p.person.ID, now))
+				} else {
+					m.text += "\n@" + p.person.Name
+				}
 			}
 		}
 	}

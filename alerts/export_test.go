@@ -33,7 +33,7 @@ func (r *Router) SetNotifier(channel string, n Notifier) { r.notifiers[channel] 
 
 // Render renders a message for a person.
 func (r *Router) Render(person, kind string, alerts []*Alert, now time.Time) (string, string) {
-	return r.render(r.people[person], kind, alerts, now)
+	return r.render(r.people[person], kind, alerts, now, true)
 }
 
 // RenderDigest renders a digest of alerts for a person on the first

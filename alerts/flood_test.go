@@ -360,7 +360,7 @@ func TestThrottledRobotIsPausedAndCriticalGoesBySMS(t *testing.T) {
 		!strings.Contains(dte.Reason, "130101") {
 		t.Fatalf("endpoint status %+v", dte)
 	}
-	if v := dte.ForViewer(); v.Diverted[0].Person != "" || v.LastError != "" {
+	if v := dte.ForViewer(); v.Diverted[0].Person != "" || v.LastError != "" || v.Reason != "throttled" {
 		t.Fatalf("viewer sees %+v", v)
 	}
 	h.advance(2 * time.Minute) // the penalty is over: the medium alarm goes to the robot
@@ -570,5 +570,47 @@ func TestBudgetWakesBetweenTicks(t *testing.T) {
 	}
 	if got := h.messages(3); fmt.Sprint(got) != "[wang: 消息 0 wang: 消息 1 wang: 消息 2]" {
 		t.Fatalf("%v", got)
+	}
+}
+
+// A group chat is read by everyone in it (and forwarded): a person's signed
+// phone link there would let anyone act in that person's name (accept a work
+// order, say they are on site, complete steps). Group robots get the
+// console's address instead; a personal channel (SMS) keeps the link.
+func TestGroupChatsCarryNoPersonalLinks(t *testing.T) {
+	var h *alertHarness
+	clock := func() time.Time { return h.time() }
+	dt, dtURL := newFakeRobot(t, "dingtalk", 20, 10*time.Minute, clock)
+	sms, smsCfg := newFakeSMS(t, clock)
+	h = newAlertHarness(t, func(c *alerts.Config) {
+		c.Channels = map[string]alerts.ChannelConfig{"dingtalk": {Type: alerts.DingTalk, URL: dtURL, Endpoint: "duty-dingtalk"}, "sms": smsCfg}
+		for i := range c.People {
+			c.People[i].Contacts = []alerts.Contact{{Channel: "dingtalk", Address: "1380000000" + fmt.Sprint(i)}}
+		}
+		c.Policies[0].Levels[0].Wait = time.Hour
+	})
+	h.r.OnEvent(event.Event{Type: event.EventIncident, Incident: &playbook.Incident{ID: 3, Playbook: "entrapment", Status: "open"}})
+	h.fire("pump-fault", "b3-pump", "water_supply", rules.Medium)
+	h.r.OnEvent(event.Event{Type: event.EventNotify, Notify: &playbook.Notification{Roles: []string{"duty_engineer"}, Text: "电梯困人：立即前往 trapped: go", Incident: 3}})
+	for range 6 {
+		h.advance(10 * time.Second)
+		h.settled()
+	}
+	dt.mu.Lock()
+	texts := slices.Clone(dt.texts)
+	dt.mu.Unlock()
+	if len(sms.sent()) != 0 {
+		t.Fatalf("SMS: %+v", sms.sent())
+	}
+	if len(texts) != 2 || !strings.Contains(texts[0]+texts[1], "pump-fault") || !strings.Contains(texts[0]+texts[1], "电梯困人") {
+		t.Fatalf("group chat: want the alarm and the plan's notice, got %q", texts)
+	}
+	for _, text := range texts {
+		if strings.Contains(text, "/m/") || strings.Contains(text, "sig=") {
+			t.Errorf("group chat carries a personal link: %q", text)
+		}
+		if !strings.Contains(text, "/console") {
+			t.Errorf("group chat does not point to the console: %q", text)
+		}
 	}
 }

@@ -29,7 +29,12 @@ func kindEN(kind string) string          { return i18n.T(i18n.EN, "msg.kind."+ki
 
 // render builds one bilingual message: what, where, since when, priority,
 // and a link to acknowledge. Several alerts become one grouped message.
-func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) (subject, text string) {
+//
+// links is false for a group chat: a personal link there would let anyone
+// in the group (or anyone it is forwarded to) act in that person's name on
+// the phone page (accept a work order, say they are on site, complete
+// steps), so the message points to the console instead.
+func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time, links bool) (subject, text string) {
 	loc, err := time.LoadLocation(r.cfg.TimeZone)
 	if err != nil {
 		loc = time.Local
@@ -40,7 +45,12 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 		subject = fmt.Sprintf("[%s] %s — %s", strings.ToUpper(string(a.Priority)), a.Name, a.Location)
 		fmt.Fprintf(&zh, "【%s·%s】%s\n位置：%s\n开始：%s\n", priorityZH(a.Priority), kindZH(kind), a.nameZH(), a.Location, a.Since.In(loc).Format("01-02 15:04:05"))
 		fmt.Fprintf(&en, "[%s %s] %s\nWhere: %s\nSince: %s\n", strings.ToUpper(string(a.Priority)), kindEN(kind), a.Name, a.Location, a.Since.In(loc).Format("Jan 2 15:04:05"))
-		if kind != "resolved" {
+		if kind != "resolved" && !links {
+			console := r.consoleLink()
+			fmt.Fprintf(&zh, "群消息不含个人链接，请在值班控制台或个人消息中确认：%s\n", console)
+			fmt.Fprintf(&en, "Group message, no personal link: acknowledge in the console or your own message: %s\n", console)
+		}
+		if kind != "resolved" && links {
 			link := r.AckLink(a, p.ID, now)
 			fmt.Fprintf(&zh, "%s：%s\n", i18n.T(i18n.ZH, "msg.ack_link"), link)
 			fmt.Fprintf(&en, "I'm on it: %s\n", link)
@@ -57,9 +67,19 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 			shown = shown[:maxListed]
 		}
 		for i, a := range shown {
+			if !links {
+				fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）\n", i+1, priorityZH(a.Priority), a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"))
+				fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s)\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"))
+				continue
+			}
 			link := r.AckLink(a, p.ID, now)
 			fmt.Fprintf(&zh, "%d. 【%s】%s — %s（%s起）确认：%s\n", i+1, priorityZH(a.Priority), a.nameZH(), a.Location, a.Since.In(loc).Format("15:04:05"), link)
 			fmt.Fprintf(&en, "%d. [%s] %s — %s (since %s) ack: %s\n", i+1, strings.ToUpper(string(a.Priority)), a.Name, a.Location, a.Since.In(loc).Format("15:04:05"), link)
+		}
+		if !links && kind != "resolved" {
+			console := r.consoleLink()
+			fmt.Fprintf(&zh, "群消息不含个人链接，请在值班控制台或个人消息中确认：%s\n", console)
+			fmt.Fprintf(&en, "Group message, no personal link: acknowledge in the console or your own message: %s\n", console)
 		}
 		if more := len(alerts) - len(shown); more > 0 {
 			list := strings.TrimSuffix(r.cfg.BaseURL, "/") + "/api/v1/alarms?state=active"
@@ -72,3 +92,6 @@ func (r *Router) render(p *Person, kind string, alerts []*Alert, now time.Time) 
 	}
 	return subject, strings.TrimSpace(zh.String() + "\n" + en.String())
 }
+
+// consoleLink is the console's alarm list, for group chats (no personal links).
+func (r *Router) consoleLink() string { return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/console" }

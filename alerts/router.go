@@ -620,9 +620,9 @@ func (r *Router) notifyRoles(n *playbook.Notification, now time.Time) {
 		if n.Drill {
 			title = i18n.Both("msg.drill")
 		}
-		text := fmt.Sprintf("【%s】%s\n%s", title, n.Text, r.IncidentLink(n.Incident, p.ID, now))
+		text := fmt.Sprintf("【%s】%s", title, n.Text)
 		urgent := slices.Contains(r.cfg.UrgentPlaybooks, r.playbookOf[n.Incident])
-		r.post(&message{person: p, kind: "notify", text: text, subj: n.Text, drill: n.Drill, urgent: urgent, first: urgent, rank: 1}, now)
+		r.post(&message{person: p, kind: "notify", text: text, link: r.IncidentLink(n.Incident, p.ID, now), subj: n.Text, drill: n.Drill, urgent: urgent, first: urgent, rank: 1}, now)
 	}
 }
 

@@ -280,8 +280,12 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 		if err != nil {
 			return nil, err
 		}
+		// Only the order this page is about: an alarm's own order, or on an
+		// incident's page an order the gateway opened for the asset (a
+		// plan's or a rule's), never a resident's report or another job on
+		// the same asset that the link's holder could otherwise take over.
 		for _, wo := range wos {
-			if v.Alert == nil || wo.AlarmID == v.Alert.AlarmID || v.WorkOrder == nil {
+			if v.Alert != nil && wo.AlarmID == v.Alert.AlarmID || v.Alert == nil && wo.Source != "manual" {
 				v.WorkOrder = wo
 			}
 		}
@@ -398,6 +402,10 @@ func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 	case "accept", "on_site":
 		if _, err := x.m.Links.UseMobileAction(ctx, l, incident, act); err != nil {
 			x.fail(w, err)
+			return
+		}
+		if act == "accept" && !v.CanAccept || act == "on_site" && !v.CanOnSite {
+			x.fail(w, workorder.ErrConflict)
 			return
 		}
 		if wo := v.WorkOrder; wo != nil {
@@ -538,9 +546,11 @@ func (x *mobileAPI) fail(w http.ResponseWriter, err error) {
 		x.refuse(w, http.StatusConflict, x.t("m.used"))
 	case errors.Is(err, alerts.ErrNotFound), errors.Is(err, rules.ErrNotFound):
 		x.refuse(w, http.StatusNotFound, x.t("none"))
-	default:
+	case errors.Is(err, workorder.ErrConflict):
+		x.refuse(w, http.StatusConflict, x.t("m.not_now"))
+	default: // the details are for the log, not for whoever holds the link
 		x.m.Log.Error("phone page failed", "err", err)
-		x.refuse(w, http.StatusConflict, err.Error())
+		x.refuse(w, http.StatusConflict, x.t("m.not_now"))
 	}
 }
 

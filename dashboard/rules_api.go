@@ -452,6 +452,10 @@ func (x *rulesAPI) kpis(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "to must be after from")
 		return
 	}
+	if to.Sub(from) > maxRange { // the figures read day by day: a century would hold the reads for minutes
+		httpjson.Error(w, http.StatusBadRequest, "the period is longer than a year; ask for a year or less")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	k, err := x.d.Reports.KPIs(ctx, from, to)

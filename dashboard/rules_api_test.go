@@ -85,6 +85,7 @@ func TestRulesAPI(t *testing.T) {
 		{"GET", "/api/v1/workorders/2", "", 200, `"note": "assignee li.ming; bringing a spare valve"`},
 		{"GET", "/api/v1/workorders/review", "", 200, `"sla_status": "ok"`},
 		{"GET", "/api/v1/kpis?from=2026-13-01", "", 400, `"error": "from 2026-13-01 is not a date (2026-11-01) or RFC 3339 time"`},
+		{"GET", "/api/v1/kpis?from=0001-01-01&to=2026-11-01", "", 400, `"error": "the period is longer than a year; ask for a year or less"`},
 		{"GET", "/api/v1/kpis", "", 200, `"workorders": 2`},
 	} {
 		code, body := call(t, c.method, srv.URL+c.path, c.body)
