@@ -195,7 +195,7 @@ func (x *dutyAPI) scheduleRange(w http.ResponseWriter, r *http.Request) (time.Ti
 		if v := r.URL.Query().Get(key); v != "" {
 			d, err := time.ParseInLocation("2006-01-02", v, x.d.Location)
 			if err != nil {
-				httpjson.Error(w, http.StatusBadRequest, key+" "+strconv.Quote(v)+" is not a date YYYY-MM-DD")
+				httpjson.Error(w, http.StatusBadRequest, key+" "+strconv.Quote(v)+" is not a date YYYY-MM-DD (or today)")
 				return from, to, false
 			}
 			if key == "to" {
@@ -241,9 +241,13 @@ func (x *dutyAPI) query(w http.ResponseWriter, r *http.Request, extra ...string)
 		if s == "" {
 			return time.Time{}, true
 		}
+		if s == "today" { // the site's today: a browser elsewhere (or in UTC) does not know it
+			now := x.d.Now().In(x.d.Location)
+			return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, x.d.Location), true
+		}
 		t, err := time.ParseInLocation("2006-01-02", s, x.d.Location)
 		if err != nil {
-			httpjson.Error(w, http.StatusBadRequest, key+" "+strconv.Quote(s)+" is not a date YYYY-MM-DD")
+			httpjson.Error(w, http.StatusBadRequest, key+" "+strconv.Quote(s)+" is not a date YYYY-MM-DD (or today)")
 			return time.Time{}, false
 		}
 		return t, true

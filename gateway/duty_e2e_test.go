@@ -71,7 +71,7 @@ func TestHandoverAndRosterIntegration(t *testing.T) {
 		t.Fatalf("log: %d %s", code, body)
 	}
 	// Tomorrow morning's water stop, announced: on the handover as upcoming.
-	pw := s.createPlanned(fmt.Sprintf(`{"kind": "water", "title": "5号楼水箱清洗停水", "buildings": ["Building 5"], "start": %q, "end": %q, "reason": "二次供水水箱清洗"}`,
+	pw := s.createPlanned(fmt.Sprintf(`{"kind": "water", "title": "5号楼水箱清洗停水", "buildings": ["5号楼"], "start": %q, "end": %q, "reason": "二次供水水箱清洗"}`,
 		time.Now().Add(2*time.Hour).Format(time.RFC3339), time.Now().Add(6*time.Hour).Format(time.RFC3339)))
 	code, body := s.postJSON("/api/v1/handovers", `{"team":"engineering","remarks":"3号楼泵房压力低，已派单"}`)
 	if code != 201 {

@@ -38,8 +38,8 @@ func TestPlannedWorksConsoleInChromiumIntegration(t *testing.T) {
 		chromedp.Click(`#login button[type=submit]`),
 		chromedp.WaitVisible(`#pwform`))
 	within(t, ctx, 20*time.Second, "record a planned power cut",
-		chromedp.WaitReady(`#pwbuildings option[value="Building 3"]`),
-		chromedp.SetValue(`#pwbuildings`, "Building 3"),
+		chromedp.WaitReady(`#pwbuildings option[value="3号楼"]`),
+		chromedp.SetValue(`#pwbuildings`, "3号楼"),
 		chromedp.SetValue(`#pwform select[name=kind]`, "power"),
 		chromedp.Evaluate(`(() => { const f = document.getElementById("pwform");
 			const at = h => { const x = new Date(Date.now() + h * 3600e3); x.setMinutes(x.getMinutes() - x.getTimezoneOffset()); return x.toISOString().slice(0, 16); };
@@ -83,7 +83,7 @@ func TestPlannedWorksConsoleInChromiumIntegration(t *testing.T) {
 		chromedp.WaitVisible(`#plannedworks tr[data-work="1"]`),
 		chromedp.WaitVisible(`#drills tr[data-plan="flooding"]`),
 		chromedp.Text(`#plannedworks`, &wall))
-	if !strings.Contains(wall, "Building 3计划停电") || strings.Contains(wall, "13800000001") || !strings.Contains(wall, "待开始") {
+	if !strings.Contains(wall, "3号楼计划停电") || strings.Contains(wall, "13800000001") || !strings.Contains(wall, "待开始") {
 		t.Fatalf("wall: %q", wall)
 	}
 	screenshot(t, ctx, "wall-planned-works")

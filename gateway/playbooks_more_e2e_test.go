@@ -170,7 +170,18 @@ func TestScheduledDrillIntegration(t *testing.T) {
 		Drill bool
 	}
 	s.getJSON("/api/v1/workorders", &orders)
-	if len(orders) != 1 || !orders[0].Drill {
+	// Other orders may be open meanwhile (the register's certificate
+	// reminders, by the demo's dates): the plan's one is marked drill, and
+	// only the others count.
+	drills, others := 0, 0
+	for _, o := range orders {
+		if o.Drill {
+			drills++
+		} else {
+			others++
+		}
+	}
+	if drills != 1 {
 		t.Fatalf("work orders %+v: want the drill's one, marked drill", orders)
 	}
 	var k struct {
@@ -178,8 +189,8 @@ func TestScheduledDrillIntegration(t *testing.T) {
 		Drills     int `json:"drills"`
 	}
 	s.getJSON("/api/v1/kpis?from="+time.Now().Add(-time.Hour).Format(time.RFC3339)+"&to="+time.Now().Add(time.Hour).Format(time.RFC3339), &k)
-	if k.WorkOrders != 0 || k.Drills != 1 {
-		t.Fatalf("KPIs %+v: the drill's work order must not count", k)
+	if k.WorkOrders != others || k.Drills != 1 {
+		t.Fatalf("KPIs %+v with %d other orders: the drill's work order must not count", k, others)
 	}
 	s.getJSON("/api/v1/playbooks", &plans)
 	if plans[0].LastDrill == nil || plans[0].LastDrill.Before(at) || !plans[0].NextDrill.After(at.AddDate(0, 5, 0)) {

@@ -41,7 +41,6 @@ const el = id => document.getElementById(id);
 const fmtT = s => { if (!s || s.startsWith("0001")) return "—"; const d = new Date(s); return d.toLocaleString(lng === "zh" ? "zh-CN" : "en-GB", {hour12: false}); };
 const localInput = s => { if (!s || s.startsWith("0001")) return ""; const d = new Date(s); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 16); };
 const iso = v => v ? new Date(v).toISOString() : null;
-const today = () => { const d = new Date(); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 10); };
 let me = null, rosterData = null, draft = null;
 
 async function call(method, path, body) {
@@ -159,9 +158,9 @@ async function writeEntry(ev) {
 
 async function searchLog() {
   const p = new URLSearchParams();
-  if (el("logDate").value) p.set("date", el("logDate").value);
+  p.set("date", el("logDate").value || "today"); // empty: the site's today (its time zone, not the browser's)
   if (el("logQ").value) p.set("q", el("logQ").value);
-  el("logPrint").href = "/api/v1/duty-log/print?date=" + (el("logDate").value || today());
+  el("logPrint").href = "/api/v1/duty-log/print?date=" + (el("logDate").value || "today");
   try {
     const list = await call("GET", "/api/v1/duty-log?" + p);
     el("logList").innerHTML = `<tr><th>${t("at")}</th><th>${t("kind")}</th><th>${t("caller")}</th><th>${t("text")}</th><th>${t("wo")}</th><th>${t("by")}</th></tr>` +
@@ -249,7 +248,7 @@ async function start() {
   el("hoPending").onclick = e => { const b = e.target.closest("button[data-accept]"); if (b) accept(b.dataset.accept, b.closest("[data-handover]")); };
   el("entry").onsubmit = writeEntry;
   el("logSearch").onclick = searchLog;
-  el("logDate").value = today();
+  el("logDate").value = ""; // the site's today (see searchLog)
   el("rosterTeams").onclick = e => {
     const add = e.target.closest("button[data-addovr]");
     if (add) { add.previousElementSibling.insertAdjacentHTML("beforeend", ovrHTML({person: "", from: new Date().toISOString(), to: new Date(Date.now() + 8 * 3600e3).toISOString(), note: ""}, "")); return; }

@@ -56,7 +56,7 @@ func ruleSet() rules.Config {
 func ptr[T any](v T) *T { return &v }
 
 func cfg() planned.Config {
-	c := planned.Config{Phone: "0571-88886666", Signature: "雨山花园物业服务中心", RecoveryWithin: 10 * time.Minute, Grace: 15 * time.Minute,
+	c := planned.Config{Phone: "0571-88886666", Signature: "玉山花园物业服务中心", RecoveryWithin: 10 * time.Minute, Grace: 15 * time.Minute,
 		Kinds: map[planned.Kind]planned.KindConfig{
 			planned.Power: {Rules: []string{"mains-lost"}, Recovery: []playbook.Condition{
 				{Kind: "distribution_panel", Field: "mains_present", Value: true},
@@ -215,7 +215,7 @@ func TestPlannedPowerCutAnnounced25hAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"停电通知", "尊敬的各位业主、住户", "因供电局对10kV线路进行检修，定于2026年11月24日（星期二）10:00至14:00对3号楼全楼停电（10kV 2#进线）",
-		"1. 电梯：停电期间电梯停止运行，请勿乘坐", "2. 二次供水水泵停电期间停止运行", "4. 安全提示：请勿使用明火照明", "雨山花园物业服务中心（电话：0571-88886666）", "2026年11月23日"} {
+		"1. 电梯：停电期间电梯停止运行，请勿乘坐", "2. 二次供水水泵停电期间停止运行", "4. 安全提示：请勿使用明火照明", "玉山花园物业服务中心（电话：0571-88886666）", "2026年11月23日"} {
 		if !strings.Contains(n.Text, want) {
 			t.Errorf("notice lacks %q:\n%s", want, n.Text)
 		}
