@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/dashboard/httpjson"
-	"github.com/propgate/gateway/replication"
+	"github.com/propgate/gateway/internal/replication"
 )
 
 // SiteOverview is the monitoring center's view of its sites (the center

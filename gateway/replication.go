@@ -10,9 +10,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
-	"github.com/propgate/gateway/replication"
 	"github.com/propgate/gateway/rules/event"
 )
 

@@ -30,7 +30,7 @@ import (
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/internal/cfgerr"
-	"github.com/propgate/gateway/replication"
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/inspection"
 	"github.com/propgate/gateway/rules/maintenance"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/propgate/gateway/replication"
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules"
 )
 

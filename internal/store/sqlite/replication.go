@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/propgate/gateway/replication"
+	"github.com/propgate/gateway/internal/replication"
 )
 
 // replicationMigrations are the site outbox's own set ("replication").

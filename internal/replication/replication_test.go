@@ -14,10 +14,10 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/internal/testenv"
-	"github.com/propgate/gateway/replication"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
 	"github.com/propgate/gateway/rules/playbook"
