@@ -44,19 +44,19 @@ func TestNightWatchAlarmsOnlyAtNight(t *testing.T) {
 	if err := cfg.Validate(func(string) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
-	w := inspection.NewNightWatch(*cfg.NightLighting, assets, s.state, s.pipeline, s.log, s.clock.Now)
-	s.set("lobby", "on", collectors.Bool(false))
-	s.set("garage", "on", collectors.Bool(true))
+	w := inspection.NewNightWatch(*cfg.NightLighting, assets, s.State, s.Pipeline, s.Log, s.Clock.Now)
+	s.Set("lobby", "on", collectors.Bool(false))
+	s.Set("garage", "on", collectors.Bool(true))
 	w.Check()
-	if a := s.alarm(t, "lighting-off:lobby"); a.State != rules.StateNormal {
+	if a := s.Alarm(t, "lighting-off:lobby"); a.State != rules.StateNormal {
 		t.Fatalf("by day (14:00): %s", a.State)
 	}
-	s.clock.Set(time.Date(2026, 11, 23, 20, 0, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 23, 20, 0, 0, 0, shanghai))
 	w.Check()
-	if a := s.alarm(t, "lighting-off:lobby"); a.State != rules.StateUnacked || a.Priority != rules.Medium {
+	if a := s.Alarm(t, "lighting-off:lobby"); a.State != rules.StateUnacked || a.Priority != rules.Medium {
 		t.Fatalf("at night (20:00), lobby off: %s %s", a.State, a.Priority)
 	}
-	if a := s.alarm(t, "lighting-off:garage"); a.State != rules.StateNormal {
+	if a := s.Alarm(t, "lighting-off:garage"); a.State != rules.StateNormal {
 		t.Fatalf("at night, garage on: %s", a.State)
 	}
 }

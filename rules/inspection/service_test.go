@@ -44,14 +44,14 @@ var missedRule = rules.Rule{ID: "inspection-missed", Target: rules.Target{Buildi
 func newService(t *testing.T, s *site, cfg inspection.Config) *inspection.Service {
 	t.Helper()
 	cfg.SetDefaults()
-	if err := cfg.Validate(func(id string) bool { _, ok := s.state.Asset(id); return ok }); err != nil {
+	if err := cfg.Validate(func(id string) bool { _, ok := s.State.Asset(id); return ok }); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.OpenInspections(s.db.DB)
+	st, err := sqlite.OpenInspections(s.DB.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := inspection.NewService(cfg, assets, inspection.Deps{Store: st, Telemetry: s.state, WorkOrders: s.orders, Sink: s.pipeline, Log: s.log, Now: s.clock.Now})
+	svc := inspection.NewService(cfg, assets, inspection.Deps{Store: st, Telemetry: s.State, WorkOrders: s.Orders, Sink: s.Pipeline, Log: s.Log, Now: s.Clock.Now})
 	if err := svc.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -66,20 +66,20 @@ func TestRoundOpensAt2000FlagsDisagreementAndMissedRoundAlarms(t *testing.T) {
 	ctx := context.Background()
 	s := newSite(t, assets, []rules.Rule{missedRule}, time.Date(2026, 11, 23, 19, 0, 0, 0, shanghai))
 	svc := newService(t, s, nightRound())
-	s.set("lobby", "on", collectors.Bool(false)) // the lobby circuit is off
-	s.set("garage", "on", collectors.Bool(true))
+	s.Set("lobby", "on", collectors.Bool(false)) // the lobby circuit is off
+	s.Set("garage", "on", collectors.Bool(true))
 
 	if err := svc.Tick(ctx); err != nil { // first sight of the route: its schedule starts now
 		t.Fatal(err)
 	}
-	s.clock.Set(time.Date(2026, 11, 23, 19, 59, 59, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 23, 19, 59, 59, 0, shanghai))
 	if err := svc.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if rs, _ := svc.Rounds(ctx, inspection.RoundFilter{}); len(rs) != 0 {
 		t.Fatalf("a round opened before 20:00: %+v", rs[0])
 	}
-	s.clock.Set(time.Date(2026, 11, 23, 20, 0, 5, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 23, 20, 0, 5, 0, shanghai))
 	if err := svc.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestRoundOpensAt2000FlagsDisagreementAndMissedRoundAlarms(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := rd.Results[0]
-	if res.CheckIn != "qr" || res.By != "wang.li" || !res.At.Equal(s.clock.Now()) {
+	if res.CheckIn != "qr" || res.By != "wang.li" || !res.At.Equal(s.Clock.Now()) {
 		t.Fatalf("check-in: %+v", res)
 	}
 	lights, broken := res.Items[0], res.Items[1]
@@ -123,7 +123,7 @@ func TestRoundOpensAt2000FlagsDisagreementAndMissedRoundAlarms(t *testing.T) {
 	if broken.Flagged || !broken.Abnormal || broken.WorkOrder == 0 {
 		t.Fatalf("broken fittings (2 > max 0) must be abnormal with a work order: %+v", broken)
 	}
-	w, _, err := s.db.WorkOrder(ctx, broken.WorkOrder)
+	w, _, err := s.DB.WorkOrder(ctx, broken.WorkOrder)
 	if err != nil || w.Category != "electrical" || w.Asset != "lobby" || !strings.Contains(w.Description, "东侧两盏筒灯不亮") {
 		t.Fatalf("work order: %v %+v", err, w)
 	}
@@ -138,7 +138,7 @@ func TestRoundOpensAt2000FlagsDisagreementAndMissedRoundAlarms(t *testing.T) {
 		rd.Results[0].CheckIn != "manual" {
 		t.Fatalf("re-entry: %v %+v", err, rd.Results)
 	}
-	if ws, _ := s.db.WorkOrders(ctx, workorder.Filter{}); len(ws) != 2 {
+	if ws, _ := s.DB.WorkOrders(ctx, workorder.Filter{}); len(ws) != 2 {
 		t.Fatalf("work orders: %d, want 2 (fittings, lights off)", len(ws))
 	}
 	// A code from another checkpoint is refused.
@@ -148,41 +148,41 @@ func TestRoundOpensAt2000FlagsDisagreementAndMissedRoundAlarms(t *testing.T) {
 	}
 
 	// 22:00 passes with the garage not done: missed, and the rule alarms.
-	if a := s.alarm(t, "inspection-missed:lobby"); a.State != rules.StateNormal {
+	if a := s.Alarm(t, "inspection-missed:lobby"); a.State != rules.StateNormal {
 		t.Fatalf("alarm before the window ends: %s", a.State)
 	}
-	s.clock.Set(time.Date(2026, 11, 23, 22, 0, 1, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 23, 22, 0, 1, 0, shanghai))
 	if err := svc.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if rd, _ = svc.Round(ctx, rd.ID); rd.Status != inspection.StatusMissed {
 		t.Fatalf("round after 22:00: %s", rd.Status)
 	}
-	if a := s.alarm(t, "inspection-missed:lobby"); a.State != rules.StateUnacked {
+	if a := s.Alarm(t, "inspection-missed:lobby"); a.State != rules.StateUnacked {
 		t.Fatalf("missed round: alarm %s, want unacknowledged", a.State)
 	}
-	if fs, _ := s.state.Get("lobby", inspection.Field); fs.Value.I != 1 {
+	if fs, _ := s.State.Get("lobby", inspection.Field); fs.Value.I != 1 {
 		t.Fatalf("inspections_missed = %v", fs.Value)
 	}
 	// Entered late: done (late), the count drops and the alarm returns.
-	s.clock.Set(time.Date(2026, 11, 23, 22, 20, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 23, 22, 20, 0, 0, shanghai))
 	rd, err = svc.Submit(ctx, rd.ID, inspection.Entry{Checkpoint: "garage", Items: []inspection.EntryItem{{Item: "lights", Yes: b(true)}}}, "zhang.wei")
 	if err != nil || rd.Status != inspection.StatusDone || !rd.Late {
 		t.Fatalf("late entry: %v %+v", err, rd)
 	}
-	if a := s.alarm(t, "inspection-missed:lobby"); a.State.Active() {
+	if a := s.Alarm(t, "inspection-missed:lobby"); a.State.Active() {
 		t.Fatalf("alarm after the late entry: %s", a.State)
 	}
 	// A restarted service remembers nothing is missed; the next day's round opens at 20:00.
 	svc2 := newService(t, s, nightRound())
-	s.clock.Set(time.Date(2026, 11, 24, 20, 0, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 24, 20, 0, 0, 0, shanghai))
 	if err := svc2.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rs, _ := svc2.Rounds(ctx, inspection.RoundFilter{Status: inspection.StatusOpen}); len(rs) != 1 || !rs[0].Scheduled.Equal(s.clock.Now()) {
+	if rs, _ := svc2.Rounds(ctx, inspection.RoundFilter{Status: inspection.StatusOpen}); len(rs) != 1 || !rs[0].Scheduled.Equal(s.Clock.Now()) {
 		t.Fatalf("next day: %+v", rs)
 	}
-	if fs, _ := s.state.Get("lobby", inspection.Field); fs.Value.I != 0 {
+	if fs, _ := s.State.Get("lobby", inspection.Field); fs.Value.I != 0 {
 		t.Fatalf("inspections_missed after restart = %v", fs.Value)
 	}
 }
@@ -193,13 +193,13 @@ func TestMissedRoundClosedWithReason(t *testing.T) {
 	s := newSite(t, assets, []rules.Rule{missedRule}, time.Date(2026, 11, 23, 19, 0, 0, 0, shanghai))
 	svc := newService(t, s, nightRound())
 	svc.Tick(ctx)
-	s.clock.Set(time.Date(2026, 11, 24, 8, 0, 0, 0, shanghai)) // slept through 20:00 and 22:00
+	s.Clock.Set(time.Date(2026, 11, 24, 8, 0, 0, 0, shanghai)) // slept through 20:00 and 22:00
 	svc.Tick(ctx)
 	rs, _ := svc.Rounds(ctx, inspection.RoundFilter{Status: inspection.StatusMissed})
 	if len(rs) != 1 {
 		t.Fatalf("missed rounds: %d", len(rs))
 	}
-	if a := s.alarm(t, "inspection-missed:lobby"); a.State != rules.StateUnacked {
+	if a := s.Alarm(t, "inspection-missed:lobby"); a.State != rules.StateUnacked {
 		t.Fatalf("alarm: %s", a.State)
 	}
 	if _, err := svc.Close(ctx, rs[0].ID, "li.ming", " "); !errors.Is(err, inspection.ErrInvalid) {
@@ -209,7 +209,7 @@ func TestMissedRoundClosedWithReason(t *testing.T) {
 	if err != nil || rd.Status != inspection.StatusClosed || rd.ClosedBy != "li.ming" {
 		t.Fatalf("close: %v %+v", err, rd)
 	}
-	if a := s.alarm(t, "inspection-missed:lobby"); a.State.Active() {
+	if a := s.Alarm(t, "inspection-missed:lobby"); a.State.Active() {
 		t.Fatalf("alarm after closing: %s", a.State)
 	}
 }
@@ -251,7 +251,7 @@ func TestInvertedTelemetryItem(t *testing.T) {
 	cfg.Routes[0].Checkpoints = []inspection.Checkpoint{{ID: "garage", Name: "车库", Items: []inspection.Item{
 		{ID: "dark-ok", Label: "车库照明正常", Kind: inspection.KindYesNo, Telemetry: &inspection.Telemetry{Asset: "garage", Field: "fault", Invert: true}}}}}
 	svc := newService(t, s, cfg)
-	s.set("garage", "fault", collectors.Bool(false))
+	s.Set("garage", "fault", collectors.Bool(false))
 	pre, err := svc.Checkpoint(ctx, "night-lighting", "garage")
 	if err != nil || pre.Suggested["dark-ok"] != true {
 		t.Fatalf("suggested: %v %+v", err, pre.Suggested)

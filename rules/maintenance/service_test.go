@@ -22,19 +22,19 @@ var assets = []collectors.Asset{
 func newService(t *testing.T, s *site, cfg maintenance.Config) *maintenance.Service {
 	t.Helper()
 	cfg.SetDefaults()
-	if err := cfg.Validate(func(id string) bool { _, ok := s.state.Asset(id); return ok }); err != nil {
+	if err := cfg.Validate(func(id string) bool { _, ok := s.State.Asset(id); return ok }); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.OpenMaintenance(s.db.DB)
+	st, err := sqlite.OpenMaintenance(s.DB.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return maintenance.NewService(cfg, maintenance.Deps{Store: st, Orders: s.orders, OrderRead: s.db, Telemetry: s.state, Log: s.log, Now: s.clock.Now})
+	return maintenance.NewService(cfg, maintenance.Deps{Store: st, Orders: s.Orders, OrderRead: s.DB, Telemetry: s.State, Log: s.Log, Now: s.Clock.Now})
 }
 
 func pmOrders(t *testing.T, s *site) []*workorder.WorkOrder {
 	t.Helper()
-	ws, err := s.db.WorkOrders(context.Background(), workorder.Filter{Category: "plumbing"})
+	ws, err := s.DB.WorkOrders(context.Background(), workorder.Filter{Category: "plumbing"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,14 +53,14 @@ func TestPumpCrossingServiceIntervalOpensOnePMWorkOrder(t *testing.T) {
 	if err := svc.Tick(ctx); err != nil { // no meter reading yet
 		t.Fatal(err)
 	}
-	s.set("b3-pump-room", "run_hours", collectors.Float(11999))
+	s.Set("b3-pump-room", "run_hours", collectors.Float(11999))
 	svc.Tick(ctx)
 	if ws := pmOrders(t, s); len(ws) != 0 {
 		t.Fatalf("before 12000 h: %d work orders", len(ws))
 	}
-	s.set("b3-pump-room", "run_hours", collectors.Float(12000.5))
+	s.Set("b3-pump-room", "run_hours", collectors.Float(12000.5))
 	svc.Tick(ctx)
-	s.set("b3-pump-room", "run_hours", collectors.Float(12003))
+	s.Set("b3-pump-room", "run_hours", collectors.Float(12003))
 	svc.Tick(ctx)
 	svc.Tick(ctx)
 	ws := pmOrders(t, s)
@@ -75,14 +75,14 @@ func TestPumpCrossingServiceIntervalOpensOnePMWorkOrder(t *testing.T) {
 		t.Fatalf("items: %v %+v", err, its)
 	}
 	for _, to := range []workorder.Status{workorder.Accepted, workorder.Resolved} {
-		if _, err := s.orders.Transition(ctx, ws[0].ID, to, "zhang.wei", "serviced"); err != nil {
+		if _, err := s.Orders.Transition(ctx, ws[0].ID, to, "zhang.wei", "serviced"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if its, _ = svc.Items(ctx, "", time.Time{}, 10); its[0].Status != maintenance.StatusDone {
 		t.Fatalf("after resolving: %s", its[0].Status)
 	}
-	s.set("b3-pump-room", "run_hours", collectors.Float(14001))
+	s.Set("b3-pump-room", "run_hours", collectors.Float(14001))
 	svc.Tick(ctx)
 	if ws := pmOrders(t, s); len(ws) != 2 {
 		t.Fatalf("after 14000 h: %d work orders, want 2", len(ws))
@@ -102,20 +102,20 @@ func TestLiftEvery15DaysOpensAhead(t *testing.T) {
 		Category: "elevator", EveryDays: 15, Start: "2026-01-05"}}})
 	// Due 2026-01-20 09:00; 72 h ahead is 01-17 09:00.
 	svc.Tick(ctx)
-	s.clock.Set(time.Date(2026, 1, 17, 8, 59, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 1, 17, 8, 59, 0, 0, shanghai))
 	svc.Tick(ctx)
 	its, _ := svc.Items(ctx, "", time.Time{}, 10)
 	if len(its) != 0 {
 		t.Fatalf("before 72 h ahead: %+v", its)
 	}
-	s.clock.Set(time.Date(2026, 1, 17, 9, 0, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 1, 17, 9, 0, 0, 0, shanghai))
 	svc.Tick(ctx)
 	svc.Tick(ctx)
 	its, _ = svc.Items(ctx, "", time.Time{}, 10)
 	if len(its) != 1 || !its[0].Due.Equal(time.Date(2026, 1, 20, 9, 0, 0, 0, shanghai)) || its[0].Status != maintenance.StatusUpcoming {
 		t.Fatalf("72 h ahead: %+v", its)
 	}
-	s.clock.Set(time.Date(2026, 1, 20, 10, 0, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 1, 20, 10, 0, 0, 0, shanghai))
 	if its, _ = svc.Items(ctx, "", time.Time{}, 10); its[0].Status != maintenance.StatusOverdue {
 		t.Fatalf("after the day: %s", its[0].Status)
 	}

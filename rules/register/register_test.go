@@ -38,15 +38,15 @@ var reminderRules = []rules.Rule{
 func newService(t *testing.T, s *site, cfg register.Config) *register.Service {
 	t.Helper()
 	cfg.SetDefaults()
-	known := func(id string) bool { _, ok := s.state.Asset(id); return ok }
+	known := func(id string) bool { _, ok := s.State.Asset(id); return ok }
 	if err := cfg.Validate(known); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.OpenRegister(s.db.DB)
+	st, err := sqlite.OpenRegister(s.DB.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := register.NewService(cfg, assets, st, s.pipeline, s.log, s.clock.Now)
+	svc := register.NewService(cfg, assets, st, s.Pipeline, s.Log, s.Clock.Now)
 	if err := svc.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -66,16 +66,16 @@ func TestLiftCertificateExpiringIn7DaysRaisesReminder(t *testing.T) {
 	s := newSite(t, assets, reminderRules, time.Date(2026, 11, 23, 10, 0, 0, 0, shanghai))
 	svc := newService(t, s, register.Config{Assets: []register.Entry{lift("2026-11-30")}})
 	svc.Publish()
-	if fs, _ := s.state.Get("b3-lift-1", register.Field); fs.Value.I != 7 {
+	if fs, _ := s.State.Get("b3-lift-1", register.Field); fs.Value.I != 7 {
 		t.Fatalf("cert_days_left = %v, want 7", fs.Value)
 	}
 	for id, want := range map[string]rules.AlarmState{"cert-expiry-30d:b3-lift-1": rules.StateUnacked, "cert-expiry-7d:b3-lift-1": rules.StateUnacked,
 		"cert-expiry-1d:b3-lift-1": rules.StateNormal, "cert-expiry-30d:b3-lift-2": rules.StateNormal} {
-		if a := s.alarm(t, id); a.State != want {
+		if a := s.Alarm(t, id); a.State != want {
 			t.Errorf("%s: %s, want %s", id, a.State, want)
 		}
 	}
-	ws, _ := s.db.WorkOrders(ctx, workorder.Filter{Category: "compliance"})
+	ws, _ := s.DB.WorkOrders(ctx, workorder.Filter{Category: "compliance"})
 	if len(ws) != 1 || ws[0].Asset != "b3-lift-1" {
 		t.Fatalf("reminder work orders: %+v", ws)
 	}
@@ -84,9 +84,9 @@ func TestLiftCertificateExpiringIn7DaysRaisesReminder(t *testing.T) {
 		t.Fatalf("certificate as read: %+v", c)
 	}
 	// 29 November, 23:59 Beijing time: one day left.
-	s.clock.Set(time.Date(2026, 11, 29, 23, 59, 0, 0, shanghai))
+	s.Clock.Set(time.Date(2026, 11, 29, 23, 59, 0, 0, shanghai))
 	svc.Publish()
-	if a := s.alarm(t, "cert-expiry-1d:b3-lift-1"); a.State != rules.StateUnacked || a.Priority != rules.Medium {
+	if a := s.Alarm(t, "cert-expiry-1d:b3-lift-1"); a.State != rules.StateUnacked || a.Priority != rules.Medium {
 		t.Fatalf("1-day reminder: %s %s", a.State, a.Priority)
 	}
 	// The inspection is done: the admin enters the new certificate.
@@ -95,7 +95,7 @@ func TestLiftCertificateExpiringIn7DaysRaisesReminder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"cert-expiry-30d:b3-lift-1", "cert-expiry-7d:b3-lift-1", "cert-expiry-1d:b3-lift-1"} {
-		if a := s.alarm(t, id); a.State.Active() {
+		if a := s.Alarm(t, id); a.State.Active() {
 			t.Errorf("%s after renewal: %s", id, a.State)
 		}
 	}
