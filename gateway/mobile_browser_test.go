@@ -179,9 +179,10 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 	}
 	s.getJSON("/api/v1/workorders", &wos)
 	found := false
+	var woID int64
 	for _, w := range wos {
 		if w.AlarmID == "elevator-entrapment:b3-lift-2" {
-			found = true
+			found, woID = true, w.ID
 			if w.Status != "on_site" || w.Assignee != name {
 				t.Fatalf("the work order: %+v", w)
 			}
@@ -200,9 +201,10 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 	var lastDone, woBy string
 	within(t, wall, 20*time.Second, "the wall shows the engineer's step",
 		chromedp.Navigate(s.url+"/?token=demo-wall-display-token&lang=zh"),
-		chromedp.WaitVisible(fmt.Sprintf(`#incidents [data-incident="%d"] .lastdone[data-step="people"]`, in.ID)),
-		chromedp.Text(fmt.Sprintf(`#incidents [data-incident="%d"] .lastdone`, in.ID), &lastDone),
-		chromedp.Text(`#workorders .by`, &woBy))
+		// Read in one go in the page: the wall redraws its lists on every
+		// change, so a node found first may be gone when its text is read.
+		chromedp.Poll(fmt.Sprintf(`(document.querySelector('#incidents [data-incident="%d"] .lastdone[data-step="people"]') || {}).textContent`, in.ID), &lastDone),
+		chromedp.Poll(fmt.Sprintf(`(document.querySelector('#workorders tr[data-workorder="%d"] .by') || {}).textContent`, woID), &woBy))
 	if !strings.Contains(lastDone, name) || !regexp.MustCompile(`\d\d:\d\d:\d\d`).MatchString(lastDone) || woBy != name {
 		t.Fatalf("the wall says %q and %q, want %s with the time", lastDone, woBy, name)
 	}
