@@ -26,6 +26,7 @@ type Metrics struct {
 	Lost          prometheus.Counter
 	Unacked       prometheus.Gauge       // messages received, PUBACK not yet sent
 	HeldBack      prometheus.Gauge       // of those, messages waiting because a flush failed
+	Acked         prometheus.Counter     // QoS 1/2 messages acknowledged once their points were durable
 	FlushFailures prometheus.Counter     // failed flushes (each is retried with backoff)
 	Refused       *prometheus.CounterVec // subscription, reason (too_many_assets, too_many_fields)
 }
@@ -41,12 +42,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "QoS 1/2 messages received whose PUBACK waits for their points to be durable."}),
 		HeldBack: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_mqtt_held_back_messages",
 			Help: "Unacknowledged messages held back because flushing the queue failed; retried with backoff."}),
+		Acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_mqtt_acked_messages_total",
+			Help: "QoS 1/2 messages acknowledged (PUBACK handed to the client) once their points were durable."}),
 		FlushFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_mqtt_flush_failures_total",
 			Help: "Failed queue flushes before a PUBACK; each is retried with backoff."}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_mqtt_points_refused_total",
 			Help: "Points refused by subscription and reason (too_many_assets, too_many_fields)."}, []string{"subscription", "reason"}),
 	}
-	reg.MustRegister(m.Messages, m.Connected, m.Lost, m.Unacked, m.HeldBack, m.FlushFailures, m.Refused)
+	reg.MustRegister(m.Messages, m.Connected, m.Lost, m.Unacked, m.HeldBack, m.Acked, m.FlushFailures, m.Refused)
 	return m
 }
 
@@ -305,6 +308,7 @@ func (c *Collector) flushAndAck() error {
 	for _, m := range batch {
 		m.Ack()
 	}
+	c.metrics.Acked.Add(float64(len(batch)))
 	c.metrics.Unacked.Set(float64(left))
 	c.metrics.HeldBack.Set(0)
 	return nil

@@ -268,6 +268,10 @@ func TestIngestResumesAfterFlushFailuresIntegration(t *testing.T) {
 			t.Fatalf("point %d carried %d: lost, duplicated or reordered", i+1, pt.Value.I)
 		}
 	}
+	// Every message acknowledged (the last one's points reach the sink just
+	// before it is queued for its PUBACK, so the unacked gauge alone can read
+	// 0 a moment too early).
+	waitGauge(t, "gateway_mqtt_acked_messages_total", m.Acked, func(v float64) bool { return v == during+after }, 5*time.Second)
 	waitGauge(t, "gateway_mqtt_unacked_messages", m.Unacked, func(v float64) bool { return v == 0 }, 5*time.Second)
 	if n := testutil.ToFloat64(m.HeldBack); n != 0 {
 		t.Fatalf("held-back gauge %v after recovery", n)
