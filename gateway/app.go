@@ -196,24 +196,26 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	// Site → center replication (replication.go, docs/multisite.md).
+	// Center first: a site in the same process publishes only once the
+	// center's subscription holds (replication.go, docs/multisite.md).
 	var extra []service
+	var center *postgres.Center
+	var centerUp <-chan struct{}
+	if cfg.Center != nil {
+		var svc service
+		if center, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
+			return err
+		}
+		defer closeLogged(log, "center store", center.Close)
+		extra = append(extra, svc)
+	}
 	if cfg.Replication != nil {
-		svcs, closeSub, err := siteReplication(cfg, store, bus, log.With("component", "replication"))
+		svcs, closeSub, err := siteReplication(cfg, store, bus, centerUp, log.With("component", "replication"))
 		if err != nil {
 			return err
 		}
 		defer closeSub()
 		extra = append(extra, svcs...)
-	}
-	var center *postgres.Center
-	if cfg.Center != nil {
-		var svc service
-		if center, svc, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
-			return err
-		}
-		defer closeLogged(log, "center store", center.Close)
-		extra = append(extra, svc)
 	}
 
 	var simulator *sim.Simulator

@@ -459,7 +459,7 @@ func BenchmarkMQTTToScreen(b *testing.B) {
 	s.env = append(s.env, "SIMULATOR=false") // the benchmark is the only publisher for the car
 	s.start()
 	alloc := chromium(b)
-	tab, cancel := chromedp.NewContext(alloc)
+	tab, cancel := newBrowser(alloc)
 	defer cancel()
 	if err := chromedp.Run(tab, chromedp.Navigate(s.url+"/?token=demo-wall-display-token&lang=en"),
 		chromedp.WaitVisible(`.asset[data-asset="b5-lift-1"]`)); err != nil {

@@ -25,7 +25,7 @@ func TestHandoverConsoleInChromiumIntegration(t *testing.T) {
 	}
 	s.waitFor("low-pressure alarm", 30*time.Second, func() bool { return s.alarm(lowPressure).State == "unacknowledged" })
 
-	ctx, cancel := chromedp.NewContext(chromium(t))
+	ctx, cancel := newBrowser(chromium(t))
 	defer cancel()
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatal(err)

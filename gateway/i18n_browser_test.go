@@ -161,7 +161,7 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
 	alloc := chromium(t)
-	tab, cancel := chromedp.NewContext(alloc)
+	tab, cancel := newBrowser(alloc)
 	defer cancel()
 	if err := chromedp.Run(tab, emulation.SetDeviceMetricsOverride(1920, 1080, 1, false)); err != nil {
 		t.Fatal(err)

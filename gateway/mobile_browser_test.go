@@ -50,7 +50,7 @@ func docShot(t *testing.T, ctx context.Context, name string) {
 // phone emulates the engineer's phone: 390×844, touch.
 func phone(t *testing.T, alloc context.Context) context.Context {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancel := newBrowser(alloc)
 	t.Cleanup(cancel)
 	if err := chromedp.Run(ctx, emulation.SetDeviceMetricsOverride(390, 844, 2, true),
 		emulation.SetTouchEmulationEnabled(true).WithMaxTouchPoints(5),

@@ -20,7 +20,7 @@ func TestPlannedWorksConsoleInChromiumIntegration(t *testing.T) {
 	testenv.Integration(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	s.start()
-	ctx, cancel := chromedp.NewContext(chromium(t))
+	ctx, cancel := newBrowser(chromium(t))
 	defer cancel()
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatal(err)

@@ -121,7 +121,7 @@ func TestRegisterAndInspectionEntryInChromiumIntegration(t *testing.T) {
 	s.waitFor("pump pressure live", 15*time.Second, func() bool { _, ok := s.asset("b3-pump-room").Fields["outlet_pressure"]; return ok })
 
 	alloc := chromium(t)
-	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancel := newBrowser(alloc)
 	defer cancel()
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -18,7 +19,10 @@ import (
 
 // siteReplication is the site side (replication: section): the bus's
 // changes into the outbox, the outbox to the broker.
-func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, log *slog.Logger) ([]service, func(), error) {
+// When the center runs in the same process, centerUp is closed once its
+// consumer holds its subscription: events published before that would
+// have no session at the broker to keep them (nil: start at once).
+func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, centerUp <-chan struct{}, log *slog.Logger) ([]service, func(), error) {
 	rs, ok := store.(*sqlite.Rules)
 	if !ok {
 		return nil, nil, errors.New("replication: the site outbox needs an SQLite rules database")
@@ -36,6 +40,13 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, log *
 	return []service{
 		{"replication-recorder", rec.Run},
 		{"replication-publisher", func(ctx context.Context) error {
+			if centerUp != nil {
+				select { // the outbox keeps everything meanwhile
+				case <-centerUp:
+				case <-ctx.Done():
+					return nil
+				}
+			}
 			client.Connect() // retries in the background; the outbox keeps everything meanwhile
 			defer client.Disconnect(250)
 			return pub.Run(ctx)
@@ -45,12 +56,17 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, log *
 
 // centerReplication is the center side (center: section): every site's
 // events into PostgreSQL; the store also answers GET /api/v1/sites.
-func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger) (*postgres.Center, service, error) {
-	center, err := postgres.OpenCenter(ctx, cfg.Center.Database)
+// up is closed the first time the broker granted the consumer's
+// subscription.
+func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger) (center *postgres.Center, svc service, up <-chan struct{}, err error) {
+	center, err = postgres.OpenCenter(ctx, cfg.Center.Database)
 	if err != nil {
-		return nil, service{}, err
+		return nil, service{}, nil, err
 	}
 	consumer := replication.NewConsumer(center, log, time.Now)
+	subscribed := make(chan struct{})
+	var once sync.Once
+	consumer.Subscribed = func() { once.Do(func() { close(subscribed) }) }
 	run := func(ctx context.Context) error {
 		c := cfg.Center
 		client := paho.NewClient(consumer.ClientOptions(ctx, paho.NewClientOptions().AddBroker(c.Broker).SetClientID(c.ClientID).
@@ -60,5 +76,5 @@ func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger
 		client.Disconnect(250)
 		return nil
 	}
-	return center, service{"center-consumer", run}, nil
+	return center, service{"center-consumer", run}, subscribed, nil
 }

@@ -34,6 +34,9 @@ type Consumer struct {
 	log     *slog.Logger
 	now     func() time.Time
 	Applied func(Event, bool) // optional: told of each message handled (tests, metrics)
+	// Subscribed, when set, is called each time the broker granted the
+	// subscription (on every connection).
+	Subscribed func()
 }
 
 // NewConsumer applies events to center.
@@ -73,8 +76,14 @@ func (c *Consumer) ClientOptions(ctx context.Context, opts *paho.ClientOptions) 
 	// subscription is made again: the default handler takes them.
 	return opts.SetCleanSession(false).SetDefaultPublishHandler(c.handler(ctx)).SetOnConnectHandler(func(cl paho.Client) {
 		go func() { // not from inside paho's connect callback: Subscribe waits for its answer
-			if err := c.Subscribe(ctx, cl); err != nil && ctx.Err() == nil {
-				c.log.Error("replication: subscribe failed", "err", err)
+			if err := c.Subscribe(ctx, cl); err != nil {
+				if ctx.Err() == nil {
+					c.log.Error("replication: subscribe failed", "err", err)
+				}
+				return
+			}
+			if c.Subscribed != nil {
+				c.Subscribed()
 			}
 		}()
 	})
