@@ -108,7 +108,7 @@ func TestBackupUnderLoadRestoresIdenticalRecordsIntegration(t *testing.T) {
 	})
 	// A copy of the config: a restore writes the backed-up one beside it.
 	conf := filepath.Join(t.TempDir(), "demo.yaml")
-	raw, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "configs", "demo.yaml"))
+	raw := demoYAML(t)
 	os.WriteFile(conf, raw, 0o640)
 	os.Symlink(filepath.Join(testenv.RepoRoot(t), "configs", "playbooks"), filepath.Join(filepath.Dir(conf), "playbooks"))
 

@@ -89,7 +89,14 @@ func (s *site) start() {
 	s.stderr = &bytes.Buffer{}
 	config := s.config
 	if config == "" {
-		config = filepath.Join(testenv.RepoRoot(s.t), "configs", "demo.yaml")
+		dir := s.t.TempDir()
+		config = filepath.Join(dir, "demo.yaml")
+		if err := os.WriteFile(config, demoYAML(s.t), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(testenv.RepoRoot(s.t), "configs", "playbooks"), filepath.Join(dir, "playbooks")); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	bin := binary
 	if s.bin != "" {
@@ -118,6 +125,27 @@ func (s *site) start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+}
+
+// registerDates are the demo register's dates that start reminders as the
+// calendar moves (certificates, warranties).
+var registerDates = regexp.MustCompile(`((?:expires|warranty[a-z_]*):\s*)"?\d{4}-\d{2}-\d{2}"?`)
+
+// demoYAML is configs/demo.yaml with the register's expiry and warranty
+// dates moved far ahead: the shipped demo's dates are real calendar dates,
+// so its certificate reminders (30, 7, 1 days) change from one day to the
+// next and would make what a test sees depend on when it runs. Tests of the
+// reminders set their own dates.
+func demoYAML(t testing.TB) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "configs", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !registerDates.Match(raw) {
+		t.Fatal("configs/demo.yaml has no register dates to pin: update demoYAML")
+	}
+	return registerDates.ReplaceAll(raw, []byte("${1}2099-12-31"))
 }
 
 func (s *site) waitFor(what string, within time.Duration, ok func() bool) {

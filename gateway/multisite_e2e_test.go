@@ -25,10 +25,7 @@ func TestSiteReplicatesToCenterIntegration(t *testing.T) {
 	url := pg.NewDatabase(t)
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	root := testenv.RepoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "configs", "demo.yaml")) // the site's own stores stay SQLite
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := demoYAML(t)
 	raw = []byte(strings.Replace(string(raw), "  dir: playbooks", "  dir: "+filepath.Join(root, "configs", "playbooks"), 1))
 	raw = append(raw, []byte("\nreplication: {every: 200ms}\ncenter:\n  database: "+url+"\n  offline_after: 1m\n")...)
 	s.config = t.TempDir() + "/multisite.yaml"

@@ -110,10 +110,7 @@ func TestScheduledDrillIntegration(t *testing.T) {
 	s := newSite(t, testenv.StartInflux(t), testenv.StartMosquitto(t))
 	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
-	demo, err := os.ReadFile(filepath.Join(root, "configs", "demo.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	demo := demoYAML(t)
 	os.WriteFile(filepath.Join(dir, "demo.yaml"), demo, 0o600)
 	os.Mkdir(filepath.Join(dir, "playbooks"), 0o755)
 	plan, _ := os.ReadFile(filepath.Join(root, "configs", "playbooks", "flooding.yaml"))

@@ -20,10 +20,7 @@ import (
 func postgresConfig(t *testing.T, url string) string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "configs", "demo.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := demoYAML(t)
 	s := string(raw)
 	for _, file := range []string{"gateway.db", "alerts.db", "audit.db"} {
 		old := "${GATEWAY_DATA:-data}/" + file
