@@ -97,15 +97,7 @@ func TestBackupUnderLoadRestoresIdenticalRecordsIntegration(t *testing.T) {
 	in := testenv.StartInflux(t)
 	broker := testenv.StartMosquitto(t)
 	s := newSite(t, in, broker)
-	s.start()
-	s.subscribed()
-	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
-	s.postJSON("/api/v1/simulator/scenarios/entrapment", `{"target": "b3-lift-2"}`)
-	s.waitFor("an incident open", 30*time.Second, func() bool {
-		var ins []struct{ ID int64 }
-		s.getJSON("/api/v1/incidents?status=open", &ins)
-		return len(ins) > 0
-	})
+	s.startBusy()
 	// A copy of the config: a restore writes the backed-up one beside it.
 	conf := filepath.Join(t.TempDir(), "demo.yaml")
 	raw := demoYAML(t)

@@ -14,6 +14,21 @@ import (
 	"github.com/propgate/gateway/internal/testenv"
 )
 
+// startBusy starts the demo and puts it to work: an outage and an
+// entrapment running their plans.
+func (s *site) startBusy() {
+	s.t.Helper()
+	s.start()
+	s.subscribed()
+	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
+	s.postJSON("/api/v1/simulator/scenarios/entrapment", `{"target": "b3-lift-2"}`)
+	s.waitFor("an incident open", 30*time.Second, func() bool {
+		var ins []struct{ ID int64 }
+		s.getJSON("/api/v1/incidents?status=open", &ins)
+		return len(ins) > 0
+	})
+}
+
 // SIGTERM in the middle of an outage, with alarms firing, playbooks
 // running, alerts being delivered and people opening work orders: the
 // gateway stops intake first, then its services, then closes the stores,
@@ -25,15 +40,7 @@ func TestShutdownUnderLoadLogsNoStoreErrorIntegration(t *testing.T) {
 	in := testenv.StartInflux(t)
 	broker := testenv.StartMosquitto(t)
 	s := newSite(t, in, broker)
-	s.start()
-	s.subscribed()
-	s.postJSON("/api/v1/simulator/scenarios/power-outage", "")
-	s.postJSON("/api/v1/simulator/scenarios/entrapment", `{"target": "b3-lift-2"}`)
-	s.waitFor("an incident open", 20*time.Second, func() bool {
-		var ins []struct{ ID int64 }
-		s.getJSON("/api/v1/incidents?status=open", &ins)
-		return len(ins) > 0
-	})
+	s.startBusy()
 
 	// Load: four clients opening work orders and reading screens until the
 	// gateway stops answering.
