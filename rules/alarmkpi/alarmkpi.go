@@ -9,6 +9,7 @@ package alarmkpi
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"math"
 	"slices"
 	"sync"
@@ -268,8 +269,39 @@ func (g *agg) merge(n *agg) {
 // maxCachedDays bounds the cache of closed days' firings.
 const maxCachedDays = 400
 
-// day is one closed day's firings, from the cache or the store.
-func (h *Health) day(ctx context.Context, start, end time.Time) (*agg, error) {
+// rollupKind names the kept days' figures in the store (DayRollups).
+const rollupKind = "alarm_health/v1"
+
+// keptDay is a closed day's firings as the store keeps them.
+type keptDay struct {
+	Start   int64               `json:"start"` // Unix ms of the first ten-minute bucket
+	Buckets []int               `json:"buckets"`
+	Per     map[string][6]int64 `json:"per"` // alarm → count, chattering episodes, first two and last two firings (ms)
+	Alarms  int                 `json:"alarms"`
+	Shelved int                 `json:"shelved"`
+	OOS     int                 `json:"oos"`
+}
+
+func (g *agg) kept() keptDay {
+	k := keptDay{Start: g.start.UnixMilli(), Buckets: g.buckets, Per: make(map[string][6]int64, len(g.per)), Alarms: g.alarms, Shelved: g.shelved, OOS: g.oos}
+	for id, a := range g.per {
+		k.Per[id] = [6]int64{int64(a.count), int64(a.episodes), a.first[0], a.first[1], a.last[0], a.last[1]}
+	}
+	return k
+}
+
+func (k keptDay) agg(end time.Time) *agg {
+	g := &agg{start: time.UnixMilli(k.Start), end: end, buckets: k.Buckets, per: make(map[string]*acc, len(k.Per)), alarms: k.Alarms, shelved: k.Shelved, oos: k.OOS}
+	for id, v := range k.Per {
+		g.per[id] = &acc{count: int(v[0]), episodes: int(v[1]), first: [2]int64{v[2], v[3]}, last: [2]int64{v[4], v[5]}}
+	}
+	return g
+}
+
+// day is one closed day's firings: from memory, else from the days the
+// store keeps (kept, read once per report), else from the transitions (and
+// then kept in both).
+func (h *Health) day(ctx context.Context, start, end time.Time, kept func() (map[int64]rules.Rollup, error)) (*agg, error) {
 	key := start.Unix()
 	h.mu.Lock()
 	g, ok := h.days[key]
@@ -277,9 +309,40 @@ func (h *Health) day(ctx context.Context, start, end time.Time) (*agg, error) {
 	if ok {
 		return g, nil
 	}
-	g, err := h.collect(ctx, start, end)
-	if err != nil {
-		return nil, err
+	keeper, _ := h.events.(rules.DayRollups)
+	if keeper != nil {
+		days, err := kept()
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := days[start.UnixMilli()]; ok && r.End.Equal(end) {
+			var k keptDay
+			if json.Unmarshal(r.Doc, &k) == nil && k.Per != nil && len(k.Buckets) > 0 {
+				g = k.agg(end)
+			}
+		}
+	}
+	if g == nil {
+		var mark int64
+		if keeper != nil {
+			var err error
+			if mark, err = keeper.RollupMark(ctx, start, end); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if g, err = h.collect(ctx, start, end); err != nil {
+			return nil, err
+		}
+		if keeper != nil {
+			doc, err := json.Marshal(g.kept())
+			if err != nil {
+				return nil, err
+			}
+			if err := keeper.SaveRollup(ctx, rollupKind, start, end, mark, doc); err != nil {
+				return nil, err
+			}
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -295,32 +358,36 @@ func (h *Health) day(ctx context.Context, start, end time.Time) (*agg, error) {
 }
 
 // firings reads [from, to): whole days that are over come from the cache
-// (a day's history does not change once it is over), the rest from the
-// store.
+// or the store's kept days (a day's history does not change once it is
+// over), the rest from the transitions.
 func (h *Health) firings(ctx context.Context, from, to time.Time) (*agg, error) {
 	start := from.Truncate(tenMin)
-	closed := h.now().Add(-time.Minute) // transitions are written as they happen
 	total := &agg{start: start, end: start, per: map[string]*acc{}}
-	for t := from; t.Before(to); {
-		l := t.In(h.loc)
-		next := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, h.loc)
-		dayStart := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, h.loc)
-		end := next
-		if to.Before(end) {
-			end = to
+	var kept map[int64]rules.Rollup
+	keptOnce := func() (map[int64]rules.Rollup, error) {
+		if kept != nil {
+			return kept, nil
 		}
+		var err error
+		kept, err = h.events.(rules.DayRollups).Rollups(ctx, rollupKind, from, to)
+		return kept, err
+	}
+	err := rules.Days(from, to, h.now().Add(-time.Minute), h.loc, func(t, end time.Time, whole bool) error { // transitions are written as they happen
 		var g *agg
 		var err error
-		if t.Equal(dayStart) && end.Equal(next) && !next.After(closed) {
-			g, err = h.day(ctx, t, end)
+		if whole {
+			g, err = h.day(ctx, t, end, keptOnce)
 		} else {
 			g, err = h.collect(ctx, t, end)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		total.merge(g)
-		t = end
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return total, nil
 }

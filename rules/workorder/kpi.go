@@ -1,8 +1,10 @@
 package workorder
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -287,6 +289,67 @@ type Reports struct {
 	mtd       *KPIs
 	mtdAt     time.Time
 	mtdMaxAge time.Duration
+
+	cacheMu sync.Mutex
+	orders  map[int64]*WorkOrder // decoded orders (read-only), re-read when their version changes
+}
+
+// VersionedOrders lets the figures re-read only the orders that changed
+// since they were last read (the store): a month of 10,000 orders is then
+// one index scan of ids and versions, not 10,000 documents decoded.
+type VersionedOrders interface {
+	// WorkOrderVersions is the id and version of each order created in [from, to).
+	WorkOrderVersions(ctx context.Context, from, to time.Time) (map[int64]int, error)
+	WorkOrdersByID(ctx context.Context, ids []int64) ([]*WorkOrder, error)
+}
+
+// maxCachedOrders bounds the decoded orders kept between requests.
+const maxCachedOrders = 200_000
+
+// WorkOrders reads orders as the store does; an order list by creation
+// time alone (the KPIs, the monthly report) comes from the decoded orders
+// kept since the last request, re-reading only those created or changed
+// since. The orders returned are shared: callers must not change them.
+func (s *Reports) WorkOrders(ctx context.Context, f Filter) ([]*WorkOrder, error) {
+	vs, ok := s.store.(VersionedOrders)
+	if !ok || f != (Filter{CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore}) || f.CreatedAfter.IsZero() || f.CreatedBefore.IsZero() {
+		return s.store.WorkOrders(ctx, f)
+	}
+	versions, err := vs.WorkOrderVersions(ctx, f.CreatedAfter, f.CreatedBefore)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*WorkOrder, 0, len(versions))
+	var stale []int64
+	s.cacheMu.Lock()
+	for id, v := range versions {
+		if w, ok := s.orders[id]; ok && w.Version == v {
+			out = append(out, w)
+		} else {
+			stale = append(stale, id)
+		}
+	}
+	s.cacheMu.Unlock()
+	if len(stale) > 0 {
+		fresh, err := vs.WorkOrdersByID(ctx, stale)
+		if err != nil {
+			return nil, err
+		}
+		s.cacheMu.Lock()
+		if s.orders == nil || len(s.orders)+len(fresh) > maxCachedOrders {
+			s.orders = make(map[int64]*WorkOrder, len(versions))
+			for _, w := range out {
+				s.orders[w.ID] = w
+			}
+		}
+		for _, w := range fresh {
+			s.orders[w.ID] = w
+		}
+		s.cacheMu.Unlock()
+		out = append(out, fresh...)
+	}
+	slices.SortFunc(out, func(a, b *WorkOrder) int { return cmp.Compare(b.ID, a.ID) }) // as the store: newest first
+	return out, nil
 }
 
 // NewReports builds the reports; equip may be nil (KPIs then carry no
@@ -325,7 +388,7 @@ func (s *Reports) MonthToDate(ctx context.Context) (*KPIs, error) {
 // KPIs computes the figures for work orders created and equipment time in
 // [from, to).
 func (s *Reports) KPIs(ctx context.Context, from, to time.Time) (*KPIs, error) {
-	ws, err := s.store.WorkOrders(ctx, Filter{CreatedAfter: from, CreatedBefore: to})
+	ws, err := s.WorkOrders(ctx, Filter{CreatedAfter: from, CreatedBefore: to})
 	if err != nil {
 		return nil, err
 	}
