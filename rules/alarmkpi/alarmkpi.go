@@ -153,8 +153,17 @@ type Health struct {
 	now    func() time.Time
 	loc    *time.Location
 
-	mu   sync.Mutex
-	days map[int64]*agg // closed days' firings, by the day's start (Unix seconds)
+	mu    sync.Mutex
+	days  map[int64]*agg // closed days' firings, by the day's start (Unix seconds)
+	today soFar          // the current day up to a minute ago
+}
+
+// soFar is the current day's firings from its midnight up to end (at least
+// a minute ago: transitions are written as they happen), so a request
+// reads only the transitions since the last one.
+type soFar struct {
+	start, end time.Time
+	g          *agg
 }
 
 // New builds the health report's source; loc is the site's time zone (days).
@@ -357,6 +366,63 @@ func (h *Health) day(ctx context.Context, start, end time.Time, kept func() (map
 	return g, nil
 }
 
+func (g *agg) clone() *agg {
+	c := *g
+	c.buckets = slices.Clone(g.buckets)
+	c.per = make(map[string]*acc, len(g.per))
+	for id, a := range g.per {
+		x := *a
+		c.per[id] = &x
+	}
+	return &c
+}
+
+// live reads a piece of the current day [start, end) that begins at its
+// midnight: the part up to closed extends the day so far, kept; the rest
+// is read each time.
+func (h *Health) live(ctx context.Context, start, end, closed time.Time) (*agg, error) {
+	h.mu.Lock()
+	so := h.today
+	h.mu.Unlock()
+	if !so.start.Equal(start) || so.end.After(end) {
+		so = soFar{start: start, end: start}
+	}
+	upTo := closed
+	if end.Before(upTo) {
+		upTo = end
+	}
+	if upTo.After(so.end) {
+		more, err := h.collect(ctx, so.end, upTo)
+		if err != nil {
+			return nil, err
+		}
+		if so.g != nil {
+			c := so.g.clone()
+			c.merge(more)
+			more = c
+		}
+		so.g, so.end = more, upTo
+		h.mu.Lock()
+		if !h.today.start.Equal(so.start) || h.today.end.Before(so.end) {
+			h.today = so
+		}
+		h.mu.Unlock()
+	}
+	if so.g == nil {
+		return h.collect(ctx, start, end)
+	}
+	if !end.After(so.end) {
+		return so.g, nil
+	}
+	rest, err := h.collect(ctx, so.end, end)
+	if err != nil {
+		return nil, err
+	}
+	c := so.g.clone()
+	c.merge(rest)
+	return c, nil
+}
+
 // firings reads [from, to): whole days that are over come from the cache
 // or the store's kept days (a day's history does not change once it is
 // over), the rest from the transitions.
@@ -372,12 +438,17 @@ func (h *Health) firings(ctx context.Context, from, to time.Time) (*agg, error) 
 		kept, err = h.events.(rules.DayRollups).Rollups(ctx, rollupKind, from, to)
 		return kept, err
 	}
-	err := rules.Days(from, to, h.now().Add(-time.Minute), h.loc, func(t, end time.Time, whole bool) error { // transitions are written as they happen
+	closed := h.now().Add(-time.Minute) // transitions are written as they happen
+	err := rules.Days(from, to, closed, h.loc, func(t, end time.Time, whole bool) error {
 		var g *agg
 		var err error
-		if whole {
+		l := t.In(h.loc)
+		switch {
+		case whole:
 			g, err = h.day(ctx, t, end, keptOnce)
-		} else {
+		case t.Equal(time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, h.loc)) && end.After(closed): // today
+			g, err = h.live(ctx, t, end, closed)
+		default:
 			g, err = h.collect(ctx, t, end)
 		}
 		if err != nil {

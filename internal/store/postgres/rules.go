@@ -18,7 +18,8 @@ import (
 // and their history, the webhook outbox, incidents.
 type Rules struct {
 	*DB
-	outbox bool
+	outbox  bool
+	horizon rollupHorizon
 }
 
 var (
@@ -72,7 +73,20 @@ func OpenRules(ctx context.Context, url string, outbox bool) (*Rules, error) {
 		d.Close()
 		return nil, err
 	}
-	return &Rules{DB: d, outbox: outbox}, nil
+	if err := d.Migrate(ctx, "kpi_rollups", rollupMigrations); err != nil {
+		d.Close()
+		return nil, err
+	}
+	s := &Rules{DB: d, outbox: outbox}
+	var end *time.Time
+	if err := d.pool.QueryRow(ctx, `SELECT MAX(day_end) FROM kpi_days`).Scan(&end); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("rules store: %w", err)
+	}
+	if end != nil {
+		s.horizon.raise(*end)
+	}
+	return s, nil
 }
 
 // LoadAlarms implements rules.AlarmStore.
@@ -101,11 +115,21 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 			return nil
 		}
 		b := &pgx.Batch{}
+		var late []time.Time
 		for _, t := range tr {
 			b.Queue(`INSERT INTO alarm_transitions (alarm_id, from_state, to_state, at, actor, note, value) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				t.AlarmID, string(t.From), string(t.To), ts(t.At), text(t.By), text(t.Note), text(t.Value))
+			if s.lateTransition(t.At) { // rare: dated in a day whose figures may be kept
+				late = append(late, t.At)
+			}
 		}
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if len(late) > 0 {
+			return dropRollups(ctx, tx, late)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: save alarm %s: %w", a.ID, err)

@@ -33,6 +33,8 @@ type RulesStore interface {
 	workorder.Outbox
 	playbook.Store
 	rules.FaultHistory
+	rules.DayRollups
+	workorder.VersionedOrders
 	AlarmHistory(ctx context.Context, id string) ([]rules.Transition, error)
 }
 
@@ -62,6 +64,8 @@ func Rules(t *testing.T, open func(t *testing.T, outbox bool) RulesStore) {
 	t.Run("Incidents", func(t *testing.T) { incidents(t, open(t, false)) })
 	t.Run("CancelledContext", func(t *testing.T) { cancelled(t, open(t, false)) })
 	t.Run("NULInTextIsKept", func(t *testing.T) { nulInText(t, open(t, false)) })
+	t.Run("KeptDaysDroppedByLateTransitions", func(t *testing.T) { keptDays(t, open(t, false)) })
+	t.Run("WorkOrderVersions", func(t *testing.T) { workOrderVersions(t, open(t, false)) })
 }
 
 // A NUL byte in what a device or a person sent (a reading, a note) never
@@ -202,6 +206,110 @@ func statesAt(t *testing.T, s RulesStore) {
 	}
 	if got, _ = s.StatesAt(ctx, at(10)); len(got) != 0 { // strictly before
 		t.Fatalf("states at 10: %v", got)
+	}
+}
+
+// keptDays: a day's figures are kept once computed, read back by kind,
+// dropped when a transition dated in the day is written later, and not
+// kept when one was written while the day was read.
+func keptDays(t *testing.T, s RulesStore) {
+	ctx := t.Context()
+	day, next := t0, t0.Add(24*time.Hour)
+	write := func(ms int64) {
+		t.Helper()
+		if err := s.SaveAlarm(ctx, &rules.Alarm{ID: "a", Rule: "r", Asset: "x", State: rules.StateUnacked},
+			[]rules.Transition{{AlarmID: "a", From: rules.StateNormal, To: rules.StateUnacked, At: at(ms)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := func(kind, doc string) {
+		t.Helper()
+		mark, err := s.RollupMark(ctx, day, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveRollup(ctx, kind, day, next, mark, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(kind string) string {
+		t.Helper()
+		got, err := s.Rollups(ctx, kind, day, next.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := got[day.UnixMilli()]
+		if len(got) > 1 || ok && !r.End.Equal(next) {
+			t.Fatalf("kept days of %s: %v", kind, got)
+		}
+		return string(r.Doc)
+	}
+	write(3_600_000) // 01:00 on the day
+	keep("k1", "first")
+	keep("k2", "other")
+	if got := kept("k1"); got != "first" {
+		t.Fatalf("kept k1 = %q, want first", got)
+	}
+	write(25 * 3_600_000) // the next day: the kept day stands
+	if got := kept("k1"); got != "first" {
+		t.Fatalf("after a transition the next day: %q", got)
+	}
+	write(2 * 3_600_000) // late, in the kept day: dropped, of every kind
+	if got, other := kept("k1"), kept("k2"); got != "" || other != "" {
+		t.Fatalf("after a late transition in the day: k1 %q, k2 %q, want both dropped", got, other)
+	}
+	mark, err := s.RollupMark(ctx, day, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(4 * 3_600_000) // written while the day is read
+	if err := s.SaveRollup(ctx, "k1", day, next, mark, []byte("stale")); err != nil {
+		t.Fatal(err)
+	}
+	if got := kept("k1"); got != "" {
+		t.Fatalf("a day read while a transition landed in it was kept: %q", got)
+	}
+	keep("k1", "second")
+	if got := kept("k1"); got != "second" {
+		t.Fatalf("kept k1 = %q, want second", got)
+	}
+}
+
+// workOrderVersions: the ids and versions of the orders created in a
+// period, and the orders by id.
+func workOrderVersions(t *testing.T, s RulesStore) {
+	ctx := t.Context()
+	var ws []*workorder.WorkOrder
+	for i := range 3 {
+		w := newOrder("pump-1", "plumbing", at(int64(i)*1000))
+		if err := s.CreateWorkOrder(ctx, w, workorder.HistoryEntry{At: w.Created, By: "chen.jing", To: workorder.Opened}); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	w := *ws[1]
+	w.Version, w.Status = 2, workorder.Accepted
+	if err := s.UpdateWorkOrder(ctx, &w, workorder.HistoryEntry{At: at(1500), By: "wang.li", From: workorder.Opened, To: workorder.Accepted}); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.WorkOrderVersions(ctx, at(1000), at(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int64]int{ws[1].ID: 2, ws[2].ID: 1}; fmt.Sprint(vs) != fmt.Sprint(want) {
+		t.Fatalf("versions of the orders created in [1000, 3000): %v, want %v", vs, want)
+	}
+	got, err := s.WorkOrdersByID(ctx, []int64{ws[2].ID, ws[1].ID, 999999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("orders by id: %d, want 2", len(got))
+	}
+	for _, g := range got {
+		if g.ID == ws[1].ID && (g.Version != 2 || g.Status != workorder.Accepted) {
+			t.Fatalf("order %d: version %d status %s", g.ID, g.Version, g.Status)
+		}
 	}
 }
 
