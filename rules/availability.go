@@ -62,6 +62,7 @@ type Equipment struct {
 	scope string               // the fault alarms the cached days were computed for
 	days  map[int64]*faultSpan // closed days, by start (Unix seconds)
 	today todaySoFar           // the current day up to a minute ago
+	drops uint64               // the store's RollupsDropped when the days in memory were checked
 }
 
 // todaySoFar is the current day's figures from its midnight up to end
@@ -295,6 +296,13 @@ func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrd
 	kind := "good_order/v1/" + scope
 	keeper, _ := q.h.(DayRollups)
 	var kept map[int64]Rollup // the store's days, read once when memory lacks one
+	if keeper != nil {
+		q.mu.Lock()
+		if d := keeper.RollupsDropped(); d != q.drops { // a late transition: what memory holds may be out of date
+			q.drops, q.days, q.today = d, map[int64]*faultSpan{}, todaySoFar{}
+		}
+		q.mu.Unlock()
+	}
 
 	down := map[string]time.Duration{}
 	faults := map[string]int{}

@@ -21,6 +21,9 @@ type DayRollups interface {
 	// Rollups are kind's kept days that begin in [from, to), by their
 	// start (Unix milliseconds).
 	Rollups(ctx context.Context, kind string, from, to time.Time) (map[int64]Rollup, error)
+	// RollupsDropped counts the late transitions that dropped kept days:
+	// when it moves, days kept in memory are forgotten too.
+	RollupsDropped() uint64
 }
 
 // Rollup is one kept day.

@@ -156,6 +156,7 @@ type Health struct {
 	mu    sync.Mutex
 	days  map[int64]*agg // closed days' firings, by the day's start (Unix seconds)
 	today soFar          // the current day up to a minute ago
+	drops uint64         // the store's RollupsDropped when the days in memory were checked
 }
 
 // soFar is the current day's firings from its midnight up to end (at least
@@ -429,6 +430,13 @@ func (h *Health) live(ctx context.Context, start, end, closed time.Time) (*agg, 
 func (h *Health) firings(ctx context.Context, from, to time.Time) (*agg, error) {
 	start := from.Truncate(tenMin)
 	total := &agg{start: start, end: start, per: map[string]*acc{}}
+	if keeper, ok := h.events.(rules.DayRollups); ok {
+		h.mu.Lock()
+		if d := keeper.RollupsDropped(); d != h.drops { // a late transition: what memory holds may be out of date
+			h.drops, h.days, h.today = d, map[int64]*agg{}, soFar{}
+		}
+		h.mu.Unlock()
+	}
 	var kept map[int64]rules.Rollup
 	keptOnce := func() (map[int64]rules.Rollup, error) {
 		if kept != nil {

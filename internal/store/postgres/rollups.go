@@ -32,7 +32,10 @@ var rollupMigrations = []string{
 const rollupLock int64 = 0x6b7069646179
 
 // rollupHorizon is the end of the latest kept day this process saved.
-type rollupHorizon struct{ end atomic.Int64 }
+type rollupHorizon struct {
+	end     atomic.Int64
+	dropped atomic.Uint64 // late transitions written
+}
 
 func (h *rollupHorizon) raise(t time.Time) {
 	for end := t.UnixMicro(); ; {
@@ -90,6 +93,9 @@ func (s *Rules) SaveRollup(ctx context.Context, kind string, from, to time.Time,
 	}
 	return nil
 }
+
+// RollupsDropped implements rules.DayRollups.
+func (s *Rules) RollupsDropped() uint64 { return s.horizon.dropped.Load() }
 
 // Rollups implements rules.DayRollups.
 func (s *Rules) Rollups(ctx context.Context, kind string, from, to time.Time) (map[int64]rules.Rollup, error) {

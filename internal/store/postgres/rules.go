@@ -105,6 +105,7 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 	if err != nil {
 		return err
 	}
+	dropped := false
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO alarms (id, rule, asset, doc, state, updated) VALUES ($1, $2, $3, $4, $5, now())
 			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, state = excluded.state, updated = excluded.updated`,
@@ -127,10 +128,14 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 			return err
 		}
 		if len(late) > 0 {
+			dropped = true
 			return dropRollups(ctx, tx, late)
 		}
 		return nil
 	})
+	if err == nil && dropped {
+		s.horizon.dropped.Add(1)
+	}
 	if err != nil {
 		return fmt.Errorf("store: save alarm %s: %w", a.ID, err)
 	}

@@ -31,7 +31,10 @@ var rollupMigrations = []string{
 
 // rollupHorizon is the end of the latest kept day (Unix ms): a transition
 // dated before it may fall in a kept day, which is then dropped.
-type rollupHorizon struct{ end atomic.Int64 }
+type rollupHorizon struct {
+	end     atomic.Int64
+	dropped atomic.Uint64 // late transitions written
+}
 
 func (h *rollupHorizon) raise(end int64) {
 	for {
@@ -83,6 +86,9 @@ func (s *Rules) SaveRollup(ctx context.Context, kind string, from, to time.Time,
 	}
 	return nil
 }
+
+// RollupsDropped implements rules.DayRollups.
+func (s *Rules) RollupsDropped() uint64 { return s.horizon.dropped.Load() }
 
 // Rollups implements rules.DayRollups.
 func (s *Rules) Rollups(ctx context.Context, kind string, from, to time.Time) (map[int64]rules.Rollup, error) {

@@ -109,6 +109,7 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 		return fmt.Errorf("store: save alarm: %w", err)
 	}
 	defer tx.Rollback()
+	late := false
 	if _, err := tx.ExecContext(ctx, `INSERT INTO alarms (id, rule, asset, doc, state, updated) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, state = excluded.state, updated = excluded.updated`,
 		a.ID, a.Rule, a.Asset, string(doc), string(a.State), time.Now().UnixMilli()); err != nil {
@@ -123,9 +124,16 @@ func (s *Rules) SaveAlarm(ctx context.Context, a *rules.Alarm, tr []rules.Transi
 			if err := dropRollups(ctx, tx, t.At); err != nil {
 				return fmt.Errorf("store: save transition: %w", err)
 			}
+			late = true
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if late {
+		s.horizon.dropped.Add(1)
+	}
+	return nil
 }
 
 func scanTransitions(rows *sql.Rows) ([]rules.Transition, error) {
