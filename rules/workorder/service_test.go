@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -535,5 +536,57 @@ func TestWebhookRefusalDoesNotBlockTheOutbox(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[wo-1-v2]" {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// The figures keep the orders they decoded and re-read only those created
+// or changed since: a change made between two requests shows in the
+// second, and the list equals the store's (newest first).
+func TestKPIsReReadOnlyChangedOrders(t *testing.T) {
+	c := newClock()
+	start := c.t
+	h := newHarness(t, filepath.Join(t.TempDir(), "gw.db"), c, false)
+	mk := func() int64 {
+		w, err := h.wo.Create(bg, WorkOrder{Category: "plumbing", Location: "B3", Priority: rules.High, Description: "x"}, "desk")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.ID
+	}
+	a, _ := mk(), mk()
+	c.advance(10 * time.Minute)
+	handled := func() int {
+		t.Helper()
+		k, err := h.reports.KPIs(bg, start, start.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Handled
+	}
+	if n := handled(); n != 0 {
+		t.Fatalf("handled %d before any resolution", n)
+	}
+	h.wo.Transition(bg, a, Accepted, "wang.li", "")
+	h.wo.Transition(bg, a, Resolved, "wang.li", "")
+	c.advance(time.Minute)
+	third := mk()
+	if n := handled(); n != 1 {
+		t.Fatalf("handled %d after resolving #%d between two requests, want 1", n, a)
+	}
+	got, err := h.reports.WorkOrders(bg, Filter{CreatedAfter: start, CreatedBefore: start.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := h.store.WorkOrders(bg, Filter{CreatedAfter: start, CreatedBefore: start.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || len(got) != len(want) || got[0].ID != third {
+		t.Fatalf("%d orders (first #%d), want the store's %d newest first (#%d)", len(got), got[0].ID, len(want), third)
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("order %d: kept %+v, store %+v", i, got[i], want[i])
+		}
 	}
 }
