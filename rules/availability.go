@@ -24,7 +24,8 @@ import (
 
 // FaultHistory reads what the figure needs from the alarm store: each
 // alarm's state at a time, and the transitions of given alarms in a period
-// (an indexed range per alarm, never the whole history).
+// (an indexed range per alarm, never the whole history; AlarmID, To and At
+// are all the figure reads of them).
 type FaultHistory interface {
 	StatesAt(ctx context.Context, t time.Time) (map[string]AlarmState, error)
 	TransitionsOf(ctx context.Context, alarmIDs []string, from, to time.Time) ([]Transition, error)

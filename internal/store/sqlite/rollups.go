@@ -27,6 +27,10 @@ var rollupMigrations = []string{
 		PRIMARY KEY (kind, day_start));
 	CREATE INDEX kpi_days_start ON kpi_days(day_start);
 	CREATE INDEX workorders_created_version ON workorders(created, id, version);`,
+	// Equipment in good order reads the fault alarms' states from this
+	// index alone (it replaces (alarm_id, at, seq), its prefix).
+	`CREATE INDEX alarm_transitions_states ON alarm_transitions(alarm_id, at, seq, to_state);
+	DROP INDEX alarm_transitions_alarm_at;`,
 }
 
 // rollupHorizon is the end of the latest kept day (Unix ms): a transition

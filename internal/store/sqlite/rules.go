@@ -171,7 +171,8 @@ func (s *Rules) TransitionsBetween(ctx context.Context, from, to time.Time) ([]r
 }
 
 // TransitionsOf implements rules.FaultHistory: the transitions of the given
-// alarms with from <= at < to, by alarm then time (one indexed range each).
+// alarms with from <= at < to, by alarm then time (one indexed range each,
+// from the index alone: alarm, time and new state; no notes).
 func (s *Rules) TransitionsOf(ctx context.Context, alarmIDs []string, from, to time.Time) ([]rules.Transition, error) {
 	var out []rules.Transition
 	for len(alarmIDs) > 0 {
@@ -181,20 +182,50 @@ func (s *Rules) TransitionsOf(ctx context.Context, alarmIDs []string, from, to t
 			args = append(args, id)
 		}
 		args = append(args, ms(from), ms(to))
-		rows, err := s.r.QueryContext(ctx, `SELECT alarm_id, from_state, to_state, at, by, note, value FROM alarm_transitions
+		rows, err := s.r.QueryContext(ctx, `SELECT alarm_id, to_state, at FROM alarm_transitions INDEXED BY alarm_transitions_states
 			WHERE alarm_id IN (?`+strings.Repeat(",?", n-1)+`) AND at >= ? AND at < ? ORDER BY alarm_id, at, seq`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: transitions: %w", err)
 		}
-		tr, err := scanTransitions(rows)
+		err = func() error {
+			defer rows.Close()
+			var id, last string
+			var st sql.RawBytes
+			var at int64
+			for rows.Next() {
+				var raw sql.RawBytes
+				if err := rows.Scan(&raw, &st, &at); err != nil {
+					return err
+				}
+				if string(raw) != last { // one string per alarm, not per row
+					id = string(raw)
+					last = id
+				}
+				out = append(out, rules.Transition{AlarmID: id, To: stateOf(st), At: time.UnixMilli(at)})
+			}
+			return rows.Err()
+		}()
 		if err != nil {
 			return nil, fmt.Errorf("store: transitions: %w", err)
 		}
-		out = append(out, tr...)
 		alarmIDs = alarmIDs[n:]
 	}
 	return out, nil
 }
+
+// stateOf is the state a column holds, without allocating for the known
+// ones.
+func stateOf(b []byte) rules.AlarmState {
+	for _, s := range knownStates {
+		if string(b) == string(s) {
+			return s
+		}
+	}
+	return rules.AlarmState(b)
+}
+
+var knownStates = []rules.AlarmState{rules.StateNormal, rules.StateUnacked, rules.StateAcked, rules.StateRTNUnacked,
+	rules.StateShelved, rules.StateOutOfService, rules.StateSuppressed}
 
 // AlarmEvents implements alarmkpi.Events: the firings, shelvings and
 // outs-of-service in [from, to), in time order, read row by row (a month of
