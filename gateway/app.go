@@ -238,7 +238,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})
-	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthly.New(monthly.Deps{Orders: store,
+	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthly.New(monthly.Deps{Orders: reports,
 		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
@@ -295,6 +295,22 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if router != nil {
 		services = append(services, service{"alerts", router.Run}) // returns once in-flight deliveries are done
 	}
+	// The month's figures once at start (the orders decoded, the days the
+	// store keeps read), so the first screen or report does not wait.
+	services = append(services, service{"kpi-warmup", func(ctx context.Context) error {
+		start := time.Now()
+		if _, err := reports.MonthToDate(ctx); err != nil {
+			log.Warn("month-to-date figures at start", "component", "kpi", "err", err)
+			return nil
+		}
+		l := start.In(reports.Location())
+		if _, err := alarmHealth.Report(ctx, time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, l.Location()), start); err != nil {
+			log.Warn("alarm health at start", "component", "kpi", "err", err)
+			return nil
+		}
+		log.Info("month-to-date figures ready", "component", "kpi", "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	}})
 	if router != nil { // the daily review (08:30) goes out through the alert channels
 		services = append(services, service{"daily-review", workorder.NewDailyReview(cfg.Rules.Orders, reports, router, log.With("component", "daily-review"), time.Now).Run})
 	}

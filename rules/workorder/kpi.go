@@ -331,7 +331,13 @@ func (s *Reports) WorkOrders(ctx context.Context, f Filter) ([]*WorkOrder, error
 	}
 	s.cacheMu.Unlock()
 	if len(stale) > 0 {
-		fresh, err := vs.WorkOrdersByID(ctx, stale)
+		var fresh []*WorkOrder
+		if len(stale) > len(versions)/2 { // most of them (the first request): one range read
+			fresh, err = s.store.WorkOrders(ctx, f)
+			out = out[:0]
+		} else {
+			fresh, err = vs.WorkOrdersByID(ctx, stale)
+		}
 		if err != nil {
 			return nil, err
 		}
