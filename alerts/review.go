@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
+	"path"
+	"strings"
 
 	"github.com/propgate/gateway/alerts/notify"
 )
@@ -17,6 +20,30 @@ var ErrNoRecipient = errors.New("no such person or team under alerts: people/tea
 // contacts in order until one takes it. It is not an alert: nothing to
 // acknowledge, no escalation, no grouping with alarms.
 func (r *Router) SendPlain(ctx context.Context, to, subject, text string) error {
+	return r.sendPlain(ctx, to, notify.Message{Subject: subject, Text: text})
+}
+
+// SendPlainFile is SendPlain with a file (the monthly report's workbook):
+// attached where the channel carries files (e-mail); the robots and SMS get
+// the text alone, which must say where to find the file.
+func (r *Router) SendPlainFile(ctx context.Context, to, subject, text, name string, data []byte) error {
+	if len(data) == 0 {
+		return r.sendPlain(ctx, to, notify.Message{Subject: subject, Text: text})
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	if path.Ext(name) == ".xlsx" { // not in every system's table
+		ct = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	return r.sendPlain(ctx, to, notify.Message{Subject: subject, Text: text, Files: []notify.File{{Name: name, ContentType: ct, Data: data}}})
+}
+
+func (r *Router) sendPlain(ctx context.Context, to string, m notify.Message) error {
+	if !strings.Contains(to, ":") { // a person's id, as work orders name people
+		to = "person:" + to
+	}
 	people := r.targets([]string{to}, r.now())
 	if len(people) == 0 {
 		return fmt.Errorf("%w: %s", ErrNoRecipient, to)
@@ -30,7 +57,9 @@ func (r *Router) SendPlain(ctx context.Context, to, subject, text string) error 
 			if n == nil {
 				continue
 			}
-			if _, err := n.Notify(ctx, &notify.Message{To: p.ID, Address: c.Address, Subject: subject, Text: text}); err != nil {
+			msg := m
+			msg.To, msg.Address = p.ID, c.Address
+			if _, err := n.Notify(ctx, &msg); err != nil {
 				tried = append(tried, fmt.Errorf("%s via %s: %w", p.ID, c.Channel, err))
 				continue
 			}

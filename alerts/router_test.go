@@ -670,3 +670,28 @@ func TestGroupedMessageListsTheMostUrgentTwenty(t *testing.T) {
 		t.Fatalf("%d acknowledgement links, want 20 in each language", n)
 	}
 }
+
+// A plain message (the daily review, the monthly report) reaches a person
+// named by id, as work orders name people, or as person:<id>, and a team's
+// person on duty; a name nobody has is an error.
+func TestSendPlainToPersonOrTeam(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	defer h.stop()
+	for _, to := range []string{"boss", "person:boss", "team:engineering"} {
+		if err := h.r.SendPlain(context.Background(), to, "每日工单盘点", "每日工单盘点 2026-11-02\n#1"); err != nil {
+			t.Fatalf("to %s: %v", to, err)
+		}
+	}
+	if err := h.r.SendPlainFile(context.Background(), "boss", "月报", "月报 2026-11", "monthly-report-2026-11.xlsx", []byte("PK")); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	got := fmt.Sprint(h.got)
+	h.mu.Unlock()
+	if want := fmt.Sprint([]sent{{"boss", "每日工单盘点 2026-11-02"}, {"boss", "每日工单盘点 2026-11-02"}, {"wang", "每日工单盘点 2026-11-02"}, {"boss", "月报 2026-11"}}); got != want {
+		t.Fatalf("delivered %s, want %s", got, want)
+	}
+	if err := h.r.SendPlain(context.Background(), "nobody", "x", "x"); !errors.Is(err, alerts.ErrNoRecipient) {
+		t.Fatalf("to nobody: %v", err)
+	}
+}

@@ -238,8 +238,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})
-	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthly.New(monthly.Deps{Orders: reports,
-		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
+	monthlyReport := monthly.New(monthly.Deps{Orders: reports, Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets,
+		Config: cfg.Rules.Orders, Site: cfg.SiteName, Now: time.Now})
+	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthlyReport})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
 	if center != nil {
@@ -313,6 +314,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}})
 	if router != nil { // the daily review (08:30) goes out through the alert channels
 		services = append(services, service{"daily-review", workorder.NewDailyReview(cfg.Rules.Orders, reports, router, log.With("component", "daily-review"), time.Now).Run})
+		// The previous month's report on the 1st (rules.monthly_report).
+		services = append(services, service{"monthly-report", monthly.NewSchedule(cfg.Rules.MonthlyReport, monthlyReport, router, cfg.Alerts.BaseURL,
+			log.With("component", "monthly-report"), time.Now).Run})
 	}
 	services = append(services, extra...)
 	for _, s := range services {

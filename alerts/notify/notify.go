@@ -25,6 +25,16 @@ type Message struct {
 	// Mentions are the addresses a merged message (a digest to a group
 	// robot) is for; robots mention each. Empty: Address alone.
 	Mentions []string
+	// Files go along where the channel carries files (e-mail attaches
+	// them); the others send the text alone, which must stand without them.
+	Files []File
+}
+
+// File is an attachment.
+type File struct {
+	Name        string // ASCII, e.g. monthly-report-2026-11.xlsx
+	ContentType string
+	Data        []byte
 }
 
 // mentions lists whom a robot message @-mentions.

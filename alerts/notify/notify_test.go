@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,9 +18,12 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -395,5 +399,82 @@ func TestRobotErrorsCarryNoSecrets(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), string(c.Type)+" no answer: POST http://"+dead+"/") {
 			t.Errorf("%s error does not say what failed: %v", c.Type, err)
 		}
+	}
+}
+
+// A message with a file goes out as multipart/mixed: the text first, then
+// the file attached under its name, both intact.
+func TestEmailAttachesFiles(t *testing.T) {
+	be := &smtpBackend{}
+	srv := smtp.NewServer(be)
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	n := mustNotifier(t, ChannelConfig{Type: Email, SMTP: SMTPConfig{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, Username: "gateway", Password: "p4ss", From: "gateway@yushan.example", TLS: "none"}}, nil, time.Now)
+	data := make([]byte, 5000) // several base64 lines
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	m := &Message{To: "zhao.min", Address: "zhao.min@yushan.example", Subject: "玉山花园 2026年11月 月报", Text: "服务指标见附件。\n处理率 98.0%",
+		Files: []File{{Name: "monthly-report-2026-11.xlsx", ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: data}}}
+	if _, err := n.Notify(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	be.mu.Lock()
+	raw := be.mail[0]
+	be.mu.Unlock()
+	_, body, _ := strings.Cut(raw, "\n")
+	msg, err := mail.ReadMessage(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || subject != m.Subject {
+		t.Fatalf("subject %q (%v)", subject, err)
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("content type %q %v", mt, err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	var parts []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, _ := io.ReadAll(p)
+		dec, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(string(enc), "\r\n", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(enc)), "\r\n") {
+			if len(line) > 76 {
+				t.Fatalf("a base64 line of %d characters", len(line))
+			}
+		}
+		parts = append(parts, p.Header.Get("Content-Type")+"|"+p.FileName())
+		switch len(parts) {
+		case 1:
+			if string(dec) != m.Text {
+				t.Fatalf("text part %q", dec)
+			}
+		case 2:
+			if !bytes.Equal(dec, data) {
+				t.Fatal("the attachment's bytes differ")
+			}
+		}
+	}
+	want := []string{"text/plain; charset=UTF-8|", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet; name=monthly-report-2026-11.xlsx|monthly-report-2026-11.xlsx"}
+	if fmt.Sprint(parts) != fmt.Sprint(want) {
+		t.Fatalf("parts %q, want %q", parts, want)
 	}
 }

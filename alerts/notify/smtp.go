@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -128,13 +131,67 @@ func (e *EmailNotifier) send(ctx context.Context, m *Message) (bool, error) {
 	if err != nil {
 		return smtpRetry(err), err
 	}
-	subject := "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(m.Subject)) + "?="
-	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
-		e.cfg.From, m.Address, subject, base64.StdEncoding.EncodeToString([]byte(m.Text)))
+	if err := writeMail(w, e.cfg.From, m); err != nil {
+		return true, err
+	}
 	if err := w.Close(); err != nil {
 		return smtpRetry(err), err
 	}
 	return false, c.Quit()
+}
+
+// writeMail writes the message: plain UTF-8 text, or with files a
+// multipart/mixed body with the text first and each file attached.
+func writeMail(w io.Writer, from string, m *Message) error {
+	subject := "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(m.Subject)) + "?="
+	if len(m.Files) == 0 {
+		_, err := fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
+			from, m.Address, subject, base64.StdEncoding.EncodeToString([]byte(m.Text)))
+		return err
+	}
+	mw := multipart.NewWriter(w)
+	if _, err := fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=%q\r\n\r\n",
+		from, m.Address, subject, mw.Boundary()); err != nil {
+		return err
+	}
+	part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=UTF-8"}, "Content-Transfer-Encoding": {"base64"}})
+	if err != nil {
+		return err
+	}
+	if err := writeBase64Lines(part, []byte(m.Text)); err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		ct := f.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		part, err := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {mime.FormatMediaType(ct, map[string]string{"name": f.Name})},
+			"Content-Disposition":       {mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})},
+			"Content-Transfer-Encoding": {"base64"},
+		})
+		if err != nil {
+			return err
+		}
+		if err := writeBase64Lines(part, f.Data); err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// writeBase64Lines writes data in base64 lines of 76 characters (RFC 2045).
+func writeBase64Lines(w io.Writer, data []byte) error {
+	enc := base64.StdEncoding.EncodeToString(data)
+	for len(enc) > 0 {
+		n := min(76, len(enc))
+		if _, err := io.WriteString(w, enc[:n]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[n:]
+	}
+	return nil
 }
 
 // smtpRetry: 4xx replies are transient, 5xx final.

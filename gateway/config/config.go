@@ -466,6 +466,19 @@ func (c *Config) validate() error {
 		}
 	}
 	// Cross-references.
+	for i, to := range c.Rules.MonthlyReport.To {
+		where := fmt.Sprintf("monthly_report.to[%d]", i)
+		switch {
+		case c.Alerts == nil:
+			add("rules", cfgerr.Errorf(where, "the monthly report goes out through the alert channels, and there is no alerts: section; fix: configure alerts: (people and channels) or remove monthly_report.to"))
+		case strings.HasPrefix(to, "team:"):
+			if !slices.ContainsFunc(c.Alerts.Teams, func(t alerts.Team) bool { return "team:"+t.ID == to }) {
+				add("rules", cfgerr.Errorf(where, "%q is not a team under alerts: teams", to))
+			}
+		case !slices.ContainsFunc(c.Alerts.People, func(p alerts.Person) bool { return p.ID == to }):
+			add("rules", cfgerr.Errorf(where, "%q is not a person under alerts: people; fix: a person id, or team:<id>", to))
+		}
+	}
 	for i, d := range c.Modbus.Devices {
 		if d.Asset != "" && ids[d.Asset] == 0 {
 			add("modbus", cfgerr.Errorf(fmt.Sprintf("devices[%d].asset", i), "%q is not declared under assets:; fix: declare it or correct the id", d.Asset))

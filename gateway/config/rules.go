@@ -9,6 +9,7 @@ import (
 	"github.com/propgate/gateway/internal/cfgerr"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
+	"github.com/propgate/gateway/rules/monthly"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -21,6 +22,8 @@ type RulesSection struct {
 	Orders   workorder.Config `yaml:",inline"` // reopen_window, sla, webhook, categories, calendar, callback, targets, daily_review
 	// AlarmKPIs sets the alarm-system health figures (operators, flood threshold, stale after).
 	AlarmKPIs alarmkpi.Config `yaml:"alarm_kpis"`
+	// MonthlyReport sends the previous month's report on the 1st (at, to, no_attachment).
+	MonthlyReport monthly.ScheduleConfig `yaml:"monthly_report"`
 }
 
 // Alarms is the alarm-rule part, for the engine.
@@ -35,6 +38,7 @@ func (s *RulesSection) SetDefaults() {
 	a.SetDefaults()
 	s.Orders.SetDefaults()
 	s.AlarmKPIs.SetDefaults()
+	s.MonthlyReport.SetDefaults()
 }
 
 // Validate checks the section and compiles the rules' conditions.
@@ -44,6 +48,9 @@ func (s *RulesSection) Validate(assets []collectors.Asset) error {
 		return err
 	}
 	if err := s.Orders.Validate(); err != nil {
+		return err
+	}
+	if err := s.MonthlyReport.Validate(); err != nil {
 		return err
 	}
 	// With a category table, a rule's work orders use its categories too.

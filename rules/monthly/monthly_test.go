@@ -64,6 +64,18 @@ func config() workorder.Config {
 // by hand from this script (see the comments).
 func month(t *testing.T) (*Report, *workorder.KPIs) {
 	t.Helper()
+	b, _, _ := monthSite(t)
+	r, err := b.Build(bg, "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, r.KPIs
+}
+
+// monthSite is month's site: the report builder, the engine and the clock
+// (at 1 December, 09:00).
+func monthSite(t *testing.T) (*Builder, *rules.Engine, *clock) {
+	t.Helper()
 	store, err := sqlite.OpenRules(filepath.Join(t.TempDir(), "gw.db"), false)
 	if err != nil {
 		t.Fatal(err)
@@ -173,11 +185,7 @@ func month(t *testing.T) (*Report, *workorder.KPIs) {
 	equip := rules.NewEquipment(e, store)
 	b := New(Deps{Orders: store, Equipment: equip, Alarms: alarmkpi.New(alarmkpi.Config{}, store, e, time.UTC, c.now), Incidents: store,
 		Assets: assets, Config: cfg, Site: "御山花园", Now: c.now})
-	r, err := b.Build(bg, "2026-11")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, r.KPIs
+	return b, e, c
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
