@@ -73,6 +73,7 @@ func TestConfigErrors(t *testing.T) {
 		// Issue 14: the phone pages' contractors.
 		{"mobile_bad_phone.yaml", `testdata/mobile_bad_phone.yaml:6: mobile.contractors[0].phone: "call Otis" is not a phone number; fix: digits, spaces and '-', optionally starting with +, e.g. "+86 400 820 0000"`},
 		{"service_review_time.yaml", `testdata/service_review_time.yaml:6: rules.daily_review.at: "8.30" is not a time of day; fix: HH:MM, e.g. 08:30`},
+		{"service_monthly_report_to.yaml", `testdata/service_monthly_report_to.yaml:6: rules.monthly_report.to[0]: the monthly report goes out through the alert channels, and there is no alerts: section; fix: configure alerts: (people and channels) or remove monthly_report.to`},
 		{"playbooks_bad_category.yaml", `testdata/playbooks_bad_category/plan.yaml:9: steps[0].action.workorder.category: "flood_damage" is not under rules.categories; fix: one of plumbing`},
 		{"planned_works_bad.yaml", `testdata/planned_works_bad.yaml:10: planned_works.kinds.power.rules[1]: "mains-gone" is not a rule id (rules.rules)`},
 		{"planned_works_bad_kind.yaml", `testdata/planned_works_bad_kind.yaml:8: planned_works.kinds.gas: "gas" is not a kind of planned work; fix: power, water, maintenance`},
