@@ -142,6 +142,24 @@ func TestWallDisplayAndConsoleInChromiumIntegration(t *testing.T) {
 		chromedp.WaitVisible(`#workorders tr[data-workorder="2"]`))
 	within(t, wall, 2*time.Second, "the new work order on the wall", chromedp.WaitVisible(`#workorders tr[data-workorder="2"]`))
 
+	// Targets green and red: on the console's orders page (the KPIs as of
+	// now) nothing is resolved yet, so the handling rate (target 100 %) is
+	// red, and no device is in a fault, so equipment in good order is green;
+	// the wall shows equipment in good order green too.
+	within(t, console, 10*time.Second, "the service figures against their targets on the console",
+		chromedp.Navigate(s.url+"/console/orders"),
+		chromedp.WaitVisible(`#okpis .kpi.unmet[data-kpi="handling_rate"]`),
+		chromedp.WaitVisible(`#okpis .kpi.met[data-kpi="good_order"]`))
+	within(t, wall, 10*time.Second, "equipment in good order green on the wall",
+		chromedp.WaitVisible(`#kpis .kpi.good[data-kpi="kpi.availability"]`))
+	var red, green string
+	within(t, console, 2*time.Second, "the colours", chromedp.Evaluate(`getComputedStyle(document.querySelector('#okpis .kpi.unmet .v')).color`, &red),
+		chromedp.Evaluate(`getComputedStyle(document.querySelector('#okpis .kpi.met .v')).color`, &green))
+	if red != "rgb(221, 51, 51)" || green != "rgb(46, 157, 79)" {
+		t.Errorf("not met shown in %s, met in %s; want red and green", red, green)
+	}
+	screenshot(t, console, "console-orders-kpis")
+
 	// The gateway dies: the wall display says so.
 	s.stop(syscall.SIGKILL)
 	within(t, wall, 15*time.Second, "stale banner", chromedp.WaitVisible(`#banner:not(.hidden)`))

@@ -262,7 +262,7 @@ function renderWall() {
       ["kpi.availability", k.good_order || (avail.length ? Math.min(...avail) : null)]];
     $("kpis").innerHTML = rows.map(([key, v]) => {
       const m = kpiOf(v);
-      return `<div class="kpi ${m.met === false ? "bad" : ""}" data-kpi="${key}"><div class="v">${pct(m.value)}</div><div class="l">${tr(key)}</div>` +
+      return `<div class="kpi ${m.met === false ? "bad" : m.met === true ? "good" : ""}" data-kpi="${key}"><div class="v">${pct(m.value)}</div><div class="l">${tr(key)}</div>` +
         (m.target !== null ? `<div class="t">${tr("target")} ${pct(m.target)}${m.met === null ? "" : " · " + tr(m.met ? "met" : "not_met")}</div>` : "") + `</div>`;
     }).join("");
   }
