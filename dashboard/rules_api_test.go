@@ -36,14 +36,15 @@ func rulesServer(t testing.TB) (*httptest.Server, *rules.Engine) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wo := workorder.NewService(workorder.Config{}, assets, store, log, time.Now)
+	wcfg := workorder.Config{Categories: []workorder.Category{{ID: "plumbing", NameZH: "给排水维修", Resolution: 4 * time.Hour}, {ID: "elevator", NameZH: "电梯", Resolution: 2 * time.Hour}}} // the categories are a configured list
+	wo := workorder.NewService(wcfg, assets, store, log, time.Now)
 	e := rules.NewEngine(cfg, assets, rules.Deps{Store: store, OnFire: wo, Log: log, Now: time.Now})
 	if err := e.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	api := NewAPI(Deps{State: collectors.NewState(assets), Gatherer: prometheus.NewRegistry(), Log: log})
 	api.MountRules(Rules{Alarms: e, AlarmActions: e, History: store, WorkOrders: wo, Orders: store,
-		Reports: workorder.NewReports(store, rules.NewEquipment(e, store), workorder.Config{}, time.Now)})
+		Reports: workorder.NewReports(store, rules.NewEquipment(e, store), wcfg, time.Now)})
 	api.UseAuth(testAuth(t)) // call() acts as the operator wang.li
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

@@ -54,6 +54,7 @@ func TestComplaintRegisterOnSiteAndCallback(t *testing.T) {
 	}{
 		{operator, "POST", "", `{"type": "gossip", "category": "plumbing", "description": "x", "room": "1"}`, 400, `type \"gossip\" is not a work-order type`},
 		{operator, "POST", "", `{"category": "plumbing", "description": "x", "room": "1", "channel": "fax"}`, 400, `channel \"fax\" is not a channel`},
+		{operator, "POST", "", `{"category": "gardening", "description": "x", "room": "1"}`, 400, `category \"gardening\" is not configured; fix: one of`},
 		{engineer, "POST", "/transition", `{"to": "accepted"}`, 200, `"status": "accepted"`},
 		{engineer, "POST", "/transition", `{"to": "on_site"}`, 200, `"status": "on_site"`},
 		{engineer, "POST", "/transition", `{"to": "resolved"}`, 409, "a complaint is resolved once its analysis, solution and feedback are recorded"},
