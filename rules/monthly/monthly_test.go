@@ -18,6 +18,7 @@ import (
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
+	"github.com/propgate/gateway/rules/playbook"
 	. "github.com/propgate/gateway/rules/monthly"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -181,12 +182,38 @@ func monthSite(t *testing.T) (*Builder, *rules.Engine, *clock) {
 	pt("b3-leak", "leak", true, "2026-11-18 00:00")
 	pt("b3-leak", "leak", false, "2026-11-18 10:00")
 
+	// The emergencies: a real mains outage on the 15th, the flooding plan's
+	// drill on the 26th (its order is 7 above), and one of October's (not
+	// this month's). The fire plan's drill fell due on the 20th and was not held.
+	for _, in := range []playbook.Incident{
+		{Playbook: "mains-outage", Name: "市电停电", Status: "closed", Started: time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)},
+		{Playbook: "flooding", Name: "水浸", Drill: true, Status: "closed", Started: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)},
+		{Playbook: "flooding", Name: "水浸", Status: "closed", Started: time.Date(2026, 10, 30, 9, 0, 0, 0, time.UTC)},
+	} {
+		if err := store.CreateIncident(bg, &in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	six := playbook.Interval{Months: 6}
+	last, next := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), time.Date(2027, 5, 26, 10, 0, 0, 0, time.UTC)
+	fireLast, fireNext := time.Date(2026, 5, 20, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	plans := plansList{
+		{Playbook: playbook.Playbook{ID: "fire", Name: "火警", Drill: &playbook.DrillSchedule{Every: six}}, LastDrill: &fireLast, NextDrill: &fireNext},
+		{Playbook: playbook.Playbook{ID: "flooding", Name: "水浸", Drill: &playbook.DrillSchedule{Every: six}}, LastDrill: &last, NextDrill: &next},
+		{Playbook: playbook.Playbook{ID: "mains-outage", Name: "市电停电"}},
+	}
+
 	c.at("2026-12-01 09:00")
 	equip := rules.NewEquipment(e, store)
-	b := New(Deps{Orders: store, Equipment: equip, Alarms: alarmkpi.New(alarmkpi.Config{}, store, e, time.UTC, c.now), Incidents: store,
+	b := New(Deps{Orders: store, Equipment: equip, Alarms: alarmkpi.New(alarmkpi.Config{}, store, e, time.UTC, c.now), Incidents: store, Plans: plans,
 		Assets: assets, Config: cfg, Site: "御山花园", Now: c.now})
 	return b, e, c
 }
+
+// plansList is the runner's plans with their drill calendars.
+type plansList []playbook.PlaybookInfo
+
+func (p plansList) Playbooks() []playbook.PlaybookInfo { return p }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
@@ -262,6 +289,15 @@ func TestMonthOfOrdersKPIs(t *testing.T) {
 	}
 	if r.Health == nil || r.Health.Alarms != 2 || len(r.AlarmsByType) != 2 {
 		t.Errorf("alarms %+v", r.AlarmsByType)
+	}
+	// Emergencies and drills: October's flood not counted; the fire plan's
+	// drill due and not held.
+	if in := r.Incidents; len(in) != 2 || in[0].Playbook != "flooding" || in[0].Drills != 1 || in[0].Real != 0 || in[1].Playbook != "mains-outage" || in[1].Real != 1 {
+		t.Errorf("incidents %+v", in)
+	}
+	if d := r.Drills; len(d) != 3 || d[0].Playbook != "fire" || d[0].Held != 0 || !d[0].Due || d[0].Every != "6mo" ||
+		d[1].Playbook != "flooding" || d[1].Held != 1 || d[1].Due || d[2].Every != "" || d[2].Due {
+		t.Errorf("drills %+v", d)
 	}
 }
 

@@ -66,7 +66,8 @@ func (s *mailSession) Logout() error { return nil }
 // responses, the fire call on site in 3 minutes against 2 (its mean 3 min
 // meets the 3-minute target); two orders late (the lighting repair, the
 // unaccepted pump order) and the fire call's arrival; one complaint, never
-// called back; two alarm firings.
+// called back; two alarm firings; the flooding drill held, the fire
+// plan's due and not held.
 const wantSummary = `御山花园 2026年11月 物业服务月报：7 项指标 2 项达标 / Monthly service report 2026-11: 2 of 7 figures met
 
 服务指标 Figures:
@@ -81,6 +82,7 @@ const wantSummary = `御山花园 2026年11月 物业服务月报：7 项指标 
 
 工单 6 张，超时 3 张；投诉 1 起，已回访 0 起，不满意 0 次 / 6 work orders, 3 late; 1 complaints, 0 called back, 0 unsatisfied
 报警 2 次，泛滥时段 0 个，日均每人 0.1 次（EEMUA 191 ≤ 144）/ 2 alarms, 0 floods, 0.1 per operator per day
+演练 1 次，到期未演练的预案 1 个 / 1 drills held, 1 plans due
 
 完整月报 Full report: https://gw.yushan.example/api/v1/reports/monthly?month=2026-11
 Excel: https://gw.yushan.example/api/v1/reports/monthly?month=2026-11&format=xlsx
