@@ -18,8 +18,8 @@ import (
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
-	"github.com/propgate/gateway/rules/playbook"
 	. "github.com/propgate/gateway/rules/monthly"
+	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
