@@ -24,9 +24,9 @@ import (
 )
 
 // benchSite is a month (November 2026) with 1,000,000 alarm transitions
-// (500,000 firings and their returns, over 300 alarms of 100 assets, a
-// tenth of them device faults) and 10,000 work orders, on a real SQLite
-// file, with the engine that owns those alarms.
+// (500,000 firings and their returns, over the 150 alarms of 100 assets,
+// 50 of them device faults) and 10,000 work orders, on a real SQLite file,
+// with the engine that owns those alarms (its clock is c).
 func benchSite(b *testing.B, c *clock) (*sqlite.Rules, *rules.Engine, []collectors.Asset, string) {
 	b.Helper()
 	var assets []collectors.Asset
