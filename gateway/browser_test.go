@@ -158,6 +158,13 @@ func TestWallDisplayAndConsoleInChromiumIntegration(t *testing.T) {
 	if red != "rgb(221, 51, 51)" || green != "rgb(46, 157, 79)" {
 		t.Errorf("not met shown in %s, met in %s; want red and green", red, green)
 	}
+	var named bool // the register lists categories by their configured Chinese names
+	within(t, console, 5*time.Second, "categories by name in the register",
+		chromedp.WaitVisible(`#olist tr[data-workorder]`),
+		chromedp.Evaluate(`[...document.querySelectorAll('#olist tr[data-workorder] td:nth-child(3)')].some(td => td.textContent.startsWith('给排水维修'))`, &named))
+	if !named {
+		t.Error("the orders page lists the plumbing order without its category's name 给排水维修")
+	}
 	screenshot(t, console, "console-orders-kpis")
 
 	// The gateway dies: the wall display says so.

@@ -25,6 +25,7 @@ const actions = {opened: [["accepted", "接单 accept"]], dispatched: [["accepte
   on_site: [["in_progress", "开始维修 start"], ["resolved", "完成 done"]], in_progress: [["resolved", "完成 done"]],
   resolved: [["callback", "回访 call back"], ["closed", "未回访归档 close without call-back"]], callback_done: [["closed", "归档 close"]]};
 
+let catName = {}; // category id → its Chinese name (the configured list)
 const kpiNames = [["handling_rate", "处理率 handled"], ["callback_rate", "回访率 call-backs"], ["good_order", "设备完好率 equipment in order"],
   ["resolution_on_time_rate", "维修及时率 repairs on time"], ["arrival_on_time_rate", "到场及时率 on site in time"], ["mean_time_to_arrive", "平均到场 mean arrival"]];
 
@@ -38,13 +39,13 @@ async function refresh() {
       return `<div class="kpi${cls}" data-kpi="${id}"><div class="v">${v}</div><div class="l">${label} <span class="muted">目标 ${t}</span></div></div>`;
     }).join("");
     $("olist").innerHTML = `<tr><th>#</th><th>类型</th><th>类别 / 位置</th><th>报修人</th><th>状态</th><th>期限 due</th><th></th></tr>` + orders.map(w =>
-      `<tr data-workorder="${w.id}"><td>#${w.id}</td><td>${esc(typeZH[w.type] || w.type)}</td><td>${esc(w.category)}<br><span class="muted">${esc(w.room || w.location)} ${esc(w.description)}</span></td>` +
+      `<tr data-workorder="${w.id}"><td>#${w.id}</td><td>${esc(typeZH[w.type] || w.type)}</td><td>${esc(catName[w.category] || w.category)}<br><span class="muted">${esc(w.room || w.location)} ${esc(w.description)}</span></td>` +
       `<td>${esc(w.caller_name)} ${esc(w.caller_phone)}<br><span class="muted">首问 ${esc(w.first_responsible)}${w.assignee ? " · 责任人 " + esc(w.assignee) : ""}</span></td>` +
       `<td>${esc(statusZH[w.status] || w.status)}${w.reworks ? ` <span class="overdue">返修 ${w.reworks}</span>` : ""}</td>` +
       `<td>${w.status === "resolved" ? "回访 " + when(w.callback_due) : (w.arrival_due && !w.on_site_at?.startsWith?.("2") ? "到场 " + when(w.arrival_due) + "<br>" : "") + "完成 " + when(w.resolution_due)}</td>` +
       `<td>${(actions[w.status] || []).map(([to, label]) => `<button data-wo="${w.id}" data-to="${to}" data-type="${esc(w.type)}">${label}</button>`).join(" ")}</td></tr>`).join("");
     $("oreview").innerHTML = review.filter(i => i.sla_status !== "ok" && i.sla_status !== "done").slice(0, 30).map(i =>
-      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${reviewZH[i.sla_status] || i.sla_status}</td><td>${esc(i.category)} ${esc(i.room || i.location)}</td><td>${esc(i.responsible)}</td></tr>`).join("")
+      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${reviewZH[i.sla_status] || i.sla_status}</td><td>${esc(catName[i.category] || i.category)} ${esc(i.room || i.location)}</td><td>${esc(i.responsible)}</td></tr>`).join("")
       || `<tr><td class="muted">无超时或待回访 nothing late</td></tr>`;
   } catch (e) {
     if (e.status === 401) { $("needlogin").classList.remove("hidden"); $("orders-app").classList.add("hidden"); }
@@ -85,11 +86,12 @@ async function start() {
     $("user").textContent = me.username + " (" + me.role + ")";
   } catch (e) { $("needlogin").classList.remove("hidden"); return; }
   $("orders-app").classList.remove("hidden");
-  const month = new Date().toISOString().slice(0, 7);
-  $("monthly-html").href = "/api/v1/reports/monthly?month=" + month;
-  $("monthly-xlsx").href = "/api/v1/reports/monthly?format=xlsx&month=" + month;
+  // This month in the site's time zone (the server's default), not the browser's.
+  $("monthly-html").href = "/api/v1/reports/monthly";
+  $("monthly-xlsx").href = "/api/v1/reports/monthly?format=xlsx";
   try {
     const cats = await api("GET", "/api/v1/workorder-categories");
+    catName = Object.fromEntries(cats.map(c => [c.id, c.name_zh || c.name || c.id]));
     $("ocats").innerHTML = cats.map(c => `<option value="${esc(c.id)}">${esc(c.name_zh)} ${esc(c.name)}</option>`).join("");
   } catch (e) { $("ocats").outerHTML = `<input name="category" placeholder="类别 category" required>`; }
   try {
