@@ -243,3 +243,26 @@ func TestRuleConditions(t *testing.T) {
 		t.Error("0.8 m/min did not alarm")
 	}
 }
+
+// A threshold with a floor stops applying under it: a reminder counting
+// days down (below 31) clears once the date has passed (floor 0).
+func TestThresholdFloor(t *testing.T) {
+	th := &Threshold{Below: f64(31), Floor: f64(0)}
+	for _, c := range []struct {
+		v    int64
+		want bool
+	}{{40, false}, {30, true}, {0, true}, {-1, false}, {-400, false}} {
+		p := &collectors.Point{Value: collectors.Int(c.v), Quality: collectors.QualityGood}
+		if got, ok := th.Eval(p, false, time.Time{}, nil); !ok || got != c.want {
+			t.Errorf("%d days: %v %v, want %v", c.v, got, ok, c.want)
+		}
+	}
+	r := &Rule{Threshold: &Threshold{Above: f64(1), Floor: f64(0)}}
+	if _, err := compileThreshold(r); err == nil {
+		t.Error("floor with above accepted")
+	}
+	r = &Rule{Threshold: &Threshold{Below: f64(1), Floor: f64(2)}}
+	if _, err := compileThreshold(r); err == nil {
+		t.Error("floor above below accepted")
+	}
+}

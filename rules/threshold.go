@@ -9,11 +9,14 @@ import (
 )
 
 // Threshold alarms when the value crosses a limit; it clears only once the
-// value is back past the limit by the deadband.
+// value is back past the limit by the deadband. With below, floor is where
+// the rule stops applying: a value under it is normal (a reminder counting
+// days down to a date clears once the date has passed).
 type Threshold struct {
 	pointCondition
 	Above    *float64 `yaml:"above"`
 	Below    *float64 `yaml:"below"`
+	Floor    *float64 `yaml:"floor"`
 	Deadband float64  `yaml:"deadband"`
 }
 
@@ -26,6 +29,9 @@ func compileThreshold(r *Rule) (Condition, error) {
 	}
 	if (t.Above == nil) == (t.Below == nil) {
 		return nil, cfgerr.Errorf("threshold", "set exactly one of above or below")
+	}
+	if t.Floor != nil && (t.Below == nil || !(*t.Floor < *t.Below)) {
+		return nil, cfgerr.Errorf("threshold.floor", "goes with below and must be under it; fix: e.g. below: 31, floor: 0 (a reminder that ends on the day)")
 	}
 	if t.Deadband < 0 || math.IsNaN(t.Deadband) {
 		return nil, cfgerr.Errorf("threshold.deadband", "must be zero or positive")
@@ -47,6 +53,9 @@ func (t *Threshold) Eval(p *collectors.Point, active bool, _ time.Time, _ *Memor
 			return v > *t.Above-t.Deadband, true
 		}
 		return v > *t.Above, true
+	}
+	if t.Floor != nil && v < *t.Floor {
+		return false, true
 	}
 	if active {
 		return v < *t.Below+t.Deadband, true

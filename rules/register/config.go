@@ -15,7 +15,11 @@ type Config struct {
 	TimeZone string    `yaml:"time_zone"` // the site's days; default Asia/Shanghai
 	WarnDays int       `yaml:"warn_days"` // a certificate is "due" this many days ahead (screens); default 30
 	Assets   []Entry   `yaml:"assets"`    // seed: stored at first start, never overwriting what people edited
-	Contacts []Contact `yaml:"contacts"`
+	Contacts []Contact `yaml:"contacts"`  // seed: stored at first start; admins edit the stored copy
+
+	// StepContacts are the directory ids the playbooks' steps name, each
+	// with where (set by the config check): those cannot be deleted.
+	StepContacts map[string]string `yaml:"-"`
 
 	loc *time.Location
 }
@@ -54,34 +58,19 @@ func (c *Config) Validate(known func(string) bool) error {
 		seen[e.Asset] = i
 	}
 	ids := map[string]int{}
-	for i, ct := range c.Contacts {
+	for i := range c.Contacts {
+		ct := &c.Contacts[i]
 		p := fmt.Sprintf("contacts[%d]", i)
-		switch {
-		case !contactIDRE.MatchString(ct.ID) || ct.ID == AssetContractor:
-			return cfgerr.Errorf(p+".id", "%q is not a contact id; fix: lower-case letters, digits, '_' or '-', e.g. power-company (asset_contractor is reserved)", ct.ID)
-		case ct.Name == "":
-			return cfgerr.Errorf(p+".name", "is required; fix: e.g. 供电公司 State Grid customer service")
-		case !phoneRE.MatchString(ct.Phone):
-			return cfgerr.Errorf(p+".phone", "%q is not a phone number; fix: digits, spaces, +, -, ( ), e.g. 95598", ct.Phone)
-		case ct.Phone2 != "" && !phoneRE.MatchString(ct.Phone2):
-			return cfgerr.Errorf(p+".phone2", "%q is not a phone number", ct.Phone2)
+		if err := ct.Validate(known); err != nil {
+			return cfgerr.Prefix(p, err)
 		}
 		if j, dup := ids[ct.ID]; dup {
 			return cfgerr.Errorf(p+".id", "%q is already used by contacts[%d]", ct.ID, j)
 		}
 		ids[ct.ID] = i
-		okCat := false
-		for _, k := range ContactCategories {
-			okCat = okCat || ct.Category == k
-		}
-		if !okCat {
-			return cfgerr.Errorf(p+".category", "%q is not a category; fix: emergency, utility, contractor, government, insurer or other", ct.Category)
-		}
-		for j, a := range ct.Assets {
-			if !known(a) {
-				return cfgerr.Errorf(fmt.Sprintf("%s.assets[%d]", p, j), "%q is not declared under assets:", a)
-			}
-		}
+	}
+	if len(c.Contacts) > MaxContacts {
+		return cfgerr.Errorf("contacts", "more than %d contacts", MaxContacts)
 	}
 	return nil
 }

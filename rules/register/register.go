@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -190,15 +191,53 @@ func (e Entry) withDays(now time.Time, loc *time.Location, warn int) Entry {
 	return e
 }
 
-// Contact is one entry of the external contacts directory.
+// Contact is one entry of the external contacts directory. The config's
+// contacts: seed the stored directory at first start; after that admins
+// edit it in the console (every change audited, by whom and when).
 type Contact struct {
-	ID       string   `yaml:"id" json:"id"`
-	Name     string   `yaml:"name" json:"name"`         // 供电公司 (国网客服) …
-	Category string   `yaml:"category" json:"category"` // emergency, utility, contractor, government, insurer, other
-	Phone    string   `yaml:"phone" json:"phone"`
-	Phone2   string   `yaml:"phone2" json:"phone2,omitempty"`
-	Notes    string   `yaml:"notes" json:"notes,omitempty"` // when to call, what to say
-	Assets   []string `yaml:"assets" json:"assets,omitempty"`
+	ID        string    `yaml:"id" json:"id"`
+	Name      string    `yaml:"name" json:"name"`         // 供电公司 (国网客服) …
+	Category  string    `yaml:"category" json:"category"` // emergency, utility, contractor, government, insurer, other
+	Phone     string    `yaml:"phone" json:"phone"`
+	Phone2    string    `yaml:"phone2" json:"phone2,omitempty"`
+	Notes     string    `yaml:"notes" json:"notes,omitempty"` // when to call, what to say
+	Assets    []string  `yaml:"assets" json:"assets,omitempty"`
+	UpdatedBy string    `yaml:"-" json:"updated_by,omitempty"`
+	Updated   time.Time `yaml:"-" json:"updated,omitzero"`
+	Version   int       `yaml:"-" json:"version"`           // bumped on every save; a PUT must send the one it read
+	Deleted   bool      `yaml:"-" json:"deleted,omitempty"` // removed by an admin: kept so the seed does not bring it back
+}
+
+// MaxContacts bounds the directory.
+const MaxContacts = 500
+
+// Validate checks c; paths are relative to the contact. known reports
+// whether an asset id is declared.
+func (c *Contact) Validate(known func(string) bool) error {
+	switch {
+	case !contactIDRE.MatchString(c.ID) || c.ID == AssetContractor || len(c.ID) > 64:
+		return cfgerr.Errorf("id", "%q is not a contact id; fix: lower-case letters, digits, '_' or '-', at most 64, e.g. power-company (asset_contractor is reserved)", c.ID)
+	case strings.TrimSpace(c.Name) == "":
+		return cfgerr.Errorf("name", "is required; fix: e.g. 供电公司 State Grid customer service")
+	case utf8.RuneCountInString(c.Name) > maxText || !utf8.ValidString(c.Name):
+		return cfgerr.Errorf("name", "is longer than %d characters", maxText)
+	case !phoneRE.MatchString(c.Phone):
+		return cfgerr.Errorf("phone", "%q is not a phone number; fix: digits, spaces, +, -, ( ), e.g. 95598", c.Phone)
+	case c.Phone2 != "" && !phoneRE.MatchString(c.Phone2):
+		return cfgerr.Errorf("phone2", "%q is not a phone number; fix: digits, spaces, +, -, ( ), or leave it empty", c.Phone2)
+	case utf8.RuneCountInString(c.Notes) > maxNotes || !utf8.ValidString(c.Notes):
+		return cfgerr.Errorf("notes", "is longer than %d characters", maxNotes)
+	case !slices.Contains(ContactCategories, c.Category):
+		return cfgerr.Errorf("category", "%q is not a category; fix: emergency, utility, contractor, government, insurer or other", c.Category)
+	case len(c.Assets) > 100:
+		return cfgerr.Errorf("assets", "at most 100 assets")
+	}
+	for j, a := range c.Assets {
+		if !known(a) {
+			return cfgerr.Errorf(fmt.Sprintf("assets[%d]", j), "%q is not declared under assets:", a)
+		}
+	}
+	return nil
 }
 
 // ContactCategories are the directory's sections.
@@ -211,5 +250,9 @@ const AssetContractor = "asset_contractor"
 // ErrNotFound: no such register entry or contact.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict: the entry changed since it was read.
-var ErrConflict = errors.New("the register entry was changed by someone else; reload and retry")
+// ErrConflict: the entry or contact changed since it was read (or a new
+// contact's id is taken).
+var ErrConflict = errors.New("changed by someone else since it was read (or the id is taken); reload and retry")
+
+// ErrInUse: a contact a playbook step names cannot be deleted.
+var ErrInUse = errors.New("in use")

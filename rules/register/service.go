@@ -6,15 +6,23 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/internal/cfgerr"
 )
 
 // Field is the derived reading the register publishes per asset with
 // certificates: days until the earliest one expires (negative: expired).
 const Field = "cert_days_left"
+
+// WarrantyField is the derived reading the register publishes per asset
+// with a warranty end: days until the warranty ends (0 on its last day,
+// negative after). The reminder rules alarm below 31, 8 and 2 with floor 0:
+// once the warranty has ended the reminder clears.
+const WarrantyField = "warranty_days_left"
 
 // Source is the collector name the register publishes under (metrics).
 const Source = "register"
@@ -27,6 +35,11 @@ type Store interface {
 	// Version must be the stored one (0: not stored yet), else ErrConflict
 	// and nothing is saved. Saved entries get Version+1.
 	PutRegisterEntries(ctx context.Context, es []Entry, onlyNew bool) (int, error)
+	// RegisterContacts lists the stored directory, deleted ones included.
+	RegisterContacts(ctx context.Context) ([]Contact, error)
+	// PutRegisterContacts saves cs in one transaction, with the same
+	// onlyNew and Version rules as PutRegisterEntries.
+	PutRegisterContacts(ctx context.Context, cs []Contact, onlyNew bool) (int, error)
 }
 
 // Service serves the register and the contacts directory and publishes
@@ -40,15 +53,16 @@ type Service struct {
 	now    func() time.Time
 	every  time.Duration
 
-	mu    sync.RWMutex
-	cache map[string]Entry // by asset; bounded by the declared assets
+	mu       sync.RWMutex
+	cache    map[string]Entry   // by asset; bounded by the declared assets
+	contacts map[string]Contact // by id, deleted ones included; bounded by MaxContacts
 }
 
 // NewService builds the service; nothing runs until Run. sink receives the
 // derived readings (the pipeline); nil publishes nothing.
 func NewService(cfg Config, assets []collectors.Asset, store Store, sink collectors.Sink, log *slog.Logger, now func() time.Time) *Service {
 	cfg.SetDefaults()
-	s := &Service{cfg: cfg, store: store, sink: sink, assets: map[string]collectors.Asset{}, log: log, now: now, every: time.Minute, cache: map[string]Entry{}}
+	s := &Service{cfg: cfg, store: store, sink: sink, assets: map[string]collectors.Asset{}, log: log, now: now, every: time.Minute, cache: map[string]Entry{}, contacts: map[string]Contact{}}
 	for _, a := range assets {
 		s.assets[a.ID] = a
 	}
@@ -75,9 +89,22 @@ func (s *Service) Load(ctx context.Context) error {
 			s.log.Info("register seeded from the config", "entries", n)
 		}
 	}
+	if len(s.cfg.Contacts) > 0 {
+		n, err := s.store.PutRegisterContacts(ctx, s.cfg.Contacts, true)
+		if err != nil {
+			return fmt.Errorf("register: contacts seed: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("contacts directory seeded from the config", "contacts", n)
+		}
+	}
 	es, err := s.store.RegisterEntries(ctx)
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
+	}
+	cs, err := s.store.RegisterContacts(ctx)
+	if err != nil {
+		return fmt.Errorf("register: contacts: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,6 +113,14 @@ func (s *Service) Load(ctx context.Context) error {
 		if s.Known(e.Asset) { // an asset removed from the config keeps its row, unused
 			s.cache[e.Asset] = e
 		}
+	}
+	clear(s.contacts)
+	for _, c := range cs {
+		if len(s.contacts) >= MaxContacts {
+			s.log.Warn("the stored contacts directory has more entries than the gateway serves", "max", MaxContacts)
+			break
+		}
+		s.contacts[c.ID] = c
 	}
 	return nil
 }
@@ -156,19 +191,116 @@ func (s *Service) put(ctx context.Context, es []Entry, by string) ([]Entry, erro
 	return out, nil
 }
 
-// Contacts is the external directory.
-func (s *Service) Contacts() []Contact { return slices.Clone(s.cfg.Contacts) }
+// Contacts is the external directory (deleted entries left out), by
+// category in the directory's order, then by name.
+func (s *Service) Contacts() []Contact {
+	s.mu.RLock()
+	out := make([]Contact, 0, len(s.contacts))
+	for _, c := range s.contacts {
+		if !c.Deleted {
+			c.Assets = slices.Clone(c.Assets)
+			out = append(out, c)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		ci, cj := slices.Index(ContactCategories, out[i].Category), slices.Index(ContactCategories, out[j].Category)
+		if ci != cj {
+			return ci < cj
+		}
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Contact is one directory entry.
+func (s *Service) Contact(id string) (Contact, error) {
+	s.mu.RLock()
+	c, ok := s.contacts[id]
+	s.mu.RUnlock()
+	if !ok || c.Deleted {
+		return Contact{}, fmt.Errorf("contact %q: %w", id, ErrNotFound)
+	}
+	c.Assets = slices.Clone(c.Assets)
+	return c, nil
+}
+
+// PutContact adds (c.Version 0) or changes a directory entry, edited by a
+// person (by). Adding an id that exists is ErrConflict; changing needs the
+// version read. Validation errors are *cfgerr.FieldError.
+func (s *Service) PutContact(ctx context.Context, c Contact, by string) (Contact, error) {
+	c.Name, c.Phone, c.Phone2, c.Notes = strings.TrimSpace(c.Name), strings.TrimSpace(c.Phone), strings.TrimSpace(c.Phone2), strings.TrimSpace(c.Notes)
+	if err := c.Validate(s.Known); err != nil {
+		return Contact{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, exists := s.contacts[c.ID]
+	switch {
+	case c.Version == 0 && exists && !old.Deleted:
+		return Contact{}, fmt.Errorf("contact %q exists: %w", c.ID, ErrConflict)
+	case c.Version == 0 && exists: // re-adding a deleted id continues its versions
+		c.Version = old.Version
+	case c.Version != 0 && (!exists || old.Deleted):
+		return Contact{}, fmt.Errorf("contact %q: %w", c.ID, ErrNotFound)
+	case !exists && len(s.contacts) >= MaxContacts:
+		return Contact{}, cfgerr.Errorf("id", "the directory has %d entries, the most it keeps; fix: delete ones no longer used", MaxContacts)
+	}
+	c.Deleted, c.UpdatedBy, c.Updated = false, by, s.now()
+	if err := s.saveContact(ctx, &c); err != nil {
+		return Contact{}, err
+	}
+	s.log.Info("contact saved", "contact", c.ID, "by", by, "version", c.Version)
+	return c, nil
+}
+
+// DeleteContact removes a directory entry (version: the one read). A
+// contact a playbook step names is ErrInUse: change the playbook first.
+func (s *Service) DeleteContact(ctx context.Context, id string, version int, by string) error {
+	if where, ok := s.cfg.StepContacts[id]; ok {
+		return fmt.Errorf("contact %q is named by %s: %w; fix: remove it from the playbook first, or edit the contact instead", id, where, ErrInUse)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.contacts[id]
+	if !ok || c.Deleted {
+		return fmt.Errorf("contact %q: %w", id, ErrNotFound)
+	}
+	if c.Version != version {
+		return fmt.Errorf("contact %q is at version %d, you read %d: %w", id, c.Version, version, ErrConflict)
+	}
+	c.Deleted, c.UpdatedBy, c.Updated = true, by, s.now()
+	if err := s.saveContact(ctx, &c); err != nil {
+		return err
+	}
+	s.log.Info("contact deleted", "contact", id, "by", by)
+	return nil
+}
+
+// saveContact stores c (its Version the stored one) and caches it with
+// the next version; s.mu is held.
+func (s *Service) saveContact(ctx context.Context, c *Contact) error {
+	if _, err := s.store.PutRegisterContacts(ctx, []Contact{*c}, false); err != nil {
+		return err
+	}
+	c.Version++
+	s.contacts[c.ID] = *c
+	return nil
+}
 
 // Resolve turns the contact ids a playbook step names into contacts;
 // asset_contractor is the register's contractor for asset. Unknown ids and
 // an asset without a contractor are left out.
 func (s *Service) Resolve(ids []string, asset string) []Contact {
 	var out []Contact
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	for _, id := range ids {
 		if id == AssetContractor {
-			s.mu.RLock()
 			e, ok := s.cache[asset]
-			s.mu.RUnlock()
 			if ok && e.Contractor != "" {
 				name := e.Contractor
 				if a, ok := s.assets[asset]; ok && a.Name != "" {
@@ -178,17 +310,16 @@ func (s *Service) Resolve(ids []string, asset string) []Contact {
 			}
 			continue
 		}
-		for _, c := range s.cfg.Contacts {
-			if c.ID == id {
-				out = append(out, c)
-			}
+		if c, ok := s.contacts[id]; ok && !c.Deleted {
+			c.Assets = slices.Clone(c.Assets)
+			out = append(out, c)
 		}
 	}
 	return out
 }
 
 // Publish hands the pipeline cert_days_left for every asset with
-// certificates.
+// certificates and warranty_days_left for every asset with a warranty end.
 func (s *Service) Publish() {
 	if s.sink == nil {
 		return
@@ -201,9 +332,18 @@ func (s *Service) Publish() {
 			pts = append(pts, collectors.Point{Asset: id, Kind: s.assets[id].Kind, Field: Field, Value: collectors.Int(int64(d)), Unit: "d",
 				Quality: collectors.QualityGood, Time: now})
 		}
+		if d, ok := e.WarrantyEnd.DaysLeft(now, loc); ok {
+			pts = append(pts, collectors.Point{Asset: id, Kind: s.assets[id].Kind, Field: WarrantyField, Value: collectors.Int(int64(d)), Unit: "d",
+				Quality: collectors.QualityGood, Time: now})
+		}
 	}
 	s.mu.RUnlock()
-	sort.Slice(pts, func(i, j int) bool { return pts[i].Asset < pts[j].Asset })
+	sort.Slice(pts, func(i, j int) bool {
+		if pts[i].Asset != pts[j].Asset {
+			return pts[i].Asset < pts[j].Asset
+		}
+		return pts[i].Field < pts[j].Field
+	})
 	s.sink.Publish(Source, pts)
 }
 

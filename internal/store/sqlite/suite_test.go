@@ -7,6 +7,9 @@ import (
 	"github.com/propgate/gateway/dashboard/audit"
 	"github.com/propgate/gateway/internal/store/storetest"
 	"github.com/propgate/gateway/rules/duty"
+	"github.com/propgate/gateway/rules/inspection"
+	"github.com/propgate/gateway/rules/maintenance"
+	"github.com/propgate/gateway/rules/register"
 )
 
 // The shared store suite (internal/store/storetest), the one the
@@ -52,6 +55,47 @@ func TestDutyStoreSuite(t *testing.T) {
 		}
 		t.Cleanup(func() { r.Close() })
 		s, err := NewDuty(r.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// openRulesDB is a fresh rules database file the upkeep stores add their
+// tables to.
+func openRulesDB(t *testing.T) *DB {
+	r, err := OpenRules(filepath.Join(t.TempDir(), "gateway.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r.DB
+}
+
+func TestRegisterStoreSuite(t *testing.T) {
+	storetest.Register(t, func(t *testing.T) register.Store {
+		s, err := OpenRegister(openRulesDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestInspectionStoreSuite(t *testing.T) {
+	storetest.Inspections(t, func(t *testing.T) inspection.Store {
+		s, err := OpenInspections(openRulesDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestMaintenanceStoreSuite(t *testing.T) {
+	storetest.Maintenance(t, func(t *testing.T) maintenance.Store {
+		s, err := OpenMaintenance(openRulesDB(t))
 		if err != nil {
 			t.Fatal(err)
 		}
