@@ -31,6 +31,9 @@ type RegisterBook interface {
 	Put(ctx context.Context, e register.Entry, by string) (register.Entry, error)
 	Import(ctx context.Context, r io.Reader, dry bool, by string) (*register.ImportResult, error)
 	Contacts() []register.Contact
+	Contact(id string) (register.Contact, error)
+	PutContact(ctx context.Context, c register.Contact, by string) (register.Contact, error)
+	DeleteContact(ctx context.Context, id string, version int, by string) error
 	Resolve(ids []string, asset string) []register.Contact
 }
 
@@ -74,6 +77,10 @@ func (a *API) MountRegister(d RegisterPorts) {
 		a.mux.HandleFunc("PUT /api/v1/assets/{id}/register", x.put)
 		a.mux.HandleFunc("POST /api/v1/register/import", x.importCSV)
 		a.mux.HandleFunc("GET /api/v1/contacts", x.contacts)
+		a.mux.HandleFunc("GET /api/v1/contacts/{id}", x.contact)
+		a.mux.HandleFunc("POST /api/v1/contacts", x.addContact)
+		a.mux.HandleFunc("PUT /api/v1/contacts/{id}", x.putContact)
+		a.mux.HandleFunc("DELETE /api/v1/contacts/{id}", x.deleteContact)
 		if d.Incidents != nil {
 			a.mux.HandleFunc("GET /api/v1/incidents/{id}/contacts", x.incidentContacts)
 		}
@@ -109,7 +116,7 @@ func registerError(w http.ResponseWriter, err error) {
 		httpjson.Error(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, inspection.ErrInvalid), errors.Is(err, inspection.ErrBadCode):
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, register.ErrConflict), errors.Is(err, inspection.ErrConflict), errors.Is(err, inspection.ErrClosed):
+	case errors.Is(err, register.ErrConflict), errors.Is(err, register.ErrInUse), errors.Is(err, inspection.ErrConflict), errors.Is(err, inspection.ErrClosed):
 		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
 		httpjson.Error(w, http.StatusInternalServerError, err.Error())
@@ -178,7 +185,74 @@ func (x *registerAPI) importCSV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (x *registerAPI) contacts(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
 	httpjson.Write(w, http.StatusOK, x.d.Register.Contacts())
+}
+
+func (x *registerAPI) contact(w http.ResponseWriter, r *http.Request) {
+	c, err := x.d.Register.Contact(r.PathValue("id"))
+	if err != nil {
+		registerError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, c)
+}
+
+// addContact is POST /api/v1/contacts: a new directory entry (admins).
+func (x *registerAPI) addContact(w http.ResponseWriter, r *http.Request) {
+	var c register.Contact
+	if !httpjson.Decode(w, r, &c) {
+		return
+	}
+	c.Version, c.Deleted = 0, false
+	out, err := x.d.Register.PutContact(r.Context(), c, access.Actor(r))
+	if err != nil {
+		registerError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusCreated, out)
+}
+
+// putContact is PUT /api/v1/contacts/{id}: a change, with the version read.
+func (x *registerAPI) putContact(w http.ResponseWriter, r *http.Request) {
+	var c register.Contact
+	if !httpjson.Decode(w, r, &c) {
+		return
+	}
+	if c.ID != "" && c.ID != r.PathValue("id") {
+		httpjson.Error(w, http.StatusBadRequest, "id in the body is not the one in the path (a contact's id does not change: add a new one and delete this)")
+		return
+	}
+	if c.Version < 1 {
+		httpjson.Error(w, http.StatusBadRequest, "version is required: the version you read (GET /api/v1/contacts/{id}); new contacts are POSTed to /api/v1/contacts")
+		return
+	}
+	c.ID, c.Deleted = r.PathValue("id"), false
+	out, err := x.d.Register.PutContact(r.Context(), c, access.Actor(r))
+	if err != nil {
+		registerError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, out)
+}
+
+// deleteContact is DELETE /api/v1/contacts/{id}?version=N.
+func (x *registerAPI) deleteContact(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "version") {
+		return
+	}
+	v, err := strconv.Atoi(r.URL.Query().Get("version"))
+	if err != nil || v < 1 {
+		httpjson.Error(w, http.StatusBadRequest, "version is required: ?version=<the version you read>")
+		return
+	}
+	if err := x.d.Register.DeleteContact(r.Context(), r.PathValue("id"), v, access.Actor(r)); err != nil {
+		registerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // StepContacts are the resolved contacts of one playbook step.

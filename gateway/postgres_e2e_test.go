@@ -16,7 +16,8 @@ import (
 )
 
 // postgresConfig writes the demo config with its three databases (rules,
-// alerts, audit) in one PostgreSQL database.
+// alerts, audit) in one PostgreSQL database; the register, inspections,
+// maintenance, duty and planned works keep their tables in the rules one.
 func postgresConfig(t *testing.T, url string) string {
 	t.Helper()
 	root := testenv.RepoRoot(t)
@@ -29,19 +30,6 @@ func postgresConfig(t *testing.T, url string) string {
 		}
 		s = strings.Replace(s, old, url, 1)
 	}
-	// The register, inspections and maintenance keep their tables in SQLite
-	// only (not ported to PostgreSQL yet): their sections are left out.
-	var kept []string
-	skip := false
-	for _, line := range strings.Split(s, "\n") {
-		if line != "" && line[0] != ' ' && line[0] != '#' {
-			skip = strings.HasPrefix(line, "register:") || strings.HasPrefix(line, "inspections:") || strings.HasPrefix(line, "maintenance:")
-		}
-		if !skip {
-			kept = append(kept, line)
-		}
-	}
-	s = strings.Join(kept, "\n")
 	s = strings.Replace(s, "  dir: playbooks", "  dir: "+filepath.Join(root, "configs", "playbooks"), 1)
 	path := filepath.Join(t.TempDir(), "postgres.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -94,8 +82,28 @@ func TestGatewayOnPostgresIntegration(t *testing.T) {
 		t.Fatalf("step note %q", stepNote())
 	}
 
+	// The register and the contacts directory, seeded into PostgreSQL;
+	// an admin's edit is kept across the restart.
+	var lift struct {
+		ContractorPhone string `json:"contractor_phone"`
+		Version         int
+	}
+	s.getJSON("/api/v1/assets/b3-lift-1/register", &lift)
+	if lift.ContractorPhone != "400-820-0870" || lift.Version != 1 {
+		t.Fatalf("register: %+v", lift)
+	}
+	if code, body := s.do("PUT", "/api/v1/contacts/power-company", "demo-admin-token",
+		`{"version":1,"name":"供电公司（国网客服）","category":"utility","phone":"95598","notes":"户号 3100-1188-02"}`); code != 200 {
+		t.Fatalf("edit contact: %d %s", code, body)
+	}
+
 	s.stop(syscall.SIGKILL)
 	s.start()
+	var power struct{ Notes string }
+	s.getJSON("/api/v1/contacts/power-company", &power)
+	if power.Notes != "户号 3100-1188-02" {
+		t.Fatalf("contact after the restart: %+v", power)
+	}
 	// (The outage may since have suppressed the pump alarm: its history
 	// keeps the acknowledgement.)
 	var alarm struct {
@@ -125,14 +133,16 @@ func TestGatewayOnPostgresIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	var transitions, history, incidents, sessionsTable int
+	var transitions, history, incidents, sessionsTable, registerRows, upkeepTables int
 	if err := c.QueryRow(ctx, `SELECT (SELECT count(*) FROM alarm_transitions WHERE alarm_id = $1), (SELECT count(*) FROM workorder_history),
-		(SELECT count(*) FROM incidents WHERE playbook = 'power-outage'), (SELECT count(*) FROM pg_tables WHERE tablename IN ('sessions', 'alerts', 'audit'))`,
-		lowPressure).Scan(&transitions, &history, &incidents, &sessionsTable); err != nil {
+		(SELECT count(*) FROM incidents WHERE playbook = 'power-outage'), (SELECT count(*) FROM pg_tables WHERE tablename IN ('sessions', 'alerts', 'audit')),
+		(SELECT count(*) FROM register_entries), (SELECT count(*) FROM pg_tables WHERE tablename IN ('register_contacts', 'inspection_rounds', 'pm_items'))`,
+		lowPressure).Scan(&transitions, &history, &incidents, &sessionsTable, &registerRows, &upkeepTables); err != nil {
 		t.Fatal(err)
 	}
-	if transitions < 2 || history < 2 || incidents != 1 || sessionsTable != 3 {
-		t.Fatalf("in PostgreSQL: %d transitions, %d history rows, %d outage incidents, %d of the alerts/audit tables", transitions, history, incidents, sessionsTable)
+	if transitions < 2 || history < 2 || incidents != 1 || sessionsTable != 3 || registerRows < 5 || upkeepTables != 3 {
+		t.Fatalf("in PostgreSQL: %d transitions, %d history rows, %d outage incidents, %d of the alerts/audit tables, %d register entries, %d of the upkeep tables",
+			transitions, history, incidents, sessionsTable, registerRows, upkeepTables)
 	}
 	dbs, _ := filepath.Glob(filepath.Join(s.data, "*.db"))
 	if len(dbs) != 0 {

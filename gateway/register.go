@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/gateway/config"
-	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules/inspection"
 	"github.com/propgate/gateway/rules/maintenance"
 	"github.com/propgate/gateway/rules/register"
@@ -18,7 +16,8 @@ import (
 
 // upkeep is the register, inspection rounds, night lighting and PM plans
 // (issue #13), each present when its section is configured. Their tables
-// live in the rules database file, each under its own migration set.
+// live in the rules database (SQLite or PostgreSQL), each under its own
+// migration set.
 type upkeep struct {
 	register    *register.Service
 	inspections *inspection.Service
@@ -26,19 +25,14 @@ type upkeep struct {
 	maintenance *maintenance.Service
 }
 
-func newUpkeep(ctx context.Context, cfg *config.Config, assets []collectors.Asset, store maintenance.OrderReader, sink collectors.Sink,
+func newUpkeep(ctx context.Context, cfg *config.Config, assets []collectors.Asset, store rulesStore, sink collectors.Sink,
 	state *collectors.State, orders *workorder.Service, log *slog.Logger) (*upkeep, error) {
 	d := &upkeep{}
 	if cfg.Register == nil && cfg.Inspections == nil && cfg.Maintenance == nil {
 		return d, nil
 	}
-	rs, ok := store.(*sqlite.Rules)
-	if !ok {
-		return nil, errors.New("register, inspections and maintenance keep their tables in the SQLite rules database; with rules.database on PostgreSQL they are not available yet: remove those sections or use a SQLite rules.database")
-	}
-	db, orderStore := rs.DB, rs
 	if cfg.Register != nil {
-		st, err := sqlite.OpenRegister(db)
+		st, err := openRegisterStore(ctx, store)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +42,7 @@ func newUpkeep(ctx context.Context, cfg *config.Config, assets []collectors.Asse
 		}
 	}
 	if c := cfg.Inspections; c != nil {
-		st, err := sqlite.OpenInspections(db)
+		st, err := openInspectionStore(ctx, store)
 		if err != nil {
 			return nil, err
 		}
@@ -62,11 +56,11 @@ func newUpkeep(ctx context.Context, cfg *config.Config, assets []collectors.Asse
 		}
 	}
 	if cfg.Maintenance != nil {
-		st, err := sqlite.OpenMaintenance(db)
+		st, err := openMaintenanceStore(ctx, store)
 		if err != nil {
 			return nil, err
 		}
-		d.maintenance = maintenance.NewService(*cfg.Maintenance, maintenance.Deps{Store: st, Orders: orders, OrderRead: orderStore, Telemetry: state,
+		d.maintenance = maintenance.NewService(*cfg.Maintenance, maintenance.Deps{Store: st, Orders: orders, OrderRead: store, Telemetry: state,
 			Log: log.With("component", "maintenance"), Now: time.Now})
 	}
 	return d, nil

@@ -13,8 +13,11 @@ import (
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
 	"github.com/propgate/gateway/rules/duty"
+	"github.com/propgate/gateway/rules/inspection"
+	"github.com/propgate/gateway/rules/maintenance"
 	"github.com/propgate/gateway/rules/planned"
 	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/register"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -94,6 +97,42 @@ func openPlannedStore(ctx context.Context, store rulesStore) (planned.Store, err
 		return postgres.NewPlanned(ctx, s.DB)
 	}
 	return nil, fmt.Errorf("no planned-works store for %T", store)
+}
+
+// openRegisterStore adds the register's and the contacts directory's tables
+// to the rules database, whichever backend holds it.
+func openRegisterStore(ctx context.Context, store rulesStore) (register.Store, error) {
+	switch s := store.(type) {
+	case *sqlite.Rules:
+		return sqlite.OpenRegister(s.DB)
+	case *postgres.Rules:
+		return postgres.NewRegister(ctx, s.DB)
+	}
+	return nil, fmt.Errorf("no register store for %T", store)
+}
+
+// openInspectionStore adds the inspection rounds' tables to the rules
+// database, whichever backend holds it.
+func openInspectionStore(ctx context.Context, store rulesStore) (inspection.Store, error) {
+	switch s := store.(type) {
+	case *sqlite.Rules:
+		return sqlite.OpenInspections(s.DB)
+	case *postgres.Rules:
+		return postgres.NewInspections(ctx, s.DB)
+	}
+	return nil, fmt.Errorf("no inspection store for %T", store)
+}
+
+// openMaintenanceStore adds the PM items' tables to the rules database,
+// whichever backend holds it.
+func openMaintenanceStore(ctx context.Context, store rulesStore) (maintenance.Store, error) {
+	switch s := store.(type) {
+	case *sqlite.Rules:
+		return sqlite.OpenMaintenance(s.DB)
+	case *postgres.Rules:
+		return postgres.NewMaintenance(ctx, s.DB)
+	}
+	return nil, fmt.Errorf("no maintenance store for %T", store)
 }
 
 func openAlertsStore(ctx context.Context, db string) (alertsStore, error) {

@@ -428,12 +428,13 @@ func routeRole(pattern string) (Role, bool) {
 		return Admin, true
 	// The asset register, contacts, inspections (issue #13): phone numbers and
 	// what inspectors wrote are not for the wall token; admins edit the register.
-	case "GET /api/v1/register", "GET /api/v1/assets/{id}/register", "GET /api/v1/contacts", "GET /api/v1/incidents/{id}/contacts",
+	case "GET /api/v1/register", "GET /api/v1/assets/{id}/register", "GET /api/v1/contacts", "GET /api/v1/contacts/{id}", "GET /api/v1/incidents/{id}/contacts",
 		"GET /api/v1/inspections/checkpoint", "GET /api/v1/inspections/{id}/photos/{checkpoint}/{item}":
 		return Engineer, true
 	case "GET /api/v1/inspections/codes":
 		return Operator, true
-	case "PUT /api/v1/assets/{id}/register", "POST /api/v1/register/import":
+	case "PUT /api/v1/assets/{id}/register", "POST /api/v1/register/import",
+		"POST /api/v1/contacts", "PUT /api/v1/contacts/{id}", "DELETE /api/v1/contacts/{id}":
 		return Admin, true
 	case "GET /demo/receiver":
 		return Operator, true

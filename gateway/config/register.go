@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/rules/register"
 )
 
 // The register:, inspections: and maintenance: sections (issue #13).
@@ -52,12 +53,16 @@ func (c *Config) checkStepContacts() error {
 	if c.Register == nil { // without a directory the steps' contacts resolve to nothing
 		return nil
 	}
+	c.Register.StepContacts = map[string]string{}
 	for _, p := range c.Playbooks.Loaded {
 		for _, st := range p.Steps {
 			for j, id := range st.Contacts {
 				if !c.Register.HasContact(id) {
 					return cfgerr.Errorf(fmt.Sprintf("playbook %s, step %s: contacts[%d]", p.ID, st.ID, j),
 						"%q is not in register.contacts; fix: add it to the directory, or use asset_contractor (the asset's 维保单位 from the register)", id)
+				}
+				if _, seen := c.Register.StepContacts[id]; !seen && id != register.AssetContractor {
+					c.Register.StepContacts[id] = fmt.Sprintf("playbook %s, step %s", p.ID, st.ID)
 				}
 			}
 		}

@@ -18,6 +18,7 @@ package register
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -48,8 +49,9 @@ func (d Date) DaysLeft(now time.Time, loc *time.Location) (int, bool) {
 	}
 	n := now.In(loc)
 	today := time.Date(n.Year(), n.Month(), n.Day(), 0, 0, 0, 0, loc)
-	// Round: a day across a DST change is 23 or 25 hours.
-	return int((t.Sub(today) + 12*time.Hour).Hours()) / 24, true
+	// Round: a day across a DST change is 23 or 25 hours (and integer
+	// division would round -1 day up to 0: the day after the end).
+	return int(math.Round(t.Sub(today).Hours() / 24)), true
 }
 
 // Certificate is one inspection certificate with an expiry: the lift's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,147 @@ func TestResolveStepContacts(t *testing.T) {
 	}
 	if cs := svc.Resolve([]string{register.AssetContractor}, "b3-lift-2"); len(cs) != 0 {
 		t.Fatalf("no register entry: %+v", cs)
+	}
+}
+
+// The contacts directory: the YAML seeds it; an admin's changes and
+// deletions are stored and survive a restart (the seed brings nothing
+// back); a contact a playbook step names cannot be deleted; steps resolve
+// to the edited numbers.
+func TestContactsEditedByAdmins(t *testing.T) {
+	ctx := context.Background()
+	s := newSite(t, assets, nil, time.Date(2026, 11, 23, 10, 0, 0, 0, shanghai))
+	cfg := register.Config{Contacts: []register.Contact{
+		{ID: "police", Name: "报警", Category: "emergency", Phone: "110"},
+		{ID: "fire-brigade", Name: "火警", Category: "emergency", Phone: "119"},
+		{ID: "power-company", Name: "供电公司", Category: "utility", Phone: "95598"},
+		{ID: "community-office", Name: "社区居委会", Category: "government", Phone: "021-5888-0101"},
+	}, StepContacts: map[string]string{"power-company": "playbook power-outage, step call-utility"}}
+	svc := newService(t, s, cfg)
+	ids := func() string {
+		var out []string
+		for _, c := range svc.Contacts() {
+			out = append(out, c.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(); got != "police,fire-brigade,power-company,community-office" {
+		t.Fatalf("seeded directory in the config's order: %s", got)
+	}
+	// The admin changes the power company's notes, adds the lift contractor
+	// and deletes the community office.
+	p, err := svc.Contact("power-company")
+	if err != nil || p.Version != 1 {
+		t.Fatalf("seeded contact: %+v %v", p, err)
+	}
+	p.Notes = "户号 3100-1188-02；先问是否计划停电"
+	if p, err = svc.PutContact(ctx, p, "admin"); err != nil || p.Version != 2 || p.UpdatedBy != "admin" || !p.Updated.Equal(s.Clock.Now()) {
+		t.Fatalf("edit: %+v %v", p, err)
+	}
+	if _, err := svc.PutContact(ctx, register.Contact{ID: "lift-kone", Name: "通力电梯", Category: "contractor", Phone: "400-880-5663", Assets: []string{"b3-lift-2"}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutContact(ctx, register.Contact{ID: "lift-kone", Name: "重复", Category: "contractor", Phone: "1234"}, "admin"); !errors.Is(err, register.ErrConflict) {
+		t.Fatalf("adding an id that exists: %v", err)
+	}
+	if _, err := svc.PutContact(ctx, register.Contact{ID: "x", Name: "x", Category: "utility", Phone: "call me"}, "admin"); err == nil || !strings.Contains(err.Error(), "phone") {
+		t.Fatalf("a bad phone: %v", err)
+	}
+	if err := svc.DeleteContact(ctx, "community-office", 9, "admin"); !errors.Is(err, register.ErrConflict) {
+		t.Fatalf("deleting a stale version: %v", err)
+	}
+	if err := svc.DeleteContact(ctx, "community-office", 1, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteContact(ctx, "power-company", 2, "admin"); !errors.Is(err, register.ErrInUse) || !strings.Contains(err.Error(), "call-utility") {
+		t.Fatalf("deleting a contact a step names: %v", err)
+	}
+	stale := p
+	stale.Version = 1
+	if _, err := svc.PutContact(ctx, stale, "admin"); !errors.Is(err, register.ErrConflict) {
+		t.Fatalf("a stale edit: %v", err)
+	}
+
+	// A restart: the stored directory wins over the seed.
+	svc = newService(t, s, cfg)
+	if got := ids(); got != "police,fire-brigade,power-company,lift-kone" {
+		t.Fatalf("after the restart: %s", got)
+	}
+	if _, err := svc.Contact("community-office"); !errors.Is(err, register.ErrNotFound) {
+		t.Fatalf("deleted contact: %v", err)
+	}
+	cs := svc.Resolve([]string{"power-company", "community-office", "lift-kone"}, "b3-lift-2")
+	if len(cs) != 2 || cs[0].Notes != "户号 3100-1188-02；先问是否计划停电" || cs[1].Phone != "400-880-5663" {
+		t.Fatalf("resolved: %+v", cs)
+	}
+	// Re-adding a deleted id continues its versions.
+	c, err := svc.PutContact(ctx, register.Contact{ID: "community-office", Name: "玉山社区居委会", Category: "government", Phone: "021-5888-0102"}, "admin")
+	if err != nil || c.Version != 3 {
+		t.Fatalf("re-added: %+v %v", c, err)
+	}
+}
+
+// A warranty ending in 7 days raises the 30- and 7-day warranty reminders,
+// like the certificates; once it has ended, the reminders clear (floor 0).
+func TestWarrantyEndReminder(t *testing.T) {
+	ctx := context.Background()
+	zero := 0.0
+	var rs []rules.Rule
+	for _, d := range []float64{31, 8, 2} {
+		rs = append(rs, rules.Rule{ID: fmt.Sprintf("warranty-end-%.0fd", d-1), Target: rules.Target{Kind: "pump_room"}, Field: register.WarrantyField,
+			Threshold: &rules.Threshold{Below: &d, Floor: &zero}, Priority: rules.Low})
+	}
+	s := newSite(t, assets, rs, time.Date(2026, 11, 23, 10, 0, 0, 0, shanghai))
+	svc := newService(t, s, register.Config{Assets: []register.Entry{{Asset: "b3-pump-room", Maker: "格兰富", WarrantyEnd: "2026-11-30"}}})
+	svc.Publish()
+	if fs, _ := s.State.Get("b3-pump-room", register.WarrantyField); fs.Value.I != 7 {
+		t.Fatalf("warranty_days_left = %v, want 7", fs.Value)
+	}
+	for id, want := range map[string]rules.AlarmState{"warranty-end-30d:b3-pump-room": rules.StateUnacked, "warranty-end-7d:b3-pump-room": rules.StateUnacked,
+		"warranty-end-1d:b3-pump-room": rules.StateNormal} {
+		if a := s.Alarm(t, id); a.State != want {
+			t.Errorf("%s: %s, want %s", id, a.State, want)
+		}
+	}
+	// The last day of the warranty: the 1-day reminder too.
+	s.Clock.Set(time.Date(2026, 11, 30, 9, 0, 0, 0, shanghai))
+	svc.Publish()
+	if a := s.Alarm(t, "warranty-end-1d:b3-pump-room"); a.State != rules.StateUnacked {
+		t.Fatalf("last day: %s", a.State)
+	}
+	// The day after: the warranty has ended, nothing left to remind of.
+	s.Clock.Set(time.Date(2026, 12, 1, 9, 0, 0, 0, shanghai))
+	svc.Publish()
+	if fs, _ := s.State.Get("b3-pump-room", register.WarrantyField); fs.Value.I != -1 {
+		t.Fatalf("the day after the end: warranty_days_left = %v, want -1", fs.Value)
+	}
+	for _, id := range []string{"warranty-end-30d:b3-pump-room", "warranty-end-7d:b3-pump-room", "warranty-end-1d:b3-pump-room"} {
+		if a := s.Alarm(t, id); a.State.Active() {
+			t.Errorf("%s after the end: %s", id, a.State)
+		}
+	}
+	// An extended warranty entered in the register: still no reminder.
+	e, _ := svc.Entry("b3-pump-room")
+	e.WarrantyEnd = "2028-11-30"
+	if _, err := svc.Put(ctx, e, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if fs, _ := s.State.Get("b3-pump-room", register.WarrantyField); fs.Value.I < 700 {
+		t.Fatalf("extended warranty: %v", fs.Value)
+	}
+}
+
+// Days left count whole days in the site's time zone, the past too: the day
+// after a certificate's last valid day it is expired (-1), not "0 days".
+func TestDaysLeft(t *testing.T) {
+	now := time.Date(2026, 12, 1, 23, 30, 0, 0, shanghai)
+	for d, want := range map[register.Date]int{"2026-11-29": -2, "2026-11-30": -1, "2026-12-01": 0, "2026-12-02": 1, "2027-12-01": 365} {
+		if got, ok := d.DaysLeft(now, shanghai); !ok || got != want {
+			t.Errorf("%s: %d, want %d", d, got, want)
+		}
+	}
+	ny, _ := time.LoadLocation("America/New_York") // 2026-03-08 is 23 hours long
+	if got, _ := register.Date("2026-03-09").DaysLeft(time.Date(2026, 3, 7, 12, 0, 0, 0, ny), ny); got != 2 {
+		t.Errorf("across DST: %d, want 2", got)
 	}
 }

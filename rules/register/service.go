@@ -192,8 +192,15 @@ func (s *Service) put(ctx context.Context, es []Entry, by string) ([]Entry, erro
 }
 
 // Contacts is the external directory (deleted entries left out), by
-// category in the directory's order, then by name.
+// category in the directory's order, then as the config lists them (110,
+// 119, 120), then those added in the console by name.
 func (s *Service) Contacts() []Contact {
+	rank := func(id string) int {
+		if i := slices.IndexFunc(s.cfg.Contacts, func(c Contact) bool { return c.ID == id }); i >= 0 {
+			return i
+		}
+		return len(s.cfg.Contacts)
+	}
 	s.mu.RLock()
 	out := make([]Contact, 0, len(s.contacts))
 	for _, c := range s.contacts {
@@ -207,6 +214,9 @@ func (s *Service) Contacts() []Contact {
 		ci, cj := slices.Index(ContactCategories, out[i].Category), slices.Index(ContactCategories, out[j].Category)
 		if ci != cj {
 			return ci < cj
+		}
+		if ri, rj := rank(out[i].ID), rank(out[j].ID); ri != rj {
+			return ri < rj
 		}
 		if out[i].Name != out[j].Name {
 			return out[i].Name < out[j].Name
