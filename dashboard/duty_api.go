@@ -27,7 +27,7 @@ type DutyRoster interface {
 
 // HandoverBook is the shift handovers (交接班记录).
 type HandoverBook interface {
-	Draft(ctx context.Context, team string) (*duty.Handover, error)
+	Draft(ctx context.Context, team string, by duty.Who) (*duty.Handover, error)
 	Sign(ctx context.Context, team, remarks string, by duty.Who) (*duty.Handover, error)
 	Accept(ctx context.Context, id int64, note string, by duty.Who) (*duty.Handover, error)
 	Handover(ctx context.Context, id int64) (*duty.Handover, error)
@@ -40,11 +40,17 @@ type DutyLog interface {
 	Entries(ctx context.Context, q duty.Query) ([]*duty.Entry, error)
 }
 
+// OverdueHandovers lists the teams whose handover is overdue (duty.Watch).
+type OverdueHandovers interface {
+	Overdue(ctx context.Context) ([]duty.OverdueHandover, error)
+}
+
 // Duty is everything the duty endpoints need.
 type Duty struct {
 	Roster    DutyRoster
 	Handovers HandoverBook
 	Log       DutyLog
+	Overdue   OverdueHandovers // nil: handovers are not watched (no duty.handover: section)
 	Location  *time.Location // dates in queries and printouts; default time.Local
 	Now       func() time.Time
 }
@@ -71,6 +77,9 @@ func (a *API) MountDuty(d Duty) {
 	a.mux.HandleFunc("GET /api/v1/handovers", x.handovers)
 	a.mux.HandleFunc("POST /api/v1/handovers", x.sign)
 	a.mux.HandleFunc("GET /api/v1/handovers/draft", x.draft)
+	if d.Overdue != nil {
+		a.mux.HandleFunc("GET /api/v1/handovers/overdue", x.overdue)
+	}
 	a.mux.HandleFunc("GET /api/v1/handovers/{id}", x.handover)
 	a.mux.HandleFunc("GET /api/v1/handovers/{id}/print", x.printHandover)
 	a.mux.HandleFunc("POST /api/v1/handovers/{id}/accept", x.accept)
@@ -314,11 +323,25 @@ func (x *dutyAPI) handovers(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, hs)
 }
 
+// overdue lists the teams whose outgoing shift ended past the grace with no
+// handover signed (what the handover_overdue alarm counts).
+func (x *dutyAPI) overdue(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	list, err := x.d.Overdue.Overdue(r.Context())
+	if err != nil {
+		x.fail(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, list)
+}
+
 func (x *dutyAPI) draft(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r, "team") {
 		return
 	}
-	h, err := x.d.Handovers.Draft(r.Context(), r.URL.Query().Get("team"))
+	h, err := x.d.Handovers.Draft(r.Context(), r.URL.Query().Get("team"), who(r))
 	if err != nil {
 		x.fail(w, r, err)
 		return

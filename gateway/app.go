@@ -176,6 +176,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	handoverWatch := newHandoverWatch(cfg, assets, duties, pipeline, log.With("component", "handover-watch"))
 	// The register, inspection rounds, night lighting, PM plans (issue #13).
 	upkeep, err := newUpkeep(ctx, cfg, assets, store, pipeline, state, orders, log)
 	if err != nil {
@@ -260,7 +261,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		api.MountMobile(dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}) // the phone pages the messages link to
 	}
-	api.MountDuty(dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()})
+	dutyPorts := dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()}
+	if handoverWatch != nil {
+		dutyPorts.Overdue = handoverWatch
+	}
+	api.MountDuty(dutyPorts)
 	publicURL := ""
 	if cfg.Alerts != nil {
 		publicURL = cfg.Alerts.BaseURL
@@ -287,6 +292,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		{"stale", func(ctx context.Context) error { pipeline.RunStaleSweep(ctx, cfg.Stale.Every, time.Now); return nil }},
 	}
 	services = append(services, upkeep.services()...)
+	if handoverWatch != nil {
+		services = append(services, service{"handover-watch", handoverWatch.Run})
+	}
 	if hook != nil {
 		services = append(services, service{"webhook", hook.Run})
 	}

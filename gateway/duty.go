@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/planned"
@@ -88,4 +89,20 @@ func newDuty(ctx context.Context, cfg *config.Config, store rulesStore, alarms d
 		return nil, err
 	}
 	return svc, nil
+}
+
+// newHandoverWatch is the overdue-handover alarm's reading (duty.handover:
+// in the config), nil when the section is absent.
+func newHandoverWatch(cfg *config.Config, assets []collectors.Asset, duties *duty.Service, sink collectors.Sink, log *slog.Logger) *duty.Watch {
+	h := cfg.Duty.Handover
+	if h == nil {
+		return nil
+	}
+	var kind collectors.AssetKind
+	for _, a := range assets {
+		if a.ID == h.Asset {
+			kind = a.Kind
+		}
+	}
+	return duty.NewWatch(*h, duties, kind, sink, log)
 }

@@ -425,7 +425,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("check of a bad config: %v\n%s", err, out)
 	}
 	out, err = exec.Command(binary, "check", "-config", filepath.Join("..", "configs", "demo.yaml")).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "ok (17 assets, 8 Modbus devices, 3 MQTT subscriptions, 28 rules, 6 playbooks)") {
+	if err != nil || !strings.Contains(string(out), "ok (17 assets, 8 Modbus devices, 3 MQTT subscriptions, 33 rules, 6 playbooks)") {
 		t.Fatalf("check of the demo config: %v\n%s", err, out)
 	}
 }

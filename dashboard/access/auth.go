@@ -442,7 +442,7 @@ func routeRole(pattern string) (Role, bool) {
 	// and the roster's names are for engineers and above; the wall reads
 	// only GET /api/v1/duty/now (names on duty, no phones). Writing them
 	// needs an operator (the default); the roster, an admin.
-	case "GET /api/v1/handovers", "GET /api/v1/handovers/draft", "GET /api/v1/handovers/{id}", "GET /api/v1/handovers/{id}/print",
+	case "GET /api/v1/handovers", "GET /api/v1/handovers/draft", "GET /api/v1/handovers/overdue", "GET /api/v1/handovers/{id}", "GET /api/v1/handovers/{id}/print",
 		"GET /api/v1/duty-log", "GET /api/v1/duty-log/print", "GET /api/v1/roster", "GET /api/v1/roster/versions",
 		"GET /api/v1/roster/schedule", "GET /api/v1/roster/print":
 		return Engineer, true

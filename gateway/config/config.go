@@ -65,6 +65,7 @@ type Config struct {
 	Inspections *inspection.Config  `yaml:"inspections"`
 	Maintenance *maintenance.Config `yaml:"maintenance"`
 	Planned     planned.Config      `yaml:"planned_works"` // planned water/power stops and maintenance (rules/planned)
+	Duty        DutySection         `yaml:"duty"`          // the duty room's handovers (rules/duty); the roster is seeded from alerts: teams
 	// Site → center replication (issue #15, docs/multisite.md).
 	Replication *replication.SiteConfig   `yaml:"replication"`
 	Center      *replication.CenterConfig `yaml:"center"`

@@ -66,6 +66,7 @@ func TestConfigErrors(t *testing.T) {
 		{"service_bad_holiday.yaml", `testdata/service_bad_holiday.yaml:6: rules.calendar.holidays[1]: "10/02" is not a date; fix: YYYY-MM-DD, e.g. 2026-10-01`},
 		// Issue 13: the register, inspection rounds and maintenance plans.
 		{"register_bad_expiry.yaml", `testdata/register_bad_expiry.yaml:8: register.assets[0].certificates[0].expires: "2026/11/31" is not a date; fix: the certificate's last valid day, YYYY-MM-DD`},
+		{"duty_handover_bad_team.yaml", `testdata/duty_handover_bad_team.yaml:6: duty.handover.teams[0]: "enginering" is not a team under alerts: teams:`},
 		{"register_bad_phone.yaml", `testdata/register_bad_phone.yaml:6: register.contacts[0].phone: "ninety-five" is not a phone number; fix: digits, spaces, +, -, ( ), e.g. 95598`},
 		{"inspections_bad_schedule.yaml", `testdata/inspections_bad_schedule.yaml:9: inspections.routes[0].schedule: "every evening at 8" is not a schedule; fix: cron minute hour day month weekday, e.g. "0 20 * * *" (daily 20:00) or "0 9 * * 1" (Mondays 09:00)`},
 		{"inspections_telemetry_on_photo.yaml", `testdata/inspections_telemetry_on_photo.yaml:15: inspections.routes[0].checkpoints[0].items[0].telemetry: only readings and yes/no items can be verified from telemetry`},

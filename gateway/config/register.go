@@ -5,12 +5,21 @@ import (
 	"strings"
 
 	"github.com/propgate/gateway/internal/cfgerr"
+	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/register"
 )
 
 // The register:, inspections: and maintenance: sections (issue #13).
 
+// DutySection is the duty: section: the overdue-handover alarm.
+type DutySection struct {
+	Handover *duty.HandoverCheck `yaml:"handover"` // nil: handovers are not watched
+}
+
 func (c *Config) registerDefaults() {
+	if c.Duty.Handover != nil {
+		c.Duty.Handover.SetDefaults()
+	}
 	if c.Register != nil {
 		c.Register.SetDefaults()
 	}
@@ -28,6 +37,22 @@ func (c *Config) validateRegister(add func(string, error), ids map[string]int) {
 	known := func(id string) bool { return ids[id] > 0 }
 	if c.Register != nil {
 		add("register", c.Register.Validate(known))
+	}
+	if h := c.Duty.Handover; h != nil {
+		team := func(id string) bool {
+			if c.Alerts == nil {
+				return false
+			}
+			for _, t := range c.Alerts.Teams {
+				if t.ID == id {
+					return true
+				}
+			}
+			return false
+		}
+		if err := h.Validate(known, team); err != nil {
+			add("duty", cfgerr.Prefix("handover", err))
+		}
 	}
 	if c.Inspections != nil {
 		add("inspections", c.Inspections.Validate(known))

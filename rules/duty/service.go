@@ -264,15 +264,20 @@ func (s *Service) Schedule(from, to time.Time) []Shift {
 	return out
 }
 
-// shift is the team's current shift and who comes next.
-func (s *Service) shift(team string, now time.Time) (Shift, string, error) {
+// shift is the team's shift being handed over at now by username, and
+// who comes next: the current shift, or — when username is not the current
+// shift's person, the current shift is in its first half and the shift
+// before it has no handover — the shift that ended (a handover signed a
+// few minutes late is the ended shift's, not the next person's).
+func (s *Service) shift(ctx context.Context, team, username string, now time.Time) (Shift, string, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if s.roster == nil {
+		s.mu.RUnlock()
 		return Shift{}, "", fmt.Errorf("%w: no duty roster", ErrNotFound)
 	}
 	t, ok := s.roster.team(team)
 	if !ok {
+		s.mu.RUnlock()
 		return Shift{}, "", fmt.Errorf("%w: team %q is not in the duty roster", ErrNotFound, team)
 	}
 	cur := t.At(now)
@@ -280,14 +285,45 @@ func (s *Service) shift(team string, now time.Time) (Shift, string, error) {
 	if !cur.Until.IsZero() {
 		next = t.At(cur.Until).Person
 	}
-	return cur, next, nil
+	var prev Shift
+	if !cur.From.IsZero() {
+		prev = t.At(cur.From.Add(-time.Nanosecond))
+	}
+	s.mu.RUnlock()
+	// In the first half of the shift, someone other than its person signs
+	// the ended shift's missing handover.
+	if username == "" || username == cur.Person || prev.Person == "" || prev.From.IsZero() || cur.Until.IsZero() ||
+		!now.Before(cur.From.Add(cur.Until.Sub(cur.From)/2)) {
+		return cur, next, nil
+	}
+	done, err := s.handedOver(ctx, team, prev.From)
+	if err != nil || done {
+		return cur, next, err
+	}
+	prev.Until = cur.From
+	return prev, cur.Person, nil
 }
 
-// Draft is the handover the outgoing person would sign now: the summary
-// generated, nothing stored.
-func (s *Service) Draft(ctx context.Context, team string) (*Handover, error) {
+// handedOver says whether the team's shift that began at start has a
+// signed handover.
+func (s *Service) handedOver(ctx context.Context, team string, start time.Time) (bool, error) {
+	hs, err := s.d.Store.Handovers(ctx, Query{Team: team, From: start, Limit: 50})
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hs {
+		if h.ShiftStart.Equal(start) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Draft is the handover by would sign now: the summary generated, nothing
+// stored.
+func (s *Service) Draft(ctx context.Context, team string, by Who) (*Handover, error) {
 	now := s.d.Now()
-	sh, next, err := s.shift(team, now)
+	sh, next, err := s.shift(ctx, team, by.Username, now)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +379,7 @@ func (s *Service) Sign(ctx context.Context, team, remarks string, by Who) (*Hand
 		return nil, fmt.Errorf("%w: handover %d of %s, signed by %s at %s, awaits acceptance; the incoming person accepts it first",
 			ErrConflict, pending[0].ID, team, pending[0].Outgoing.Name, pending[0].Outgoing.At.In(s.d.Location).Format("2006-01-02 15:04"))
 	}
-	h, err := s.Draft(ctx, team)
+	h, err := s.Draft(ctx, team, by)
 	if err != nil {
 		return nil, err
 	}

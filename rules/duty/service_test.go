@@ -269,7 +269,7 @@ func TestHandoverRoundTrip(t *testing.T) {
 	}
 	// The next handover's log starts at this one's signing.
 	f.clk.t = now.Add(time.Hour)
-	d, err := f.svc.Draft(ctx, "engineering")
+	d, err := f.svc.Draft(ctx, "engineering", duty.Who{Username: "wang.li"})
 	if err != nil || len(d.Summary.Log) != 0 || d.Rostered != "wang.li" {
 		t.Fatalf("next draft: %+v %v", d, err)
 	}
