@@ -51,7 +51,7 @@ type Duty struct {
 	Handovers HandoverBook
 	Log       DutyLog
 	Overdue   OverdueHandovers // nil: handovers are not watched (no duty.handover: section)
-	Location  *time.Location // dates in queries and printouts; default time.Local
+	Location  *time.Location   // dates in queries and printouts; default time.Local
 	Now       func() time.Time
 }
 
