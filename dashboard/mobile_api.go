@@ -29,6 +29,7 @@ import (
 	"github.com/propgate/gateway/internal/i18n"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/register"
 	"github.com/propgate/gateway/rules/workorder"
 )
 
@@ -47,6 +48,11 @@ type MobileConfig struct {
 	PhotoDir    string       `yaml:"photo_dir"`    // where photos from phones are kept; default <rules database dir>/photos
 	MaxPhotoMB  int          `yaml:"max_photo_mb"` // default 8
 	Contractors []Contractor `yaml:"contractors"`  // the phone's tel: links, by work-order category
+}
+
+// ContactResolver resolves contact ids for an asset (register.Service).
+type ContactResolver interface {
+	Resolve(ids []string, asset string) []register.Contact
 }
 
 // Contractor is who the phone page offers to call for a category.
@@ -96,8 +102,12 @@ type MobileLinks interface {
 type Mobile struct {
 	Links  MobileLinks
 	Config MobileConfig
-	Loc    *time.Location // the site's time zone for times on the page
-	Log    *slog.Logger
+	// Register, when the site keeps one, names the asset's own maintenance
+	// contractor (this car's 维保单位), which the page offers instead of
+	// the category's in Config.Contractors.
+	Register ContactResolver
+	Loc      *time.Location // the site's time zone for times on the page
+	Log      *slog.Logger
 }
 
 // MountMobile adds the phone pages. Call it after MountRules and MountIncidents.
@@ -303,6 +313,11 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 					v.Contractor = &x.m.Config.Contractors[i]
 				}
 			}
+		}
+	}
+	if x.m.Register != nil && asset != "" && (v.WorkOrder != nil || v.Incident != nil) {
+		if cs := x.m.Register.Resolve([]string{register.AssetContractor}, asset); len(cs) > 0 && cs[0].Phone != "" {
+			v.Contractor = &Contractor{Category: "asset", Name: cs[0].Name, Phone: cs[0].Phone}
 		}
 	}
 	if st, ok := x.a.deps.State.Asset(asset); ok {

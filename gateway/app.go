@@ -239,8 +239,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})
-	monthlyReport := monthly.New(monthly.Deps{Orders: reports, Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets,
-		Config: cfg.Rules.Orders, Site: cfg.SiteName, Now: time.Now})
+	monthlyDeps := monthly.Deps{Orders: reports, Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets,
+		Config: cfg.Rules.Orders, Site: cfg.SiteName, Now: time.Now}
+	if upkeep.maintenance != nil {
+		monthlyDeps.Maintenance = upkeep.maintenance // PM completion (维保计划执行)
+	}
+	monthlyReport := monthly.New(monthlyDeps)
 	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthlyReport})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
@@ -259,7 +263,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if lerr != nil {
 			loc = time.Local
 		}
-		api.MountMobile(dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}) // the phone pages the messages link to
+		mobile := dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}
+		if upkeep.register != nil {
+			mobile.Register = upkeep.register // the car's own contractor on the phone page
+		}
+		api.MountMobile(mobile) // the phone pages the messages link to
 	}
 	dutyPorts := dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()}
 	if handoverWatch != nil {

@@ -104,10 +104,15 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 		chromedp.WaitVisible(`#readings`))
 	var text string
 	within(t, tab, 5*time.Second, "read the page", chromedp.Text(`body`, &text))
-	for _, want := range []string{"电梯困人", "3号楼", "大堂右侧", "被困人数", "处置要求", "预案当前步骤", "本链接发给：" + name} {
+	// The call button is this car's contractor from the register, not the
+	// category's number in mobile.contractors.
+	for _, want := range []string{"电梯困人", "3号楼", "大堂右侧", "被困人数", "处置要求", "预案当前步骤", "本链接发给：" + name, "上海三菱电梯维保站", "400-820-0870"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the phone page lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "400-000-0000") {
+		t.Errorf("the phone page offers the category's contractor, not the car's:\n%s", text)
 	}
 	docShot(t, tab, "phone-alarm")
 	within(t, tab, 10*time.Second, "acknowledge", chromedp.Click(`#ack`, chromedp.NodeVisible), chromedp.WaitVisible(`#notice`), chromedp.WaitNotPresent(`#ack`))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/propgate/gateway/internal/testenv"
@@ -190,6 +191,71 @@ func TestRegisterAndInspectionEntryInChromiumIntegration(t *testing.T) {
 	within(t, ctx, 20*time.Second, "the step's contact in the console",
 		chromedp.Navigate(s.url+"/console?lang=en"),
 		chromedp.WaitVisible(fmt.Sprintf(`div[data-incident="%d"] .contact a[href="tel:400-820-0870"]`, in.ID)))
+	// The admin edits the contacts directory on the register page: the
+	// power company's notes, a new contact; both stored and audited.
+	var loggedOut int
+	within(t, ctx, 30*time.Second, "the admin logs in on the register page",
+		chromedp.Evaluate(`fetch("/logout", {method: "POST", headers: {"Content-Type": "application/json"}}).then(r => r.status)`, &loggedOut,
+			func(p *cdpruntime.EvaluateParams) *cdpruntime.EvaluateParams { return p.WithAwaitPromise(true) }),
+		chromedp.Navigate(s.url+"/console/register?lang=zh"),
+		chromedp.WaitVisible(`#login input[name=username]`),
+		chromedp.SendKeys(`#login input[name=username]`, "admin"),
+		chromedp.SendKeys(`#login input[name=password]`, "admin-demo"),
+		chromedp.Click(`#login button[type=submit]`),
+		chromedp.WaitVisible(`#contacts tr[data-contact="power-company"] [data-ctedit]`))
+	within(t, ctx, 20*time.Second, "edit the power company's notes",
+		chromedp.Click(`#contacts tr[data-contact="power-company"] [data-ctedit]`),
+		chromedp.WaitVisible(`#ctform input[name=notes]`),
+		chromedp.SetValue(`#ctform input[name=notes]`, "户号 3100-1188-02；先问是否计划停电"),
+		chromedp.Click(`#ctsave`),
+		chromedp.WaitNotVisible(`#cteditor`),
+		chromedp.WaitVisible(`#contacts tr[data-contact="power-company"] [data-ctedit]`))
+	within(t, ctx, 20*time.Second, "add the community clinic",
+		chromedp.Click(`#ctadd`),
+		chromedp.WaitVisible(`#ctform input[name=id]`),
+		chromedp.SendKeys(`#ctform input[name=id]`, "community-clinic"),
+		chromedp.SendKeys(`#ctform input[name=name]`, "玉山社区卫生服务中心"),
+		chromedp.SetValue(`#ctform select[name=category]`, "government"),
+		chromedp.SendKeys(`#ctform input[name=phone]`, "021-5888-0120"),
+		chromedp.Click(`#ctsave`),
+		chromedp.WaitVisible(`#contacts tr[data-contact="community-clinic"]`))
+	screenshot(t, ctx, "register-contacts")
+	var power struct {
+		Notes     string
+		UpdatedBy string `json:"updated_by"`
+		Version   int
+	}
+	s.getJSON("/api/v1/contacts/power-company", &power)
+	if power.Notes != "户号 3100-1188-02；先问是否计划停电" || power.UpdatedBy != "admin" || power.Version != 2 {
+		t.Fatalf("edited contact: %+v", power)
+	}
+	// The power company is named by the outage plan's steps: not deletable.
+	if code, body := s.do("DELETE", "/api/v1/contacts/power-company?version=2", "demo-admin-token", ""); code != http.StatusConflict {
+		t.Fatalf("deleting a contact a step names: %d %s", code, body)
+	}
+	if code, body := s.do("DELETE", "/api/v1/contacts/community-clinic?version=1", "demo-admin-token", ""); code != http.StatusNoContent {
+		t.Fatalf("deleting the new contact: %d %s", code, body)
+	}
+	code, body = s.do("GET", "/api/v1/audit", "demo-admin-token", "")
+	var audit []struct {
+		Username, Method, Path string
+		Status                 int
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &audit) != nil {
+		t.Fatalf("audit: %d %.300s", code, body)
+	}
+	seen := map[string]bool{}
+	for _, e := range audit {
+		if e.Username == "admin" && e.Status < 300 {
+			seen[e.Method+" "+e.Path] = true
+		}
+	}
+	for _, want := range []string{"PUT /api/v1/contacts/power-company", "POST /api/v1/contacts", "DELETE /api/v1/contacts/community-clinic"} {
+		if !seen[want] {
+			t.Errorf("audit log has no %s by admin: %v", want, seen)
+		}
+	}
+
 	var pm struct {
 		Plans []struct{ ID string }
 	}

@@ -104,15 +104,6 @@ async function importCSV(dry) {
   }
 }
 
-async function contacts() {
-  try {
-    const cs = await U.api("GET", "/api/v1/contacts");
-    U.$("contacts").innerHTML = `<tr><th>${t("category")}</th><th>${t("name")}</th><th>${t("phone")}</th><th>${t("notes")}</th></tr>` +
-      cs.map(c => `<tr><td>${t(c.category === "contractor" ? "contractor_c" : c.category)}</td><td>${U.esc(c.name)}</td>` +
-        `<td><a href="tel:${U.esc(c.phone)}">${U.esc(c.phone)}</a>${c.phone2 ? " / " + U.esc(c.phone2) : ""}</td><td>${U.esc(c.notes)}</td></tr>`).join("");
-  } catch (e) { U.$("contacts").textContent = e.message; }
-}
-
 U.start(RT, m => {
   me = m;
   if (me.role === "admin") U.$("importer").classList.remove("hidden");
@@ -121,5 +112,5 @@ U.start(RT, m => {
   U.$("csvcheck").onclick = () => importCSV(true);
   U.$("csvgo").onclick = () => importCSV(false);
   load();
-  contacts();
+  U.contacts(me); // contacts.js
 });

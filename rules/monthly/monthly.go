@@ -16,6 +16,7 @@ import (
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
+	"github.com/propgate/gateway/rules/maintenance"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -45,18 +46,25 @@ type Plans interface {
 	Playbooks() []playbook.PlaybookInfo
 }
 
-// Deps are the report's sources; Equipment, Alarms, Incidents and Plans may
-// be nil (their sections are then empty).
+// Maintenance counts the month's preventive-maintenance items
+// (maintenance.Service).
+type Maintenance interface {
+	Counts(ctx context.Context, from, to time.Time) (*maintenance.Counts, error)
+}
+
+// Deps are the report's sources; Equipment, Alarms, Incidents, Plans and
+// Maintenance may be nil (their sections are then empty).
 type Deps struct {
-	Orders    Orders
-	Equipment Equipment
-	Alarms    AlarmHealth
-	Incidents Incidents
-	Plans     Plans
-	Assets    []collectors.Asset
-	Config    workorder.Config // categories, targets, calendar (the month's time zone)
-	Site      string
-	Now       func() time.Time
+	Orders      Orders
+	Equipment   Equipment
+	Alarms      AlarmHealth
+	Incidents   Incidents
+	Plans       Plans
+	Maintenance Maintenance
+	Assets      []collectors.Asset
+	Config      workorder.Config // categories, targets, calendar (the month's time zone)
+	Site        string
+	Now         func() time.Time
 }
 
 // Builder builds monthly reports.
@@ -164,6 +172,7 @@ type Report struct {
 	Drills             []DrillRow
 	TopAssets          []AssetRow
 	Health             *alarmkpi.Report
+	Maintenance        *maintenance.Counts // PM items opened in the month, done, on time, overdue (维保计划执行)
 }
 
 // ParseMonth reads YYYY-MM in loc: the month's first instant and the next
@@ -226,6 +235,11 @@ func (b *Builder) Build(ctx context.Context, month string) (*Report, error) {
 	b.complaints(r, ws)
 	b.alarmsAndIncidents(ctx, r, from, to)
 	b.assets(r, ws, good)
+	if b.d.Maintenance != nil {
+		if r.Maintenance, err = b.d.Maintenance.Counts(ctx, from, to); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 

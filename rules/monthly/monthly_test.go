@@ -3,6 +3,7 @@ package monthly_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/alarmkpi"
+	"github.com/propgate/gateway/rules/maintenance"
 	. "github.com/propgate/gateway/rules/monthly"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
@@ -206,7 +208,7 @@ func monthSite(t *testing.T) (*Builder, *rules.Engine, *clock) {
 	c.at("2026-12-01 09:00")
 	equip := rules.NewEquipment(e, store)
 	b := New(Deps{Orders: store, Equipment: equip, Alarms: alarmkpi.New(alarmkpi.Config{}, store, e, time.UTC, c.now), Incidents: store, Plans: plans,
-		Assets: assets, Config: cfg, Site: "御山花园", Now: c.now})
+		Maintenance: pmCounts{}, Assets: assets, Config: cfg, Site: "御山花园", Now: c.now})
 	return b, e, c
 }
 
@@ -214,6 +216,18 @@ func monthSite(t *testing.T) (*Builder, *rules.Engine, *clock) {
 type plansList []playbook.PlaybookInfo
 
 func (p plansList) Playbooks() []playbook.PlaybookInfo { return p }
+
+// pmCounts is the month's PM items as maintenance.Service counts them
+// (its own tests check the counting): 4 opened in November, 3 done.
+type pmCounts struct{}
+
+func (pmCounts) Counts(_ context.Context, from, to time.Time) (*maintenance.Counts, error) {
+	if from.Month() != time.November || to.Month() != time.December || from.Day() != 1 || to.Day() != 1 {
+		return nil, fmt.Errorf("asked for %s – %s, not November", from, to)
+	}
+	rate := 0.75
+	return &maintenance.Counts{From: from, To: to, Opened: 4, Done: 3, DoneOnTime: 2, Overdue: 1, CompletionRate: &rate}, nil
+}
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
@@ -314,7 +328,7 @@ func TestMonthlyWorkbookReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	want := []string{SheetKPIs, SheetBreaches, SheetReworks, SheetComplaints, SheetAlarms, SheetDrills, SheetAssets, SheetHealth}
+	want := []string{SheetKPIs, SheetBreaches, SheetReworks, SheetComplaints, SheetAlarms, SheetDrills, SheetAssets, SheetHealth, SheetPM}
 	if got := f.GetSheetList(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("sheets %v, want %v", got, want)
 	}
@@ -362,5 +376,17 @@ func TestMonthlyWorkbookReadBack(t *testing.T) {
 	br, _ := f.GetRows(SheetBreaches)
 	if len(br) < 2 || br[1][0] != "给排水维修" || br[1][1] != "3" || br[1][2] != "1" {
 		t.Errorf("late orders sheet %v", br)
+	}
+	// PM completion feeds the report (维保计划执行).
+	pm, _ := f.GetRows(SheetPM)
+	if len(pm) != 2 || strings.Join(pm[1], ",") != "4,3,2,1,0,0,75.00%" {
+		t.Errorf("PM sheet %v", pm)
+	}
+	var page bytes.Buffer
+	if err := r.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), "维保计划执行") || !strings.Contains(page.String(), `<td class="n">75.0%</td>`) {
+		t.Errorf("the HTML report has no PM section")
 	}
 }

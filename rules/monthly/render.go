@@ -49,6 +49,7 @@ const (
 	SheetDrills     = "演练 Drills"
 	SheetAssets     = "故障设备 Faulty assets"
 	SheetHealth     = "报警系统健康 Alarm health"
+	SheetPM         = "维保计划执行 Preventive maintenance"
 )
 
 type sheet struct {
@@ -265,6 +266,12 @@ func (r *Report) XLSX(w io.Writer) error {
 		for _, st := range h.Stale {
 			s.put(st.Alarm, st.NameZH, st.Since.Format("2006-01-02 15:04"), st.Hours)
 		}
+	}
+	s = add(SheetPM)
+	if m := r.Maintenance; m != nil {
+		s.header("本月到期维保 PM items opened", "已完成 Done", "按期完成 On time", "逾期未完成 Overdue", "进行中 Pending", "已取消 Cancelled", "完成率 Completion")
+		s.put(m.Opened, m.Done, m.DoneOnTime, m.Overdue, m.Pending, m.Cancelled)
+		s.pctCell(7, m.CompletionRate)
 	}
 	for _, s := range sheets {
 		if s.err != nil {
