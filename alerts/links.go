@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -166,7 +165,10 @@ func (r *Router) AckByLink(ctx context.Context, l Link, clientIP string) (*Alert
 		result = "already_" + map[bool]string{true: "acked", false: "closed"}[open]
 		return al, nil // nothing to do; the page says what it was
 	}
-	note := fmt.Sprintf("acknowledged from the message link (%s)", clientIP)
+	// The alarm's note says how, not from where: the client's IP is in the
+	// link_ack attempt and the audit log (operators and admins), never in
+	// the alarm, which every screen shows.
+	note := "手机链接确认 acknowledged from the message link"
 	if _, err := r.d.Alarms.Ack(al.AlarmID, name, note); err != nil && !errors.Is(err, rules.ErrNothingToAck) {
 		result = "error"
 		return nil, err

@@ -67,6 +67,16 @@ func (r *Router) UseMobileAction(ctx context.Context, l Link, incident int64, ac
 	return p, nil
 }
 
+// MobileActionUsed verifies the link and says whether (and when) it was
+// spent for action already, without spending it: the phone page checks
+// this before it reads a request's body (a photo).
+func (r *Router) MobileActionUsed(ctx context.Context, l Link, incident int64, action string) (time.Time, bool, error) {
+	if _, err := r.CheckMobileLink(l, incident); err != nil {
+		return time.Time{}, false, err
+	}
+	return r.d.Links.LinkUsed(ctx, l.Sig+"\n"+action)
+}
+
 // rolesOf are the playbook roles mapped to the teams person is a member of.
 func (r *Router) rolesOf(person string) []string {
 	var roles []string

@@ -31,6 +31,7 @@ type fakeAlarms struct {
 	mu     sync.Mutex
 	alarms map[string]*rules.Alarm
 	acks   []string
+	notes  []string // the acknowledgements' notes
 	unacks []string
 }
 
@@ -58,6 +59,7 @@ func (f *fakeAlarms) Ack(id, by, note string) (rules.Alarm, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.acks = append(f.acks, id+" by "+by)
+	f.notes = append(f.notes, note)
 	a := f.alarms[id]
 	if a == nil {
 		return rules.Alarm{}, rules.ErrNothingToAck
@@ -506,6 +508,11 @@ func TestAckLinkConfirmsThenAcksOnceAndIsAudited(t *testing.T) {
 	}
 	if len(h.src.acks) != 1 {
 		t.Fatalf("acks %v", h.src.acks)
+	}
+	// The alarm's note (on every screen, the wall's too) says how, not
+	// from where: the IP is in the attempt and the audit log only.
+	if n := fmt.Sprint(h.src.notes); strings.Contains(n, "203.0.113.7") || !strings.Contains(n, "message link") {
+		t.Fatalf("the alarm's acknowledgement note: %s", n)
 	}
 	v, err := h.r.CheckLink(ctx, l)
 	if err != nil || !v.UsedAt.Equal(t0.Add(time.Minute)) {

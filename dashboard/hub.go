@@ -313,6 +313,13 @@ func (h *Hub) writePump(conn *websocket.Conn, c *client) {
 // for everyone else, returned when nothing needs hiding).
 func forViewer(ev event.Event, staff []byte) []byte {
 	switch {
+	case ev.Alarm != nil:
+		a := ev.Alarm.ForViewer()
+		ev.Alarm = &a
+		if ev.Transition != nil {
+			t := ev.Transition.ForViewer()
+			ev.Transition = &t
+		}
 	case ev.Incident != nil:
 		ev.Incident = ev.Incident.ForViewer()
 	case ev.WorkOrder != nil:
@@ -333,6 +340,10 @@ func forViewer(ev event.Event, staff []byte) []byte {
 // forViewer is the snapshot as the wall token sees it.
 func (s *Snapshot) forViewer() *Snapshot {
 	c := *s
+	c.Alarms = make([]rules.Alarm, len(s.Alarms))
+	for i, a := range s.Alarms {
+		c.Alarms[i] = a.ForViewer()
+	}
 	c.Incidents = make([]*playbook.Incident, len(s.Incidents))
 	for i, in := range s.Incidents {
 		c.Incidents[i] = in.ForViewer()

@@ -437,9 +437,12 @@ func TestWallScreenSeesNoPersonalDetails(t *testing.T) {
 		Steps:    []playbook.StepState{{ID: "passenger-details", Status: playbook.StepDone, By: "li.ming", Note: secret}},
 		Record:   map[string]playbook.RecordValue{"passengers": {By: "li.ming", Note: secret, Value: secret, Source: playbook.FromPerson}},
 		Timeline: []playbook.Entry{{By: "li.ming", Kind: "step_done", Text: "passenger-details: " + secret}}}
-	wo := &workorder.WorkOrder{ID: 3, Source: "manual", Reporter: secret, Description: "no water on 12F"}
+	wo := &workorder.WorkOrder{ID: 3, Source: "manual", Reporter: secret, Description: "no water on 12F, call 138 1234 5678"}
+	// Who acknowledged shows; their note (here with the client's IP and a
+	// number) does not.
+	alarm := rules.Alarm{ID: "entrapment:lift", State: rules.StateAcked, AckBy: "王立", AckNote: "from 203.0.113.9 " + secret}
 	snapshot := func(context.Context) (*Snapshot, error) {
-		return &Snapshot{Type: "snapshot", Incidents: []*playbook.Incident{in}, WorkOrders: []*workorder.WorkOrder{wo}}, nil
+		return &Snapshot{Type: "snapshot", Alarms: []rules.Alarm{alarm}, Incidents: []*playbook.Incident{in}, WorkOrders: []*workorder.WorkOrder{wo}}, nil
 	}
 	hub := NewHub(state, bus.Subscribe(16), snapshot, log)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -473,26 +476,32 @@ func TestWallScreenSeesNoPersonalDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	if s := read(wall); strings.Contains(s, "13812345678") || !strings.Contains(s, "no water on 12F") {
+	leaks := func(s string) bool {
+		return strings.Contains(s, "13812345678") || strings.Contains(s, "1234 5678") || strings.Contains(s, "203.0.113.9")
+	}
+	if s := read(wall); leaks(s) || !strings.Contains(s, "no water on 12F") || !strings.Contains(s, `"ack_by":"王立"`) {
 		t.Fatalf("wall snapshot: %s", s)
 	}
-	if s := read(eng); !strings.Contains(s, "13812345678") {
+	if s := read(eng); !strings.Contains(s, "13812345678") || !strings.Contains(s, "203.0.113.9") {
 		t.Fatalf("engineer snapshot lacks the details: %s", s)
 	}
 	bus.IncidentChanged(in)
-	for _, c := range []struct {
-		conn *websocket.Conn
-		want bool
-	}{{wall, false}, {eng, true}} {
-		for {
-			s := read(c.conn)
-			if !strings.Contains(s, `"incident"`) {
-				continue // heartbeats, points
+	bus.AlarmChanged(alarm, rules.Transition{AlarmID: alarm.ID, From: rules.StateUnacked, To: rules.StateAcked, By: "王立", Note: alarm.AckNote})
+	for _, kind := range []string{`"type":"incident"`, `"type":"alarm"`} {
+		for _, c := range []struct {
+			conn *websocket.Conn
+			want bool
+		}{{wall, false}, {eng, true}} {
+			for {
+				s := read(c.conn)
+				if !strings.Contains(s, kind) {
+					continue // heartbeats, points
+				}
+				if leaks(s) != c.want {
+					t.Fatalf("%s event (details expected %v): %s", kind, c.want, s)
+				}
+				break
 			}
-			if strings.Contains(s, "13812345678") != c.want {
-				t.Fatalf("incident event (details expected %v): %s", c.want, s)
-			}
-			break
 		}
 	}
 }

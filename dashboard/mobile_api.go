@@ -42,17 +42,21 @@ import (
 // note and a photo. Opening a page changes nothing; each action works once
 // per link (alerts.UseMobileAction); an expired or changed link answers 403
 // with a Chinese page.
+//
+// What a link may act on is what it was issued for: an alarm's link, the
+// work order its rule opened for that alarm by the time the activation
+// began and the incidents that activation started or triggered again; an
+// incident's link, that incident, the work orders its steps opened and
+// those of the activations that triggered it. A later incident or work
+// order on the same asset is out of its reach, and every action checks the
+// link's signature, expiry and single use before the request's body (a
+// photo) is read.
 
 // MobileConfig is the mobile: section.
 type MobileConfig struct {
 	PhotoDir    string       `yaml:"photo_dir"`    // where photos from phones are kept; default <rules database dir>/photos
 	MaxPhotoMB  int          `yaml:"max_photo_mb"` // default 8
-	Contractors []Contractor `yaml:"contractors"`  // the phone's tel: links, by work-order category
-}
-
-// ContactResolver resolves contact ids for an asset (register.Service).
-type ContactResolver interface {
-	Resolve(ids []string, asset string) []register.Contact
+	Contractors []Contractor `yaml:"contractors"`  // the phone's tel: links by work-order category, when the register has none for the asset
 }
 
 // Contractor is who the phone page offers to call for a category.
@@ -96,16 +100,23 @@ type MobileLinks interface {
 	AckByLink(ctx context.Context, l alerts.Link, clientIP string) (*alerts.Alert, error)
 	CheckMobileLink(l alerts.Link, incident int64) (*alerts.MobilePerson, error)
 	UseMobileAction(ctx context.Context, l alerts.Link, incident int64, action string) (*alerts.MobilePerson, error)
+	MobileActionUsed(ctx context.Context, l alerts.Link, incident int64, action string) (time.Time, bool, error)
+}
+
+// AssetContractors is the asset register as the phone page reads it: the
+// asset's maintenance contractor and their number (register.Service).
+type AssetContractors interface {
+	Entry(asset string) (register.Entry, error)
 }
 
 // Mobile is what the phone pages work with.
 type Mobile struct {
 	Links  MobileLinks
 	Config MobileConfig
-	// Register, when the site keeps one, names the asset's own maintenance
-	// contractor (this car's 维保单位), which the page offers instead of
-	// the category's in Config.Contractors.
-	Register ContactResolver
+	// Register, when set, names the contractor the page offers to call: the
+	// asset's maintenance contractor; Config.Contractors only when the
+	// register has no number for it.
+	Register AssetContractors
 	Loc      *time.Location // the site's time zone for times on the page
 	Log      *slog.Logger
 }
@@ -158,12 +169,24 @@ type mobileView struct {
 	WorkOrder            *workorder.WorkOrder
 	WOStatus             string
 	CanAck, CanOnSite    bool
+	AckUsed              bool // the alarm link's acknowledgement was used
 	CanAccept            bool
 	Contractor           *Contractor
-	Action               string // the form's action: the page's own path
+	Action               string // the page's own path; its forms post there with the link's parameters
 	By, Exp, Sig         string
 	MaxMB                int
 	Help                 string
+}
+
+// Post is where a button posts: the page's path with the signed link and
+// the action in the query, so the link is checked before the body is read
+// (the body carries only a step's note and photo).
+func (v *mobileView) Post(act, step string) string {
+	q := url.Values{"by": {v.By}, "exp": {v.Exp}, "sig": {v.Sig}, "act": {act}}
+	if step != "" {
+		q.Set("step", step)
+	}
+	return v.Action + "?" + q.Encode()
 }
 
 type mobileStep struct {
@@ -228,7 +251,8 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 		v.Priority = i18n.T(i18n.ZH, "priority."+string(al.Priority))
 		v.Where = al.Location
 		v.Since = al.Since.In(x.m.Loc).Format("01-02 15:04:05")
-		v.CanAck = al.State == alerts.Firing && lv.UsedAt.IsZero()
+		v.AckUsed = !lv.UsedAt.IsZero()
+		v.CanAck = al.State == alerts.Firing && !v.AckUsed
 		if x.a.rules != nil {
 			if alarm, ok := x.a.rules.Alarms.Alarm(al.AlarmID); ok {
 				v.Alarm = &alarm
@@ -245,8 +269,8 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 			if err != nil {
 				return nil, err
 			}
-			for _, in := range ins {
-				if in.Asset == asset && (v.Incident == nil || in.Started.After(v.Incident.Started)) {
+			for _, in := range ins { // only what this activation of the alarm started or triggered again
+				if in.TriggeredBy(al.AlarmID, al.Since) && (v.Incident == nil || in.Started.After(v.Incident.Started)) {
 					v.Incident = in
 				}
 			}
@@ -290,12 +314,11 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 		if err != nil {
 			return nil, err
 		}
-		// Only the order this page is about: an alarm's own order, or on an
-		// incident's page an order the gateway opened for the asset (a
-		// plan's or a rule's), never a resident's report or another job on
-		// the same asset that the link's holder could otherwise take over.
+		// Only the order this page is about (ownOrder), never a resident's
+		// report or another job on the same asset, nor one opened after the
+		// link was issued, that the link's holder could otherwise take over.
 		for _, wo := range wos {
-			if v.Alert != nil && wo.AlarmID == v.Alert.AlarmID || v.Alert == nil && wo.Source != "manual" {
+			if ownOrder(v, wo) {
 				v.WorkOrder = wo
 			}
 		}
@@ -308,18 +331,9 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 			case workorder.OnSite, workorder.InProgress, workorder.Resolved:
 				v.CanOnSite = false // arrived already
 			}
-			for i, c := range x.m.Config.Contractors {
-				if c.Category == wo.Category {
-					v.Contractor = &x.m.Config.Contractors[i]
-				}
-			}
 		}
 	}
-	if x.m.Register != nil && asset != "" && (v.WorkOrder != nil || v.Incident != nil) {
-		if cs := x.m.Register.Resolve([]string{register.AssetContractor}, asset); len(cs) > 0 && cs[0].Phone != "" {
-			v.Contractor = &Contractor{Category: "asset", Name: cs[0].Name, Phone: cs[0].Phone}
-		}
-	}
+	v.Contractor = x.contractor(v, asset)
 	if st, ok := x.a.deps.State.Asset(asset); ok {
 		if v.Where == "" {
 			v.Where = strings.Join(nonEmpty(st.Building, st.Floor, st.Location), " ")
@@ -358,6 +372,56 @@ func (x *mobileAPI) build(ctx context.Context, l alerts.Link, alertID string, in
 	return v, nil
 }
 
+// sameActivation is how long apart two records of one instant may be
+// (stores keep times to the second, the millisecond or the microsecond).
+const sameActivation = time.Second
+
+// ownOrder: wo is a work order the page's link was issued for. An alarm's
+// link: the order the alarm's rule opened (or reused) by the time this
+// activation began; an order opened for a later activation is not its. An
+// incident's link: the orders its steps opened, and those of the alarm
+// activations that triggered it.
+func ownOrder(v *mobileView, wo *workorder.WorkOrder) bool {
+	opened := func(alarm string, since time.Time) bool {
+		return wo.Source == "rule" && wo.AlarmID == alarm && !wo.Created.After(since.Add(sameActivation))
+	}
+	if v.Alert != nil {
+		return opened(v.Alert.AlarmID, v.Alert.Since)
+	}
+	in := v.Incident
+	if in == nil {
+		return false
+	}
+	return slices.Contains(in.WorkOrders, wo.ID) || slices.ContainsFunc(in.Activations, func(a playbook.Activation) bool { return opened(a.Alarm, a.Since) })
+}
+
+// contractor is whom the page offers to call: the asset's maintenance
+// contractor from the register; the configured contractor for the work
+// order's (or the alarm's) category when the register has no number.
+func (x *mobileAPI) contractor(v *mobileView, asset string) *Contractor {
+	if x.m.Register != nil && asset != "" {
+		if e, err := x.m.Register.Entry(asset); err == nil && strings.TrimSpace(e.ContractorPhone) != "" {
+			return &Contractor{Category: "register", Name: e.Contractor, Phone: strings.TrimSpace(e.ContractorPhone)}
+		}
+	}
+	category := ""
+	switch {
+	case v.WorkOrder != nil:
+		category = v.WorkOrder.Category
+	case v.Alert != nil:
+		category = v.Alert.Category
+	}
+	if category == "" {
+		return nil
+	}
+	for i, c := range x.m.Config.Contractors {
+		if c.Category == category {
+			return &x.m.Config.Contractors[i]
+		}
+	}
+	return nil
+}
+
 func nonEmpty(s ...string) []string {
 	var out []string
 	for _, x := range s {
@@ -368,46 +432,63 @@ func nonEmpty(s ...string) []string {
 	return out
 }
 
-// act is a button on the page: the signed parameters, the action, and for
-// a step its note and an optional photo (multipart). Then back to the page.
+// act is a button on the page: the signed link and the action in the
+// query (see Post), and for a step its note and an optional photo in the
+// body (multipart). The link's signature, expiry and single use are checked
+// before the body is read, and the body is read within a limit: a step's
+// photo and note, or a few fields. Then back to the page.
 func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 	alertID, incident, ok := target(r)
 	if !ok {
 		x.refuse(w, http.StatusNotFound, x.t("m.tampered"))
 		return
 	}
-	maxBytes := int64(x.m.Config.MaxPhotoMB) << 20
-	r.Body = http.MaxBytesReader(w, r.Body, maxBytes+64<<10)
+	q := r.URL.Query()
+	l := link(q, alertID)
+	ctx := r.Context()
+	act, step := q.Get("act"), q.Get("step")
+	switch act {
+	case "ack", "accept", "on_site", "step":
+	default:
+		x.refuse(w, http.StatusBadRequest, x.t("m.not_now"))
+		return
+	}
+	v, err := x.build(ctx, l, alertID, incident) // the signature and the expiry first
+	if err != nil {
+		x.fail(w, err)
+		return
+	}
+	if err := x.unused(ctx, l, incident, act, step, v); err != nil {
+		x.fail(w, err)
+		return
+	}
+	limit := int64(64 << 10) // the form's few fields
+	if act == "step" {
+		limit += int64(x.m.Config.MaxPhotoMB) << 20
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			x.refuse(w, http.StatusRequestEntityTooLarge, i18n.Tf(i18n.ZH, "m.photo_bad", x.m.Config.MaxPhotoMB))
 			return
 		}
-		x.refuse(w, http.StatusBadRequest, err.Error())
+		x.refuse(w, http.StatusBadRequest, x.t("m.not_now"))
 		return
 	}
-	if r.MultipartForm == nil {
-		if err := r.ParseForm(); err != nil {
-			x.refuse(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
-	f := r.PostForm
-	l := link(f, alertID)
-	ctx := r.Context()
-	act, step, note := f.Get("act"), f.Get("step"), strings.TrimSpace(f.Get("note"))
-	v, err := x.build(ctx, l, alertID, incident)
-	if err != nil {
-		x.fail(w, err)
+	if r.MultipartForm != nil {
+		defer r.MultipartForm.RemoveAll()
+	} else if err := r.ParseForm(); err != nil {
+		x.refuse(w, http.StatusBadRequest, x.t("m.not_now"))
 		return
 	}
+	note := strings.TrimSpace(r.PostForm.Get("note"))
 	name := v.Person.Name
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	switch act {
 	case "ack":
 		if incident != 0 {
-			x.refuse(w, http.StatusBadRequest, "no alarm on this page")
+			x.refuse(w, http.StatusBadRequest, x.t("m.not_now"))
 			return
 		}
 		if _, err := x.m.Links.AckByLink(ctx, l, ip); err != nil {
@@ -415,12 +496,12 @@ func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "accept", "on_site":
-		if _, err := x.m.Links.UseMobileAction(ctx, l, incident, act); err != nil {
-			x.fail(w, err)
-			return
-		}
 		if act == "accept" && !v.CanAccept || act == "on_site" && !v.CanOnSite {
 			x.fail(w, workorder.ErrConflict)
+			return
+		}
+		if _, err := x.m.Links.UseMobileAction(ctx, l, incident, act); err != nil {
+			x.fail(w, err)
 			return
 		}
 		if wo := v.WorkOrder; wo != nil {
@@ -448,26 +529,26 @@ func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "step":
-		if v.Incident == nil || !slices.ContainsFunc(v.Steps, func(s mobileStep) bool { return s.ID == step && s.Mine && s.Open }) {
-			x.refuse(w, http.StatusForbidden, x.t("m.refused_help"))
-			return
-		}
-		photo, err := x.savePhoto(r, v)
+		photo, err := x.readPhoto(r)
 		if err != nil {
 			x.refuse(w, http.StatusUnsupportedMediaType, err.Error())
 			return
 		}
 		if _, err := x.m.Links.UseMobileAction(ctx, l, incident, "step:"+step); err != nil {
-			x.removePhoto(photo)
 			x.fail(w, err)
 			return
 		}
-		if photo != "" {
+		name, err := x.storePhoto(photo, v)
+		if err != nil {
+			x.fail(w, err)
+			return
+		}
+		if name != "" {
 			if note != "" {
 				note += " "
 			}
-			note += "（" + i18n.T(i18n.ZH, "tl.photo") + " " + photo + "）"
-			if _, err := x.a.incidents.Act.AddEvidence(ctx, v.Incident.ID, name, i18n.T(i18n.ZH, "tl.photo")+" photo: /api/v1/photos/"+photo); err != nil {
+			note += "（" + i18n.T(i18n.ZH, "tl.photo") + " " + name + "）"
+			if _, err := x.a.incidents.Act.AddEvidence(ctx, v.Incident.ID, v.Person.Name, i18n.T(i18n.ZH, "tl.photo")+" photo: /api/v1/photos/"+name); err != nil {
 				x.fail(w, err)
 				return
 			}
@@ -475,62 +556,100 @@ func (x *mobileAPI) act(w http.ResponseWriter, r *http.Request) {
 		if note == "" {
 			note = x.t("m.done")
 		}
-		if _, err := x.a.incidents.Steps.Complete(ctx, v.Incident.ID, step, name, note); err != nil {
+		if _, err := x.a.incidents.Steps.Complete(ctx, v.Incident.ID, step, v.Person.Name, note); err != nil {
 			x.fail(w, err)
 			return
 		}
-	default:
-		x.refuse(w, http.StatusBadRequest, "unknown action")
-		return
 	}
 	access.AuditAs(r, l.Person) // recorded as the person the link was made for
-	q := url.Values{"by": {l.Person}, "exp": {l.Exp}, "sig": {l.Sig}, "done": {act}}
-	http.Redirect(w, r, r.URL.EscapedPath()+"?"+q.Encode(), http.StatusSeeOther)
+	back := url.Values{"by": {l.Person}, "exp": {l.Exp}, "sig": {l.Sig}, "done": {act}}
+	http.Redirect(w, r, r.URL.EscapedPath()+"?"+back.Encode(), http.StatusSeeOther)
 }
 
-// savePhoto keeps the step's photo, if any: an image by its content (not
+// unused checks, before anything is read from the body, that the page's
+// link may still do act: an acknowledgement link not used yet, an action
+// (or a step) not done with this link yet, a step of the person's roles
+// open on the page's incident. It spends nothing.
+func (x *mobileAPI) unused(ctx context.Context, l alerts.Link, incident int64, act, step string, v *mobileView) error {
+	switch act {
+	case "ack":
+		if v.Alert == nil {
+			return workorder.ErrConflict
+		}
+		if v.AckUsed {
+			return alerts.ErrLinkUsed
+		}
+		return nil // AckByLink spends it, and says when the alarm was acknowledged already
+	case "step":
+		if v.Incident == nil || !slices.ContainsFunc(v.Steps, func(s mobileStep) bool { return s.ID == step && s.Mine && s.Open }) {
+			return errNotYours
+		}
+		act = "step:" + step
+	}
+	_, used, err := x.m.Links.MobileActionUsed(ctx, l, incident, act)
+	if err != nil {
+		return err
+	}
+	if used {
+		return alerts.ErrLinkUsed
+	}
+	return nil
+}
+
+// errNotYours: the step is not open, or not one of the person's roles.
+var errNotYours = errors.New("the step is not open or not for this person's roles")
+
+// photoUpload is a step's photo, read and checked, not stored yet.
+type photoUpload struct {
+	data []byte
+	ext  string
+}
+
+// readPhoto reads the step's photo, if any: an image by its content (not
 // its name or the header the phone sent), within the size limit.
-func (x *mobileAPI) savePhoto(r *http.Request, v *mobileView) (string, error) {
+func (x *mobileAPI) readPhoto(r *http.Request) (*photoUpload, error) {
 	if r.MultipartForm == nil || len(r.MultipartForm.File["photo"]) == 0 {
-		return "", nil
+		return nil, nil
 	}
 	fh := r.MultipartForm.File["photo"][0]
 	if fh.Size == 0 {
-		return "", nil
+		return nil, nil
 	}
 	bad := errors.New(i18n.Tf(i18n.ZH, "m.photo_bad", x.m.Config.MaxPhotoMB) + " / " + i18n.Tf(i18n.EN, "m.photo_bad", x.m.Config.MaxPhotoMB))
 	if fh.Size > int64(x.m.Config.MaxPhotoMB)<<20 {
-		return "", bad
+		return nil, bad
 	}
 	f, err := fh.Open()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, int64(x.m.Config.MaxPhotoMB)<<20+1))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ext, ok := imageTypes[http.DetectContentType(data)]
 	if !ok || len(data) > x.m.Config.MaxPhotoMB<<20 {
-		return "", bad
+		return nil, bad
+	}
+	return &photoUpload{data: data, ext: ext}, nil
+}
+
+// storePhoto keeps a checked photo under a name of its own ("" for none).
+func (x *mobileAPI) storePhoto(p *photoUpload, v *mobileView) (string, error) {
+	if p == nil {
+		return "", nil
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	name := fmt.Sprintf("incident-%d-%s.%s", v.Incident.ID, hex.EncodeToString(rnd[:]), ext)
+	name := fmt.Sprintf("incident-%d-%s.%s", v.Incident.ID, hex.EncodeToString(rnd[:]), p.ext)
 	if err := os.MkdirAll(x.m.Config.PhotoDir, 0o750); err != nil {
 		return "", fmt.Errorf("photo directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(x.m.Config.PhotoDir, name), data, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(x.m.Config.PhotoDir, name), p.data, 0o640); err != nil {
 		return "", fmt.Errorf("saving the photo: %w", err)
 	}
 	return name, nil
-}
-
-func (x *mobileAPI) removePhoto(name string) {
-	if name != "" {
-		_ = os.Remove(filepath.Join(x.m.Config.PhotoDir, name))
-	}
 }
 
 // photo serves a stored photo to engineers and above.
@@ -561,6 +680,8 @@ func (x *mobileAPI) fail(w http.ResponseWriter, err error) {
 		x.refuse(w, http.StatusConflict, x.t("m.used"))
 	case errors.Is(err, alerts.ErrNotFound), errors.Is(err, rules.ErrNotFound):
 		x.refuse(w, http.StatusNotFound, x.t("none"))
+	case errors.Is(err, errNotYours):
+		x.refuse(w, http.StatusForbidden, x.t("m.refused_help"))
 	case errors.Is(err, workorder.ErrConflict):
 		x.refuse(w, http.StatusConflict, x.t("m.not_now"))
 	default: // the details are for the log, not for whoever holds the link
@@ -601,8 +722,7 @@ var mobileTemplate = template.Must(template.New("m").Funcs(template.FuncMap{"t":
 <dt>{{t "status"}}</dt><dd id="alarmstate">{{$.AlertState}}</dd>
 </dl>
 {{if $.Instructions}}<h2>{{t "m.instructions"}}</h2><p>{{$.Instructions}}</p>{{end}}
-{{if $.CanAck}}<form method="post" action="{{$.Action}}"><input type="hidden" name="by" value="{{$.By}}"><input type="hidden" name="exp" value="{{$.Exp}}"><input type="hidden" name="sig" value="{{$.Sig}}">
-<input type="hidden" name="act" value="ack"><button id="ack" class="big red">{{t "m.ack"}}</button></form>{{end}}
+{{if $.CanAck}}<form method="post" data-act="ack" action="{{$.Post "ack" ""}}"><button id="ack" class="big red">{{t "m.ack"}}</button></form>{{end}}
 </section>{{end}}
 {{with .Incident}}<section id="incident" data-incident="{{.ID}}"><h2>{{t "m.incident"}} · {{.Name}}</h2>
 {{if not $.Alert}}<dl><dt>{{t "where"}}</dt><dd>{{$.Where}}</dd><dt>{{t "since"}}</dt><dd>{{$.Since}}</dd></dl>{{end}}
@@ -610,16 +730,13 @@ var mobileTemplate = template.Must(template.New("m").Funcs(template.FuncMap{"t":
 </section>{{end}}
 {{if or .CanOnSite .CanAccept .WorkOrder}}<section id="work">
 {{with .WorkOrder}}<h2>{{t "m.workorder"}} #{{.ID}} · <span id="wostatus">{{$.WOStatus}}</span></h2>{{end}}
-{{if .CanAccept}}<form method="post" action="{{.Action}}"><input type="hidden" name="by" value="{{.By}}"><input type="hidden" name="exp" value="{{.Exp}}"><input type="hidden" name="sig" value="{{.Sig}}">
-<input type="hidden" name="act" value="accept"><button id="accept" class="big">{{t "m.accept"}}</button></form>{{end}}
-{{if .CanOnSite}}<form method="post" action="{{.Action}}"><input type="hidden" name="by" value="{{.By}}"><input type="hidden" name="exp" value="{{.Exp}}"><input type="hidden" name="sig" value="{{.Sig}}">
-<input type="hidden" name="act" value="on_site"><button id="onsite" class="big">{{t "m.on_site"}}</button></form>{{end}}
+{{if .CanAccept}}<form method="post" data-act="accept" action="{{.Post "accept" ""}}"><button id="accept" class="big">{{t "m.accept"}}</button></form>{{end}}
+{{if .CanOnSite}}<form method="post" data-act="on_site" action="{{.Post "on_site" ""}}"><button id="onsite" class="big">{{t "m.on_site"}}</button></form>{{end}}
 {{with .Contractor}}<p><a class="big tel" id="tel" href="tel:{{.Phone}}">📞 {{t "m.call_contractor"}}：{{.Name}} {{.Phone}}</a></p>{{end}}
 </section>{{end}}
 {{if .Steps}}<section id="steps"><h2>{{t "report.steps"}}</h2><ol>
 {{range .Steps}}<li class="st {{if .Mine}}mine{{end}}" data-step="{{.ID}}"><div>{{.Title}}</div><div class="muted">{{.Role}} · {{.Status}}{{if .By}} · {{.By}} {{.Done}}{{end}}{{if .Overdue}} · <b class="overdue">{{t "overdue"}}</b>{{end}}</div>
-{{if and .Mine .Open}}<form method="post" action="{{$.Action}}" enctype="multipart/form-data"><input type="hidden" name="by" value="{{$.By}}"><input type="hidden" name="exp" value="{{$.Exp}}"><input type="hidden" name="sig" value="{{$.Sig}}">
-<input type="hidden" name="act" value="step"><input type="hidden" name="step" value="{{.ID}}">
+{{if and .Mine .Open}}<form method="post" data-act="step" action="{{$.Post "step" .ID}}" enctype="multipart/form-data">
 <label>{{t "m.note"}}<textarea name="note" rows="2"></textarea></label>
 <label>{{t "m.photo"}}<input type="file" name="photo" accept="image/*" capture="environment"></label>
 <button class="big">{{t "m.complete"}}</button></form>{{end}}</li>

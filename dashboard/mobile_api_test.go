@@ -31,16 +31,16 @@ func mobileSite(t *testing.T) (*alertsSite, string) {
 
 func formOf(t *testing.T, page, act string) (string, url.Values) {
 	t.Helper()
-	re := regexp.MustCompile(`(?s)<form method="post" action="([^"]+)"[^>]*>(.*?)</form>`)
+	re := regexp.MustCompile(`(?s)<form method="post" data-act="(\w+)" action="([^"]+)"[^>]*>(.*?)</form>`)
 	for _, m := range re.FindAllStringSubmatch(page, -1) {
-		if !strings.Contains(m[2], `name="act" value="`+act+`"`) {
+		if m[1] != act {
 			continue
 		}
 		v := url.Values{}
-		for _, f := range regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)">`).FindAllStringSubmatch(m[2], -1) {
+		for _, f := range regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)">`).FindAllStringSubmatch(m[3], -1) {
 			v.Set(f[1], html.UnescapeString(f[2]))
 		}
-		return html.UnescapeString(m[1]), v
+		return html.UnescapeString(m[2]), v
 	}
 	t.Fatalf("no %s form in\n%s", act, page)
 	return "", nil
@@ -110,7 +110,11 @@ func TestPhonePhotoMustBeAnImage(t *testing.T) {
 		if err := r.ParseMultipartForm(1 << 20); err != nil {
 			t.Fatal(err)
 		}
-		return x.savePhoto(r, &mobileView{Incident: incidentWithID(7)})
+		p, err := x.readPhoto(r)
+		if err != nil {
+			return "", err
+		}
+		return x.storePhoto(p, &mobileView{Incident: incidentWithID(7)})
 	}
 	png := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 100)...)
 	name, err := post("a.png", png)

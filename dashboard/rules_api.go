@@ -85,6 +85,11 @@ func (x *rulesAPI) alarms(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []rules.Alarm{}
 	}
+	if !staff(r) { // the wall token: who acknowledged, not what they wrote
+		for i := range out {
+			out[i] = out[i].ForViewer()
+		}
+	}
 	httpjson.Write(w, http.StatusOK, out)
 }
 
@@ -103,6 +108,12 @@ func (x *rulesAPI) alarm(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		httpjson.Error(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	if !staff(r) {
+		a = a.ForViewer()
+		for i := range h {
+			h[i] = h[i].ForViewer()
+		}
 	}
 	httpjson.Write(w, http.StatusOK, alarmDetail{Alarm: a, History: h})
 }

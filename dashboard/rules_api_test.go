@@ -175,3 +175,27 @@ func TestWallTokenSeesNoReporter(t *testing.T) {
 		}
 	}
 }
+
+// The wall token sees who acknowledged an alarm (a name), not what they
+// wrote with it nor where they were (a phone number, an IP address), in the
+// alarm list and in an alarm's history; staff read the note.
+func TestWallTokenSeesWhoAcknowledgedNotTheNote(t *testing.T) {
+	srv, e := rulesServer(t)
+	e.Process([]collectors.Point{{Asset: "pump", Field: "p", Value: collectors.Float(0.05), Quality: collectors.QualityGood}})
+	const secret = "from 203.0.113.9, call me on 13812345678"
+	if code, body := callAs(t, "operator-token-1234", "POST", srv.URL+"/api/v1/alarms/low-pressure:pump/ack", `{"note": "`+secret+`"}`); code != 200 {
+		t.Fatalf("ack: %d %s", code, body)
+	}
+	for _, path := range []string{"/api/v1/alarms?state=all", "/api/v1/alarms/low-pressure:pump"} {
+		_, wall := callAs(t, "wall-token-123456", "GET", srv.URL+path, "")
+		_, staff := callAs(t, "operator-token-1234", "GET", srv.URL+path, "")
+		for _, leak := range []string{"203.0.113.9", "13812345678"} {
+			if strings.Contains(wall, leak) {
+				t.Errorf("%s: the wall reads %q:\n%s", path, leak, wall)
+			}
+		}
+		if !strings.Contains(wall, `"ack_by": "`) || !strings.Contains(staff, secret) {
+			t.Errorf("%s: the wall must say who acknowledged, staff what they wrote\nwall:  %s\nstaff: %s", path, wall, staff)
+		}
+	}
+}

@@ -263,11 +263,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if lerr != nil {
 			loc = time.Local
 		}
-		mobile := dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}
+		m := dashboard.Mobile{Links: router, Config: cfg.Mobile, Loc: loc, Log: log.With("component", "mobile")}
 		if upkeep.register != nil {
-			mobile.Register = upkeep.register // the car's own contractor on the phone page
+			m.Register = upkeep.register // the tel: link calls the asset's maintenance contractor
 		}
-		api.MountMobile(mobile) // the phone pages the messages link to
+		api.MountMobile(m) // the phone pages the messages link to
 	}
 	dutyPorts := dashboard.Duty{Roster: duties, Handovers: duties, Log: duties, Location: duties.Location()}
 	if handoverWatch != nil {

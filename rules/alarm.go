@@ -81,6 +81,14 @@ func (a *Alarm) render() {
 	}
 }
 
+// ForViewer is the alarm as the read-only wall token sees it: who
+// acknowledged it (a name) stays; what they wrote with it (a note may carry
+// a phone number, or where the acknowledgement came from) does not.
+func (a Alarm) ForViewer() Alarm {
+	a.AckNote = ""
+	return a
+}
+
 // Transition is one recorded state change.
 type Transition struct {
 	AlarmID string     `json:"alarm_id"`
@@ -90,6 +98,15 @@ type Transition struct {
 	By      string     `json:"by"`
 	Note    string     `json:"note,omitempty"`
 	Value   string     `json:"value,omitempty"`
+}
+
+// ForViewer is the transition as the wall token sees it: a person's note
+// is left out; the engine's own ("shelving expired", "chattering") stays.
+func (t Transition) ForViewer() Transition {
+	if t.By != ByEngine && t.By != "" {
+		t.Note = ""
+	}
+	return t
 }
 
 // Fired reports whether the transition is an alarm firing: it became

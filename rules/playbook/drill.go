@@ -138,7 +138,7 @@ func (r *Runner) scheduleDrills(now time.Time) {
 		if p.Drill == nil || now.Before(p.Drill.next(r.lastDrill[p.ID], r.since)) {
 			continue
 		}
-		in, err := r.startLocked(p, "", true, ByEngine, fmt.Sprintf("scheduled drill (every %s)", p.Drill.Every), 0)
+		in, err := r.startLocked(p, "", true, ByEngine, fmt.Sprintf("scheduled drill (every %s)", p.Drill.Every), 0, nil)
 		if err != nil {
 			r.log.Error("scheduled drill failed", "playbook", p.ID, "err", err)
 			continue

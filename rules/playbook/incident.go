@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/propgate/gateway/collectors"
+	"github.com/propgate/gateway/rules"
 )
 
 // StepStatus is where a step of an incident stands.
@@ -60,6 +61,35 @@ type Entry struct {
 	Text string    `json:"text"`
 }
 
+// Activation is one activation of an alarm: the alarm and when it became
+// active (rules.Alarm.ActiveSince; an alert's Since).
+type Activation struct {
+	Alarm string    `json:"alarm"`
+	Since time.Time `json:"since"`
+}
+
+// maxActivations bounds an incident's Activations (a chattering alarm
+// re-triggers an open incident on every activation).
+const maxActivations = 50
+
+// TriggeredBy reports whether the activation of alarm that began at since
+// started this incident or triggered it again.
+func (in *Incident) TriggeredBy(alarm string, since time.Time) bool {
+	return slices.ContainsFunc(in.Activations, func(a Activation) bool {
+		return a.Alarm == alarm && a.Since.Sub(since).Abs() < time.Millisecond // stores may keep less than nanoseconds
+	})
+}
+
+func (in *Incident) addActivation(a *rules.Alarm) {
+	if a == nil || a.ActiveSince.IsZero() || in.TriggeredBy(a.ID, a.ActiveSince) {
+		return
+	}
+	in.Activations = append(in.Activations, Activation{Alarm: a.ID, Since: a.ActiveSince})
+	if n := len(in.Activations); n > maxActivations {
+		in.Activations = slices.Delete(in.Activations, 0, n-maxActivations)
+	}
+}
+
 // RecordValue is one filled item of the incident record: when the thing
 // happened and how that is known.
 type RecordValue struct {
@@ -79,29 +109,37 @@ const (
 
 // Incident is one run of a playbook.
 type Incident struct {
-	ID       int64                  `json:"id"`
-	Playbook string                 `json:"playbook"`
-	Name     string                 `json:"name"`
-	Drill    bool                   `json:"drill"`
-	Status   string                 `json:"status"` // open, closed
-	Asset    string                 `json:"asset,omitempty"`
-	Building string                 `json:"building,omitempty"`
-	Location string                 `json:"location,omitempty"`
-	Trigger  string                 `json:"trigger"`
-	Parent   int64                  `json:"parent,omitempty"`
-	Children []int64                `json:"children,omitempty"`
-	Started  time.Time              `json:"started"`
-	Closed   time.Time              `json:"closed,omitempty"`
-	Steps    []StepState            `json:"steps"`
-	Record   map[string]RecordValue `json:"record"`
-	Timeline []Entry                `json:"timeline"`
-	Version  int                    `json:"version"`
+	ID       int64  `json:"id"`
+	Playbook string `json:"playbook"`
+	Name     string `json:"name"`
+	Drill    bool   `json:"drill"`
+	Status   string `json:"status"` // open, closed
+	Asset    string `json:"asset,omitempty"`
+	Building string `json:"building,omitempty"`
+	Location string `json:"location,omitempty"`
+	Trigger  string `json:"trigger"`
+	// Activations are the alarm activations that started this incident or
+	// triggered it again (at most maxActivations, the latest), and
+	// WorkOrders the work orders its steps opened: what a message's link
+	// about the alarm, or about the incident, may act on (the phone pages).
+	Activations []Activation           `json:"activations,omitempty"`
+	WorkOrders  []int64                `json:"workorders,omitempty"`
+	Parent      int64                  `json:"parent,omitempty"`
+	Children    []int64                `json:"children,omitempty"`
+	Started     time.Time              `json:"started"`
+	Closed      time.Time              `json:"closed,omitempty"`
+	Steps       []StepState            `json:"steps"`
+	Record      map[string]RecordValue `json:"record"`
+	Timeline    []Entry                `json:"timeline"`
+	Version     int                    `json:"version"`
 }
 
 // clone copies an incident deeply, for readers outside the runner's lock.
 func (in *Incident) clone() *Incident {
 	c := *in
 	c.Children = slices.Clone(in.Children)
+	c.Activations = slices.Clone(in.Activations)
+	c.WorkOrders = slices.Clone(in.WorkOrders)
 	c.Timeline = slices.Clone(in.Timeline)
 	c.Steps = make([]StepState, len(in.Steps))
 	for i, st := range in.Steps {

@@ -266,7 +266,7 @@ func (r *Runner) trigger(a *rules.Alarm) {
 				}
 			}
 			r.handled[key] = a.ActiveSince
-			in, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0)
+			in, err := r.startLocked(p, a.Asset, false, ByEngine, "alarm "+a.ID, 0, a)
 			if err != nil {
 				r.log.Error("starting playbook failed", "playbook", p.ID, "alarm", a.ID, "err", err)
 				continue
@@ -333,10 +333,11 @@ func (r *Runner) Start(ctx context.Context, playbook, asset string, drill bool, 
 func (r *Runner) start(p *Playbook, assetID string, drill bool, by, trigger string, parent int64) (*Incident, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.startLocked(p, assetID, drill, by, trigger, parent)
+	return r.startLocked(p, assetID, drill, by, trigger, parent, nil)
 }
 
-func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigger string, parent int64) (*Incident, error) {
+// cause is the alarm activation that triggers it (nil: none).
+func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigger string, parent int64, cause *rules.Alarm) (*Incident, error) {
 	a, _ := r.asset(assetID)
 	now := r.now()
 	if !drill {
@@ -344,6 +345,7 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 			ia, _ := r.asset(in.Asset)
 			if in.Playbook == p.ID && !in.Drill && onceKey(p, ia) == onceKey(p, a) {
 				in.log(now, by, "note", "", "triggered again: %s", trigger)
+				in.addActivation(cause)
 				r.link(in, parent, now)
 				r.save(in)
 				return in, nil
@@ -352,6 +354,7 @@ func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigge
 	}
 	in := &Incident{Playbook: p.ID, Name: p.Name, Drill: drill, Status: "open", Asset: a.ID, Building: a.Building,
 		Location: rules.Location(a), Trigger: trigger, Started: now, Record: map[string]RecordValue{}, Version: 1}
+	in.addActivation(cause)
 	for _, s := range p.Steps {
 		st := StepState{ID: s.ID, Title: s.Title, TitleZH: s.TitleZH, Role: s.Role, Status: StepWaiting, Optional: s.Optional, DeadlineSource: s.Source}
 		if s.DrillOnly && !drill {
@@ -481,7 +484,7 @@ func (r *Runner) Tick() {
 	r.reconcile()
 	for _, p := range r.list {
 		if p.Trigger.Every > 0 && now.Sub(r.lastRun[p.ID]) >= p.Trigger.Every {
-			if _, err := r.startLocked(p, "", false, ByEngine, "scheduled every "+p.Trigger.Every.String(), 0); err != nil {
+			if _, err := r.startLocked(p, "", false, ByEngine, "scheduled every "+p.Trigger.Every.String(), 0, nil); err != nil {
 				r.log.Error("scheduled playbook failed", "playbook", p.ID, "err", err)
 			}
 		}
@@ -674,7 +677,7 @@ func (r *Runner) spawn(in *Incident, def *Step, st *StepState, sp *SpawnAction, 
 		if ok, ev := anyHolds(sp.ForEach.WhenAny, probe, r.assets, r.telemetry); ok {
 			st.Spawned = append(st.Spawned, a.ID)
 			in.log(now, ByEngine, "evidence", st.ID, "%s: %s", a.ID, strings.Join(ev, "; "))
-			if _, err := r.startLocked(child, a.ID, in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", in.ID, in.Name), in.ID); err != nil {
+			if _, err := r.startLocked(child, a.ID, in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", in.ID, in.Name), in.ID, nil); err != nil {
 				in.log(now, ByEngine, "action", st.ID, "FAILED to start %s for %s: %v", child.ID, a.ID, err)
 			}
 			changed = true

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,7 +182,9 @@ func TestOutagePlaybook(t *testing.T) {
 	state := collectors.NewState(siteAssets)
 	h := newRunner(t, path, c, state)
 	outageSite(h)
-	h.r.Trigger(fired("mains-lost:b3-panel", "mains-lost", "b3-panel"))
+	first := fired("mains-lost:b3-panel", "mains-lost", "b3-panel")
+	first.ActiveSince = c.t
+	h.r.Trigger(first)
 	ins, _ := h.r.Incidents(bg, false)
 	if len(ins) != 2 {
 		t.Fatalf("%d incidents, want the outage and one entrapment", len(ins))
@@ -193,10 +196,18 @@ func TestOutagePlaybook(t *testing.T) {
 	if outage.Step("classify").Status != StepDone || outage.Step("classify").Note[:21] != "external supply loss " {
 		t.Fatalf("classify: %+v", outage.Step("classify"))
 	}
-	// A second trigger (the other panel) does not open a second site-wide outage.
-	h.r.Trigger(fired("mains-lost:b5-panel", "mains-lost", "b3-panel"))
+	// A second trigger (the other panel) does not open a second site-wide
+	// outage. The outage remembers both activations (what the alarms'
+	// message links may act on); the entrapment it started, none.
+	second := fired("mains-lost:b5-panel", "mains-lost", "b3-panel")
+	second.ActiveSince = c.t.Add(time.Second)
+	h.r.Trigger(second)
 	if ins, _ := h.r.Incidents(bg, true); len(ins) != 2 {
 		t.Fatalf("%d open incidents after a second trigger", len(ins))
+	}
+	if o, _ := h.r.Incident(bg, outage.ID); !o.TriggeredBy(first.ID, first.ActiveSince) || !o.TriggeredBy(second.ID, second.ActiveSince) ||
+		o.TriggeredBy(first.ID, first.ActiveSince.Add(time.Hour)) || len(lift.Activations) != 0 {
+		t.Fatalf("activations: outage %+v, entrapment %+v", o.Activations, lift.Activations)
 	}
 	h.notifications()
 	// check-lifts is due at 3 min, call-utility at 5 min (after classify,
@@ -243,6 +254,9 @@ func TestOutagePlaybook(t *testing.T) {
 	ws, _ := h2.store.WorkOrders(context.Background(), workorder.Filter{Category: "security_systems"})
 	if len(ws) != 1 || !strings.HasPrefix(ws[0].Description, "CCTV not verified after the outage (incident 1") {
 		t.Fatalf("work orders: %+v", ws)
+	}
+	if o, _ := h2.r.Incident(bg, outage.ID); !slices.Contains(o.WorkOrders, ws[0].ID) || !o.TriggeredBy(first.ID, first.ActiveSince) {
+		t.Fatalf("after a restart the outage remembers work orders %v and activations %+v", o.WorkOrders, o.Activations)
 	}
 	if _, err := h2.r.Close(bg, outage.ID, "li.ming", "done"); err == nil || err.Error() != "steps still open: check-lifts, verify-cctv; complete or skip them first" {
 		t.Fatalf("close with open steps: %v", err)

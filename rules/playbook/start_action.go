@@ -35,7 +35,7 @@ func (sp *SpawnAction) Perform(x *Exec) error {
 	if !ok {
 		return nil
 	}
-	if _, err := x.r.startLocked(child, x.in.Asset, x.in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", x.in.ID, x.in.Name), x.in.ID); err != nil {
+	if _, err := x.r.startLocked(child, x.in.Asset, x.in.Drill, ByEngine, fmt.Sprintf("started by incident %d (%s)", x.in.ID, x.in.Name), x.in.ID, nil); err != nil {
 		return fmt.Errorf("start playbook: %w", err)
 	}
 	return nil

@@ -39,6 +39,7 @@ func (w *WorkOrderAction) Perform(x *Exec) error {
 	if err != nil {
 		return fmt.Errorf("work order: %w", err)
 	}
+	x.in.WorkOrders = append(x.in.WorkOrders, wo.ID) // bounded: one per step's action
 	x.log("opened work order %d (%s)", wo.ID, w.Category)
 	return nil
 }

@@ -5,6 +5,7 @@ package workorder
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/propgate/gateway/internal/cfgerr"
@@ -171,6 +172,25 @@ type WorkOrder struct {
 	Updated            time.Time  `json:"updated"`
 }
 
+// mobileRE is a mainland mobile number (11 digits from 1[3-9], maybe
+// grouped 3-4-4 with spaces or '-', maybe after +86), not inside a longer
+// run of digits.
+var mobileRE = regexp.MustCompile(`(^|[^0-9])((?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2})($|[^0-9])`)
+
+// MaskPhones replaces the mobile numbers in s (what the wall must not show).
+func MaskPhones(s string) string {
+	for range 4 { // adjacent numbers share a separator: another pass finds the next
+		m := mobileRE.ReplaceAllString(s, "${1}"+phoneMask+"${3}")
+		if m == s {
+			break
+		}
+		s = m
+	}
+	return s
+}
+
+const phoneMask = "***********"
+
 // hidden replaces personal data on the wall.
 const hidden = "（已隐去 hidden）"
 
@@ -178,6 +198,9 @@ const hidden = "（已隐去 hidden）"
 // it and how to reach them (a resident's name, phone, room), what people
 // wrote about it (call-back notes, the complaint's analysis) are left out.
 func (w WorkOrder) ForViewer() WorkOrder {
+	// What it is and where stay on the wall; a mobile number typed into
+	// them ("12楼漏水，业主 138 1234 5678") does not.
+	w.Description, w.Location = MaskPhones(w.Description), MaskPhones(w.Location)
 	if w.Reporter != "" && w.Source == "manual" {
 		w.Reporter = hidden
 	}
