@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -51,7 +52,10 @@ func uiWords() map[string]bool {
 		}
 		words[strings.ToLower(k)] = true // a raw key (priority.high, incidents)
 	}
-	for _, w := range []string{"mpa", "kwh", "demo"} { // units; the demo banner names itself
+	// Units; the demo banner names itself; the language switch names the
+	// other language in itself ("English"); file formats and products the
+	// register's import names in either language.
+	for _, w := range []string{"mpa", "kwh", "demo", "english", "excel", "csv", "utf", "gbk"} {
 		delete(words, w)
 	}
 	return words
@@ -76,10 +80,10 @@ func uiHan() []string {
 // rules' Chinese names are not among them (lang=en shows the English).
 func (s *site) names() []string {
 	var out []string
-	var assets []struct{ Name, Building, Location, Floor string }
+	var assets []struct{ ID, Name, Building, Location, Floor string }
 	s.getJSON("/api/v1/assets", &assets)
 	for _, a := range assets {
-		out = append(out, a.Name, a.Building, a.Location, a.Floor)
+		out = append(out, a.ID, a.Name, a.Building, a.Location, a.Floor)
 	}
 	var ins []struct {
 		ID             int64
@@ -110,10 +114,154 @@ func (s *site) names() []string {
 	for _, p := range pbs {
 		out = append(out, p.Name)
 	}
+	out = append(out, s.consoleNames()...)
 	out = append(out, "玉山花园", "王立", "张伟", "赵刚", "陈静", "李明", "周军", "孙华", "系统管理员",
 		"工程部", "保安部", "物业服务部", "当班领班", "工程部经理", "总经理/值班领导")
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
+}
+
+// consoleNames are the site's data the console pages show as they are:
+// the register and contacts, inspection routes and PM plans, planned
+// works, the roster, handovers and the duty log, the alert channels. The
+// words of the pages themselves (statuses, kinds, headings) are not among
+// them: those come from the catalogue.
+func (s *site) consoleNames() []string {
+	var out []string
+	var reg []struct {
+		Asset, Maker, Model, Serial, Location, Contractor, Notes string
+		Phone                                                    string `json:"contractor_phone"`
+		Code                                                     string `json:"registration_code"`
+		Certificates                                             []struct{ Kind, Number, Issuer string }
+		Documents                                                []struct{ Title, URL string }
+	}
+	s.getJSON("/api/v1/register", &reg)
+	for _, e := range reg {
+		out = append(out, e.Asset, e.Maker, e.Model, e.Serial, e.Location, e.Contractor, e.Notes, e.Phone, e.Code)
+		for _, c := range e.Certificates {
+			out = append(out, c.Kind, c.Number, c.Issuer)
+		}
+		for _, d := range e.Documents {
+			out = append(out, d.Title, d.URL)
+		}
+	}
+	var contacts []struct{ Name, Phone, Phone2, Notes string }
+	s.getJSON("/api/v1/contacts", &contacts)
+	for _, c := range contacts {
+		out = append(out, c.Name, c.Phone, c.Phone2, c.Notes)
+	}
+	var insp struct {
+		Routes []struct {
+			Name, Schedule string
+			Checkpoints    []struct{ Name, Location string }
+		}
+		Rounds []struct {
+			Name, Note string
+			Results    []struct{ By string }
+		}
+	}
+	s.getJSON("/api/v1/inspections?limit=50", &insp)
+	for _, r := range insp.Routes {
+		out = append(out, r.Name, r.Schedule)
+		for _, c := range r.Checkpoints {
+			out = append(out, c.Name, c.Location)
+		}
+	}
+	for _, r := range insp.Rounds {
+		out = append(out, r.Name, r.Note)
+		for _, x := range r.Results {
+			out = append(out, x.By)
+		}
+	}
+	var pm struct{ Plans []struct{ Name string } }
+	s.getJSON("/api/v1/maintenance", &pm)
+	for _, p := range pm.Plans {
+		out = append(out, p.Name)
+	}
+	var works []struct{ Title, Reason, Area string }
+	s.getJSON("/api/v1/planned-works", &works)
+	for _, w := range works {
+		out = append(out, w.Title, w.Reason, w.Area)
+	}
+	var roster struct {
+		By    string `json:"updated_by"`
+		Note  string
+		Teams []struct{ ID, Name string }
+	}
+	s.getJSON("/api/v1/roster", &roster)
+	out = append(out, roster.By, roster.Note)
+	for _, t := range roster.Teams {
+		out = append(out, t.ID, t.Name)
+	}
+	var handovers []struct {
+		TeamName           string `json:"team_name"`
+		Remarks            string
+		Outgoing, Incoming *struct{ Name, Note string }
+	}
+	s.getJSON("/api/v1/handovers", &handovers)
+	for _, h := range handovers {
+		out = append(out, h.TeamName, h.Remarks)
+		for _, sig := range []*struct{ Name, Note string }{h.Outgoing, h.Incoming} {
+			if sig != nil {
+				out = append(out, sig.Name, sig.Note)
+			}
+		}
+	}
+	var log []struct {
+		Caller, Text, Author string
+		AuthorName           string `json:"author_name"`
+	}
+	s.getJSON("/api/v1/duty-log?date=today", &log)
+	for _, e := range log {
+		out = append(out, e.Caller, e.Text, e.Author, e.AuthorName)
+	}
+	var eps []struct {
+		Name     string
+		Diverted []struct{ Person, To, Because string }
+	}
+	s.getJSON("/api/v1/alerts/endpoints", &eps)
+	for _, e := range eps {
+		out = append(out, e.Name)
+		for _, d := range e.Diverted {
+			out = append(out, d.Person, d.To, d.Because)
+		}
+	}
+	return out
+}
+
+// consolePages are the console's further pages (web/console-<page>.html),
+// each with what shows once its data is in; the duty page once per tab.
+var consolePages = []struct {
+	page, query string
+	ready       []string
+}{
+	{"orders", "", []string{`#olist tr`, `#okpis .kpi`, `#oreview tr`}},
+	{"duty", "tab=handover", []string{`#hoList tr`, `#hoPending div`}},
+	{"duty", "tab=log", []string{`#logList tr`}},
+	{"duty", "tab=roster", []string{`#schedule tr[data-team]`, `#onDuty tr`, `#rosterTeams .team`}},
+	{"alerts", "", []string{`#updated:not(:empty)`}},
+	{"planned", "", []string{`#works tr`}},
+	{"register", "", []string{`#entries tr[data-asset]`, `#contacts tr`}},
+	{"inspections", "", []string{`#rounds tr`, `#routes tr`, `#pm tr`}},
+}
+
+// Every console page is in consolePages: a new page is walked too.
+func TestConsolePagesAreAllWalked(t *testing.T) {
+	files, err := filepath.Glob("../dashboard/web/console-*.html")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no console pages: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "console-"), ".html")
+		if !slices.ContainsFunc(consolePages, func(p struct {
+			page, query string
+			ready       []string
+		}) bool {
+			return p.page == name
+		}) {
+			t.Errorf("/console/%s is not in consolePages: the DOM walk does not visit it", name)
+		}
+	}
 }
 
 // checkLanguage fails when a zh screen shows a catalogue key or an English
@@ -206,7 +354,23 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 				within(t, tab, 10*time.Second, "incident on the console", chromedp.WaitVisible(`#incidents [data-incident] button`))
 			}
 			texts = s.pageTexts(t, tab, "console")
-			checkLanguage(t, "console "+state, lang, texts, s.names())
+			names := s.names()
+			checkLanguage(t, "console "+state, lang, texts, names)
+			for _, p := range consolePages {
+				where := "/console/" + p.page
+				u := s.url + where + "?lang=" + lang
+				if p.query != "" {
+					u += "&" + p.query
+					where += "?" + p.query
+				}
+				actions := []chromedp.Action{chromedp.Navigate(u)}
+				for _, sel := range p.ready {
+					actions = append(actions, chromedp.WaitVisible(sel))
+				}
+				within(t, tab, 20*time.Second, where+" "+state+" "+lang, actions...)
+				checkLanguage(t, where+" "+state, lang, s.pageTexts(t, tab, where), names)
+				screenshot(t, tab, "i18n-console-"+strings.ReplaceAll(p.page+"-"+p.query, "=", "-")+"-"+state+"-"+lang)
+			}
 		}
 	}
 	look("normal")

@@ -6,14 +6,15 @@
   if (!box) return;
   const tok = new URLSearchParams(location.search).get("token") || "";
   const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const hhmm = s => new Date(s).toLocaleString("zh-CN", {hour12: false, month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"});
+  // tr and lang are the wall's (app.js, with the catalogue /static/i18n.js).
+  const hhmm = s => new Date(s).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {hour12: false, month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"});
   async function load() {
     try {
       const r = await fetch("/api/v1/duty/now", {headers: tok ? {Authorization: "Bearer " + tok} : {}, credentials: "same-origin"});
       if (!r.ok) return;
       const list = await r.json();
       box.innerHTML = list.length ? `<table>${list.map(s => `<tr data-team="${esc(s.team)}"><td class="muted">${esc(s.team_name)}</td><td>${esc(s.name)}</td>
-        <td class="muted">${typeof tr === "function" ? tr("until") : "至"} ${hhmm(s.until)}</td></tr>`).join("")}</table>` : `<div class="muted">—</div>`;
+        <td class="muted">${tr("until")} ${hhmm(s.until)}</td></tr>`).join("")}</table>` : `<div class="muted">—</div>`;
     } catch (e) { /* the live feed shows the connection state */ }
   }
   load();

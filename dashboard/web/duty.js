@@ -3,39 +3,13 @@
 // duty log (值班记录), the duty roster (值班表; admins edit it).
 "use strict";
 
-const TD = {
-  zh: {title: "值班与交接班", back: "← 值班控制台", login: "登录", logout: "退出", handover: "交接班", log: "值班记录", roster: "值班表",
-    newHandover: "交班", team: "班组", draft: "生成交班汇总", remarks: "交班说明（需接班人注意的事项）", sign: "交班人签字交班",
-    pending: "待接班", history: "交接班记录", searchBtn: "查询", search: "关键词", print: "打印",
-    newEntry: "新增值班记录", kind: "类型", k_call: "来电", k_report: "报告/报修", k_patrol: "巡逻", k_note: "其他",
-    at: "发生时间", atNow: "就是现在", caller: "来电/报告人", callerPh: "姓名、房号、电话", text: "内容", wo: "关联工单号",
-    newwo: "新建报修工单，类别：", category: "类别", write: "记录", logList: "值班记录查询", onDuty: "今日值班", rosterEdit: "值班表",
-    save: "保存值班表", rosterNote: "修改说明", accept: "接班人签字接班", acceptNote: "接班备注", shift: "班次", rostered: "排班",
-    outgoing: "交班人", incoming: "接班人", status: "状态", signed: "待接班", accepted: "已接班", none: "无",
-    alarms: "未确认及活动报警", masked: "搁置及停用报警", incidents: "未关闭的突发事件", workorders: "未完成工单",
-    planned: "进行中的计划停水停电/维保", shiftLog: "本班值班记录", overdue: "超时", until: "至", by: "操作人",
-    members: "轮值人员（逗号分隔）", start: "起始交接时间", shiftLen: "每班时长", tz: "时区", overrides: "临时替班", add: "添加替班",
-    remove: "删除", person: "人员", from: "从", to: "到", note: "备注", name: "名称", version: "版本", updated: "修改",
-    saved: "已保存", signedOk: "已签字交班，等待接班人接班", acceptedOk: "已接班", written: "已记录", wantNow: "请填写发生时间，或勾选“就是现在”",
-    week: "未来七天值班安排", current: "当前步骤", noSummary: "请先生成交班汇总", readonly: "只有管理员可以修改值班表"},
-  en: {title: "Duty and handover", back: "← Operator console", login: "Log in", logout: "Log out", handover: "Handover", log: "Duty log", roster: "Roster",
-    newHandover: "Hand over", team: "Team", draft: "Generate summary", remarks: "Remarks for the incoming person", sign: "Sign and hand over",
-    pending: "Awaiting acceptance", history: "Handover records", searchBtn: "Search", search: "words", print: "Print",
-    newEntry: "New log entry", kind: "Kind", k_call: "Call", k_report: "Report", k_patrol: "Patrol", k_note: "Note",
-    at: "When it happened", atNow: "Now", caller: "Caller", callerPh: "name, unit, phone", text: "Text", wo: "Work order #",
-    newwo: "Open a repair work order, category:", category: "category", write: "Write", logList: "Duty log", onDuty: "On duty now", rosterEdit: "Duty roster",
-    save: "Save roster", rosterNote: "what changed", accept: "Accept (incoming)", acceptNote: "note", shift: "Shift", rostered: "Rostered",
-    outgoing: "Outgoing", incoming: "Incoming", status: "Status", signed: "awaiting", accepted: "accepted", none: "none",
-    alarms: "Open and unacknowledged alarms", masked: "Shelved and out-of-service alarms", incidents: "Open incidents", workorders: "Open work orders",
-    planned: "Planned works in progress", shiftLog: "Duty log this shift", overdue: "OVERDUE", until: "until", by: "by",
-    members: "Members (comma-separated)", start: "First handover", shiftLen: "Shift length", tz: "Time zone", overrides: "Overrides", add: "Add override",
-    remove: "Remove", person: "person", from: "from", to: "to", note: "note", name: "Name", version: "version", updated: "changed",
-    saved: "Saved", signedOk: "Signed; awaiting the incoming person", acceptedOk: "Accepted", written: "Written", wantNow: "Enter when it happened, or tick Now",
-    week: "The next seven days", current: "current", noSummary: "Generate the summary first", readonly: "Only admins change the roster"},
-};
 const qs = new URLSearchParams(location.search);
-let lng = qs.get("lang") || localStorage.getItem("lang") || "zh";
-const t = k => (TD[lng] && TD[lng][k]) || k;
+let lng = (qs.get("lang") || localStorage.getItem("lang") || "zh").startsWith("en") ? "en" : "zh";
+// The words are the catalogue's (/static/i18n.js, loaded first): duty.<key>,
+// and the shared ones (states, statuses, categories, roles) by their keys.
+const tr = k => { const m = CATALOG[k]; if (m) return m[lng] || m.zh; const i = k.lastIndexOf("."); return i >= 0 ? k.slice(i + 1) : k; };
+const t = k => tr("duty." + k);
+const label = (prefix, id) => id ? tr(prefix + "." + id) : "";
 const h = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const el = id => document.getElementById(id);
 const fmtT = s => { if (!s || s.startsWith("0001")) return "—"; const d = new Date(s); return d.toLocaleString(lng === "zh" ? "zh-CN" : "en-GB", {hour12: false}); };
@@ -59,8 +33,9 @@ function say(text, err) {
 
 function i18n() {
   document.documentElement.lang = lng;
-  document.querySelectorAll("[data-t]").forEach(e => { e.textContent = t(e.dataset.t); });
-  document.querySelectorAll("[data-ph]").forEach(e => { e.placeholder = t(e.dataset.ph); });
+  document.title = tr("title.duty");
+  document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = tr(e.dataset.i18n); });
+  document.querySelectorAll("[data-ph]").forEach(e => { e.placeholder = tr(e.dataset.ph); });
 }
 
 function tab(name) {
@@ -78,11 +53,11 @@ const alarmName = a => h(lng === "zh" && a.name_zh ? a.name_zh : a.name || a.rul
 function summaryHTML(s) {
   const sec = (key, items, row) => `<h3>${t(key)}（${items.length}）</h3>` + (items.length ? `<ul>${items.map(row).join("")}</ul>` : `<div class="muted">${t("none")}</div>`);
   return `<div class="sum">` +
-    sec("alarms", s.alarms, a => `<li data-alarm="${h(a.id)}"><span class="p-${h(a.priority)}">${alarmName(a)}</span> ${h(a.asset)} · ${h(a.state)} · ${fmtT(a.since)}</li>`) +
-    sec("masked", s.masked, a => `<li data-alarm="${h(a.id)}">${alarmName(a)} ${h(a.asset)} · ${h(a.state)} · ${t("by")} ${h(a.by)} ${h(a.note)}${a.until && !a.until.startsWith("0001") ? " · " + t("until") + " " + fmtT(a.until) : ""}</li>`) +
+    sec("alarms", s.alarms, a => `<li data-alarm="${h(a.id)}"><span class="p-${h(a.priority)}">${alarmName(a)}</span> ${h(a.asset)} · ${h(label("state", a.state))} · ${fmtT(a.since)}</li>`) +
+    sec("masked", s.masked, a => `<li data-alarm="${h(a.id)}">${alarmName(a)} ${h(a.asset)} · ${h(label("state", a.state))} · ${t("by")} ${h(a.by)} ${h(a.note)}${a.until && !a.until.startsWith("0001") ? " · " + t("until") + " " + fmtT(a.until) : ""}</li>`) +
     sec("incidents", s.incidents, i => `<li>#${i.id} ${h(i.name)} ${h(i.asset)} (${i.done}/${i.total}) — ${t("current")}: ${i.current.map(c => h(lng === "zh" && c.title_zh ? c.title_zh : c.title) + (c.overdue ? ` <span class="overdue">${t("overdue")}</span>` : "")).join("；")}</li>`) +
-    sec("workorders", s.workorders, w => `<li data-workorder="${w.id}">#${w.id} ${h(w.category)} ${h(w.description)} · ${h(w.status)}${w.overdue ? ` <span class="overdue">${t("overdue")}</span>` : ""}</li>`) +
-    sec("planned", s.planned_works || [], p => `<li>#${p.id} ${h(p.title)} · ${h(p.status)} · ${fmtT(p.start)} – ${fmtT(p.end)}</li>`) +
+    sec("workorders", s.workorders, w => `<li data-workorder="${w.id}">#${w.id} ${h(label("cat", w.category))} ${h(w.description)} · ${h(label("wo", w.status))}${w.overdue ? ` <span class="overdue">${t("overdue")}</span>` : ""}</li>`) +
+    sec("planned", s.planned_works || [], p => `<li>#${p.id} ${h(p.title)} · ${h(label("pw", p.status))} · ${fmtT(p.start)} – ${fmtT(p.end)}</li>`) +
     sec("shiftLog", s.log, e => `<li>${fmtT(e.at)} ${t("k_" + e.kind)} ${h(e.caller)} ${h(e.text)}</li>`) + `</div>`;
 }
 
@@ -236,10 +211,10 @@ async function start() {
     try { await call("POST", "/login", {username: f.get("username"), password: f.get("password")}); location.reload(); }
     catch (err) { el("loginerr").textContent = err.message; }
   };
-  setInterval(() => { el("clock").textContent = new Date().toLocaleTimeString("zh-CN", {hour12: false}); }, 1000);
+  setInterval(() => { el("clock").textContent = new Date().toLocaleTimeString(lng === "zh" ? "zh-CN" : "en-GB", {hour12: false}); }, 1000);
   try { me = await call("GET", "/api/v1/me"); }
   catch (e) { el("login").classList.remove("hidden"); return; }
-  el("user").textContent = `${me.name || me.username} (${me.role})`;
+  el("user").textContent = `${me.name || me.username} (${label("role", me.role)})`;
   el("tabs").classList.remove("hidden");
   el("tabs").onclick = e => { const b = e.target.closest("button[data-tab]"); if (b) tab(b.dataset.tab); };
   el("hoDraft").onclick = makeDraft;

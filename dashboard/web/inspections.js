@@ -3,23 +3,7 @@
 // list), printing the checkpoints' codes, and the PM plans' items.
 "use strict";
 
-const IT = {
-  zh: {title: "巡检", back: "← 值班控制台", register: "设备台账", rounds: "巡检记录", routes: "巡检路线", maintenance: "维保计划",
-    codes: "巡检点二维码", showcodes: "生成二维码（打印后贴在巡检点）", submit: "提交", cancel: "取消", start: "开始加巡", enter: "录入", close: "关闭",
-    route: "路线", scheduled: "计划时间", due: "截止", status: "状态", checkpoints: "巡检点", result: "结果",
-    open: "进行中", done: "已完成", missed: "漏检", closed: "已关闭", late: "补录", yes: "是", no: "否", live: "实时读数",
-    flagged: "与实时数据不符", abnormal: "异常", workorder: "工单", qr: "扫码", manual: "手工", reason: "关闭原因（必填）：",
-    norounds: "暂无巡检记录", noround: "该路线当前没有进行中的巡检，提交将开始一轮加巡。", plan: "计划", asset: "设备", duefor: "到期",
-    upcoming: "待执行", overdue: "已逾期", pending: "待开单", cancelled: "已取消", photo: "照片", saved: "已提交", schedule: "周期"},
-  en: {title: "Inspection rounds", back: "← Console", register: "Asset register", rounds: "Rounds", routes: "Routes", maintenance: "Maintenance plans",
-    codes: "Checkpoint QR codes", showcodes: "Make the QR codes (print and put up at each checkpoint)", submit: "Submit", cancel: "Cancel", start: "Extra round", enter: "Enter", close: "Close",
-    route: "Route", scheduled: "Scheduled", due: "Due", status: "Status", checkpoints: "Checkpoints", result: "Result",
-    open: "open", done: "done", missed: "MISSED", closed: "closed", late: "late", yes: "Yes", no: "No", live: "live",
-    flagged: "disagrees with the live reading", abnormal: "abnormal", workorder: "work order", qr: "QR", manual: "manual", reason: "Why is it closed (required):",
-    norounds: "no rounds yet", noround: "No open round on this route: submitting starts an extra round.", plan: "Plan", asset: "Asset", duefor: "Due",
-    upcoming: "upcoming", overdue: "OVERDUE", pending: "pending", cancelled: "cancelled", photo: "photo", saved: "submitted", schedule: "Schedule"},
-};
-const t = k => U.tr(IT, k);
+const t = k => U.tr("insp." + k);
 let me = null, data = {routes: [], rounds: []}, cur = null; // cur: the checkpoint being entered
 
 const fmtVal = v => v === true ? t("yes") : v === false ? t("no") : v === null || v === undefined ? "—" : String(v);
@@ -148,7 +132,7 @@ async function pm() {
   } catch (e) { U.$("pm").textContent = e.message; }
 }
 
-U.start(IT, m => {
+U.start(m => {
   me = m;
   if (me.role === "operator" || me.role === "admin") U.$("codes").classList.remove("hidden");
   U.$("cpsubmit").onclick = submit;

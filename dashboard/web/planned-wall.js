@@ -7,9 +7,10 @@
   if (!works && !drills) return;
   const tok = new URLSearchParams(location.search).get("token") || "";
   const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const when = s => s ? new Date(s).toLocaleString("zh-CN", {hour12: false, month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"}) : "—";
-  const day = s => s ? new Date(s).toLocaleDateString("zh-CN") : "从未 never";
-  const status = {scheduled: "待开始", in_progress: "进行中", verifying: "核查恢复", not_recovered: "未恢复！"};
+  // tr and lang are the wall's (app.js, with the catalogue /static/i18n.js).
+  const locale = lang === "zh" ? "zh-CN" : "en-GB";
+  const when = s => s ? new Date(s).toLocaleString(locale, {hour12: false, month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"}) : "—";
+  const day = s => s ? new Date(s).toLocaleDateString(locale) : tr("drill_never");
   const get = async path => {
     const r = await fetch(path, {headers: tok ? {Authorization: "Bearer " + tok} : {}, credentials: "same-origin"});
     return r.ok ? r.json() : null;
@@ -19,14 +20,14 @@
       const ws = works && await get("/api/v1/planned-works?status=open");
       if (ws) {
         works.innerHTML = ws.length ? `<table>${ws.map(w => `<tr data-work="${w.id}"><td>${esc(w.title)}</td>
-          <td class="muted">${when(w.start)}–${when(w.end)}</td><td class="${w.status === "not_recovered" ? "overdue" : ""}">${esc(status[w.status] || w.status)}</td></tr>`).join("")}</table>`
+          <td class="muted">${when(w.start)}–${when(w.end)}</td><td class="${w.status === "not_recovered" ? "overdue" : ""}">${esc(tr("pw." + w.status))}</td></tr>`).join("")}</table>`
           : `<div class="muted">—</div>`;
       }
       const ps = drills && await get("/api/v1/playbooks");
       if (ps) {
         const drilled = ps.filter(p => !(p.Trigger && p.Trigger.Every)); // the emergency plans, not the weekly checklist
         drills.innerHTML = `<table>${drilled.map(p => `<tr data-plan="${esc(p.ID)}"><td>${esc(p.Name)}</td>
-          <td data-last>${day(p.last_drill)}</td><td class="muted">下次 next ${day(p.next_drill)}</td></tr>`).join("")}</table>`;
+          <td data-last>${day(p.last_drill)}</td><td class="muted">${tr("drill_next")} ${day(p.next_drill)}</td></tr>`).join("")}</table>`;
       }
     } catch (e) { /* the live feed shows the connection state */ }
   }

@@ -4,23 +4,7 @@
 // follow the work through its window to the recovery check.
 "use strict";
 
-const PT = {
-  zh: {title: "计划停水停电 / 维保公告", back: "← 值班控制台", new: "登记计划停水停电或维保", kind: "类型", power: "计划停电", water: "计划停水", maintenance: "设备维保",
-    titlef: "标题（可空）", buildings: "楼栋", assets: "线路/设备编号（逗号分隔）", area: "影响范围（通知用语）", lines: "线路", start: "开始时间", end: "预计结束时间",
-    reason: "原因", announced: "已通知住户时间（可空：现在）", elevators: "电梯使用安排", safety: "安全提示", contact: "现场负责人及电话（仅员工可见）",
-    create: "登记并生成通知", list: "计划停水停电与维保", notice: "住户通知", copy: "复制通知文字", print: "打印版（张贴用）", copied: "已复制，可粘贴到业主微信群",
-    status: "状态", when: "时间", what: "内容", warnings: "提醒", actions: "操作", show: "通知", announce: "已张贴通知", finish: "提前完工", cancel: "取消",
-    scheduled: "待开始", in_progress: "进行中", verifying: "核查恢复中", completed: "已恢复", not_recovered: "未恢复！", cancelled: "已取消",
-    tagged: "计划内报警", cancelwhy: "取消原因：", created: "已登记", none: "暂无"},
-  en: {title: "Planned works", back: "← Console", new: "Record a planned water/power stop or maintenance", kind: "Kind", power: "Power cut", water: "Water stop", maintenance: "Maintenance",
-    titlef: "Title (optional)", buildings: "Buildings", assets: "Lines / equipment ids (comma-separated)", area: "Area (for the notice)", lines: "Lines", start: "Start", end: "Expected end",
-    reason: "Reason", announced: "Residents told at (empty: now)", elevators: "Elevator use", safety: "Safety notes", contact: "Person in charge and phone (staff only)",
-    create: "Record and write the notice", list: "Planned works", notice: "Residents' notice", copy: "Copy the notice", print: "Printable page (entrance boards)", copied: "copied: paste it into the residents' WeChat group",
-    status: "Status", when: "When", what: "What", warnings: "Warnings", actions: "Actions", show: "Notice", announce: "Notice posted", finish: "Finished early", cancel: "Cancel",
-    scheduled: "scheduled", in_progress: "in progress", verifying: "checking recovery", completed: "recovered", not_recovered: "NOT RECOVERED", cancelled: "cancelled",
-    tagged: "planned alarms", cancelwhy: "Why is it cancelled?", created: "recorded", none: "none"},
-};
-const t = k => U.tr(PT, k);
+const t = k => U.tr("pw." + k);
 let me = null;
 
 const iso = v => v ? new Date(v).toISOString() : undefined; // datetime-local is the browser's time zone
@@ -99,7 +83,7 @@ async function copy() {
   U.$("noticemsg").textContent = t("copied");
 }
 
-U.start(PT, m => {
+U.start(m => {
   me = m;
   if (me.role === "operator" || me.role === "admin") {
     U.$("creator").classList.remove("hidden");

@@ -2,27 +2,7 @@
 // admins edit and import the office's spreadsheet (CSV).
 "use strict";
 
-const RT = {
-  zh: {title: "设备台账", back: "← 值班控制台", inspections: "巡检", register: "设备台账", contacts: "应急联系电话",
-    asset: "设备", maker: "制造商", model: "型号", serial: "出厂编号", installed: "安装日期", location: "安装位置", contractor: "维保单位",
-    contractor_phone: "维保电话", registration_code: "注册代码", warranty_end: "保修期至", notes: "备注", certs: "检验证书", docs: "资料",
-    edit: "编辑", save: "保存", cancel: "取消", saved: "已保存", import: "导入台账（CSV）", check: "检查", apply: "导入", days: "天",
-    expired: "已过期", due: "即将到期", ok: "有效", row: "行", column: "列", message: "问题", name: "名称", phone: "电话", category: "类别",
-    importhelp: "Excel 另存为 CSV（UTF-8 或 GBK 均可）。首行为列名：设备编号, 制造商, 型号, 出厂编号, 安装日期, 安装位置, 维保单位, 维保电话, 注册代码, 证书类型, 证书编号, 有效期至, 检验机构, 保修期至, 备注。同一设备多行 = 多个证书。有任何错误则整个文件不导入。",
-    certhelp: "检验证书，每行一个：类型 | 有效期至(YYYY-MM-DD) | 证书编号 | 检验机构", dochelp: "资料链接，每行一个：标题 | https://…",
-    checked: "检查通过：{rows} 行，新增 {created}，更新 {updated}", imported: "已导入：{rows} 行，新增 {created}，更新 {updated}",
-    emergency: "紧急", utility: "公用事业", contractor_c: "维保单位", government: "政府/社区", insurer: "保险", other: "其他"},
-  en: {title: "Asset register", back: "← Console", inspections: "Inspections", register: "Asset register", contacts: "Emergency contacts",
-    asset: "Asset", maker: "Maker", model: "Model", serial: "Serial", installed: "Installed", location: "Location", contractor: "Maintenance contractor",
-    contractor_phone: "Contractor phone", registration_code: "Registration code", warranty_end: "Warranty end", notes: "Notes", certs: "Certificates", docs: "Documents",
-    edit: "Edit", save: "Save", cancel: "Cancel", saved: "saved", import: "Import (CSV)", check: "Check", apply: "Import", days: "d",
-    expired: "expired", due: "due soon", ok: "valid", row: "Row", column: "Column", message: "Problem", name: "Name", phone: "Phone", category: "Category",
-    importhelp: "Save the Excel sheet as CSV (UTF-8 or GBK). First row: the column names (Chinese or English: asset, maker, model, serial, installed, location, contractor, contractor_phone, registration_code, cert_kind, cert_number, cert_expires, cert_issuer, warranty_end, notes). Several rows of one asset = several certificates. Any error: nothing is imported.",
-    certhelp: "Certificates, one per line: kind | expires (YYYY-MM-DD) | number | issuer", dochelp: "Document links, one per line: title | https://…",
-    checked: "Check passed: {rows} rows, {created} new, {updated} updated", imported: "Imported: {rows} rows, {created} new, {updated} updated",
-    emergency: "Emergency", utility: "Utilities", contractor_c: "Contractors", government: "Government / community", insurer: "Insurer", other: "Other"},
-};
-const t = k => U.tr(RT, k);
+const t = k => U.tr("reg." + k);
 const fields = ["maker", "model", "serial", "installed", "location", "contractor", "contractor_phone", "registration_code", "warranty_end", "notes"];
 let me = null, entries = [], editing = null;
 
@@ -104,7 +84,7 @@ async function importCSV(dry) {
   }
 }
 
-U.start(RT, m => {
+U.start(m => {
   me = m;
   if (me.role === "admin") U.$("importer").classList.remove("hidden");
   U.$("edsave").onclick = save;

@@ -1,5 +1,7 @@
-// Shared by the register and inspection pages (console-register.html,
-// console-inspections.html): language, API calls, the login form.
+// Shared by the register, inspection and planned-works pages
+// (console-register.html, console-inspections.html, console-planned.html):
+// language, API calls, the login form. Every string comes from the message
+// catalogue (/static/i18n.js, internal/i18n/catalog.json), loaded first.
 "use strict";
 
 const U = {
@@ -7,8 +9,13 @@ const U = {
   esc: s => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c])),
   $: id => document.getElementById(id),
 };
-U.lang = U.params.get("lang") || localStorage.getItem("lang") || "zh";
-U.tr = (T, k) => (T[U.lang] && T[U.lang][k]) || (T.zh && T.zh[k]) || k;
+U.lang = (U.params.get("lang") || localStorage.getItem("lang") || "zh").startsWith("en") ? "en" : "zh";
+// U.tr: the catalogue's text for key in the page's language (an unknown key
+// shows as it is, so the DOM test catches it; an unknown id under a prefix,
+// a site's own category, shows the id); U.trf fills %s.
+U.tr = k => { const m = CATALOG[k]; if (m) return m[U.lang] || m.zh; const i = k.lastIndexOf("."); return i >= 0 ? k.slice(i + 1) : k; };
+U.trf = (k, ...args) => { let i = 0; return U.tr(k).replace(/%[sd]/g, () => String(args[i++])); };
+U.pick = (zh, en) => (U.lang === "zh" && zh) || en || zh || "";
 
 U.api = async function (method, path, body) {
   const r = await fetch(path, {method, headers: {"Content-Type": "application/json"}, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin"});
@@ -24,14 +31,18 @@ U.api = async function (method, path, body) {
   return data;
 };
 
-U.applyI18n = function (T) {
+// applyI18n fills the page's own words: data-i18n (text), data-ph
+// (placeholders), data-title on the body (the window's title); full keys.
+U.applyI18n = function () {
   document.documentElement.lang = U.lang;
-  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = U.tr(T, el.dataset.i18n); });
+  if (document.body.dataset.title) document.title = U.tr(document.body.dataset.title);
+  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = U.tr(el.dataset.i18n); });
+  document.querySelectorAll("[data-ph]").forEach(el => { el.placeholder = U.tr(el.dataset.ph); });
 };
 
 // start logs in if needed, then calls ready(me).
-U.start = async function (T, ready) {
-  U.applyI18n(T);
+U.start = async function (ready) {
+  U.applyI18n();
   U.$("lang").onclick = () => { U.lang = U.lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", U.lang); location.reload(); };
   U.$("login").onsubmit = async e => {
     e.preventDefault();
@@ -42,7 +53,7 @@ U.start = async function (T, ready) {
   let me;
   try { me = await U.api("GET", "/api/v1/me"); }
   catch (e) { U.$("login").classList.remove("hidden"); return; }
-  U.$("user").textContent = (me.name || me.username) + " · " + me.role;
+  U.$("user").textContent = (me.name || me.username) + " · " + U.tr("role." + me.role);
   U.$("app").classList.remove("hidden");
   ready(me);
 };
