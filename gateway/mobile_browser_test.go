@@ -111,8 +111,13 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 			t.Errorf("the phone page lacks %q:\n%s", want, text)
 		}
 	}
-	if strings.Contains(text, "400-000-0000") {
-		t.Errorf("the phone page offers the category's contractor, not the car's:\n%s", text)
+	// The contractor to call is the car's own, from the asset register
+	// (configs/demo.yaml register:), not mobile.contractors' fallback.
+	var tel string
+	var hasTel bool
+	within(t, tab, 5*time.Second, "the contractor's number", chromedp.AttributeValue(`#tel`, "href", &tel, &hasTel, chromedp.ByQuery))
+	if tel != "tel:400-820-0870" {
+		t.Errorf("the phone page calls %q, want the register's contractor for b3-lift-2 (tel:400-820-0870)", tel)
 	}
 	docShot(t, tab, "phone-alarm")
 	within(t, tab, 10*time.Second, "acknowledge", chromedp.Click(`#ack`, chromedp.NodeVisible), chromedp.WaitVisible(`#notice`), chromedp.WaitNotPresent(`#ack`))

@@ -11,6 +11,10 @@ const label = (prefix, id) => id ? tr(prefix + "." + id) : "";
 const pick = (zh, en) => (lang === "zh" && zh) || en || zh || "";
 const pct = v => v === null || v === undefined ? "—" : Math.round(v * 1000) / 10 + "%";
 const secs = v => v === null || v === undefined ? "—" : trf("ord.minsec", Math.floor(v / 60), Math.round(v % 60));
+// who: a person's name as it is; the gateway's own actors ("engine",
+// "playbook <id>") in words, with the plan's name.
+const playbookNames = new Map();
+const who = x => !x ? "" : x === "engine" ? tr("ord.by_engine") : x.startsWith("playbook ") ? tr("ord.by_playbook") + " " + (playbookNames.get(x.slice(9)) || x.slice(9)) : x;
 const when = t => !t || t.startsWith("0001") ? "" : new Date(t).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"});
 
 function applyI18n() {
@@ -50,12 +54,12 @@ async function refresh() {
     }).join("");
     $("olist").innerHTML = `<tr><th>#</th><th>${tr("ord.type")}</th><th>${tr("ord.cat_where")}</th><th>${tr("ord.caller")}</th><th>${tr("status")}</th><th>${tr("ord.due")}</th><th></th></tr>` + orders.map(w =>
       `<tr data-workorder="${w.id}"><td>#${w.id}</td><td>${esc(label("ord.type", w.type))}</td><td>${esc(label("cat", w.category))}<br><span class="muted">${esc(w.room || w.location)} ${esc(w.description)}</span></td>` +
-      `<td>${esc(w.caller_name)} ${esc(w.caller_phone)}<br><span class="muted">${tr("ord.first")} ${esc(w.first_responsible)}${w.assignee ? " · " + tr("ord.assignee") + " " + esc(w.assignee) : ""}</span></td>` +
+      `<td>${esc(w.caller_name)} ${esc(w.caller_phone)}<br><span class="muted">${[w.first_responsible ? tr("ord.first") + " " + esc(who(w.first_responsible)) : "", w.assignee ? tr("ord.assignee") + " " + esc(who(w.assignee)) : ""].filter(Boolean).join(" · ")}</span></td>` +
       `<td>${esc(label("wo", w.status))}${w.reworks ? ` <span class="overdue">${esc(trf("ord.reworks", w.reworks))}</span>` : ""}</td>` +
-      `<td>${w.status === "resolved" ? tr("ord.due_callback") + " " + when(w.callback_due) : (w.arrival_due && !w.on_site_at?.startsWith?.("2") ? tr("ord.due_arrive") + " " + when(w.arrival_due) + "<br>" : "") + tr("ord.due_resolve") + " " + when(w.resolution_due)}</td>` +
+      `<td>${w.status === "resolved" ? tr("ord.due_callback") + " " + when(w.callback_due) : (when(w.arrival_due) && !when(w.on_site_at) ? tr("ord.due_arrive") + " " + when(w.arrival_due) + "<br>" : "") + tr("ord.due_resolve") + " " + when(w.resolution_due)}</td>` +
       `<td>${(actions[w.status] || []).map(([to, key]) => `<button data-wo="${w.id}" data-to="${to}" data-type="${esc(w.type)}">${tr(key)}</button>`).join(" ")}</td></tr>`).join("");
     $("oreview").innerHTML = review.filter(i => i.sla_status !== "ok" && i.sla_status !== "done").slice(0, 30).map(i =>
-      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${esc(label("ord.sla", i.sla_status))}</td><td>${esc(label("cat", i.category))} ${esc(i.room || i.location)}</td><td>${esc(i.responsible)}</td></tr>`).join("")
+      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${esc(label("ord.sla", i.sla_status))}</td><td>${esc(label("cat", i.category))} ${esc(i.room || i.location)}</td><td>${esc(who(i.responsible))}</td></tr>`).join("")
       || `<tr><td class="muted">${tr("ord.nothing_late")}</td></tr>`;
   } catch (e) {
     if (e.status === 401) { $("needlogin").classList.remove("hidden"); $("orders-app").classList.add("hidden"); }
@@ -94,7 +98,7 @@ async function start() {
   applyI18n();
   try {
     const me = await api("GET", "/api/v1/me");
-    $("user").textContent = (me.name || me.username) + "（" + label("role", me.role) + "）";
+    $("user").textContent = `${me.name || me.username} (${label("role", me.role)})`;
   } catch (e) { $("needlogin").classList.remove("hidden"); return; }
   $("orders-app").classList.remove("hidden");
   // This month in the site's time zone (the server's default), not the browser's.
@@ -104,6 +108,9 @@ async function start() {
     const cats = await api("GET", "/api/v1/workorder-categories");
     $("ocats").innerHTML = cats.map(c => `<option value="${esc(c.id)}">${esc(pick(c.name_zh, c.name))}</option>`).join("");
   } catch (e) { $("ocats").outerHTML = `<input name="category" placeholder="${esc(tr("category"))}" required>`; }
+  try {
+    for (const p of await api("GET", "/api/v1/playbooks")) playbookNames.set(p.ID, p.Name);
+  } catch (e) { /* ids instead of names */ }
   try {
     const h = await api("GET", "/api/v1/alarm-kpis");
     $("alarmhealth").textContent = trf("ord.alarmhealth", h.alarms, h.max_10min, h.floods.length);
