@@ -354,8 +354,7 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 				within(t, tab, 10*time.Second, "incident on the console", chromedp.WaitVisible(`#incidents [data-incident] button`))
 			}
 			texts = s.pageTexts(t, tab, "console")
-			names := s.names()
-			checkLanguage(t, "console "+state, lang, texts, names)
+			checkLanguage(t, "console "+state, lang, texts, s.names())
 			for _, p := range consolePages {
 				where := "/console/" + p.page
 				u := s.url + where + "?lang=" + lang
@@ -368,7 +367,8 @@ func TestScreensSpeakOneLanguageInChromiumIntegration(t *testing.T) {
 					actions = append(actions, chromedp.WaitVisible(sel))
 				}
 				within(t, tab, 20*time.Second, where+" "+state+" "+lang, actions...)
-				checkLanguage(t, where+" "+state, lang, s.pageTexts(t, tab, where), names)
+				texts := s.pageTexts(t, tab, where)
+				checkLanguage(t, where+" "+state, lang, texts, s.names()) // the data as it is once the page is read
 				screenshot(t, tab, "i18n-console-"+strings.ReplaceAll(p.page+"-"+p.query, "=", "-")+"-"+state+"-"+lang)
 			}
 		}
