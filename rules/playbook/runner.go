@@ -142,6 +142,8 @@ func (r *Runner) Observe(o Observer) { r.obs = append(r.obs, o) }
 
 // Playbook is one definition, for its report.
 func (r *Runner) Playbook(id string) (*Playbook, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	p, ok := r.playbooks[id]
 	return p, ok
 }
@@ -316,6 +318,8 @@ func onceKey(p *Playbook, a collectors.Asset) string {
 
 // Start starts a playbook by hand (or as a drill).
 func (r *Runner) Start(ctx context.Context, playbook, asset string, drill bool, by string) (*Incident, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	p, ok := r.playbooks[playbook]
 	if !ok {
 		return nil, fmt.Errorf("%w: no playbook %q", rules.ErrNotFound, playbook)
@@ -325,18 +329,12 @@ func (r *Runner) Start(ctx context.Context, playbook, asset string, drill bool, 
 			return nil, fmt.Errorf("asset %q is not declared", asset)
 		}
 	}
-	return r.start(p, asset, drill, by, "started by "+by, 0)
+	return r.startLocked(p, asset, drill, by, "started by "+by, 0, nil)
 }
 
-// start opens an incident unless one is already open for the same
-// playbook and once_per key (drills never collide with real incidents).
-func (r *Runner) start(p *Playbook, assetID string, drill bool, by, trigger string, parent int64) (*Incident, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.startLocked(p, assetID, drill, by, trigger, parent, nil)
-}
-
-// cause is the alarm activation that triggers it (nil: none).
+// startLocked opens an incident unless one is already open for the same
+// playbook and once_per key (drills never collide with real incidents);
+// cause is the alarm activation that triggers it (nil: none). r.mu is held.
 func (r *Runner) startLocked(p *Playbook, assetID string, drill bool, by, trigger string, parent int64, cause *rules.Alarm) (*Incident, error) {
 	a, _ := r.asset(assetID)
 	now := r.now()
@@ -438,7 +436,7 @@ func (r *Runner) reconcileDefinition(in *Incident) bool {
 			}
 		}
 		in.Status, in.Closed = "closed", now
-		in.log(now, ByEngine, "closed", "", "closed by the gateway at start: playbook %q is no longer configured; steps not done: %s",
+		in.log(now, ByEngine, "closed", "", "closed by the gateway (at start or on a config reload): playbook %q is no longer configured; steps not done: %s",
 			in.Playbook, strings.Join(pending, ", "))
 		r.log.Warn("incident closed: its playbook is no longer configured", "incident", in.ID, "playbook", in.Playbook)
 		r.save(in)
