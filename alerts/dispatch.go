@@ -396,8 +396,17 @@ func (r *Router) worker(ctx, dctx context.Context) {
 // the queue), a throttled answer pauses the endpoint, a final failure
 // falls back to the next contact. Every attempt is recorded.
 func (r *Router) deliver(ctx, dctx context.Context, m *message) {
+	r.conf.RLock()
 	n := r.notifiers[m.channel()]
+	r.conf.RUnlock()
 	e := m.ep
+	if n == nil { // its channel was removed by a config reload while it waited for a worker
+		r.settle(m, func(now time.Time) {
+			r.count(e, "failed", 1)
+			r.onFailure(m, now, fmt.Sprintf("%s 渠道已从配置中删除 (channel removed from the config)", m.channel()))
+		})
+		return
+	}
 	msg := &Message{To: m.person.ID, Address: m.address(), Subject: m.subj, Text: m.text, Alerts: ids(m.alerts)}
 	people := []string{m.person.ID}
 	var alarms []string

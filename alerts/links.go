@@ -43,6 +43,8 @@ type LinkView struct {
 // policy's escalation horizon (every level's wait, times the rounds), by
 // when someone else has been told anyway; alerts.link_ttl, when set, caps it.
 func (r *Router) linkTTL(policy string) time.Duration {
+	r.conf.RLock()
+	defer r.conf.RUnlock()
 	var ttl time.Duration
 	if p := r.policies[policy]; p != nil {
 		for _, l := range p.Levels {
@@ -63,11 +65,14 @@ func (r *Router) linkTTL(policy string) time.Duration {
 func (r *Router) AckLink(al *Alert, person string, now time.Time) string {
 	exp := strconv.FormatInt(now.Add(r.linkTTL(al.Policy)).Unix(), 10)
 	q := url.Values{"by": {person}, "exp": {exp}, "sig": {r.sign(al.ID, person, exp)}}
-	return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/m/a/" + url.PathEscape(al.ID) + "?" + q.Encode() // the phone page (mobile_links.go)
+	return r.baseURL() + "/m/a/" + url.PathEscape(al.ID) + "?" + q.Encode() // the phone page (mobile_links.go)
 }
 
 func (r *Router) sign(alertID, person, exp string) string {
-	m := hmac.New(sha256.New, []byte(r.cfg.LinkSecret))
+	r.conf.RLock()
+	secret := r.cfg.LinkSecret
+	r.conf.RUnlock()
+	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(alertID + "\n" + person + "\n" + exp))
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -100,7 +105,16 @@ func (r *Router) find(ctx context.Context, id string) (*Alert, bool, error) {
 	return stored, false, err
 }
 
+// baseURL is how phones reach the gateway, without a trailing slash.
+func (r *Router) baseURL() string {
+	r.conf.RLock()
+	defer r.conf.RUnlock()
+	return strings.TrimSuffix(r.cfg.BaseURL, "/")
+}
+
 func (r *Router) personName(id string) string {
+	r.conf.RLock()
+	defer r.conf.RUnlock()
 	if p := r.people[id]; p != nil && p.Name != "" {
 		return p.Name
 	}

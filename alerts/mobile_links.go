@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -37,7 +36,7 @@ func incidentSubject(id int64) string { return "incident:" + strconv.FormatInt(i
 func (r *Router) IncidentLink(id int64, person string, now time.Time) string {
 	exp := strconv.FormatInt(now.Add(r.linkTTL("")).Unix(), 10)
 	q := url.Values{"by": {person}, "exp": {exp}, "sig": {r.sign(incidentSubject(id), person, exp)}}
-	return strings.TrimSuffix(r.cfg.BaseURL, "/") + "/m/i/" + strconv.FormatInt(id, 10) + "?" + q.Encode()
+	return r.baseURL() + "/m/i/" + strconv.FormatInt(id, 10) + "?" + q.Encode()
 }
 
 // CheckMobileLink verifies an alarm link (l.AlertID the alert) or, with
@@ -79,6 +78,8 @@ func (r *Router) MobileActionUsed(ctx context.Context, l Link, incident int64, a
 
 // rolesOf are the playbook roles mapped to the teams person is a member of.
 func (r *Router) rolesOf(person string) []string {
+	r.conf.RLock()
+	defer r.conf.RUnlock()
 	var roles []string
 	for role, team := range r.cfg.Roles {
 		t := r.teams[team]

@@ -44,7 +44,10 @@ func (r *Router) sendPlain(ctx context.Context, to string, m notify.Message) err
 	if !strings.Contains(to, ":") { // a person's id, as work orders name people
 		to = "person:" + to
 	}
+	r.conf.RLock()
 	people := r.targets([]string{to}, r.now())
+	notifiers := r.notifiers // replaced whole on a reload, never changed in place
+	r.conf.RUnlock()
 	if len(people) == 0 {
 		return fmt.Errorf("%w: %s", ErrNoRecipient, to)
 	}
@@ -53,7 +56,7 @@ func (r *Router) sendPlain(ctx context.Context, to string, m notify.Message) err
 		var tried []error
 		sent := false
 		for _, c := range p.Contacts {
-			n := r.notifiers[c.Channel]
+			n := notifiers[c.Channel]
 			if n == nil {
 				continue
 			}

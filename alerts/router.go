@@ -157,6 +157,12 @@ type Router struct {
 	now       func() time.Time
 	since     time.Time // when Run started
 
+	// conf guards the config-derived fields above (cfg, assets, notifiers,
+	// people, teams, policies) for readers outside mu (links, the phone
+	// pages, the daily review, delivery workers): Reload takes mu, then
+	// conf; a reader under conf never takes mu.
+	conf sync.RWMutex
+
 	running  atomic.Bool
 	started  chan struct{} // closed once open alerts are loaded
 	inflight atomic.Int64  // messages queued or being delivered
@@ -643,6 +649,8 @@ func (r *Router) record(a *Attempt) {
 
 // OnCallNow lists who is on call per team.
 func (r *Router) OnCallNow() []OnCall {
+	r.conf.RLock()
+	defer r.conf.RUnlock()
 	now := r.now()
 	var out []OnCall
 	for i := range r.cfg.Teams {
