@@ -160,3 +160,24 @@ func TestTruncate(t *testing.T) {
 		t.Fatalf("Truncate = %q", got)
 	}
 }
+
+// A reload renames and moves declared assets, keeping their fields; it
+// neither adds assets nor changes a kind.
+func TestRelabelKeepsFields(t *testing.T) {
+	s := NewState([]Asset{{ID: "p1", Kind: "pump_room", Name: "Pump room", Building: "B3"}})
+	s.Apply([]Point{{Asset: "p1", Field: "pressure", Value: Float(0.3), Quality: QualityGood}})
+	n := s.Relabel([]Asset{{ID: "p1", Kind: "pump_room", Name: "B3 pump room", Building: "B3", Floor: "B2"}, {ID: "p2", Kind: "pump_room"}})
+	a, _ := s.Asset("p1")
+	if n != 1 || a.Name != "B3 pump room" || a.Floor != "B2" {
+		t.Fatalf("relabel: %d %+v", n, a)
+	}
+	if _, ok := s.Get("p1", "pressure"); !ok {
+		t.Fatal("the field was lost")
+	}
+	if _, ok := s.Asset("p2"); ok {
+		t.Fatal("a reload added an asset to the live state")
+	}
+	if s.Relabel([]Asset{{ID: "p1", Kind: "elevator"}}) != 0 {
+		t.Fatal("a kind change was applied")
+	}
+}

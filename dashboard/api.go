@@ -53,7 +53,17 @@ type API struct {
 	incidents *Incidents   // nil until MountIncidents
 	onDuty    OnDuty       // nil until ShowOnDuty
 	roleTeams map[string]string
+	config    ConfigStatus // nil until ShowConfig
 }
+
+// ConfigStatus says which config runs and how the last reload went: the
+// "config" of /healthz (a refused reload's file:line errors among it).
+type ConfigStatus interface {
+	ConfigStatus() any
+}
+
+// ShowConfig adds the config's status to /healthz; call it before serving.
+func (a *API) ShowConfig(s ConfigStatus) { a.config = s }
 
 // NewAPI builds the handlers.
 func NewAPI(d Deps) *API {
@@ -105,7 +115,11 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
-	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	out := map[string]any{"status": "ok"}
+	if a.config != nil {
+		out["config"] = a.config.ConfigStatus()
+	}
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 // AssetView is one asset in /api/v1/assets.

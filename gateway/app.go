@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,10 +41,19 @@ import (
 type App struct {
 	cfg *config.Config
 	log *slog.Logger
+	// reloads: each receive reloads the config with load (reload.go).
+	reloads <-chan os.Signal
+	load    func() (*config.Config, error)
 }
 
 // NewApp builds the app; nothing starts until Run.
 func NewApp(cfg *config.Config, log *slog.Logger) *App { return &App{cfg: cfg, log: log} }
+
+// ReloadOn makes Run reload the config with load on every signal from
+// sig (SIGHUP); call it before Run.
+func (a *App) ReloadOn(sig <-chan os.Signal, load func() (*config.Config, error)) {
+	a.reloads, a.load = sig, load
+}
 
 // service is a long-running component the app runs until its context ends.
 type service struct {
@@ -107,19 +116,22 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 	pipeline := collectors.NewPipeline(state, writer, metrics, log.With("component", "pipeline"))
 
-	// The collectors (built, not started: the playbooks write through them).
-	var cols []collectors.Collector
+	// The collectors (built, not started: the playbooks write through them,
+	// by way of live, which a reload may point at a new collector).
+	live := &liveCollectors{}
 	var equipment playbook.Equipment
 	var commands playbook.Commands
+	var modbusMetrics *modbus.Metrics
+	var mqttMetrics *mqtt.Metrics
 	if len(cfg.Modbus.Devices) > 0 {
-		m := modbus.New(cfg.Modbus, nil, modbus.NewMetrics(reg), log.With("component", "modbus"))
-		cols, equipment = append(cols, m), m
+		modbusMetrics = modbus.NewMetrics(reg)
+		live.modbus, equipment = modbus.New(cfg.Modbus, nil, modbusMetrics, log.With("component", "modbus")), live
 	}
-	var mq *mqtt.Collector
 	if cfg.MQTT != nil {
-		mq = mqtt.New(*cfg.MQTT, nil, mqtt.NewMetrics(reg), log.With("component", "mqtt"))
-		cols, commands = append(cols, mq), mq
+		mqttMetrics = mqtt.NewMetrics(reg)
+		live.mqtt, commands = mqtt.New(*cfg.MQTT, nil, mqttMetrics, log.With("component", "mqtt")), live
 	}
+	cols := live.all()
 	for _, c := range cols {
 		if err := c.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", c.Name(), err)
@@ -143,14 +155,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("rules: %w", err)
 	}
 	pipeline.AddProcessor(engine)
-	plans := cfg.Playbooks.Loaded
-	if !cfg.Playbooks.Drills() {
-		plans = slices.Clone(plans)
-		for i := range plans {
-			plans[i].Drill = nil
-		}
-	}
-	runner := playbook.NewRunner(plans, assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
+	runner := playbook.NewRunner(plansOf(cfg), assets, playbook.Deps{Store: store, Alarms: engine, WorkOrders: orders, Telemetry: state,
 		Equipment: equipment, Commands: commands, Observers: []playbook.Observer{bus}, Ticks: playbook.NewTicks(reg), Guard: panics, Log: log.With("component", "playbooks"), Now: time.Now})
 	engine.Observe(runner)
 	if err := runner.Load(ctx); err != nil {
@@ -186,8 +191,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var router *alerts.Router
 	if cfg.Alerts != nil {
 		var pub alerts.Publisher
-		if mq != nil {
-			pub = mq
+		if live.mqtt != nil {
+			pub = live
 		}
 		alertEvents := bus.Subscribe(4096)
 		defer alertEvents.Close()
@@ -233,6 +238,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 		deps.Scenarios = simulator
 	}
 	api := dashboard.NewAPI(deps)
+	status := newConfigStatus(cfg.Path(), reg, time.Now())
+	api.ShowConfig(status) // /healthz: the running config and the last reload
 	// The service standard (issue 12): KPIs against targets, equipment in
 	// good order, the alarm system's health, the monthly report.
 	equipmentOrder := rules.NewEquipment(engine, store).InZone(cfg.Rules.Orders.Calendar.Location())
@@ -358,19 +365,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer simulator.Stop()
 	}
-	var started []collectors.Collector
-	defer func() {
-		for i := len(started) - 1; i >= 0; i-- {
-			if serr := started[i].Stop(); serr != nil {
-				log.Warn("collector stop", "collector", started[i].Name(), "err", serr)
-			}
-		}
-	}()
-	for _, c := range cols {
-		if err := c.Start(gctx, pipeline); err != nil {
-			return fmt.Errorf("%s: %w", c.Name(), err)
-		}
-		started = append(started, c)
+	defer live.stop(log)
+	if err := live.start(gctx, pipeline); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -402,10 +399,22 @@ func (a *App) Run(ctx context.Context) (err error) {
 		g.Go(func() error { return wd.Run(gctx) })
 	}
 
-	select {
-	case <-ctx.Done():
-	case <-gctx.Done(): // a service failed
-	case err = <-serveErr:
+	rl := &reloader{log: log.With("component", "reload"), boot: cfg, cfg: cfg, assets: assets, state: state, engine: engine, runner: runner, router: router,
+		cols: live, sink: pipeline, modbusMetrics: modbusMetrics, mqttMetrics: mqttMetrics, status: status, now: time.Now}
+run:
+	for {
+		select {
+		case <-ctx.Done():
+			break run
+		case <-gctx.Done(): // a service failed
+			break run
+		case err = <-serveErr:
+			break run
+		case <-a.reloads: // nil without ReloadOn: never
+			if a.load != nil {
+				rl.reload(gctx, a.load)
+			}
+		}
 	}
 	log.Info("shutting down: stopping intake, then the services, then persisting queued points")
 	_ = sdnotify.Notify("STOPPING=1")

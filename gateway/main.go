@@ -123,22 +123,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer unlock()
-		// SIGHUP (a closed terminal, or a reload) must not stop the
-		// gateway; re-reading the config without a restart is not there yet.
+		// SIGHUP (systemctl reload) re-reads the config (and the env file)
+		// and applies it without a restart, or refuses it (reload.go).
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-					log.Warn("SIGHUP: reloading the config without a restart is not supported yet; restart to apply it (systemctl restart propgate-gateway)")
-				}
-			}
-		}()
-		err = NewApp(cfg, log).Run(ctx)
+		app := NewApp(cfg, log)
+		app.ReloadOn(hup, func() (*config.Config, error) { return loadConfig(*path, *envPath) })
+		err = app.Run(ctx)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("gateway stopped", "err", err)
