@@ -20,7 +20,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_delivery_attempts_total", Help: "Alert delivery attempts by result (sent, will_retry, failed)."}, []string{"result"}),
-		drops:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_messages_dropped_total", Help: "Alert messages never attempted, by reason (queue_full, shutdown)."}, []string{"reason"}),
+		drops:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_messages_dropped_total", Help: "Alert messages never attempted, by reason (queue_full, shutdown, reload: their person was removed)."}, []string{"reason"}),
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_reconciled_total", Help: "Alerts fixed by reconciliation: missed_activation (event dropped), policy, level, person (config changed), forgotten_ack (acknowledged without progress: paged again)."}, []string{"what"}),
 		panics:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_alert_routing_panics_total", Help: "Panics recovered in the router's event and tick handling."}, []string{"in"}),
 		ticks:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_alert_ticks_total", Help: "Passes of escalation, grouping and reconciliation."}),

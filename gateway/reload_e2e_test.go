@@ -149,15 +149,25 @@ func TestReloadUnderLoadIntegration(t *testing.T) {
 	loadStart := time.Now()
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	tokens := make(chan paho.Token, 256) // in flight at once, acknowledged in order
 	wg.Go(func() {
-		tick := time.NewTicker(2 * time.Millisecond) // ~500 messages a second
+		defer close(tokens)
+		tick := time.NewTicker(2 * time.Millisecond) // up to ~500 messages a second
 		defer tick.Stop()
-		for i := int64(0); ctx.Err() == nil; i++ {
+		for i := int64(0); ctx.Err() == nil; i += 2 {
 			<-tick.C
-			tok := load.Publish("yushan/water_sensor/b5-leak-pump-room", 1, false,
-				fmt.Sprintf(`{"state": "dry", "battery": %d, "ts": %d}`, 90+i%5, base+i))
-			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				t.Errorf("publish %d: %v", i, tok.Error())
+			for j := i; j < i+2; j++ {
+				tokens <- load.Publish("yushan/water_sensor/b5-leak-pump-room", 1, false,
+					fmt.Sprintf(`{"state": "dry", "battery": %d, "ts": %d}`, 90+j%5, base+j))
+			}
+		}
+	})
+	wg.Go(func() {
+		for tok := range tokens {
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("publish %d: %v", published.Load(), tok.Error())
+				for range tokens {
+				}
 				return
 			}
 			published.Add(1)

@@ -78,7 +78,7 @@ func TestDebPackagesIntegration(t *testing.T) {
 		for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=on-failure", "ProtectSystem=strict",
 			"StateDirectory=" + pkg, "NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "SupplementaryGroups=dialout",
 			"User=propgate", "EnvironmentFile=/etc/" + pkg + "/gateway.env",
-			"ExecStart=/usr/bin/gateway run -config /etc/" + pkg + "/gateway.yaml"} {
+			"ExecStart=/usr/bin/gateway run -config /etc/" + pkg + "/gateway.yaml", "ExecReload=/bin/kill -HUP $MAINPID"} {
 			if !strings.Contains(string(unit), want) {
 				t.Errorf("unit lacks %q", want)
 			}
