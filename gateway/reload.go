@@ -182,9 +182,10 @@ func (l *liveCollectors) stop(log *slog.Logger) {
 // replace stops the running old and starts next in its place (MQTT: the
 // old session acknowledges what is durable and disconnects; the broker
 // keeps the persistent session's messages for the new one).
-func (l *liveCollectors) replace(ctx context.Context, sink collectors.Sink, old, next collectors.Collector) error {
+func (l *liveCollectors) replace(ctx context.Context, sink collectors.Sink, old, next collectors.Collector, log *slog.Logger) error {
 	if err := old.Stop(); err != nil {
-		return fmt.Errorf("%s: stopping: %w", old.Name(), err)
+		// Stopped all the same (Modbus: a link's close failed): go on.
+		log.Warn("collector stop", "collector", old.Name(), "err", err)
 	}
 	l.mu.Lock()
 	l.started = slices.DeleteFunc(l.started, func(c collectors.Collector) bool { return c == old })
@@ -296,7 +297,7 @@ func (r *reloader) apply(ctx context.Context, next *config.Config, at time.Time)
 	var restarted []string
 	var errs []error
 	for _, s := range swaps {
-		if err := r.cols.replace(ctx, r.sink, s.old, s.next); err != nil {
+		if err := r.cols.replace(ctx, r.sink, s.old, s.next, r.log); err != nil {
 			errs = append(errs, err)
 			continue
 		}
