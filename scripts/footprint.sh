@@ -61,6 +61,7 @@ stats() { sort -n | awk '{ v[NR] = $1 } END { printf "median %s, min %s, max %s 
 
 # phase NAME: runs the gateway for SECS after a 30 s warm-up, sampling every 10 s.
 phase() {
+  local start; start=$(date +%s)
   SIMULATOR=false "$OUT/gateway" run -config "$OUT/site.yaml" > "$OUT/$1.log" 2>&1 &
   GW=$!
   sleep 30
@@ -79,6 +80,7 @@ phase() {
   echo "CPU % of one core per 10 s window: $(stats < "$OUT/$1.cpu"); over the phase $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / $el" | bc) %"
   echo "RSS MiB: $(stats < "$OUT/$1.rss"); peak (VmHWM) $(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$GW/status)"
   echo "points collected per second: $(echo "scale=0; ($p1 - $p0) / $el" | bc)"
+  echo "written to disk by the gateway (/proc/<pid>/io write_bytes, whole run incl. warm-up): $(awk '/^write_bytes/ { printf "%.1f MiB", $2 / 1048576 }' /proc/$GW/io) in $(( $(date +%s) - start )) s"
   echo "InfluxDB queue: $q0 -> $q1 bytes ($(echo "scale=1; ($q1 - $q0) / $el * 86400 / 1048576" | bc) MiB per day at this rate); on disk $(du -sb "$OUT/data/queue" | cut -f1) bytes"
   kill $GW && wait $GW 2>/dev/null || true
   GW=
