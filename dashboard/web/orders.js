@@ -14,6 +14,10 @@ const secs = v => v === null || v === undefined ? "—" : trf("ord.minsec", Math
 // who: a person's name as it is; the gateway's own actors ("engine",
 // "playbook <id>") in words, with the plan's name.
 const playbookNames = new Map();
+// category id → its configured name (name_zh / name); the catalogue's word
+// for the built-in ids only when the site has no list.
+const catNames = new Map();
+const catName = id => catNames.get(id) || label("cat", id);
 const who = x => !x ? "" : x === "engine" ? tr("ord.by_engine") : x.startsWith("playbook ") ? tr("ord.by_playbook") + " " + (playbookNames.get(x.slice(9)) || x.slice(9)) : x;
 const when = t => !t || t.startsWith("0001") ? "" : new Date(t).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"});
 
@@ -53,13 +57,13 @@ async function refresh() {
       return `<div class="kpi${cls}" data-kpi="${id}"><div class="v">${v}</div><div class="l">${tr(key)} <span class="muted">${tr("target")} ${t}</span></div></div>`;
     }).join("");
     $("olist").innerHTML = `<tr><th>#</th><th>${tr("ord.type")}</th><th>${tr("ord.cat_where")}</th><th>${tr("ord.caller")}</th><th>${tr("status")}</th><th>${tr("ord.due")}</th><th></th></tr>` + orders.map(w =>
-      `<tr data-workorder="${w.id}"><td>#${w.id}</td><td>${esc(label("ord.type", w.type))}</td><td>${esc(label("cat", w.category))}<br><span class="muted">${esc(w.room || w.location)} ${esc(w.description)}</span></td>` +
+      `<tr data-workorder="${w.id}"><td>#${w.id}</td><td>${esc(label("ord.type", w.type))}</td><td>${esc(catName(w.category))}<br><span class="muted">${esc(w.room || w.location)} ${esc(w.description)}</span></td>` +
       `<td>${esc(w.caller_name)} ${esc(w.caller_phone)}<br><span class="muted">${[w.first_responsible ? tr("ord.first") + " " + esc(who(w.first_responsible)) : "", w.assignee ? tr("ord.assignee") + " " + esc(who(w.assignee)) : ""].filter(Boolean).join(" · ")}</span></td>` +
       `<td>${esc(label("wo", w.status))}${w.reworks ? ` <span class="overdue">${esc(trf("ord.reworks", w.reworks))}</span>` : ""}</td>` +
       `<td>${w.status === "resolved" ? tr("ord.due_callback") + " " + when(w.callback_due) : (when(w.arrival_due) && !when(w.on_site_at) ? tr("ord.due_arrive") + " " + when(w.arrival_due) + "<br>" : "") + tr("ord.due_resolve") + " " + when(w.resolution_due)}</td>` +
       `<td>${(actions[w.status] || []).map(([to, key]) => `<button data-wo="${w.id}" data-to="${to}" data-type="${esc(w.type)}">${tr(key)}</button>`).join(" ")}</td></tr>`).join("");
     $("oreview").innerHTML = review.filter(i => i.sla_status !== "ok" && i.sla_status !== "done").slice(0, 30).map(i =>
-      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${esc(label("ord.sla", i.sla_status))}</td><td>${esc(label("cat", i.category))} ${esc(i.room || i.location)}</td><td>${esc(who(i.responsible))}</td></tr>`).join("")
+      `<tr><td>#${i.id}</td><td class="${i.sla_status === "breached" || i.sla_status === "callback_overdue" ? "overdue" : ""}">${esc(label("ord.sla", i.sla_status))}</td><td>${esc(catName(i.category))} ${esc(i.room || i.location)}</td><td>${esc(who(i.responsible))}</td></tr>`).join("")
       || `<tr><td class="muted">${tr("ord.nothing_late")}</td></tr>`;
   } catch (e) {
     if (e.status === 401) { $("needlogin").classList.remove("hidden"); $("orders-app").classList.add("hidden"); }
@@ -106,6 +110,7 @@ async function start() {
   $("monthly-xlsx").href = "/api/v1/reports/monthly?format=xlsx";
   try {
     const cats = await api("GET", "/api/v1/workorder-categories");
+    for (const c of cats) catNames.set(c.id, pick(c.name_zh, c.name) || c.id);
     $("ocats").innerHTML = cats.map(c => `<option value="${esc(c.id)}">${esc(pick(c.name_zh, c.name))}</option>`).join("");
   } catch (e) { $("ocats").outerHTML = `<input name="category" placeholder="${esc(tr("category"))}" required>`; }
   try {
