@@ -36,7 +36,10 @@ type Output interface {
 }
 
 // Processor sees every accepted point, synchronously, in Publish (the rules
-// engine). It must be quick and must not retain pts.
+// engine). It must be quick and must not retain pts. A processor that
+// writes what points cause elsewhere (the engine's alarm transitions) also
+// implements Flusher: Pipeline.Flush waits for it, so a source is
+// acknowledged only once those writes are done too.
 type Processor interface {
 	Process(pts []Point)
 }
@@ -165,8 +168,18 @@ func (p *Pipeline) collected(source string) prometheus.Counter {
 	return c
 }
 
-// Flush makes every point published so far durable (see Output).
-func (p *Pipeline) Flush() error { return p.out.Flush() }
+// Flush makes every point published so far durable (see Output), and
+// waits for what processors wrote because of them (see Processor).
+func (p *Pipeline) Flush() error {
+	for _, proc := range p.processors {
+		if f, ok := proc.(Flusher); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return p.out.Flush()
+}
 
 // Flusher is implemented by sinks that can make published points durable.
 type Flusher interface{ Flush() error }

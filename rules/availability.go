@@ -272,12 +272,13 @@ func (q *Equipment) keep(scope string, start time.Time, sp *faultSpan) {
 func (q *Equipment) GoodOrder(ctx context.Context, from, to time.Time) (*GoodOrder, error) {
 	faultAlarm := map[string]string{} // alarm id → asset
 	q.e.mu.Lock()
-	for _, in := range q.e.insts {
+	for i := range q.e.set.insts {
+		in := &q.e.set.insts[i]
 		if in.rule.Fault {
 			faultAlarm[in.alarm.ID] = in.asset.ID
 		}
 	}
-	assets := q.e.assets
+	assets := q.e.set.assets
 	now := q.e.now()
 	q.e.mu.Unlock()
 	out := &GoodOrder{Kinds: map[string]float64{}, Assets: []AssetFaults{}}
