@@ -22,15 +22,24 @@ type AssetState struct {
 
 // State is the live state cache: the latest value and quality of every asset
 // field. The rules engine and the dashboard read it.
+//
+// Each asset's fields live in a slice, found through a small per-asset
+// index by name; changes for the screens are a list of those slots (each
+// at most once, marked dirty), so Apply and Changes hash nothing beyond
+// the asset id and the field name.
 type State struct {
 	mu        sync.RWMutex
 	assets    map[string]*assetEntry
 	order     []string
 	maxFields int
-	changed   map[fieldKey]struct{} // since the last Changes; nil until TrackChanges
+	tracking  bool       // TrackChanges was called
+	changed   []fieldRef // dirty slots since the last Changes
 }
 
-type fieldKey struct{ asset, field string }
+type fieldRef struct {
+	e    *assetEntry
+	slot int32
+}
 
 // FieldChange is one field's latest state, as returned by Changes.
 type FieldChange struct {
@@ -45,30 +54,38 @@ type FieldChange struct {
 func (s *State) TrackChanges() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.changed == nil {
-		s.changed = map[fieldKey]struct{}{}
-	}
+	s.tracking = true
 }
 
 // Changes returns the latest state of every field changed since the last
-// call, and forgets them.
+// call (in the order they first changed), and forgets them.
 func (s *State) Changes() []FieldChange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.changed) == 0 {
 		return nil
 	}
-	out := make([]FieldChange, 0, len(s.changed))
-	for k := range s.changed {
-		out = append(out, FieldChange{Asset: k.asset, Field: k.field, FieldState: s.assets[k.asset].fields[k.field]})
+	out := make([]FieldChange, len(s.changed))
+	for i, r := range s.changed {
+		f := &r.e.fields[r.slot]
+		f.dirty = false
+		out[i] = FieldChange{Asset: r.e.asset.ID, Field: f.name, FieldState: f.st}
 	}
-	clear(s.changed)
+	clear(s.changed) // drop the references
+	s.changed = s.changed[:0]
 	return out
 }
 
 type assetEntry struct {
-	asset  Asset
-	fields map[string]FieldState
+	asset   Asset
+	fieldIx map[string]int32 // name → index in fields
+	fields  []fieldSlot
+}
+
+type fieldSlot struct {
+	name  string
+	st    FieldState
+	dirty bool // in State.changed
 }
 
 // NewState builds a cache for the given assets. Points for other assets are
@@ -77,7 +94,7 @@ type assetEntry struct {
 func NewState(assets []Asset) *State {
 	s := &State{assets: make(map[string]*assetEntry, len(assets)), maxFields: DefaultMaxFields}
 	for _, a := range assets {
-		s.assets[a.ID] = &assetEntry{asset: a, fields: map[string]FieldState{}}
+		s.assets[a.ID] = &assetEntry{asset: a, fieldIx: map[string]int32{}}
 		s.order = append(s.order, a.ID)
 	}
 	return s
@@ -131,26 +148,37 @@ func (s *State) SetMaxFields(n int) {
 func (s *State) Apply(pts []Point) (accepted int, rejected []Rejected) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var e *assetEntry
 	for i := range pts {
-		e, ok := s.assets[pts[i].Asset]
-		if !ok {
-			rejected = append(rejected, Rejected{i, ReasonUnknownAsset})
-			continue
+		p := &pts[i]
+		if e == nil || e.asset.ID != p.Asset {
+			var ok bool
+			if e, ok = s.assets[p.Asset]; !ok {
+				rejected = append(rejected, Rejected{i, ReasonUnknownAsset})
+				continue
+			}
 		}
-		prev, known := e.fields[pts[i].Field]
-		if !known && len(e.fields) >= s.maxFields {
-			rejected = append(rejected, Rejected{i, ReasonTooManyFields})
-			continue
+		slot, known := e.fieldIx[p.Field]
+		if !known {
+			if len(e.fields) >= s.maxFields {
+				rejected = append(rejected, Rejected{i, ReasonTooManyFields})
+				continue
+			}
+			slot = int32(len(e.fields))
+			e.fieldIx[p.Field] = slot
+			e.fields = append(e.fields, fieldSlot{name: p.Field})
 		}
-		pts[i].Kind = e.asset.Kind
-		fs := FieldState{Value: pts[i].Value, Unit: pts[i].Unit, Quality: pts[i].Quality, Time: pts[i].Time}
-		if fs.Value.Type == ValueNone {
+		p.Kind = e.asset.Kind
+		f := &e.fields[slot]
+		v := p.Value
+		if v.Type == ValueNone {
 			// A bad read keeps the last value so operators can see what it was.
-			fs.Value = prev.Value
+			v = f.st.Value
 		}
-		e.fields[pts[i].Field] = fs
-		if s.changed != nil {
-			s.changed[fieldKey{pts[i].Asset, pts[i].Field}] = struct{}{}
+		f.st = FieldState{Value: v, Unit: p.Unit, Quality: p.Quality, Time: p.Time}
+		if s.tracking && !f.dirty {
+			f.dirty = true
+			s.changed = append(s.changed, fieldRef{e, slot})
 		}
 		accepted++
 	}
@@ -165,8 +193,11 @@ func (s *State) Get(asset, field string) (FieldState, bool) {
 	if !ok {
 		return FieldState{}, false
 	}
-	f, ok := e.fields[field]
-	return f, ok
+	slot, ok := e.fieldIx[field]
+	if !ok {
+		return FieldState{}, false
+	}
+	return e.fields[slot].st, true
 }
 
 // Snapshot copies the whole cache, assets in declaration order.
@@ -177,8 +208,8 @@ func (s *State) Snapshot() []AssetState {
 	for _, id := range s.order {
 		e := s.assets[id]
 		fields := make(map[string]FieldState, len(e.fields))
-		for k, v := range e.fields {
-			fields[k] = v
+		for _, f := range e.fields {
+			fields[f.name] = f.st
 		}
 		out = append(out, AssetState{Asset: e.asset, Fields: fields})
 	}
@@ -197,16 +228,15 @@ func (s *State) StalePoints(now time.Time) []Point {
 		if e.asset.StaleAfter <= 0 {
 			continue
 		}
-		names := make([]string, 0, len(e.fields))
-		for name, f := range e.fields {
-			if f.Quality == QualityGood && now.Sub(f.Time) > e.asset.StaleAfter {
-				names = append(names, name)
+		var stale []*fieldSlot
+		for i := range e.fields {
+			if f := &e.fields[i]; f.st.Quality == QualityGood && now.Sub(f.st.Time) > e.asset.StaleAfter {
+				stale = append(stale, f)
 			}
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			f := e.fields[name]
-			out = append(out, Point{Asset: id, Kind: e.asset.Kind, Field: name, Unit: f.Unit, Quality: QualityStale, Time: now})
+		sort.Slice(stale, func(i, j int) bool { return stale[i].name < stale[j].name })
+		for _, f := range stale {
+			out = append(out, Point{Asset: id, Kind: e.asset.Kind, Field: f.name, Unit: f.st.Unit, Quality: QualityStale, Time: now})
 		}
 	}
 	return out

@@ -47,3 +47,20 @@ func TestBufConnGroupCommitKeepsOrder(t *testing.T) {
 		t.Fatal("write after close succeeded")
 	}
 }
+
+func TestFilterMatches(t *testing.T) {
+	for _, c := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"a/b", "a/b", true}, {"a/b", "a/c", false}, {"a/b", "a/b/c", false}, {"a/b/c", "a/b", false},
+		{"a/+", "a/b", true}, {"a/+", "a/b/c", false}, {"a/+", "a", false}, {"+/+", "a/b", true}, {"a/+/c", "a//c", true},
+		{"a/#", "a/b/c", true}, {"a/#", "a", true}, {"a/#", "b/c", false}, {"#", "a/b", true}, {"#", "$SYS/x", false},
+		{"+/x", "$SYS/x", false}, {"$SYS/#", "$SYS/x", true}, {"rb/leak/+", "rb/leak/leak00001", true}, {"rb/leak/+", "rb/temp/x", false},
+		{"a/b/", "a/b/", true}, {"a/b/", "a/b", false}, {"/a", "/a", true}, {"+/a", "/a", true},
+	} {
+		if got := filterMatches(c.filter, c.topic); got != c.want {
+			t.Errorf("filterMatches(%q, %q) = %v, want %v", c.filter, c.topic, got, c.want)
+		}
+	}
+}

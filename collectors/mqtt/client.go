@@ -3,6 +3,8 @@ package mqtt
 import (
 	"fmt"
 	"net/url"
+	"sort"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -69,12 +71,27 @@ func PahoFactory(o ConnOptions) Conn {
 	// QoS 1 messages and outbound PUBACKs in it costs a lock and a map write
 	// per message for nothing: the broker redelivers what we did not ack.
 	opts.SetStore(discardStore{})
-	cl := paho.NewClient(opts)
-	for filter, h := range o.Routes {
-		h := h
-		cl.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m) })
+	// One default handler dispatches by our own allocation-free filter
+	// match: paho's router splits the topic and every route's filter into
+	// new slices for every message.
+	type route struct {
+		filter string
+		h      Handler
 	}
-	return &pahoConn{c: cl}
+	routes := make([]route, 0, len(o.Routes))
+	for filter, h := range o.Routes {
+		routes = append(routes, route{filter, h})
+	}
+	sort.Slice(routes, func(i, j int) bool { return routes[i].filter < routes[j].filter })
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		topic := m.Topic()
+		for _, r := range routes {
+			if filterMatches(r.filter, topic) {
+				r.h(m)
+			}
+		}
+	})
+	return &pahoConn{c: paho.NewClient(opts)}
 }
 
 type pahoConn struct{ c paho.Client }
@@ -110,3 +127,28 @@ func (discardStore) All() []string                     { return nil }
 func (discardStore) Del(string)                        {}
 func (discardStore) Close()                            {}
 func (discardStore) Reset()                            {}
+
+// filterMatches reports whether an MQTT topic filter (+, # wildcards)
+// matches a topic, without allocating. Wildcards at the first level do not
+// match topics starting with $ (MQTT 3.1.1, 4.7.2).
+func filterMatches(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		var f, t string
+		var fmore, tmore bool
+		f, filter, fmore = strings.Cut(filter, "/")
+		if f == "#" {
+			return true
+		}
+		t, topic, tmore = strings.Cut(topic, "/")
+		if f != "+" && f != t {
+			return false
+		}
+		if !fmore || !tmore {
+			// "a/#" also matches "a" (the parent level).
+			return fmore == tmore || (fmore && filter == "#")
+		}
+	}
+}
