@@ -77,7 +77,7 @@ func BenchmarkPahoFloor(b *testing.B) {
 	var cpu time.Duration
 	for it := 0; it < b.N; it++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPahoFloorChild$", "-test.v")
-		cmd.Env = append(os.Environ(), floorEnv+"="+broker.URL, "PAHO_FLOOR_MSGS="+strconv.Itoa(msgs), "GOGC=100")
+		cmd.Env = append(os.Environ(), floorEnv+"="+broker.URL, "PAHO_FLOOR_MSGS="+strconv.Itoa(msgs))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
