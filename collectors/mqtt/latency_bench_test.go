@@ -165,4 +165,3 @@ func BenchmarkIngestLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(rate), "msgs/s")
 }
-
