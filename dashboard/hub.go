@@ -192,8 +192,7 @@ func (h *Hub) Run(ctx context.Context) {
 			if len(changes) == 0 || len(clients) == 0 {
 				continue
 			}
-			b, _ := json.Marshal(PointsMsg{Type: "points", Points: changes})
-			fanout(b)
+			fanout(appendPointsMsg(make([]byte, 0, 128*len(changes)), changes)) // a fresh buffer: clients keep it
 		case t := <-beat.C:
 			b, _ := json.Marshal(Heartbeat{Type: "heartbeat", Time: t})
 			fanout(b)

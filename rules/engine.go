@@ -150,18 +150,18 @@ type Deps struct {
 // of one field walks adjacent memory; the Alarm itself (names, times,
 // acknowledgement) is touched only when something changes.
 type inst struct {
-	cond  Condition
-	rule  *Rule
-	alarm *Alarm
-	mem   Memory
-	last  collectors.Value // latest reading; copied into alarm.last before the alarm is used
-	asset collectors.Asset
-	ruleN int32 // index of rule in the set's config
 	// active mirrors alarm.Active; resting is true while the alarm is
 	// normal with no delay, shelving or chattering running: a false
 	// condition then changes nothing but last.
 	active, resting bool
 	suppressible    bool // the rule has suppressed_by: always the full path
+	ruleN           int32 // index of rule in the set's config
+	cond            Condition
+	mem             Memory
+	last            collectors.Value // latest reading; copied into alarm.last before the alarm is used
+	rule            *Rule
+	alarm           *Alarm
+	asset           *collectors.Asset // in the set's assets
 }
 
 // sync copies the hot fields into the alarm before it is used.
@@ -207,7 +207,7 @@ type ruleSet struct {
 // compile builds the rule set; rules without a compiled condition are left
 // out and logged.
 func compile(cfg Config, assets []collectors.Asset, log *slog.Logger) *ruleSet {
-	rs := &ruleSet{cfg: cfg, assets: assets, assetIx: make(map[string]int32, len(assets)), fieldIx: map[string]int32{},
+	rs := &ruleSet{cfg: cfg, assets: slices.Clone(assets), assetIx: make(map[string]int32, len(assets)), fieldIx: map[string]int32{},
 		spans: make([][]span, len(assets)), byAlarm: map[string]*inst{}, byRule: map[string][]*inst{},
 		activeByRule: make([]int32, len(cfg.Rules)), suppressors: make([][]int32, len(cfg.Rules))}
 	for i, a := range assets {
@@ -270,7 +270,7 @@ func compile(cfg Config, assets []collectors.Asset, log *slog.Logger) *ruleSet {
 		from := int32(len(rs.insts))
 		for _, ri := range members[k] {
 			r := &rs.cfg.Rules[ri]
-			a := assets[k.asset]
+			a := &rs.assets[k.asset]
 			id := r.ID + ":" + a.ID
 			rs.insts = append(rs.insts, inst{rule: r, cond: conds[ri], asset: a, ruleN: ri, suppressible: len(r.SuppressedBy) > 0,
 				alarm: &Alarm{ID: id, Rule: r.ID, Asset: a.ID, State: StateNormal, Acked: true}})
@@ -535,7 +535,7 @@ func (e *Engine) commit(rs *ruleSet, in *inst, before facts, tr []Transition, no
 		// A new activation: planned work explains it, or it is a fault.
 		a.Planned = nil
 		if e.planner != nil {
-			a.Planned = e.planner.PlannedFor(in.asset, in.rule, a.ActiveSince)
+			a.Planned = e.planner.PlannedFor(*in.asset, in.rule, a.ActiveSince)
 		}
 	}
 	a.render()
@@ -569,7 +569,7 @@ func (e *Engine) write(j job) {
 			if a.Planned != nil {
 				e.log.Info("alarm is planned work: no fault work order", "alarm", a.ID, "planned_work", a.Planned.Work)
 			} else if j.in.rule.WorkOrder != nil && e.onFire != nil {
-				if err := e.onFire.AlarmFired(context.Background(), Fired{Alarm: a, Rule: j.in.rule, Asset: j.in.asset, At: j.at}); err != nil {
+				if err := e.onFire.AlarmFired(context.Background(), Fired{Alarm: a, Rule: j.in.rule, Asset: *j.in.asset, At: j.at}); err != nil {
 					e.log.Error("work order for alarm failed", "alarm", a.ID, "err", err)
 				}
 			}
