@@ -154,7 +154,7 @@ type inst struct {
 	// normal with no delay, shelving or chattering running: a false
 	// condition then changes nothing but last.
 	active, resting bool
-	suppressible    bool // the rule has suppressed_by: always the full path
+	suppressible    bool  // the rule has suppressed_by: always the full path
 	ruleN           int32 // index of rule in the set's config
 	cond            Condition
 	mem             Memory
