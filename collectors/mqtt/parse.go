@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/propgate/gateway/collectors"
 )
@@ -100,7 +101,18 @@ func ParseBool(s string, extraTrue, extraFalse []string) (bool, error) {
 	return false, fmt.Errorf("%q is not a boolean word; fix: add it to true_values or false_values", s)
 }
 
+// alias views payload bytes as a string without copying: a raw value's
+// text is only parsed, except by convert for string fields, which copies
+// it. The payload is not modified while a message is parsed.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 // raw is a value as it arrived: a JSON token, or a whole plain payload.
+// text may alias the payload (see alias): copy it to keep it.
 type raw struct {
 	text  string // the string's content, or the literal's text
 	isStr bool   // a JSON string or a plain payload (text to interpret)
@@ -112,7 +124,7 @@ func rawToken(tok []byte) raw {
 	case '"':
 		body := tok[1 : len(tok)-1]
 		if !needsDecode(body) {
-			return raw{text: string(body), isStr: true}
+			return raw{text: alias(body), isStr: true}
 		}
 		var s string
 		_ = json.Unmarshal(tok, &s)
@@ -120,7 +132,7 @@ func rawToken(tok []byte) raw {
 	case 't', 'f', '{', '[':
 		return raw{lit: tok[0]}
 	}
-	return raw{text: string(tok), lit: '0'}
+	return raw{text: alias(tok), lit: '0'}
 }
 
 func (r raw) describe() string {
@@ -148,7 +160,7 @@ func convert(f *Field, r raw) (collectors.Value, error) {
 	case TypeString:
 		switch {
 		case r.isStr, r.lit == '0':
-			return collectors.String(r.text), nil
+			return collectors.String(strings.Clone(r.text)), nil
 		case r.lit == 't' || r.lit == 'f':
 			return collectors.String(strconv.FormatBool(r.lit == 't')), nil
 		}
@@ -265,7 +277,7 @@ func ParseInto(dst []collectors.Point, s *Subscription, topic string, payload []
 	at := now
 	if s.Format == FormatValue {
 		f := &s.Fields[0]
-		v, err := convert(f, raw{text: string(payload), isStr: true})
+		v, err := convert(f, raw{text: alias(payload), isStr: true})
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", f.Name, err)
 		}

@@ -107,3 +107,31 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// Raw values are parsed straight from the payload's bytes; a string field
+// keeps its own copy, so reusing the payload buffer (paho's next message)
+// cannot change a point already published.
+func TestStringFieldsDoNotAliasThePayload(t *testing.T) {
+	s := compiled(t, Subscription{Topic: "lift/{car}", Asset: "{car}", Fields: []Field{
+		{Name: "door", Path: "door", Type: TypeString}, {Name: "code", Path: "code", Type: TypeString}, {Name: "floor", Path: "floor", Type: TypeInt}}})
+	plain := compiled(t, Subscription{Topic: "note/{car}", Asset: "{car}", Format: FormatValue, Fields: []Field{{Name: "note", Type: TypeString}}})
+	payload := []byte(`{"door":"closed","code":17,"floor":3}`)
+	pts, err := Parse(s, "lift/car-1", payload, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := []byte("door held")
+	npts, err := Parse(plain, "note/car-1", note, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	for i := range note {
+		note[i] = 'x'
+	}
+	if pts[0].Value.S != "closed" || pts[1].Value.S != "17" || pts[2].Value.I != 3 || npts[0].Value.S != "door held" {
+		t.Fatalf("points changed with the payload buffer: %v %v", pts, npts)
+	}
+}
