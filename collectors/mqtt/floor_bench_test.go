@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +19,8 @@ import (
 // The paho floor: what receiving and acknowledging QoS 1 messages costs
 // with github.com/eclipse/paho.mqtt.golang alone, set up as the collector
 // sets it up (PahoFactory: buffered connection, ordered delivery, manual
-// PUBACK, no store), with a handler that acknowledges at once and does
-// nothing else. The consumer runs in a child process so its CPU is its
+// PUBACK, no store), with a handler that does nothing but hand the message
+// over for its PUBACK, sent in groups as the collector sends them. The consumer runs in a child process so its CPU is its
 // own: BenchmarkPahoFloor reports it per message, to compare with the
 // gateway's in BenchmarkRealisticIngest (docs/benchmarks.md).
 
@@ -33,17 +33,49 @@ func TestPahoFloorChild(t *testing.T) {
 		t.Skip("the paho floor benchmark's child process")
 	}
 	want, _ := strconv.Atoi(os.Getenv("PAHO_FLOOR_MSGS"))
-	var n atomic.Int64
+	// Acknowledged as the collector does: gathered by the handler, sent in
+	// groups by another goroutine (up to 256, or every 20 ms).
+	var mu sync.Mutex
+	var pending []Message
+	kick := make(chan struct{}, 1)
 	done := make(chan struct{})
+	go func() {
+		acked := 0
+		timer := time.NewTicker(20 * time.Millisecond)
+		defer timer.Stop()
+		for {
+			select {
+			case <-kick:
+			case <-timer.C:
+			}
+			mu.Lock()
+			batch := pending
+			pending = nil
+			mu.Unlock()
+			for _, m := range batch {
+				m.Ack()
+			}
+			if acked += len(batch); acked >= want {
+				close(done)
+				return
+			}
+		}
+	}()
 	cfg := &Config{Broker: broker, ClientID: "paho-floor", QoS: 1}
 	cfg.SetDefaults()
 	var conn Conn
 	subscribed := make(chan struct{})
 	conn = PahoFactory(ConnOptions{Config: cfg,
 		Routes: map[string]Handler{"rb/#": func(m Message) {
-			m.Ack()
-			if n.Add(1) == int64(want) {
-				close(done)
+			mu.Lock()
+			pending = append(pending, m)
+			n := len(pending)
+			mu.Unlock()
+			if n >= 256 {
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
 			}
 		}},
 		OnConnect: func() {
