@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -59,21 +60,25 @@ func (s *State) TrackChanges() {
 
 // Changes returns the latest state of every field changed since the last
 // call (in the order they first changed), and forgets them.
-func (s *State) Changes() []FieldChange {
+func (s *State) Changes() []FieldChange { return s.AppendChanges(nil) }
+
+// AppendChanges is Changes appending to dst (nil when nothing changed and
+// dst is nil), so a caller that flushes often can reuse one slice.
+func (s *State) AppendChanges(dst []FieldChange) []FieldChange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.changed) == 0 {
-		return nil
+		return dst
 	}
-	out := make([]FieldChange, len(s.changed))
-	for i, r := range s.changed {
+	dst = slices.Grow(dst, len(s.changed))
+	for _, r := range s.changed {
 		f := &r.e.fields[r.slot]
 		f.dirty = false
-		out[i] = FieldChange{Asset: r.e.asset.ID, Field: f.name, FieldState: f.st}
+		dst = append(dst, FieldChange{Asset: r.e.asset.ID, Field: f.name, FieldState: f.st})
 	}
 	clear(s.changed) // drop the references
 	s.changed = s.changed[:0]
-	return out
+	return dst
 }
 
 type assetEntry struct {

@@ -157,6 +157,7 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 	}
 	fanout := func(b []byte) { fanoutTo(b, b) }
+	var changes []collectors.FieldChange // reused: written out before the next flush
 	var eventsC <-chan event.Event
 	if h.events != nil {
 		eventsC = h.events.C
@@ -188,7 +189,7 @@ func (h *Hub) Run(ctx context.Context) {
 			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
 			fanoutTo(b, forViewer(ev, b))
 		case <-flush.C:
-			changes := h.state.Changes() // taken even with no client, so they do not pile up
+			changes = h.state.AppendChanges(changes[:0]) // taken even with no client, so they do not pile up
 			if len(changes) == 0 || len(clients) == 0 {
 				continue
 			}

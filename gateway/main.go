@@ -107,6 +107,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	if prof := os.Getenv("GATEWAY_ALLOCPROFILE"); prof != "" {
+		// For benchmarks: where the run allocated (go tool pprof -sample_index=alloc_space), written at exit.
+		defer func() {
+			if f, err := os.Create(prof); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cmd == "simulate" {

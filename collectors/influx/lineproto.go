@@ -19,6 +19,7 @@ import (
 // Consecutive points of one asset with one timestamp share a line.
 
 var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`, "\n", `\n`)
+var measurementEscaper = strings.NewReplacer(",", `\,`, " ", `\ `)
 var stringEscaper = strings.NewReplacer(`"`, `\"`, `\`, `\\`, "\n", `\n`)
 
 // appendKey appends a field key, escaping only when needed (a Replacer
@@ -42,7 +43,7 @@ func seriesKeys(site string, assets []collectors.Asset) map[string]string {
 	out := make(map[string]string, len(assets))
 	for _, a := range assets {
 		var b strings.Builder
-		b.WriteString(strings.NewReplacer(",", `\,`, " ", `\ `).Replace(string(a.Kind)))
+		b.WriteString(measurementEscaper.Replace(string(a.Kind)))
 		b.WriteString(",asset=")
 		b.WriteString(tagEscaper.Replace(a.ID))
 		if a.Building != "" {

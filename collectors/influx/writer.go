@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
@@ -357,7 +358,9 @@ func (w *Writer) send(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		retry, err := w.deliver(ctx, string(rec.Data), rec.Count)
+		// The batch is the queue's buffer until the next PeekBatch: viewed as
+		// a string without a copy, it must not be kept past deliver.
+		retry, err := w.deliver(ctx, unsafe.String(unsafe.SliceData(rec.Data), len(rec.Data)), rec.Count)
 		if retry {
 			if ctx.Err() != nil {
 				return
@@ -403,7 +406,7 @@ func (w *Writer) deliver(ctx context.Context, body string, count int) (retry boo
 	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 	if len(lines) == 1 {
 		w.dropped.WithLabelValues("influx", "rejected").Add(float64(count))
-		w.limiter.Error("rejected", "InfluxDB rejected a line; dropped", "status", status, "err", err, "line", lines[0])
+		w.limiter.Error("rejected", "InfluxDB rejected a line; dropped", "status", status, "err", err, "line", strings.Clone(lines[0]))
 		return false, nil
 	}
 	half := len(lines) / 2

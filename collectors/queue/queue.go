@@ -110,6 +110,8 @@ type Queue struct {
 	readOff int64
 	peek    peekState // what the last Peek returned, until Ack
 	wbuf    []byte    // Append's record buffer, reused
+	rbuf    []byte    // PeekBatch's read-ahead buffer (peekChunk), reused
+	dbuf    []byte    // PeekBatch's joined records, reused
 	notify  chan struct{}
 	closed  bool
 }
@@ -148,7 +150,7 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue: create %s: %w", opts.Dir, err)
 	}
-	q := &Queue{opts: opts, fs: opts.FS, notify: make(chan struct{}, 1)}
+	q := &Queue{opts: opts, fs: opts.FS, notify: make(chan struct{}, 1), rbuf: make([]byte, peekChunk)}
 	current, err := q.checkFormat()
 	if err != nil {
 		return nil, err
@@ -478,7 +480,9 @@ func (q *Queue) Peek() (Record, bool, error) { return q.PeekBatch(0) }
 // joined, holding at most maxPoints points (but always at least one record
 // when the queue is not empty; maxPoints 0 means exactly one). Ack
 // acknowledges all of them. The records after the first are read from the
-// segment with one pread.
+// segment with one pread of at most peekChunk bytes (a record that does not
+// fit waits for the next batch). With maxPoints > 0, rec.Data is the
+// queue's own buffer, valid until the next Peek or PeekBatch.
 func (q *Queue) PeekBatch(maxPoints int) (rec Record, ok bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -494,16 +498,15 @@ func (q *Queue) PeekBatch(maxPoints int) (rec Record, ok bool, err error) {
 	if maxPoints <= first.Count || rest <= 0 {
 		return rec, true, nil
 	}
-	chunk := make([]byte, min(rest, 8<<20))
+	chunk := q.rbuf[:min(rest, peekChunk)]
 	if _, err := q.reader.ReadAt(chunk, q.readOff+n); err != nil && !errors.Is(err, io.EOF) {
 		return rec, true, nil // the rest is read record by record next time
 	}
-	data := make([]byte, 0, len(first.Data)+len(chunk))
-	data = append(data, first.Data...)
+	data := append(q.dbuf[:0], first.Data...)
 	for off := 0; off < len(chunk); {
 		r, size, err := decodeRecord(chunk[off:])
 		if err != nil || rec.Count+r.Count > maxPoints {
-			break // damage is handled when the cursor reaches it
+			break // damage is handled when the cursor reaches it; a cut record is read next time
 		}
 		data = append(data, r.Data...)
 		rec.Count += r.Count
@@ -512,9 +515,13 @@ func (q *Queue) PeekBatch(maxPoints int) (rec Record, ok bool, err error) {
 		q.peek.points += r.Count
 		off += size
 	}
+	q.dbuf = data
 	rec.Data = data
 	return rec, true, nil
 }
+
+// peekChunk bounds PeekBatch's read ahead (one pread, one reused buffer).
+const peekChunk = 1 << 20
 
 // nextLocked reads the record at the cursor, first moving past finished
 // segments, damaged data and expired records.

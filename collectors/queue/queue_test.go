@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -202,5 +203,44 @@ func TestPeekBatchJoinsRecordsUpToMaxPoints(t *testing.T) {
 	rec, _, _ = q.PeekBatch(1) // one record even when it exceeds maxPoints
 	if string(rec.Data) != "l3\n" {
 		t.Fatalf("got %q", rec.Data)
+	}
+}
+
+// PeekBatch reads ahead at most peekChunk bytes: a batch ends before a
+// record the read cut, and the next batch starts with it; every record is
+// delivered once, in order, whole.
+func TestPeekBatchReadAheadCutsBetweenRecords(t *testing.T) {
+	q, _ := open(t, t.TempDir(), func(o *Options) { o.SegmentBytes = 8 << 20; o.MaxBytes = 64 << 20 })
+	defer q.Close()
+	const n, size = 300, 10_000 // 3 MB: several read-aheads
+	for i := 0; i < n; i++ {
+		line := fmt.Sprintf("r%04d %s\n", i, strings.Repeat("x", size))
+		if err := q.Append([]byte(line), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, batches := 0, 0
+	for next < n {
+		rec, ok, err := q.PeekBatch(1 << 20)
+		if err != nil || !ok {
+			t.Fatalf("PeekBatch after %d records: %v %v", next, ok, err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(rec.Data), "\n"), "\n")
+		if len(lines) != rec.Count {
+			t.Fatalf("%d lines for %d points", len(lines), rec.Count)
+		}
+		for _, l := range lines {
+			if want := fmt.Sprintf("r%04d %s", next, strings.Repeat("x", size)); l != want {
+				t.Fatalf("record %d: got %.12q…", next, l)
+			}
+			next++
+		}
+		if err := q.Ack(); err != nil {
+			t.Fatal(err)
+		}
+		batches++
+	}
+	if batches < 3 {
+		t.Fatalf("%d batches: the read-ahead was not bounded", batches)
 	}
 }
