@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"time"
 
 	"github.com/propgate/gateway/collectors"
@@ -25,55 +24,51 @@ type Reloaded struct {
 // its field changed; its name, priority and instructions follow the new
 // rule. A rule whose id changed is a removed rule and a new one. Alarms of
 // instances no longer configured are closed (returned to normal and
-// acknowledged, RetiredNote, saved and told to the observers, so alert
-// escalations resolve) and dropped. cfg must have been validated (its
-// conditions compiled); assets are the running ones.
+// acknowledged, RetiredNote, saved and told to the observers through the
+// ordered writer, so alert escalations resolve) and dropped. cfg must have
+// been validated (its conditions compiled); assets are the running ones.
 func (e *Engine) SetRules(cfg Config, assets []collectors.Asset) Reloaded {
-	// The new index is built without the lock, by the constructor.
-	next := NewEngine(cfg, assets, Deps{Store: e.store, Metrics: e.metrics, Log: e.log, Now: e.now})
+	// The new set is compiled without the lock.
+	cfg.SetDefaults()
+	next := compile(cfg, assets, e.log)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	old := e.set
 	now := e.now()
 	var out Reloaded
 	for id, in := range next.byAlarm {
-		old, ok := e.byAlarm[id]
+		prev, ok := old.byAlarm[id]
 		if !ok {
 			in.mem.LastSeen = now // as at Load: a silent sensor alarms no_data that long from now
 			out.Added++
 		} else {
-			in.alarm = old.alarm
-			in.mem = old.mem
-			if old.rule.Field != in.rule.Field {
+			in.alarm = prev.sync()
+			in.mem = prev.mem
+			if prev.rule.Field != in.rule.Field {
 				in.mem = Memory{LastSeen: now}
 			}
 			out.Kept++
 		}
 		r, a := in.rule, in.alarm
 		a.Name, a.NameZH, a.Priority, a.Category, a.Instructions, a.InstructionsZH = r.Name, r.NameZH, r.Priority, r.Category, r.Instructions, r.InstructionsZH
+		in.settled()
+		if in.active {
+			next.activeByRule[in.ruleN]++
+		}
 	}
-	for _, in := range e.insts {
+	for i := range old.insts {
+		in := &old.insts[i]
 		if _, kept := next.byAlarm[in.alarm.ID]; kept {
 			continue
 		}
 		out.Retired = append(out.Retired, in.alarm.ID)
-		before := factsOf(in.alarm)
-		tr := in.alarm.retire(now)
-		if len(tr) == 0 && factsOf(in.alarm) == before {
-			continue
-		}
-		in.alarm.render()
-		if err := e.store.SaveAlarm(context.Background(), in.alarm, tr); err != nil {
-			e.metrics.StoreErrors.Inc()
-			e.log.Error("saving a retired alarm failed", "alarm", in.alarm.ID, "err", err)
-		}
-		for _, t := range tr {
-			for _, o := range e.obs {
-				o.AlarmChanged(*in.alarm, t)
-			}
-		}
-		e.log.Warn("alarm closed: its rule or asset is no longer configured", "alarm", in.alarm.ID)
+		a := in.sync()
+		before := factsOf(a)
+		tr := a.retire(now)
+		e.commit(old, in, before, tr, now) // queued in order behind the alarm's earlier changes
+		e.log.Warn("alarm closed: its rule or asset is no longer configured", "alarm", a.ID)
 	}
-	e.cfg, e.assets, e.index, e.insts, e.byAlarm, e.byRule = next.cfg, assets, next.index, next.insts, next.byAlarm, next.byRule
+	e.set = next
 	return out
 }
 
