@@ -25,6 +25,7 @@ import (
 	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/sdnotify"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/rules"
@@ -200,17 +201,20 @@ func (a *App) Run(ctx context.Context) (err error) {
 	// center's subscription holds (replication.go, docs/multisite.md).
 	var extra []service
 	var center *postgres.Center
+	var commander *replication.Commander
 	var centerUp <-chan struct{}
 	if cfg.Center != nil {
 		var svc service
-		if center, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
+		if center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
 			return err
 		}
 		defer closeLogged(log, "center store", center.Close)
 		extra = append(extra, svc)
+		_ = commander
 	}
 	if cfg.Replication != nil {
-		svcs, closeSub, err := siteReplication(cfg, store, bus, centerUp, log.With("component", "replication"))
+		svcs, closeSub, err := siteReplication(cfg, store, bus, siteServices{alarms: engine, orders: orders, orderList: store, steps: runner},
+			centerUp, log.With("component", "replication"))
 		if err != nil {
 			return err
 		}
