@@ -210,7 +210,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer closeLogged(log, "center store", center.Close)
 		extra = append(extra, svc)
-		_ = commander
 	}
 	if cfg.Replication != nil {
 		svcs, closeSub, err := siteReplication(cfg, store, bus, siteServices{alarms: engine, orders: orders, orderList: store, steps: runner},
@@ -247,7 +246,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
 	if center != nil {
-		api.MountSites(dashboard.Sites{Overview: center, OfflineAfter: cfg.Center.OfflineAfter, Now: time.Now, Log: log.With("component", "center")})
+		api.MountCenter(dashboard.Center{Store: center, Commands: commander, Sites: cfg.Center.Sites, OfflineAfter: cfg.Center.OfflineAfter,
+			Now: time.Now, Log: log.With("component", "center")}, false)
 	}
 	if router != nil {
 		opts := dashboard.AlertsOptions{}

@@ -49,6 +49,15 @@ type CenterConfig struct {
 	GapWait      time.Duration `yaml:"gap_wait"`      // a gap in a site's seq this old is asked for again (replay_from); default 10s
 	Resend       time.Duration `yaml:"resend"`        // an unanswered command is sent again after this; default 30s
 	CommandTTL   time.Duration `yaml:"command_ttl"`   // the site refuses a command older than this; default 10m
+	Sites        []SiteInfo    `yaml:"sites"`         // what the screens call each site (optional)
+}
+
+// SiteInfo is what the center's screens call a site.
+type SiteInfo struct {
+	ID     string `json:"id" yaml:"id"`
+	Name   string `json:"name,omitempty" yaml:"name"`     // 玉山花园
+	Region string `json:"region,omitempty" yaml:"region"` // 北区
+	URL    string `json:"url,omitempty" yaml:"url"`       // the site's own wall (drill-down)
 }
 
 // SetDefaults fills unset values; site and broker are the gateway's.
@@ -156,6 +165,14 @@ func (c *CenterConfig) Validate(demo bool) error {
 		return cfgerr.Errorf("database", "is required; fix: the center's PostgreSQL, e.g. postgres://center@db:5432/center?sslmode=verify-full")
 	case c.OfflineAfter < 0 || c.GapWait < 0 || c.Resend < 0 || c.CommandTTL < 0:
 		return cfgerr.Errorf("offline_after", "offline_after, gap_wait, resend and command_ttl must not be negative")
+	}
+	for i, s := range c.Sites {
+		if !siteRE.MatchString(s.ID) {
+			return cfgerr.Errorf(fmt.Sprintf("sites[%d].id", i), "%q is not a site id; fix: the site's site: setting", s.ID)
+		}
+		if u, err := url.Parse(s.URL); s.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https")) {
+			return cfgerr.Errorf(fmt.Sprintf("sites[%d].url", i), "%q is not an http(s) URL", s.URL)
+		}
 	}
 	return c.validate(demo, "ssl://center-broker.example:8883")
 }

@@ -151,3 +151,24 @@ type Site struct {
 	Head         int64      `json:"head_seq"`    // the newest seq known to exist at the site
 	Resynced     *time.Time `json:"resynced_at,omitempty"`
 }
+
+// Record is one site record as the center holds it.
+type Record struct {
+	Site     string          `json:"site"`
+	Kind     string          `json:"kind"`
+	Key      string          `json:"key"`
+	Seq      int64           `json:"seq"`
+	At       time.Time       `json:"at"`
+	State    string          `json:"state"`
+	Priority string          `json:"priority"`
+	Doc      json.RawMessage `json:"doc"`
+}
+
+// CommandStatus is a command as the center knows it.
+type CommandStatus struct {
+	Command
+	Status   string     `json:"status"` // pending, applied, refused, expired
+	Reason   string     `json:"reason,omitempty"`
+	ResultAt *time.Time `json:"result_at,omitempty"`
+	Sends    int        `json:"sends"`
+}

@@ -240,13 +240,7 @@ func (c *Center) Unanswered(ctx context.Context, now, sentBefore time.Time) ([]r
 }
 
 // CommandStatus is a command as the center knows it.
-type CommandStatus struct {
-	replication.Command
-	Status   string     `json:"status"` // pending, applied, refused, expired
-	Reason   string     `json:"reason,omitempty"`
-	ResultAt *time.Time `json:"result_at,omitempty"`
-	Sends    int        `json:"sends"`
-}
+type CommandStatus = replication.CommandStatus
 
 // Command returns one command (rules.ErrNotFound when unknown).
 func (c *Center) Command(ctx context.Context, id string) (CommandStatus, error) {
@@ -305,11 +299,56 @@ func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Dur
 }
 
 // Record is one site record as the center holds it.
-type Record struct {
-	Site, Kind, Key string
-	Seq             int64
-	State, Priority string
-	Doc             json.RawMessage
+type Record = replication.Record
+
+// Records lists records of kind, of one site or all (site ""), in the
+// given states (none: any), newest change first, at most limit.
+func (c *Center) Records(ctx context.Context, kind, site string, states []string, limit int) ([]Record, error) {
+	rows, err := c.pool.Query(ctx, `SELECT site, key, seq, at, state, priority, doc FROM center_records
+		WHERE kind = $1 AND ($2 = '' OR site = $2) AND (COALESCE(cardinality($3::text[]), 0) = 0 OR state = ANY($3)) ORDER BY at DESC NULLS LAST, site, key LIMIT $4`,
+		kind, site, states, limit)
+	if err != nil {
+		return nil, fmt.Errorf("center store: records: %w", err)
+	}
+	defer rows.Close()
+	out := []Record{}
+	for rows.Next() {
+		r := Record{Kind: kind}
+		var at *time.Time
+		var doc []byte
+		if err := rows.Scan(&r.Site, &r.Key, &r.Seq, &at, &r.State, &r.Priority, &doc); err != nil {
+			return nil, fmt.Errorf("center store: records: %w", err)
+		}
+		if at != nil {
+			r.At = *at
+		}
+		r.Doc = doc
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Commands lists the newest commands for a site (or all: ""), at most limit.
+func (c *Center) Commands(ctx context.Context, site string, limit int) ([]CommandStatus, error) {
+	rows, err := c.pool.Query(ctx, `SELECT command, status, reason, result_at, sends FROM center_commands
+		WHERE ($1 = '' OR site = $1) AND action != 'replay_from' ORDER BY issued DESC LIMIT $2`, site, limit)
+	if err != nil {
+		return nil, fmt.Errorf("center store: commands: %w", err)
+	}
+	defer rows.Close()
+	out := []CommandStatus{}
+	for rows.Next() {
+		var cs CommandStatus
+		var b []byte
+		if err := rows.Scan(&b, &cs.Status, &cs.Reason, &cs.ResultAt, &cs.Sends); err != nil {
+			return nil, fmt.Errorf("center store: commands: %w", err)
+		}
+		if err := json.Unmarshal(b, &cs.Command); err != nil {
+			return nil, fmt.Errorf("center store: commands: %w", err)
+		}
+		out = append(out, cs)
+	}
+	return out, rows.Err()
 }
 
 // Record returns one record (rules.ErrNotFound when the center has none).
