@@ -647,7 +647,7 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	out = append(out, c.databaseWarnings()...)
-	if !slices.ContainsFunc(c.Rules.Rules, func(r rules.Rule) bool { return r.Field == planned.FieldNotRecovered }) {
+	if !c.CenterOnly() && !slices.ContainsFunc(c.Rules.Rules, func(r rules.Rule) bool { return r.Field == planned.FieldNotRecovered }) {
 		out = append(out, "planned_works: no rule watches the field "+planned.FieldNotRecovered+": supply, pumps or lifts that do not come back after planned work raise no alarm; fix: add one (configs/demo.yaml: not-recovered-after-planned-work)")
 	}
 	if !c.Demo {
