@@ -45,6 +45,8 @@ site_lines=""
 for i in 0 1 2; do
   id=${SITES[$i]}; name=${NAMES[$i]}; dir=$RUN/$id
   mkdir -p "$dir/data" "$dir/mosquitto"
+  # Mosquitto started as root drops to its own user: it must own its queue.
+  [ "$(id -u)" -eq 0 ] && id mosquitto >/dev/null 2>&1 && chown mosquitto: "$dir/mosquitto"
   # The site's own broker, bridged to the center's: its events and status
   # out, its commands in, QoS 1, a persistent bridge session on both sides
   # (each broker queues for the other while the WAN is down).
@@ -55,7 +57,9 @@ allow_anonymous true
 persistence true
 persistence_location $PWD/$dir/mosquitto/
 max_queued_messages 1000000
-log_dest file $PWD/$dir/mosquitto/log
+log_dest stderr
+log_type error
+log_type warning
 connection center
 address $CENTRAL
 remote_clientid bridge-$id
@@ -69,7 +73,7 @@ topic propgate/v1/site/$id/event/# out 1
 topic propgate/v1/site/$id/status out 1
 topic propgate/v1/site/$id/cmd in 1
 CONF
-  "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$dir/mosquitto/mosquitto.conf" &
+  "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$dir/mosquitto/mosquitto.conf" 2> "$dir/mosquitto.log" &
   pids+=($!)
   # The site's config: the demo's, with its own id and name, replicating.
   sed -e "s/^site: yushan-garden/site: $id/" -e "s/^site_name: .*/site_name: \"$name\"/" configs/demo.yaml > "$dir/gateway.yaml"

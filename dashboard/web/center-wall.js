@@ -46,8 +46,9 @@ function siteCard(s) {
     <div>${esc(tr("center.open_incidents"))}: <b>${s.open_incidents}</b></div>${missing}${resynced}${drill}</div>`;
 }
 
+const siteNames = new Map();
 function alarmRow(a) {
-  return `<tr data-alarm="${esc(a.id)}"><td>${esc(a.site)}</td><td><span class="prio ${esc(a.priority)}">${esc(tr("priority." + a.priority))}</span></td>
+  return `<tr data-alarm="${esc(a.id)}"><td>${esc(siteNames.get(a.site) || a.site)}</td><td><span class="prio ${esc(a.priority)}">${esc(tr("priority." + a.priority))}</span></td>
     <td>${esc((lang === "zh" && a.name_zh) || a.name || a.rule)}</td><td>${esc(a.asset)}</td><td>${esc(tr("state." + a.state))}</td><td>${esc(when(a.since))}</td></tr>`;
 }
 
@@ -56,6 +57,7 @@ async function refresh() {
   try {
     const [sites, alarms] = await Promise.all([api("GET", "/api/v1/sites"), api("GET", "/api/v1/alarms?state=active")]);
     $("loginform").classList.add("hidden");
+    sites.forEach(s => siteNames.set(s.site, s.name || s.site));
     $("sites").innerHTML = sites.length ? sites.map(siteCard).join("") : `<p>${esc(tr("center.no_sites"))}</p>`;
     alarms.sort((a, b) => prios.indexOf(a.priority) - prios.indexOf(b.priority) || String(b.since).localeCompare(String(a.since)));
     $("alarms").innerHTML = alarms.map(alarmRow).join("");
