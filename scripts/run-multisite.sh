@@ -35,11 +35,15 @@ SITES=(north-1 east-2 south-3)
 NAMES=("玉山花园" "翠湖苑" "滨江大厦")
 pids=()
 cleanup() {
+  set +e
+  trap - INT TERM
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -z "${KEEP_SERVICES:-}" ] && scripts/services.sh stop
+  [ -n "${KEEP_SERVICES:-}" ] || scripts/services.sh stop
 }
 trap cleanup EXIT
+trap "exit 130" INT
+trap "exit 143" TERM
 
 site_lines=""
 for i in 0 1 2; do
