@@ -1,5 +1,6 @@
 # Facilities-monitoring gateway.
 #   make run    the whole demo: InfluxDB, Mosquitto, simulated site, gateway
+#   make run-multisite  a monitoring center and three simulated sites bridged to it (docs/multisite.md)
 #   make test   install what the tests need, then vet, format check and every test
 #   make package  .deb packages for amd64, arm64 and armhf in bin/package
 GO      ?= go
@@ -14,7 +15,7 @@ DEB_ARCHS ?= amd64 arm64 armhf
 ARM_PKGS ?= ./collectors ./collectors/queue ./collectors/modbus ./collectors/mqtt ./collectors/influx ./rules ./internal/sdnotify
 ARM_SKIP ?= ^TestCrashLoopAcknowledgedRecordsSurviveSIGKILL$$
 
-.PHONY: all build deps run test lint bench fuzz clean package test-arm test-upgrade
+.PHONY: all build deps run run-multisite test lint bench fuzz clean package test-arm test-upgrade
 
 all: build
 
@@ -39,6 +40,9 @@ deps:
 
 run: deps build
 	scripts/run-demo.sh
+
+run-multisite: deps build
+	scripts/run-multisite.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

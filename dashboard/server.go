@@ -80,6 +80,34 @@ func (a *API) MountDashboard(hub *Hub, auth *access.Auth) {
 	}
 }
 
+// MountCenterScreens serves the monitoring center's pages: the multi-site
+// wall at / (its data needs the wall token or a login), the static files,
+// the catalogue, and the login.
+func (a *API) MountCenterScreens(auth *access.Auth) {
+	a.auth = auth
+	static, _ := fs.Sub(webFS, "web")
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		b, err := fs.ReadFile(static, "center-wall.html")
+		if err != nil {
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(b)
+	})
+	a.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	catalogue := i18n.JS()
+	a.mux.HandleFunc("GET /static/i18n.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(catalogue)
+	})
+	if auth != nil {
+		auth.Mount(a.mux)
+	}
+}
+
 // OnDuty says who is on call now, per team (the alerts Router).
 type OnDuty interface {
 	OnCallNow() []alerts.OnCall

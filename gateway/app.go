@@ -25,6 +25,7 @@ import (
 	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
+	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/sdnotify"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/rules"
@@ -206,17 +207,19 @@ func (a *App) Run(ctx context.Context) (err error) {
 	// center's subscription holds (replication.go, docs/multisite.md).
 	var extra []service
 	var center *postgres.Center
+	var commander *replication.Commander
 	var centerUp <-chan struct{}
 	if cfg.Center != nil {
 		var svc service
-		if center, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
+		if center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
 			return err
 		}
 		defer closeLogged(log, "center store", center.Close)
 		extra = append(extra, svc)
 	}
 	if cfg.Replication != nil {
-		svcs, closeSub, err := siteReplication(cfg, store, bus, centerUp, log.With("component", "replication"))
+		svcs, closeSub, err := siteReplication(cfg, store, bus, siteServices{alarms: engine, orders: orders, orderList: store, steps: runner},
+			centerUp, log.With("component", "replication"))
 		if err != nil {
 			return err
 		}
@@ -256,7 +259,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
 	if center != nil {
-		api.MountSites(dashboard.Sites{Overview: center, OfflineAfter: cfg.Center.OfflineAfter, Now: time.Now, Log: log.With("component", "center")})
+		api.MountCenter(dashboard.Center{Store: center, Commands: commander, Sites: cfg.Center.Sites, OfflineAfter: cfg.Center.OfflineAfter,
+			Now: time.Now, Log: log.With("component", "center")}, false)
 	}
 	if router != nil {
 		opts := dashboard.AlertsOptions{}

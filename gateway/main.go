@@ -5,6 +5,7 @@
 //	gateway [run] -config configs/demo.yaml   run the gateway
 //	gateway check -config FILE                 validate a config and exit
 //	gateway simulate -config FILE              run only the simulated site
+//	gateway center -config FILE                run the monitoring center (every site's records, docs/multisite.md)
 //	gateway version                            print the version and exit
 //	gateway backup -config FILE -out BACKUP    online backup of the state (databases, config, queue)
 //	gateway restore -config FILE -in BACKUP    put a backup back (the gateway stopped)
@@ -61,14 +62,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "gateway %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
-	case "run", "check", "simulate", "backup", "restore":
+	case "run", "check", "simulate", "backup", "restore", "center":
 	default:
-		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate, backup, restore, version\n", cmd)
+		fmt.Fprintf(stderr, "gateway: unknown command %q; commands: run, check, simulate, center, backup, restore, version\n", cmd)
 		return 2
 	}
 	cfg, err := loadConfig(*path, *envPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: invalid config:\n%v\n", err)
+		return 1
+	}
+	switch {
+	case cmd == "center" && cfg.Center == nil:
+		fmt.Fprintf(stderr, "gateway: %s has no center: section; fix: add center: (database, broker), docs/multisite.md\n", *path)
+		return 1
+	case cmd != "center" && cmd != "check" && cfg.CenterOnly():
+		fmt.Fprintf(stderr, "gateway: %s is a monitoring center's config (center:, no assets); fix: gateway center -config %s\n", *path, *path)
 		return 1
 	}
 	if cmd == "check" {
@@ -118,9 +127,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if cmd == "simulate" {
+	switch cmd {
+	case "simulate":
 		err = simulate(ctx, cfg, log)
-	} else {
+	case "center":
+		err = runCenter(ctx, cfg, log)
+	default:
 		// The state lock: one gateway per state directory, and no restore
 		// under a running one.
 		unlock, lerr := backup.Lock(stateDir(cfg))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,15 +15,125 @@ import (
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
+	"github.com/propgate/gateway/rules"
 	"github.com/propgate/gateway/rules/event"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
+// siteServices are what a site applies the center's commands through and
+// lists its current records from (a resync): the same services the API
+// uses, so the same rules and refusals apply.
+type siteServices struct {
+	alarms interface {
+		Ack(id, by, note string) (rules.Alarm, error)
+		Alarms(filter func(*rules.Alarm) bool) []rules.Alarm
+	}
+	orders interface {
+		Transition(ctx context.Context, id int64, to workorder.Status, by, note string) (*workorder.WorkOrder, error)
+	}
+	orderList interface {
+		WorkOrders(ctx context.Context, f workorder.Filter) ([]*workorder.WorkOrder, error)
+	}
+	steps interface {
+		Complete(ctx context.Context, id int64, step, by, note string) (*playbook.Incident, error)
+		Incidents(ctx context.Context, openOnly bool) ([]*playbook.Incident, error)
+	}
+	site string
+}
+
+// ApplyCommand implements replication.Applier: an error is the site's
+// refusal, its text the reason the center shows.
+func (s siteServices) ApplyCommand(ctx context.Context, c replication.Command) error {
+	switch c.Action {
+	case replication.ActionAckAlarm:
+		_, err := s.alarms.Ack(c.Key, c.By, c.Note)
+		return err
+	case replication.ActionTransition:
+		id, err := strconv.ParseInt(c.Key, 10, 64)
+		if err != nil {
+			return fmt.Errorf("no work order %q", c.Key)
+		}
+		to := workorder.Status(c.To)
+		if (to == workorder.Cancelled || to == workorder.Closed) && !replication.RoleAllows(c.Role, replication.ActionAckAlarm) {
+			return fmt.Errorf("moving a work order to %s needs an operator", to) // as on the site's own API
+		}
+		_, err = s.orders.Transition(ctx, id, to, c.By, c.Note)
+		return err
+	case replication.ActionCompleteStep:
+		id, err := strconv.ParseInt(c.Key, 10, 64)
+		if err != nil {
+			return fmt.Errorf("no incident %q", c.Key)
+		}
+		_, err = s.steps.Complete(ctx, id, c.Step, c.By, c.Note)
+		return err
+	}
+	return fmt.Errorf("unknown action %q", c.Action)
+}
+
+// Snapshot implements replication.Snapshotter: every alarm the engine
+// holds, the open work orders and the 1,000 newest, the 500 newest
+// incidents, each at its own last change.
+func (s siteServices) Snapshot(ctx context.Context) ([]replication.Event, error) {
+	var evs []event.Event
+	for _, a := range s.alarms.Alarms(func(*rules.Alarm) bool { return true }) {
+		evs = append(evs, event.Event{Type: event.EventAlarm, At: a.Since, Alarm: &a})
+	}
+	seen := map[int64]bool{}
+	for _, f := range []workorder.Filter{{Open: true, Limit: 5000}, {Limit: 1000}} {
+		ws, err := s.orderList.WorkOrders(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			if !seen[w.ID] {
+				seen[w.ID] = true
+				evs = append(evs, event.Event{Type: event.EventWorkOrder, At: lastChange(w), WorkOrder: w})
+			}
+		}
+	}
+	incs, err := s.steps.Incidents(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, inc := range incs {
+		at := inc.Started
+		if !inc.Closed.IsZero() {
+			at = inc.Closed
+		}
+		evs = append(evs, event.Event{Type: event.EventIncident, At: at, Incident: inc})
+	}
+	out := make([]replication.Event, 0, len(evs))
+	for _, ev := range evs {
+		e, ok, err := replication.Envelope(s.site, ev)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func lastChange(w *workorder.WorkOrder) time.Time {
+	at := w.Created
+	for _, t := range []time.Time{w.AcceptedAt, w.OnSiteAt, w.ResolvedAt, w.CallbackAt, w.ClosedAt} {
+		if t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
 // siteReplication is the site side (replication: section): the bus's
-// changes into the outbox, the outbox to the broker.
+// changes into the outbox, the outbox to the broker, the center's
+// commands applied once each.
 // When the center runs in the same process, centerUp is closed once its
 // consumer holds its subscription: events published before that would
-// have no session at the broker to keep them (nil: start at once).
-func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, centerUp <-chan struct{}, log *slog.Logger) ([]service, func(), error) {
+// have no session at the broker to keep them (nil: start at once). Across
+// machines the center's gap detection asks for what it missed.
+func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, svc siteServices, centerUp <-chan struct{}, log *slog.Logger) ([]service, func(), error) {
 	rs, ok := store.(*sqlite.Rules)
 	if !ok {
 		return nil, nil, errors.New("replication: the site outbox needs an SQLite rules database")
@@ -34,9 +145,13 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, cente
 	sub := bus.Subscribe(8192)
 	rec := replication.NewRecorder(cfg.Site, outbox, sub.C, log)
 	c := cfg.Replication
-	client := paho.NewClient(paho.NewClientOptions().AddBroker(c.Broker).SetClientID(c.ClientID).SetCleanSession(false).
+	svc.site = cfg.Site
+	cmds := replication.NewSiteCommands(cfg.Site, outbox, outbox, svc, svc, rec.Kick, log, time.Now)
+	opts, err := c.ClientOptions(paho.NewClientOptions().SetClientID(c.ClientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(10 * time.Second))
-	pub := replication.NewPublisher(outbox, replication.PahoSender{C: client}, rec.Appended(), c.Every, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	return []service{
 		{"replication-recorder", rec.Run},
 		{"replication-publisher", func(ctx context.Context) error {
@@ -47,34 +162,42 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, cente
 					return nil
 				}
 			}
+			client := paho.NewClient(cmds.ClientOptions(ctx, opts))
 			client.Connect() // retries in the background; the outbox keeps everything meanwhile
 			defer client.Disconnect(250)
+			pub := replication.NewPublisher(outbox, replication.PahoSender{C: client}, rec.Appended(), c.Every, log)
+			pub.Site, pub.Heartbeat, pub.Retention = cfg.Site, c.Heartbeat, c.Retention
 			return pub.Run(ctx)
 		}},
 	}, sub.Close, nil
 }
 
 // centerReplication is the center side (center: section): every site's
-// events into PostgreSQL; the store also answers GET /api/v1/sites.
-// up is closed the first time the broker granted the consumer's
-// subscription.
-func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger) (center *postgres.Center, svc service, up <-chan struct{}, err error) {
+// events into PostgreSQL, commands down (and replays of what is missing);
+// the store also answers GET /api/v1/sites. up is closed the first time
+// the broker granted the consumer's subscription.
+func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger) (center *postgres.Center, cmd *replication.Commander, svc service, up <-chan struct{}, err error) {
 	center, err = postgres.OpenCenter(ctx, cfg.Center.Database)
 	if err != nil {
-		return nil, service{}, nil, err
+		return nil, nil, service{}, nil, err
 	}
+	c := cfg.Center
 	consumer := replication.NewConsumer(center, log, time.Now)
 	subscribed := make(chan struct{})
 	var once sync.Once
 	consumer.Subscribed = func() { once.Do(func() { close(subscribed) }) }
-	run := func(ctx context.Context) error {
-		c := cfg.Center
-		client := paho.NewClient(consumer.ClientOptions(ctx, paho.NewClientOptions().AddBroker(c.Broker).SetClientID(c.ClientID).
-			SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(10*time.Second)))
-		client.Connect()
-		<-ctx.Done()
-		client.Disconnect(250)
-		return nil
+	opts, err := c.ClientOptions(paho.NewClientOptions().SetClientID(c.ClientID).
+		SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(10 * time.Second))
+	if err != nil {
+		center.Close()
+		return nil, nil, service{}, nil, err
 	}
-	return center, service{"center-consumer", run}, subscribed, nil
+	client := paho.NewClient(consumer.ClientOptions(ctx, opts))
+	cmd = replication.NewCommander(center, replication.PahoSender{C: client}, replication.CommanderConfig{GapWait: c.GapWait, Resend: c.Resend, TTL: c.CommandTTL}, log, time.Now)
+	run := func(ctx context.Context) error {
+		client.Connect()
+		defer client.Disconnect(250)
+		return cmd.Run(ctx)
+	}
+	return center, cmd, service{"center-consumer", run}, subscribed, nil
 }

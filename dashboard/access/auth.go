@@ -74,6 +74,9 @@ type User struct {
 	Password     string `yaml:"password"`      // from ${ENV}; hashed with bcrypt at start, then forgotten; or
 	PasswordHash string `yaml:"password_hash"` // bcrypt
 	Token        string `yaml:"token"`         // bearer token for API clients (header only, never ?token=)
+	// Sites, at a monitoring center, are the sites this user sees and acts
+	// on: site ids, or prefixes ending in * ("north-*"); none: every site.
+	Sites []string `yaml:"sites"`
 }
 
 // Config is the dashboard: section.
@@ -151,6 +154,11 @@ func (c *Config) Validate() error {
 				return cfgerr.Errorf(p+".password_hash", "is not a bcrypt hash; fix: htpasswd -bnBC 10 \"\" PASSWORD | tr -d ':'")
 			}
 		}
+		for j, site := range u.Sites {
+			if !siteScopeRE.MatchString(site) {
+				return cfgerr.Errorf(fmt.Sprintf("%s.sites[%d]", p, j), "%q is not a site id or a prefix ending in *; fix: e.g. yushan-garden or north-*", site)
+			}
+		}
 		if u.Token != "" && len(u.Token) < 12 {
 			return cfgerr.Errorf(p+".token", "must be at least 12 characters")
 		}
@@ -168,10 +176,26 @@ func (c *Config) Validate() error {
 
 // Principal is who a request is from.
 type Principal struct {
-	Username string `json:"username"`
-	Name     string `json:"name"`
-	Role     Role   `json:"role"`
+	Username string   `json:"username"`
+	Name     string   `json:"name"`
+	Role     Role     `json:"role"`
+	Sites    []string `json:"sites,omitempty"` // at a center: the sites in scope (ids or prefix*); none: all
 }
+
+// SeesSite reports whether site is in the principal's scope.
+func (p Principal) SeesSite(site string) bool {
+	if len(p.Sites) == 0 {
+		return true
+	}
+	for _, s := range p.Sites {
+		if prefix, ok := strings.CutSuffix(s, "*"); ok && strings.HasPrefix(site, prefix) || s == site {
+			return true
+		}
+	}
+	return false
+}
+
+var siteScopeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\*?$|^\*$`)
 
 type ctxKey struct{}
 
@@ -275,7 +299,7 @@ func NewAuth(cfg Config, store audit.Store, log *slog.Logger) (*Auth, error) {
 		if name == "" {
 			name = u.Username
 		}
-		p := Principal{Username: u.Username, Name: name, Role: r}
+		p := Principal{Username: u.Username, Name: name, Role: r, Sites: u.Sites}
 		hash := []byte(u.PasswordHash)
 		if u.Password != "" {
 			var err error
@@ -455,6 +479,12 @@ func routeRole(pattern string) (Role, bool) {
 		"POST /api/v1/incidents/{id}/evidence":
 		return Engineer, true
 	case "GET /api/v1/planned-works/{id}", "GET /api/v1/planned-works/{id}/notice": // the site contact, who entered it
+		return Engineer, true
+	// The monitoring center (docs/multisite.md): engineers move work orders
+	// and complete steps at their sites as they would at the site; the
+	// commands name who sent them. Acknowledging needs an operator (default).
+	case "POST /api/v1/sites/{site}/workorders/{id}/transition", "POST /api/v1/sites/{site}/incidents/{id}/steps/{step}/complete",
+		"GET /api/v1/sites/{site}/commands", "GET /api/v1/commands/{id}":
 		return Engineer, true
 	}
 	return NoRole, false

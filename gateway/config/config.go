@@ -387,6 +387,10 @@ func setDuration(d *time.Duration, def time.Duration) {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// CenterOnly: the config is a monitoring center's (gateway center): a
+// center: section and no equipment of its own.
+func (c *Config) CenterOnly() bool { return c.Center != nil && len(c.Assets) == 0 }
+
 // validate checks each section, then the references between them.
 func (c *Config) validate() error {
 	var errs []error
@@ -421,8 +425,8 @@ func (c *Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log", cfgerr.Errorf("format", "%q is not a format; fix: text or json", c.Log.Format))
 	}
-	if len(c.Assets) == 0 {
-		add("assets", cfgerr.Errorf("", "no assets are declared; fix: list the site's equipment under assets:"))
+	if len(c.Assets) == 0 && !c.CenterOnly() {
+		add("assets", cfgerr.Errorf("", "no assets are declared; fix: list the site's equipment under assets: (or, for a monitoring center, a center: section: gateway center)"))
 	}
 	ids := map[string]int{}
 	for i, a := range c.Assets {
@@ -441,7 +445,9 @@ func (c *Config) validate() error {
 			add("assets", cfgerr.Errorf(p+".stale_after", "must not be negative"))
 		}
 	}
-	add("influxdb", c.InfluxDB.Validate())
+	if !c.CenterOnly() {
+		add("influxdb", c.InfluxDB.Validate())
+	}
 	add("modbus", c.Modbus.Validate())
 	if c.MQTT != nil {
 		add("mqtt", c.MQTT.Validate())
@@ -655,7 +661,7 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	out = append(out, c.databaseWarnings()...)
-	if !slices.ContainsFunc(c.Rules.Rules, func(r rules.Rule) bool { return r.Field == planned.FieldNotRecovered }) {
+	if !c.CenterOnly() && !slices.ContainsFunc(c.Rules.Rules, func(r rules.Rule) bool { return r.Field == planned.FieldNotRecovered }) {
 		out = append(out, "planned_works: no rule watches the field "+planned.FieldNotRecovered+": supply, pumps or lifts that do not come back after planned work raise no alarm; fix: add one (configs/demo.yaml: not-recovered-after-planned-work)")
 	}
 	if !c.Demo {

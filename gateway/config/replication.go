@@ -22,13 +22,13 @@ func (c *Config) replicationDefaults() {
 
 func (c *Config) validateReplication(add func(string, error)) {
 	if c.Replication != nil {
-		add("replication", c.Replication.Validate(c.Site))
+		add("replication", c.Replication.Validate(c.Site, c.Demo))
 		if postgres.IsURL(c.Rules.Database) {
 			add("rules", cfgerr.Errorf("database", "a site replicating to the center (replication:) keeps its outbox in an SQLite rules database for now; fix: an SQLite file, e.g. data/gateway.db"))
 		}
 	}
 	if c.Center != nil {
-		if err := c.Center.Validate(); err != nil {
+		if err := c.Center.Validate(c.Demo); err != nil {
 			add("center", err)
 		} else if !postgres.IsURL(c.Center.Database) {
 			add("center", cfgerr.Errorf("database", "the center keeps every site's records in PostgreSQL; fix: a postgres:// URL"))

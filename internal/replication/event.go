@@ -22,6 +22,9 @@ const (
 	KindAlarm     = "alarm"
 	KindWorkOrder = "workorder"
 	KindIncident  = "incident"
+	// KindCommand carries a command's result (Result) up: key is the
+	// command's id.
+	KindCommand = "command"
 )
 
 // Event is one change, as published on propgate/v1/site/{site}/event/{kind}.
@@ -47,6 +50,35 @@ func EventTopic(site, kind string) string { return topicRoot + site + "/event/" 
 
 // EventFilter is what the center subscribes to: every site's events.
 const EventFilter = topicRoot + "+/event/#"
+
+// StatusTopic is where a site says it is online (retained, with its head
+// seq) and its last will says offline.
+func StatusTopic(site string) string { return topicRoot + site + "/status" }
+
+// StatusFilter is every site's status.
+const StatusFilter = topicRoot + "+/status"
+
+// CommandTopic is where the center sends a site its commands.
+func CommandTopic(site string) string { return topicRoot + site + "/cmd" }
+
+// SiteOfTopic returns the site a propgate/v1/site/{site}/… topic names.
+func SiteOfTopic(topic string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, topicRoot)
+	site, _, _ := strings.Cut(rest, "/")
+	return site, ok && siteRE.MatchString(site)
+}
+
+// ValidSite reports whether id can name a site in a topic.
+func ValidSite(id string) bool { return siteRE.MatchString(id) }
+
+// Status is a site's status message.
+type Status struct {
+	V     int       `json:"v"`
+	Site  string    `json:"site"`
+	State string    `json:"state"`          // online or offline (the last will)
+	Head  int64     `json:"head,omitempty"` // the newest seq the broker acknowledged
+	At    time.Time `json:"at,omitempty"`   // when the site sent it (absent in the last will)
+}
 
 // ErrNewerVersion: the envelope is of a schema version this gateway does
 // not know; the consumer parks it (counted), never guesses.
@@ -82,8 +114,17 @@ type Outbox interface {
 	Append(ctx context.Context, e *Event) error
 	// Unsent lists the unsent events in seq order.
 	Unsent(ctx context.Context, limit int) ([]Event, error)
-	// MarkSent marks every event up to seq sent.
-	MarkSent(ctx context.Context, upTo int64) error
+	// MarkSent marks the event seq sent (only that one: a replay may
+	// have made earlier ones unsent again meanwhile).
+	MarkSent(ctx context.Context, seq int64) error
+	// Resend makes the retained events from seq on unsent again; oldest
+	// is the oldest seq still retained (the next seq when none is): when
+	// it is above from, the events between were pruned.
+	Resend(ctx context.Context, from int64) (oldest int64, err error)
+	// Head is the newest seq sent (0 when none).
+	Head(ctx context.Context) (int64, error)
+	// Prune deletes the events sent before the time; it returns how many.
+	Prune(ctx context.Context, sentBefore time.Time) (int64, error)
 }
 
 // Center applies events at the center.
@@ -91,6 +132,8 @@ type Center interface {
 	// Apply stores e once per (site, seq); applied is false for a
 	// duplicate. A record is only replaced by a newer seq.
 	Apply(ctx context.Context, e Event, received time.Time) (applied bool, err error)
+	// SiteStatus records a site's status message.
+	SiteStatus(ctx context.Context, st Status, received time.Time) error
 }
 
 // Site is one site as the center's overview shows it.
@@ -101,4 +144,31 @@ type Site struct {
 	LastSeq       int64          `json:"last_seq"`
 	ActiveAlarms  map[string]int `json:"active_alarms"` // by priority: unacknowledged or acknowledged
 	OpenIncidents int            `json:"open_incidents"`
+	// OfflineSince: when its last will said offline, or when it was last
+	// heard from once silent for longer than offline_after.
+	OfflineSince *time.Time `json:"offline_since,omitempty"`
+	Contiguous   int64      `json:"complete_to"` // every event up to this seq is at the center
+	Head         int64      `json:"head_seq"`    // the newest seq known to exist at the site
+	Resynced     *time.Time `json:"resynced_at,omitempty"`
+}
+
+// Record is one site record as the center holds it.
+type Record struct {
+	Site     string          `json:"site"`
+	Kind     string          `json:"kind"`
+	Key      string          `json:"key"`
+	Seq      int64           `json:"seq"`
+	At       time.Time       `json:"at"`
+	State    string          `json:"state"`
+	Priority string          `json:"priority"`
+	Doc      json.RawMessage `json:"doc"`
+}
+
+// CommandStatus is a command as the center knows it.
+type CommandStatus struct {
+	Command
+	Status   string     `json:"status"` // pending, applied, refused, expired
+	Reason   string     `json:"reason,omitempty"`
+	ResultAt *time.Time `json:"result_at,omitempty"`
+	Sends    int        `json:"sends"`
 }

@@ -2,9 +2,11 @@ package replication
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -16,6 +18,17 @@ type PahoSender struct{ C paho.Client }
 // PublishQoS1 implements Sender.
 func (s PahoSender) PublishQoS1(ctx context.Context, topic string, payload []byte) error {
 	tok := s.C.Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// PublishRetained implements RetainedSender.
+func (s PahoSender) PublishRetained(ctx context.Context, topic string, payload []byte) error {
+	tok := s.C.Publish(topic, 1, true, payload)
 	select {
 	case <-tok.Done():
 		return tok.Error()
@@ -48,6 +61,9 @@ func NewConsumer(center Center, log *slog.Logger, now func() time.Time) *Consume
 // message is still acknowledged only when it can never apply (bad or newer
 // envelope, counted in the log); a store error returns it for redelivery.
 func (c *Consumer) Handle(ctx context.Context, topic string, payload []byte) error {
+	if strings.HasSuffix(topic, "/status") {
+		return c.status(ctx, topic, payload)
+	}
 	e, err := Decode(topic, payload)
 	if err != nil {
 		if errors.Is(err, ErrNewerVersion) {
@@ -67,32 +83,73 @@ func (c *Consumer) Handle(ctx context.Context, topic string, payload []byte) err
 	return nil
 }
 
+// status records a site's status: online with its head seq, or its last
+// will (offline). The topic's site is the one recorded, whatever the
+// payload says.
+func (c *Consumer) status(ctx context.Context, topic string, payload []byte) error {
+	site, ok := SiteOfTopic(topic)
+	var st Status
+	if err := json.Unmarshal(payload, &st); !ok || err != nil || (st.Site != "" && st.Site != site) {
+		c.log.Warn("replication: bad status", "topic", topic, "err", err)
+		return nil
+	}
+	st.Site = site
+	if err := c.center.SiteStatus(ctx, st, c.now()); err != nil {
+		return fmt.Errorf("replication: status of %s: %w", site, err)
+	}
+	return nil
+}
+
 // ClientOptions makes opts a consumer's: a persistent session (clean
 // session off; the caller sets a fixed ClientID) and the subscription made
 // again on every (re)connection, since a broker that restarted without
 // persistence has forgotten it.
 func (c *Consumer) ClientOptions(ctx context.Context, opts *paho.ClientOptions) *paho.ClientOptions {
-	// Messages the broker kept in the session may arrive before the
-	// subscription is made again: the default handler takes them.
-	return opts.SetCleanSession(false).SetDefaultPublishHandler(c.handler(ctx)).SetOnConnectHandler(func(cl paho.Client) {
-		go func() { // not from inside paho's connect callback: Subscribe waits for its answer
-			if err := c.Subscribe(ctx, cl); err != nil {
-				if ctx.Err() == nil {
-					c.log.Error("replication: subscribe failed", "err", err)
-				}
-				return
-			}
-			if c.Subscribed != nil {
-				c.Subscribed()
-			}
-		}()
+	return subscribing(ctx, opts, map[string]byte{EventFilter: 1, StatusFilter: 1}, c.Handle, c.log, func() {
+		if c.Subscribed != nil {
+			c.Subscribed()
+		}
 	})
 }
 
 // Subscribe subscribes the consumer on a connected client; it returns
 // when the broker granted the subscription.
 func (c *Consumer) Subscribe(ctx context.Context, client paho.Client) error {
-	tok := client.Subscribe(EventFilter, 1, c.handler(ctx))
+	return subscribe(ctx, client, map[string]byte{EventFilter: 1, StatusFilter: 1}, c.Handle, c.log)
+}
+
+// ClientOptions makes opts the site's: a persistent session subscribed
+// to the site's command topic on every connection, and a last will saying
+// offline on the status topic (retained).
+func (s *SiteCommands) ClientOptions(ctx context.Context, opts *paho.ClientOptions) *paho.ClientOptions {
+	will, _ := json.Marshal(Status{V: Version, Site: s.site, State: "offline"})
+	opts.SetBinaryWill(StatusTopic(s.site), will, 1, true)
+	return subscribing(ctx, opts, map[string]byte{CommandTopic(s.site): 1}, s.Handle, s.logger, nil)
+}
+
+type handleFunc func(ctx context.Context, topic string, payload []byte) error
+
+// subscribing sets a persistent session subscribing filters on every
+// (re)connection; messages the broker kept in the session may arrive
+// before the subscription is made again: the default handler takes them.
+func subscribing(ctx context.Context, opts *paho.ClientOptions, filters map[string]byte, h handleFunc, log *slog.Logger, subscribed func()) *paho.ClientOptions {
+	return opts.SetCleanSession(false).SetDefaultPublishHandler(handler(ctx, h, log)).SetOnConnectHandler(func(cl paho.Client) {
+		go func() { // not from inside paho's connect callback: Subscribe waits for its answer
+			if err := subscribe(ctx, cl, filters, h, log); err != nil {
+				if ctx.Err() == nil {
+					log.Error("replication: subscribe failed", "err", err)
+				}
+				return
+			}
+			if subscribed != nil {
+				subscribed()
+			}
+		}()
+	})
+}
+
+func subscribe(ctx context.Context, client paho.Client, filters map[string]byte, h handleFunc, log *slog.Logger) error {
+	tok := client.SubscribeMultiple(filters, handler(ctx, h, log))
 	select {
 	case <-tok.Done():
 		return tok.Error()
@@ -101,16 +158,16 @@ func (c *Consumer) Subscribe(ctx context.Context, client paho.Client) error {
 	}
 }
 
-func (c *Consumer) handler(ctx context.Context) paho.MessageHandler {
+func handler(ctx context.Context, h handleFunc, log *slog.Logger) paho.MessageHandler {
 	return func(_ paho.Client, m paho.Message) {
 		// Redelivery of a failed apply needs the broker: paho acknowledges
 		// when the handler returns, so retry here, bounded, then give up
 		// loudly (the center's gap detection asks the site to replay).
 		for try := 0; try < 5; try++ {
-			if err := c.Handle(ctx, m.Topic(), m.Payload()); err == nil || ctx.Err() != nil {
+			if err := h(ctx, m.Topic(), m.Payload()); err == nil || ctx.Err() != nil {
 				return
 			} else {
-				c.log.Error("replication: apply failed", "try", try+1, "err", err)
+				log.Error("replication: apply failed", "try", try+1, "err", err)
 			}
 			time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 		}

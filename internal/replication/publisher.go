@@ -23,6 +23,27 @@ type Publisher struct {
 	kick   <-chan struct{}
 	every  time.Duration
 	log    *slog.Logger
+
+	// Optional, set before Run:
+	// Site, with a Sender that can retain (PahoSender), makes Run publish
+	// the site's status (online, head seq) after each flush that moved the
+	// head and every Heartbeat: the center sees a gap at the tail too.
+	Site      string
+	Heartbeat time.Duration // default 30s
+	// Retention: events sent longer ago than this are pruned (checked
+	// every hour); 0 keeps them forever. The center asking for a pruned
+	// event gets a snapshot of the current records (SiteCommands).
+	Retention time.Duration
+	Now       func() time.Time
+
+	lastHead   int64
+	lastStatus time.Time
+	lastPrune  time.Time
+}
+
+// RetainedSender also publishes retained messages (the site's status).
+type RetainedSender interface {
+	PublishRetained(ctx context.Context, topic string, payload []byte) error
 }
 
 // NewPublisher publishes from outbox through send, looking again when
@@ -65,12 +86,51 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		if _, err := p.Flush(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("replication: will retry", "err", err)
+		} else if err == nil {
+			p.housekeeping(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-p.kick:
 		case <-t.C:
+		}
+	}
+}
+
+func (p *Publisher) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// housekeeping publishes the status when due and prunes past the
+// retention (hourly).
+func (p *Publisher) housekeeping(ctx context.Context) {
+	now := p.now()
+	if rs, ok := p.send.(RetainedSender); ok && p.Site != "" {
+		every := p.Heartbeat
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		head, err := p.outbox.Head(ctx)
+		if err == nil && (head != p.lastHead || now.Sub(p.lastStatus) >= every) {
+			b, _ := json.Marshal(Status{V: Version, Site: p.Site, State: "online", Head: head, At: now})
+			if err := rs.PublishRetained(ctx, StatusTopic(p.Site), b); err == nil {
+				p.lastHead, p.lastStatus = head, now
+			}
+		}
+	}
+	if p.Retention > 0 && now.Sub(p.lastPrune) >= time.Hour {
+		n, err := p.outbox.Prune(ctx, now.Add(-p.Retention))
+		if err != nil {
+			p.log.Warn("replication: prune failed", "err", err)
+			return
+		}
+		p.lastPrune = now
+		if n > 0 {
+			p.log.Info("replication: pruned events past the retention", "events", n, "retention", p.Retention)
 		}
 	}
 }

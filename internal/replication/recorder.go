@@ -83,10 +83,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 				r.log.Error("replication: outbox append failed", "kind", e.Kind, "key", e.Key, "err", err)
 				continue
 			}
-			select {
-			case r.kick <- struct{}{}:
-			default:
-			}
+			r.Kick()
 		}
+	}
+}
+
+// Kick wakes the publisher (non-blocking, coalesced).
+func (r *Recorder) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }

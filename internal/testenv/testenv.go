@@ -239,6 +239,13 @@ type Mosquitto struct {
 // in-memory persistence (the broker outlives gateway restarts within a test).
 func StartMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
+	return StartMosquittoWith(t, "")
+}
+
+// StartMosquittoWith starts mosquitto like StartMosquitto with extra
+// lines appended to its config (a bridge: connection, address, topic…).
+func StartMosquittoWith(t testing.TB, extra string) *Mosquitto {
+	t.Helper()
 	Integration(t)
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -255,7 +262,7 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	dir := t.TempDir()
 	port := FreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest stderr\nlog_type error\n", port)
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest stderr\nlog_type error\n", port) + extra
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/propgate/gateway/internal/replication"
 )
@@ -14,20 +15,31 @@ var replicationMigrations = []string{
 	`CREATE TABLE replication_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL,
 		envelope TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0);
 	CREATE INDEX replication_outbox_unsent ON replication_outbox(sent, seq);`,
+	// When each event was sent (retention counts from it), and the
+	// commands from the center applied here, once each (idempotency key:
+	// the command's id; result NULL while it is being applied).
+	`ALTER TABLE replication_outbox ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE replication_commands (id TEXT PRIMARY KEY, received INTEGER NOT NULL, result TEXT);`,
 }
 
 // ReplicationOutbox is the site's queue of changes for the center, in the
 // rules database file.
-type ReplicationOutbox struct{ d *DB }
+type ReplicationOutbox struct {
+	d   *DB
+	now func() time.Time
+}
 
-var _ replication.Outbox = (*ReplicationOutbox)(nil)
+var (
+	_ replication.Outbox     = (*ReplicationOutbox)(nil)
+	_ replication.CommandLog = (*ReplicationOutbox)(nil)
+)
 
 // NewReplicationOutbox adds the outbox table to an open database.
 func NewReplicationOutbox(d *DB) (*ReplicationOutbox, error) {
 	if err := d.Migrate("replication", replicationMigrations); err != nil {
 		return nil, err
 	}
-	return &ReplicationOutbox{d: d}, nil
+	return &ReplicationOutbox{d: d, now: time.Now}, nil
 }
 
 // Append implements replication.Outbox: the sequence is the row's, and
@@ -73,9 +85,92 @@ func (o *ReplicationOutbox) Unsent(ctx context.Context, limit int) ([]replicatio
 }
 
 // MarkSent implements replication.Outbox.
-func (o *ReplicationOutbox) MarkSent(ctx context.Context, upTo int64) error {
-	if _, err := o.d.w.ExecContext(ctx, `UPDATE replication_outbox SET sent = 1 WHERE seq <= ? AND sent = 0`, upTo); err != nil {
+func (o *ReplicationOutbox) MarkSent(ctx context.Context, seq int64) error {
+	if _, err := o.d.w.ExecContext(ctx, `UPDATE replication_outbox SET sent = 1, sent_at = ? WHERE seq = ?`, ms(o.now()), seq); err != nil {
 		return fmt.Errorf("replication outbox: %w", err)
+	}
+	return nil
+}
+
+// Resend implements replication.Outbox.
+func (o *ReplicationOutbox) Resend(ctx context.Context, from int64) (int64, error) {
+	var oldest int64
+	err := o.d.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE replication_outbox SET sent = 0 WHERE seq >= ? AND sent = 1`, from); err != nil {
+			return err
+		}
+		// The oldest row kept; with none, the next seq AUTOINCREMENT gives.
+		return tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT min(seq) FROM replication_outbox),
+			(SELECT seq + 1 FROM sqlite_sequence WHERE name = 'replication_outbox'), 1)`).Scan(&oldest)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replication outbox: resend from %d: %w", from, err)
+	}
+	return oldest, nil
+}
+
+// Head implements replication.Outbox.
+func (o *ReplicationOutbox) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := o.d.r.QueryRowContext(ctx, `SELECT COALESCE(max(seq), 0) FROM replication_outbox WHERE sent = 1`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("replication outbox: %w", err)
+	}
+	return head, nil
+}
+
+// Prune implements replication.Outbox; the commands applied before the
+// same time are forgotten too (a command expires long before: one
+// redelivered after that is refused as expired, never applied again).
+func (o *ReplicationOutbox) Prune(ctx context.Context, sentBefore time.Time) (int64, error) {
+	var n int64
+	err := o.d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM replication_outbox WHERE sent = 1 AND sent_at < ?`, ms(sentBefore))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `DELETE FROM replication_commands WHERE received < ?`, ms(sentBefore))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replication outbox: prune: %w", err)
+	}
+	return n, nil
+}
+
+// Begin implements replication.CommandLog: the command's id is recorded
+// before it is applied, so a redelivery never applies it again, even
+// after a crash in between (its result is then unknown: prev nil).
+func (o *ReplicationOutbox) Begin(ctx context.Context, id string, at time.Time) (bool, *replication.Result, error) {
+	res, err := o.d.w.ExecContext(ctx, `INSERT INTO replication_commands (id, received) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, ms(at))
+	if err != nil {
+		return false, nil, fmt.Errorf("replication commands: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil, nil
+	}
+	var raw sql.NullString
+	if err := o.d.w.QueryRowContext(ctx, `SELECT result FROM replication_commands WHERE id = ?`, id).Scan(&raw); err != nil {
+		return false, nil, fmt.Errorf("replication commands: %w", err)
+	}
+	if !raw.Valid {
+		return false, nil, nil
+	}
+	var r replication.Result
+	if err := json.Unmarshal([]byte(raw.String), &r); err != nil {
+		return false, nil, fmt.Errorf("replication commands: %s: %w", id, err)
+	}
+	return false, &r, nil
+}
+
+// Finish implements replication.CommandLog.
+func (o *ReplicationOutbox) Finish(ctx context.Context, id string, r replication.Result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := o.d.w.ExecContext(ctx, `UPDATE replication_commands SET result = ? WHERE id = ?`, string(b), id); err != nil {
+		return fmt.Errorf("replication commands: %w", err)
 	}
 	return nil
 }
