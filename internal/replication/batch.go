@@ -1,0 +1,257 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Received is one message as the center's consumer got it: the decoded
+// envelope and the envelope as published (stored as it came).
+type Received struct {
+	Event Event
+	Raw   []byte
+}
+
+// BatchCenter applies a burst of events at once: the effect of Center.Apply
+// for each, in one transaction.
+type BatchCenter interface {
+	// ApplyBatch stores each (site, seq) once; applied[i] is false for a
+	// duplicate of an earlier event (or of an earlier one in the burst).
+	ApplyBatch(ctx context.Context, in []Received, received time.Time) (applied []bool, err error)
+}
+
+// ConsumerMetrics count what the consumer did.
+type ConsumerMetrics struct {
+	Messages *prometheus.CounterVec // result: applied, duplicate, rejected
+	Batch    prometheus.Histogram
+	Lag      prometheus.Histogram
+}
+
+// NewConsumerMetrics registers the consumer's metrics on reg (nil: not
+// registered).
+func NewConsumerMetrics(reg prometheus.Registerer) *ConsumerMetrics {
+	m := &ConsumerMetrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_center_messages_total",
+			Help: "Replication messages the center handled, by result: applied, duplicate (already applied), rejected (not a valid envelope, a newer version, or not storable: counted, acknowledged, never applied)."}, []string{"result"}),
+		Batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_center_batch_size",
+			Help: "Messages applied per transaction.", Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}}),
+		Lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_center_lag_seconds",
+			Help: "From a change at the site (the envelope's at) to its commit at the center.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}),
+	}
+	for _, r := range []string{"applied", "duplicate", "rejected"} {
+		m.Messages.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Messages, m.Batch, m.Lag)
+	}
+	return m
+}
+
+// BatchConsumer applies every site's events at the center in bursts:
+// paho's handler only queues each message (its acknowledgement held back:
+// auto-ack off), and one loop applies whatever has queued in one
+// transaction, then acknowledges each message of it — the PUBACK leaves
+// after the commit, so a center killed mid-burst gets the burst again
+// from its persistent session. Under load the bursts grow by themselves
+// (everything that arrived during the previous commit); idle, each
+// message is applied alone at once: no timer adds latency.
+//
+// The broker must let enough messages be in flight to one client for the
+// bursts to grow (Mosquitto's max_inflight_messages, default 20:
+// docs/multisite.md).
+type BatchConsumer struct {
+	center BatchCenter
+	log    *slog.Logger
+	now    func() time.Time
+	in     chan pending
+
+	// MaxBatch caps a burst; default 1000.
+	MaxBatch int
+	// Filter is what the consumer subscribes to: EventFilter (the
+	// default), or SharedFilter(group) for one member of a group.
+	Filter string
+	// Metrics, when set, are updated.
+	Metrics *ConsumerMetrics
+	// Applied, when set, is told of each burst applied (tests, benchmarks).
+	Applied func(in []Received, applied []bool)
+	// Subscribed, when set, is called each time the broker granted the
+	// subscription.
+	Subscribed func()
+}
+
+type pending struct {
+	r   Received
+	ack func()
+}
+
+// SharedFilter is the subscription of a group of center instances sharing
+// the sites' events (MQTT shared subscription; Mosquitto 2 offers it to
+// MQTT 3.1.1 clients too): each message goes to one member.
+func SharedFilter(group string) string { return "$share/" + group + "/" + EventFilter }
+
+// NewBatchConsumer applies to center; Run must run for anything to apply.
+func NewBatchConsumer(center BatchCenter, log *slog.Logger, now func() time.Time) *BatchConsumer {
+	return &BatchConsumer{center: center, log: log, now: now, in: make(chan pending, 4096), MaxBatch: 1000, Filter: EventFilter}
+}
+
+// Offer queues one message for the next burst; ack is called once it is
+// applied (or rejected for good). It blocks while the queue is full (the
+// broker then holds the rest) and returns false if ctx ends first.
+func (c *BatchConsumer) Offer(ctx context.Context, topic string, payload []byte, ack func()) bool {
+	e, err := Decode(topic, payload)
+	if err == nil && !utf8.Valid(payload) {
+		err = errors.New("replication: " + topic + ": the envelope is not valid UTF-8")
+	}
+	if err != nil {
+		if errors.Is(err, ErrNewerVersion) {
+			c.log.Warn("replication: envelope from a newer gateway parked", "topic", topic, "err", err)
+		} else {
+			c.log.Warn("replication: bad envelope", "topic", topic, "err", err)
+		}
+		c.count("rejected", 1)
+		ack()
+		return true
+	}
+	select {
+	case c.in <- pending{r: Received{Event: e, Raw: payload}, ack: ack}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *BatchConsumer) count(result string, n int) {
+	if c.Metrics != nil && n > 0 {
+		c.Metrics.Messages.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+// Run applies bursts until ctx ends.
+func (c *BatchConsumer) Run(ctx context.Context) error {
+	batch := make([]pending, 0, c.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-c.in:
+			batch = append(batch, p)
+		}
+	fill:
+		for len(batch) < c.MaxBatch {
+			select {
+			case p := <-c.in:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		c.apply(ctx, batch)
+	}
+}
+
+// apply applies one burst, retrying while the store fails (the broker
+// keeps everything not acknowledged); a burst that keeps failing is split
+// so that one event the store refuses cannot hold up the others.
+func (c *BatchConsumer) apply(ctx context.Context, batch []pending) {
+	in := make([]Received, len(batch))
+	for i, p := range batch {
+		in[i] = p.r
+	}
+	for try := 0; ; try++ {
+		applied, err := c.center.ApplyBatch(ctx, in, c.now())
+		if err == nil {
+			c.done(batch, in, applied)
+			return
+		}
+		if ctx.Err() != nil {
+			return // not acknowledged: redelivered to the next session
+		}
+		c.log.Error("replication: applying a burst failed", "events", len(batch), "try", try+1, "err", err)
+		if len(batch) > 1 && try >= 1 {
+			for i := range batch {
+				c.apply(ctx, batch[i:i+1])
+			}
+			return
+		}
+		if len(batch) == 1 && try >= 4 {
+			// The store answers others but not this one: give up loudly;
+			// the site's seq has a hole the center's gap check sees.
+			c.log.Error("replication: event not applied, given up", "site", in[0].Event.Site, "seq", in[0].Event.Seq, "err", err)
+			c.count("rejected", 1)
+			batch[0].ack()
+			return
+		}
+		sleep(ctx, time.Duration(try+1)*200*time.Millisecond)
+	}
+}
+
+func (c *BatchConsumer) done(batch []pending, in []Received, applied []bool) {
+	now := c.now()
+	n := 0
+	for i, p := range batch {
+		p.ack()
+		if applied[i] {
+			n++
+			if c.Metrics != nil && !in[i].Event.At.IsZero() {
+				c.Metrics.Lag.Observe(now.Sub(in[i].Event.At).Seconds())
+			}
+		}
+	}
+	if c.Metrics != nil {
+		c.Metrics.Batch.Observe(float64(len(batch)))
+	}
+	c.count("applied", n)
+	c.count("duplicate", len(batch)-n)
+	if c.Applied != nil {
+		c.Applied(in, applied)
+	}
+}
+
+// Handler is the paho handler feeding the consumer (auto-ack must be off
+// on the client: ClientOptions does it).
+func (c *BatchConsumer) Handler(ctx context.Context) paho.MessageHandler {
+	return func(_ paho.Client, m paho.Message) {
+		c.Offer(ctx, m.Topic(), m.Payload(), m.Ack)
+	}
+}
+
+// ClientOptions makes opts a consumer's: a persistent session (clean
+// session off; the caller sets a fixed ClientID), acknowledgements held
+// until applied, and the subscription made again on every connection.
+func (c *BatchConsumer) ClientOptions(ctx context.Context, opts *paho.ClientOptions) *paho.ClientOptions {
+	h := c.Handler(ctx)
+	return opts.SetCleanSession(false).SetAutoAckDisabled(true).SetOrderMatters(true).SetDefaultPublishHandler(h).
+		SetOnConnectHandler(func(cl paho.Client) {
+			go func() { // not from inside paho's connect callback
+				tok := cl.Subscribe(c.Filter, 1, h)
+				select {
+				case <-tok.Done():
+				case <-ctx.Done():
+					return
+				}
+				if err := tok.Error(); err != nil {
+					c.log.Error("replication: subscribe failed", "filter", c.Filter, "err", err)
+					return
+				}
+				if c.Subscribed != nil {
+					c.Subscribed()
+				}
+			}()
+		})
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
