@@ -53,6 +53,7 @@ type API struct {
 	incidents *Incidents   // nil until MountIncidents
 	onDuty    OnDuty       // nil until ShowOnDuty
 	roleTeams map[string]string
+	health    map[string]func() any // more to show in /healthz (AddHealth)
 }
 
 // NewAPI builds the handlers.
@@ -100,12 +101,24 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// AddHealth shows f's answer under name in /healthz (before serving).
+func (a *API) AddHealth(name string, f func() any) {
+	if a.health == nil {
+		a.health = map[string]func() any{}
+	}
+	a.health[name] = f
+}
+
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.ready.Load() {
 		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
-	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	out := map[string]any{"status": "ok"}
+	for name, f := range a.health {
+		out[name] = f()
+	}
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 // AssetView is one asset in /api/v1/assets.

@@ -201,12 +201,18 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var extra []service
 	var center *postgres.Center
 	var centerUp <-chan struct{}
+	var centerHealth func() any
 	if cfg.Center != nil {
 		var svc service
 		if center, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
 			return err
 		}
 		defer closeLogged(log, "center store", center.Close)
+		if cfg.Center.HA != nil { // one instance of a group (center_ha.go)
+			if svc, centerUp, centerHealth, err = centerHA(ctx, cfg, center, reg, log.With("component", "center")); err != nil {
+				return err
+			}
+		}
 		extra = append(extra, svc)
 	}
 	if cfg.Replication != nil {
@@ -242,6 +248,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		Equipment: equipmentOrder, Alarms: alarmHealth, Incidents: store, Plans: runner, Assets: assets, Config: cfg.Rules.Orders, Site: cfg.Site, Now: time.Now})})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
+	if centerHealth != nil {
+		api.AddHealth("center", centerHealth) // leader or not, consuming or not
+	}
 	if center != nil {
 		api.MountSites(dashboard.Sites{Overview: center, OfflineAfter: cfg.Center.OfflineAfter, Now: time.Now, Log: log.With("component", "center")})
 	}

@@ -24,6 +24,7 @@ type CenterConfig struct {
 	Broker       string        `yaml:"broker"`        // the central broker; default: mqtt.broker
 	ClientID     string        `yaml:"client_id"`     // the persistent session's id; default center
 	OfflineAfter time.Duration `yaml:"offline_after"` // a site not heard from for this long is offline; default 2m
+	HA           *HAConfig     `yaml:"ha"`            // one instance of a group on one PostgreSQL (ha_config.go)
 }
 
 // SetDefaults fills unset values; site and broker are the gateway's.
