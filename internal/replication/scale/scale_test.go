@@ -175,6 +175,13 @@ func BenchmarkCenterScale(b *testing.B) {
 	b.ResetTimer()
 
 	time.Sleep(warmup)
+	generated := func() (n int64) {
+		for _, st := range gen.Stats() {
+			n += st.Generated
+		}
+		return n
+	}
+	g0 := generated()
 	s0 := p.snap(ctx)
 	time.Sleep(steady / 2)
 	outage := make([]int, outageN)
@@ -185,6 +192,7 @@ func BenchmarkCenterScale(b *testing.B) {
 	gen.Outage(outage, tOutage)
 	time.Sleep(steady - steady/2)
 	s1 := p.snap(ctx)
+	g1 := generated()
 	_, centerPeak := memKB(p.centerPID)
 	centerRSS, _ := memKB(p.centerPID)
 
@@ -293,6 +301,30 @@ func BenchmarkCenterScale(b *testing.B) {
 	catchUp := lastCommit.Sub(tRestore)
 	ap50, ap99, _, amax, an := lat(`at >= $1 AND at < $2 AND NOT site = ANY($3)`, tRestore, s2.at, cutIDs)
 
+	// Where the time goes: at the site and on the way (change → the
+	// center's transaction began) and in PostgreSQL (→ commit); how many
+	// events each transaction carried; the worst seconds.
+	var wayP99, dbP99, perTx float64
+	if err := db.QueryRow(ctx, `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received - at)),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM pg_xact_commit_timestamp(xmin) - received)),
+		count(*)::float8 / count(DISTINCT xmin::text) FROM center_events WHERE at >= $1 AND at < $2`, s0.at, s1.at).Scan(&wayP99, &dbP99, &perTx); err != nil {
+		b.Fatal(err)
+	}
+	var worst []string
+	wrows, err := db.Query(ctx, `SELECT to_char(date_trunc('second', at), 'HH24:MI:SS'), count(*), max(extract(epoch FROM pg_xact_commit_timestamp(xmin) - at))
+		FROM center_events WHERE at >= $1 AND at < $2 GROUP BY 1 ORDER BY 3 DESC LIMIT 5`, s0.at, s1.at)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for wrows.Next() {
+		var sec string
+		var n int64
+		var mx float64
+		_ = wrows.Scan(&sec, &n, &mx)
+		worst = append(worst, fmt.Sprintf("%s (%d events, max %.0f ms)", sec, n, mx*1000))
+	}
+	wrows.Close()
+
 	dt := s1.at.Sub(s0.at).Seconds()
 	ev := float64(s1.events - s0.events)
 	rows1 := float64((s1.rowsIns - s0.rowsIns) + (s1.rowsUpd - s0.rowsUpd))
@@ -305,10 +337,12 @@ func BenchmarkCenterScale(b *testing.B) {
 	b.ReportMetric(float64(centerPeak)/1024, "center-peak-MB")
 	b.Logf("machine: %d CPUs (shared with other work: see the load below); steady %v after %v warm-up", runtime.NumCPU(), steady, warmup)
 	b.Logf("steady: %.0f events/s applied (%.0f generated/s), %.0f rows/s written (%.0f inserted, %.0f updated, of which HOT %.0f)",
-		ev/dt, float64(sites*assets), rows1/dt, float64(s1.rowsIns-s0.rowsIns)/dt, float64(s1.rowsUpd-s0.rowsUpd)/dt, float64(s1.rowsHotUpd-s0.rowsHotUpd)/dt)
+		ev/dt, float64(g1-g0)/dt, rows1/dt, float64(s1.rowsIns-s0.rowsIns)/dt, float64(s1.rowsUpd-s0.rowsUpd)/dt, float64(s1.rowsHotUpd-s0.rowsHotUpd)/dt)
 	b.Logf("CPU over the steady phase: center %.0f%% of a core (%.1f µs/event), PostgreSQL %.0f%% (%.1f µs/event), Mosquitto %.0f%%, generator+bench %.0f%%",
 		(s1.center-s0.center)/dt*100, (s1.center-s0.center)/ev*1e6, (s1.pg-s0.pg)/dt*100, (s1.pg-s0.pg)/ev*1e6, (s1.broker-s0.broker)/dt*100, (s1.bench-s0.bench)/dt*100)
 	b.Logf("latency change→commit, steady (%d events): p50 %.0f ms, p99 %.0f ms, p99.9 %.0f ms, max %.0f ms", sn, sp50*1000, sp99*1000, sp999*1000, smax*1000)
+	b.Logf("  of which p99 change→transaction start %.0f ms, transaction start→commit %.0f ms; %.1f events per transaction; worst seconds: %s",
+		wayP99*1000, dbP99*1000, perTx, strings.Join(worst, ", "))
 	b.Logf("outage at %d sites at once (%d burst events): p50 %.0f ms, p99 %.0f ms, max %.0f ms", outageN, on, op50*1000, op99*1000, omax*1000)
 	b.Logf("WAN cut at %d sites for %v: %d events queued; caught up %.1f s after the restore (%d events of the others meanwhile: p50 %.0f ms, p99 %.0f ms, max %.0f ms)",
 		cutN, cut.Round(time.Second), queued, catchUp.Seconds(), an, ap50*1000, ap99*1000, amax*1000)
