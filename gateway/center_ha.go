@@ -27,7 +27,7 @@ func centerHA(ctx context.Context, cfg *config.Config, center *postgres.Center, 
 		return service{}, nil, nil, fmt.Errorf("center: %w", err)
 	}
 	c := cfg.Center
-	consumer := replication.NewBatchConsumer(center, log, time.Now)
+	consumer := replication.NewBatchConsumer(center, log, time.Now, 2) // two transactions at a time, each site in one
 	consumer.Metrics = replication.NewConsumerMetrics(reg)
 	subscribed := make(chan struct{})
 	var once sync.Once

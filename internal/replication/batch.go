@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,7 +70,7 @@ type BatchConsumer struct {
 	center BatchCenter
 	log    *slog.Logger
 	now    func() time.Time
-	in     chan pending
+	in     []chan pending
 
 	// MaxBatch caps a burst; default 1000.
 	MaxBatch int
@@ -78,7 +79,8 @@ type BatchConsumer struct {
 	Filter string
 	// Metrics, when set, are updated.
 	Metrics *ConsumerMetrics
-	// Applied, when set, is told of each burst applied (tests, benchmarks).
+	// Applied, when set, is told of each burst applied (tests, benchmarks;
+	// called from each partition's loop, concurrently).
 	Applied func(in []Received, applied []bool)
 	// Subscribed, when set, is called each time the broker granted the
 	// subscription.
@@ -95,9 +97,28 @@ type pending struct {
 // MQTT 3.1.1 clients too): each message goes to one member.
 func SharedFilter(group string) string { return "$share/" + group + "/" + EventFilter }
 
-// NewBatchConsumer applies to center; Run must run for anything to apply.
-func NewBatchConsumer(center BatchCenter, log *slog.Logger, now func() time.Time) *BatchConsumer {
-	return &BatchConsumer{center: center, log: log, now: now, in: make(chan pending, 4096), MaxBatch: 1000, Filter: EventFilter}
+// NewBatchConsumer applies to center in partitions transactions at a time
+// (at least 1): each site's events go to one partition, by a hash of the
+// site, so that a site's events are still applied in the order they came
+// while several sites' bursts commit at once. Run must run for anything to
+// apply.
+func NewBatchConsumer(center BatchCenter, log *slog.Logger, now func() time.Time, partitions int) *BatchConsumer {
+	c := &BatchConsumer{center: center, log: log, now: now, MaxBatch: 1000, Filter: EventFilter}
+	for range max(1, partitions) {
+		c.in = append(c.in, make(chan pending, 4096))
+	}
+	return c
+}
+
+func (c *BatchConsumer) partition(site string) chan pending {
+	if len(c.in) == 1 {
+		return c.in[0]
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(site); i++ {
+		h = (h ^ uint32(site[i])) * 16777619
+	}
+	return c.in[h%uint32(len(c.in))]
 }
 
 // Offer queues one message for the next burst; ack is called once it is
@@ -119,7 +140,7 @@ func (c *BatchConsumer) Offer(ctx context.Context, topic string, payload []byte,
 		return true
 	}
 	select {
-	case c.in <- pending{r: Received{Event: e, Raw: payload}, ack: ack}:
+	case c.partition(e.Site) <- pending{r: Received{Event: e, Raw: payload}, ack: ack}:
 		return true
 	case <-ctx.Done():
 		return false
@@ -132,21 +153,30 @@ func (c *BatchConsumer) count(result string, n int) {
 	}
 }
 
-// Run applies bursts until ctx ends.
+// Run applies bursts until ctx ends, one loop per partition.
 func (c *BatchConsumer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, in := range c.in {
+		wg.Go(func() { c.run(ctx, in) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (c *BatchConsumer) run(ctx context.Context, in <-chan pending) {
 	batch := make([]pending, 0, c.MaxBatch)
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
-			return nil
-		case p := <-c.in:
+			return
+		case p := <-in:
 			batch = append(batch, p)
 		}
 	fill:
 		for len(batch) < c.MaxBatch {
 			select {
-			case p := <-c.in:
+			case p := <-in:
 				batch = append(batch, p)
 			default:
 				break fill

@@ -52,7 +52,7 @@ func runInstance(id string) int {
 	cfg := replication.HAConfig{Every: 200 * time.Millisecond, Timeout: 500 * time.Millisecond,
 		Escalate: &replication.EscalateConfig{After: 500 * time.Millisecond, Every: 200 * time.Millisecond, Webhook: os.Getenv("HA_TEST_WEBHOOK")}}
 	cfg.SetDefaults()
-	consumer := replication.NewBatchConsumer(center, log, time.Now)
+	consumer := replication.NewBatchConsumer(center, log, time.Now, 2)
 	in := ha.New(cfg, id, ha.Deps{Store: center, Database: os.Getenv("HA_TEST_DB"), Consumer: consumer, Log: log,
 		Broker: func() *paho.ClientOptions {
 			return paho.NewClientOptions().AddBroker(os.Getenv("HA_TEST_BROKER")).SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond)

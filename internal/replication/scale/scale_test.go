@@ -54,7 +54,7 @@ func runCenter() int {
 		return 1
 	}
 	defer center.Close()
-	c := replication.NewBatchConsumer(center, log, time.Now)
+	c := replication.NewBatchConsumer(center, log, time.Now, envInt("SCALE_PARTITIONS", 2))
 	c.Subscribed = func() { fmt.Println("subscribed") }
 	client := paho.NewClient(c.ClientOptions(ctx, paho.NewClientOptions().AddBroker(os.Getenv("SCALE_CENTER_BROKER")).SetClientID("center").
 		SetAutoReconnect(true).SetConnectRetry(true)))
@@ -167,7 +167,7 @@ func BenchmarkCenterScale(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	gen := sitegen.New(sitegen.Config{Sites: sites, Assets: assets, Rate: 1,
+	gen := sitegen.New(sitegen.Config{Sites: sites, Assets: assets, Rate: 1, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Broker: func() *paho.ClientOptions { return paho.NewClientOptions().AddBroker(broker.URL) }})
 	gctx, stopGen := context.WithCancel(ctx)
 	genDone := make(chan struct{})
@@ -279,6 +279,16 @@ func BenchmarkCenterScale(b *testing.B) {
 	}
 	if disorder > 0 {
 		b.Errorf("%d events of the cut sites committed before an earlier one", disorder)
+		rows, _ := db.Query(ctx, `SELECT site, seq, xmin::text, c, p, received FROM (SELECT site, seq, xmin, received, pg_xact_commit_timestamp(xmin) AS c,
+			lag(pg_xact_commit_timestamp(xmin)) OVER (PARTITION BY site ORDER BY seq) AS p FROM center_events WHERE site = ANY($1)) x WHERE c < p LIMIT 5`, cutIDs)
+		for rows.Next() {
+			var site, xmin string
+			var seq int64
+			var c, pr, rc time.Time
+			_ = rows.Scan(&site, &seq, &xmin, &c, &pr, &rc)
+			b.Logf("  %s seq %d tx %s committed %s, seq %d at %s (received %s)", site, seq, xmin, c.Format("15:04:05.000000"), seq-1, pr.Format("15:04:05.000000"), rc.Format("15:04:05.000000"))
+		}
+		rows.Close()
 	}
 
 	// Latencies: change at the site → commit at the center.
@@ -348,6 +358,11 @@ func BenchmarkCenterScale(b *testing.B) {
 		cutN, cut.Round(time.Second), queued, catchUp.Seconds(), an, ap50*1000, ap99*1000, amax*1000)
 	cdt := s2.at.Sub(tCut).Seconds()
 	b.Logf("cut+catch-up phase: center %.0f%% of a core, PostgreSQL %.0f%%", (s2.center-s1.center)/cdt*100, (s2.pg-s1.pg)/cdt*100)
+	var resends int64
+	for _, st := range final {
+		resends += st.Resends
+	}
+	b.Logf("generator: %d windows sent again after a lost connection (each may duplicate or reorder at the broker)", resends)
 	b.Logf("center RSS %d MB at the end of the steady phase, peak %d MB; loss: %d sites incomplete; order: %d inversions", centerRSS/1024, centerPeak/1024, bad, disorder)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		b.Logf("load average at the end: %s", strings.TrimSpace(string(la)))

@@ -93,6 +93,7 @@ type site struct {
 	incs    int64
 	inOpen  int64 // the open incident, 0 when none
 	acked   atomic.Int64
+	resends atomic.Int64
 }
 
 type queued struct {
@@ -215,6 +216,11 @@ type Stat struct {
 	Generated int64 // the last seq made
 	Acked     int64 // the broker acknowledged up to this seq
 	Queued    int   // made, not acknowledged
+	// Resends counts windows sent again after a failed publish (a lost
+	// connection): the broker may then have some of them twice and, if
+	// a message in the middle failed, out of order — as a real site's
+	// bridge may after a reconnect.
+	Resends int64
 }
 
 // Stats reports each site.
@@ -222,7 +228,7 @@ func (g *Generator) Stats() []Stat {
 	out := make([]Stat, len(g.sites))
 	for i, s := range g.sites {
 		s.mu.Lock()
-		out[i] = Stat{Site: s.id, Generated: s.seq, Acked: s.acked.Load(), Queued: len(s.queue)}
+		out[i] = Stat{Site: s.id, Generated: s.seq, Acked: s.acked.Load(), Queued: len(s.queue), Resends: s.resends.Load()}
 		s.mu.Unlock()
 	}
 	return out
@@ -338,6 +344,7 @@ func (g *Generator) publish(ctx context.Context, s *site, c paho.Client) {
 			}
 		}
 		if !ok {
+			s.resends.Add(1)
 			g.cfg.Log.Warn("sitegen: publish failed; sending again", "site", s.id)
 			sleep(ctx, 200*time.Millisecond)
 			continue
