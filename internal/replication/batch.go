@@ -71,6 +71,7 @@ type BatchConsumer struct {
 	log    *slog.Logger
 	now    func() time.Time
 	in     []chan pending
+	acks   inOrder
 
 	// MaxBatch caps a burst; default 1000.
 	MaxBatch int
@@ -103,7 +104,7 @@ func SharedFilter(group string) string { return "$share/" + group + "/" + EventF
 // while several sites' bursts commit at once. Run must run for anything to
 // apply.
 func NewBatchConsumer(center BatchCenter, log *slog.Logger, now func() time.Time, partitions int) *BatchConsumer {
-	c := &BatchConsumer{center: center, log: log, now: now, MaxBatch: 1000, Filter: EventFilter}
+	c := &BatchConsumer{center: center, log: log, now: now, MaxBatch: 1000, Filter: EventFilter, acks: inOrder{waiting: map[uint64]func(){}}}
 	for range max(1, partitions) {
 		c.in = append(c.in, make(chan pending, 4096))
 	}
@@ -136,14 +137,61 @@ func (c *BatchConsumer) Offer(ctx context.Context, topic string, payload []byte,
 			c.log.Warn("replication: bad envelope", "topic", topic, "err", err)
 		}
 		c.count("rejected", 1)
-		ack()
+		c.acks.done(c.acks.add(ack), true)
 		return true
 	}
+	idx := c.acks.add(ack)
 	select {
-	case c.partition(e.Site) <- pending{r: Received{Event: e, Raw: payload}, ack: ack}:
+	case c.partition(e.Site) <- pending{r: Received{Event: e, Raw: payload}, ack: func() { c.acks.done(idx, true) }}:
 		return true
 	case <-ctx.Done():
+		c.acks.done(idx, false) // not applied: the broker sends it again to the next session
 		return false
+	}
+}
+
+// inOrder sends acknowledgements in the order the messages arrived, even
+// though the partitions apply them in parallel: with acknowledgements out
+// of order and its in-flight window full, Mosquitto 2.0 was seen to deliver
+// a session's queued messages out of order (a site's seq 7259 before 7258,
+// with two partitions, never with one), which would break "in order" for a
+// site catching up.
+type inOrder struct {
+	mu      sync.Mutex
+	next    uint64            // the index the next message gets
+	low     uint64            // the oldest message not yet acknowledged
+	waiting map[uint64]func() // applied (or given up), waiting for older ones; nil func: nothing to send
+	ready   map[uint64]bool
+}
+
+func (o *inOrder) add(ack func()) uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	i := o.next
+	o.next++
+	o.waiting[i] = ack
+	if o.ready == nil {
+		o.ready = map[uint64]bool{}
+	}
+	return i
+}
+
+// done marks message i finished (send: acknowledge it) and acknowledges
+// every finished message up to the first unfinished one.
+func (o *inOrder) done(i uint64, send bool) {
+	o.mu.Lock() // held while acknowledging, so that two callers cannot interleave
+	defer o.mu.Unlock()
+	if !send {
+		o.waiting[i] = nil
+	}
+	o.ready[i] = true
+	for o.ready[o.low] {
+		if f := o.waiting[o.low]; f != nil {
+			f()
+		}
+		delete(o.waiting, o.low)
+		delete(o.ready, o.low)
+		o.low++
 	}
 }
 
