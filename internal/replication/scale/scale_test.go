@@ -363,6 +363,11 @@ func BenchmarkCenterScale(b *testing.B) {
 		resends += st.Resends
 	}
 	b.Logf("generator: %d windows sent again after a lost connection (each may duplicate or reorder at the broker)", resends)
+	var tableBytes, tableRows int64
+	if err := db.QueryRow(ctx, `SELECT pg_total_relation_size('center_events'), (SELECT count(*) FROM center_events)`).Scan(&tableBytes, &tableRows); err == nil && tableRows > 0 {
+		b.Logf("center_events: %d rows, %d MB with indexes (%d bytes per event: %.0f GB a day at the steady rate)",
+			tableRows, tableBytes>>20, tableBytes/tableRows, float64(tableBytes)/float64(tableRows)*ev/dt*86400/1e9)
+	}
 	b.Logf("center RSS %d MB at the end of the steady phase, peak %d MB; loss: %d sites incomplete; order: %d inversions", centerRSS/1024, centerPeak/1024, bad, disorder)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		b.Logf("load average at the end: %s", strings.TrimSpace(string(la)))
