@@ -4,5 +4,5 @@
 // numbers come from the processes (/proc) and from PostgreSQL itself
 // (commit timestamps). Not part of `make test`: run it with
 //
-//	go test -run '^$' -bench CenterScale -benchtime 1x -timeout 60m ./internal/replication/scale
+//	go test -run '^$' -bench CenterScale -benchtime 1x -timeout 60m -v ./internal/replication/scale
 package scale
