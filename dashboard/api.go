@@ -53,7 +53,8 @@ type API struct {
 	incidents *Incidents   // nil until MountIncidents
 	onDuty    OnDuty       // nil until ShowOnDuty
 	roleTeams map[string]string
-	config    ConfigStatus // nil until ShowConfig
+	config    ConfigStatus          // nil until ShowConfig
+	health    map[string]func() any // more to show in /healthz (AddHealth)
 }
 
 // ConfigStatus says which config runs and how the last reload went: the
@@ -110,6 +111,14 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// AddHealth shows f's answer under name in /healthz (before serving).
+func (a *API) AddHealth(name string, f func() any) {
+	if a.health == nil {
+		a.health = map[string]func() any{}
+	}
+	a.health[name] = f
+}
+
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.ready.Load() {
 		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
@@ -118,6 +127,9 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	out := map[string]any{"status": "ok"}
 	if a.config != nil {
 		out["config"] = a.config.ConfigStatus()
+	}
+	for name, f := range a.health {
+		out[name] = f()
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }

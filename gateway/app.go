@@ -209,9 +209,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var center *postgres.Center
 	var commander *replication.Commander
 	var centerUp <-chan struct{}
+	var centerHealth func() any
 	if cfg.Center != nil {
 		var svc service
-		if center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center")); err != nil {
+		if cfg.Center.HA != nil { // one instance of a group (center_ha.go)
+			center, commander, svc, centerUp, centerHealth, err = centerHA(ctx, cfg, reg, log.With("component", "center"))
+		} else {
+			center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center"))
+		}
+		if err != nil {
 			return err
 		}
 		defer closeLogged(log, "center store", center.Close)
@@ -258,6 +264,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api.MountService(dashboard.Service{Health: alarmHealth, Location: reports.Location(), Categories: cfg.Rules.Orders.Categories, Monthly: monthlyReport})
 	api.MountIncidents(dashboard.Incidents{Read: runner, Act: runner, Steps: runner})
 	api.MountPlannedWorks(works)
+	if centerHealth != nil {
+		api.AddHealth("center", centerHealth) // leader or not, consuming or not
+	}
 	if center != nil {
 		api.MountCenter(dashboard.Center{Store: center, Commands: commander, Sites: cfg.Center.Sites, OfflineAfter: cfg.Center.OfflineAfter,
 			Now: time.Now, Log: log.With("component", "center")}, false)

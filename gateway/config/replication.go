@@ -17,6 +17,9 @@ func (c *Config) replicationDefaults() {
 	}
 	if c.Center != nil {
 		c.Center.SetDefaults(broker)
+		if c.Center.HA != nil {
+			c.Center.HA.SetDefaults()
+		}
 	}
 }
 
@@ -34,6 +37,11 @@ func (c *Config) validateReplication(add func(string, error)) {
 			add("center", cfgerr.Errorf("database", "the center keeps every site's records in PostgreSQL; fix: a postgres:// URL"))
 		} else {
 			add("center", checkDatabase("database", c.Center.Database))
+		}
+		if c.Center.HA != nil {
+			if err := c.Center.HA.Validate(c.Center.ClientID); err != nil {
+				add("center", cfgerr.Prefix("ha", err))
+			}
 		}
 	}
 }

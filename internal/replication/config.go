@@ -50,6 +50,7 @@ type CenterConfig struct {
 	Resend       time.Duration `yaml:"resend"`        // an unanswered command is sent again after this; default 30s
 	CommandTTL   time.Duration `yaml:"command_ttl"`   // the site refuses a command older than this; default 10m
 	Sites        []SiteInfo    `yaml:"sites"`         // what the screens call each site (optional)
+	HA           *HAConfig     `yaml:"ha"`            // one instance of a group on one PostgreSQL (ha_config.go)
 }
 
 // SiteInfo is what the center's screens call a site.

@@ -87,14 +87,22 @@ func (c *Consumer) Handle(ctx context.Context, topic string, payload []byte) err
 // will (offline). The topic's site is the one recorded, whatever the
 // payload says.
 func (c *Consumer) status(ctx context.Context, topic string, payload []byte) error {
+	return applyStatus(ctx, c.center, c.log, c.now, topic, payload)
+}
+
+// applyStatus records a site's status message; a malformed one is logged
+// and dropped (nil).
+func applyStatus(ctx context.Context, center interface {
+	SiteStatus(ctx context.Context, st Status, received time.Time) error
+}, log *slog.Logger, now func() time.Time, topic string, payload []byte) error {
 	site, ok := SiteOfTopic(topic)
 	var st Status
 	if err := json.Unmarshal(payload, &st); !ok || err != nil || (st.Site != "" && st.Site != site) {
-		c.log.Warn("replication: bad status", "topic", topic, "err", err)
+		log.Warn("replication: bad status", "topic", topic, "err", err)
 		return nil
 	}
 	st.Site = site
-	if err := c.center.SiteStatus(ctx, st, c.now()); err != nil {
+	if err := center.SiteStatus(ctx, st, now()); err != nil {
 		return fmt.Errorf("replication: status of %s: %w", site, err)
 	}
 	return nil

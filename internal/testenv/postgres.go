@@ -78,6 +78,14 @@ func PostgresUser() (*syscall.Credential, error) {
 // with the test. Stop and Start simulate an outage; the data survives.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
+	return StartPostgresWith(t)
+}
+
+// StartPostgresWith is StartPostgres with more server settings
+// ("fsync=on" for a benchmark that must pay for durability): each is
+// passed as -c after the defaults, which it overrides.
+func StartPostgresWith(t testing.TB, settings ...string) *Postgres {
+	t.Helper()
 	Integration(t)
 	bin, err := PostgresBinDir()
 	if err != nil {
@@ -108,12 +116,15 @@ func StartPostgres(t testing.TB) *Postgres {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out)
 	}
 	port := FreePort(t)
+	argv := []string{filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", "",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "shared_buffers=16MB", "-c", "max_connections=100", "-c", "log_min_messages=warning"}
+	for _, s := range settings {
+		argv = append(argv, "-c", s)
+	}
 	p := &Postgres{
 		Process: &Process{t: t, name: "postgres", cred: cred, stop: syscall.SIGINT, // SIGINT: fast shutdown, not waiting for clients
-			argv: []string{filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", "",
-				"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-				"-c", "shared_buffers=16MB", "-c", "max_connections=100", "-c", "log_min_messages=warning"},
-			addr: fmt.Sprintf("127.0.0.1:%d", port)},
+			argv: argv, addr: fmt.Sprintf("127.0.0.1:%d", port)},
 		URL:  fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
 		port: port,
 	}

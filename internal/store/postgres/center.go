@@ -131,13 +131,22 @@ func applyResult(ctx context.Context, tx pgx.Tx, e replication.Event, received t
 // advance moves a site's contiguous mark over the seqs now present and
 // notes when a gap (a seq missing below the newest known) was first seen.
 func advance(ctx context.Context, tx pgx.Tx, site string, now time.Time) error {
+	return advanceAll(ctx, tx, []string{site}, now)
+}
+
+// advanceAll is advance for several sites in two statements. Two center
+// instances committing one site's neighbouring seqs at once may each miss
+// the other's row and leave the mark short; the site's next event or
+// status moves it on, and a gap that lasts GapWait is only asked for again
+// (a replay is applied once).
+func advanceAll(ctx context.Context, tx pgx.Tx, sites []string, now time.Time) error {
 	if _, err := tx.Exec(ctx, `UPDATE center_sites s SET contiguous = (SELECT min(e.seq) FROM center_events e WHERE e.site = s.site AND e.seq > s.contiguous
 			AND NOT EXISTS (SELECT 1 FROM center_events f WHERE f.site = e.site AND f.seq = e.seq + 1))
-		WHERE s.site = $1 AND EXISTS (SELECT 1 FROM center_events e WHERE e.site = s.site AND e.seq = s.contiguous + 1)`, site); err != nil {
+		WHERE s.site = ANY($1) AND EXISTS (SELECT 1 FROM center_events e WHERE e.site = s.site AND e.seq = s.contiguous + 1)`, sites); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `UPDATE center_sites SET gap_since = CASE WHEN GREATEST(last_seq, head) > contiguous THEN COALESCE(gap_since, $2) END,
-		replay_asked = CASE WHEN GREATEST(last_seq, head) > contiguous THEN replay_asked END WHERE site = $1`, site, now)
+		replay_asked = CASE WHEN GREATEST(last_seq, head) > contiguous THEN replay_asked END WHERE site = ANY($1)`, sites, now)
 	return err
 }
 
