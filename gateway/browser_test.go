@@ -31,10 +31,36 @@ func chromium(t testing.TB) context.Context {
 	}
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 1000)}
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(profileDir(t)), chromedp.WindowSize(1600, 1000)}
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	return alloc
+}
+
+// profileDir is a Chromium profile directory removed after the browser:
+// Chromium's helper processes may still write into it for a moment after
+// the allocator is cancelled (t.TempDir's cleanup then failed the test with
+// "directory not empty"), so removal is retried briefly and a leftover is
+// only logged.
+func profileDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "gateway-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // registered before the allocator's cancel: runs after it
+		for i := 0; ; i++ {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if i == 20 {
+				t.Logf("chromium profile %s left behind: %v", dir, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 func screenshot(t *testing.T, ctx context.Context, name string) {

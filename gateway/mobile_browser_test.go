@@ -125,7 +125,7 @@ func TestPhoneFlowInChromiumIntegration(t *testing.T) {
 		t.Fatalf("after the phone's ack: %s", a.State)
 	}
 	within(t, tab, 10*time.Second, "accept the work order", chromedp.Click(`#accept`, chromedp.NodeVisible), chromedp.WaitNotPresent(`#accept`))
-	within(t, tab, 10*time.Second, "on site", chromedp.Click(`#onsite`, chromedp.NodeVisible), chromedp.WaitVisible(`#notice`))
+	within(t, tab, 10*time.Second, "on site", chromedp.Click(`#onsite`, chromedp.NodeVisible), chromedp.WaitNotPresent(`#onsite`), chromedp.WaitVisible(`#notice`))
 	photo := filepath.Join(t.TempDir(), "car.png")
 	data, _ := base64.StdEncoding.DecodeString(tinyPNG)
 	os.WriteFile(photo, data, 0o644)
