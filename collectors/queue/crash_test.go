@@ -108,8 +108,9 @@ func TestCrashLoopChild(t *testing.T) {
 // Item 17: a producer and a consumer on one queue, SIGKILLed at random
 // points 50 times: every record acknowledged by a successful Sync is
 // delivered at least once across the restarts; records delivered twice
-// (killed between delivery and Ack) are counted. No damage may be reported:
-// SIGKILL does not tear writes, so any drop is a bug.
+// (killed between delivery and Ack) are counted. No damage may be reported
+// but the torn tail of an unsynced write (SIGKILL can stop a write between
+// two pages): any other drop is a bug.
 func TestCrashLoopAcknowledgedRecordsSurviveSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	seed := uint64(time.Now().UnixNano())
@@ -156,6 +157,19 @@ func TestCrashLoopAcknowledgedRecordsSurviveSIGKILL(t *testing.T) {
 				for _, id := range f[1:] {
 					delivered[id]++
 				}
+			case "X":
+				// Linux copies a write into the page cache page by page and
+				// stops between pages when a fatal signal is pending, so
+				// SIGKILL can tear a record that straddles a page boundary
+				// (seen: a 56-byte tail). Such a record was never synced,
+				// so never acknowledged: its tail may be dropped at the next
+				// open; any other damage is a bug. That nothing
+				// acknowledged is lost is checked below.
+				if len(f) >= 7 && f[1] == "drop" && f[2] == string(queue.DropTorn) && f[5] == "0" {
+					t.Logf("round %d: %s (an unsynced write torn by SIGKILL)", round, strings.TrimSpace(l))
+					continue
+				}
+				t.Errorf("round %d: child reported %s", round, strings.TrimSpace(l))
 			default:
 				t.Errorf("round %d: child reported %s", round, strings.TrimSpace(l))
 			}
