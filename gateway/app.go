@@ -212,11 +212,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var centerHealth func() any
 	if cfg.Center != nil {
 		var svc service
-		if cfg.Center.HA != nil { // one instance of a group (center_ha.go)
-			center, commander, svc, centerUp, centerHealth, err = centerHA(ctx, cfg, reg, log.With("component", "center"))
-		} else {
-			center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center"))
-		}
+		center, commander, svc, centerUp, centerHealth, err = centerSide(ctx, cfg, reg, log.With("component", "center"))
 		if err != nil {
 			return err
 		}
