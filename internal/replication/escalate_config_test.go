@@ -34,7 +34,7 @@ func TestEscalationRouting(t *testing.T) {
 		{"north-2", "北区", "route-1,vip"},
 		{"south-1", "南区", "south"},
 		{"east-1", "", "vip"},
-		{"west-9", "", "hq"},    // not under center.sites: the default
+		{"west-9", "", "hq"},   // not under center.sites: the default
 		{"west-8", "西区", "hq"}, // a region no route names: the default
 	} {
 		if got := routeIDs(e.Match(c.site, c.region)); got != c.want {
@@ -70,7 +70,9 @@ func TestEscalateConfigValidate(t *testing.T) {
 		{func(e *EscalateConfig) { e.Routes[0].Sites = []string{"a/b"} }, `routes[0].sites[0]: "a/b" is not a site id`},
 		{func(e *EscalateConfig) { e.Routes[1].ID = "north" }, `routes[1].id: "north" is also routes[0]'s id`},
 		{func(e *EscalateConfig) { e.Routes[1].ID = "总部" }, `routes[1].id: "总部" is not an id`},
-		{func(e *EscalateConfig) { e.Routes = append(e.Routes, EscalationRoute{ID: "x", Webhook: "https://x.example/"}) }, "routes[2]: is a second route without regions or sites"},
+		{func(e *EscalateConfig) {
+			e.Routes = append(e.Routes, EscalationRoute{ID: "x", Webhook: "https://x.example/"})
+		}, "routes[2]: is a second route without regions or sites"},
 		{func(e *EscalateConfig) { e.Priorities = []string{"urgent"} }, `priorities: [0] "urgent" is not a priority`},
 		{func(e *EscalateConfig) { e.After = -1 }, "must not be negative"},
 	} {
