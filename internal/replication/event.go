@@ -29,9 +29,9 @@ const (
 
 // Event is one change, as published on propgate/v1/site/{site}/event/{kind}.
 type Event struct {
-	V       int             `json:"v"`
-	Site    string          `json:"site"`
-	Seq     int64           `json:"seq"` // the site's outbox sequence: strictly increasing, the idempotency key with Site and Epoch
+	V    int    `json:"v"`
+	Site string `json:"site"`
+	Seq  int64  `json:"seq"` // the site's outbox sequence: strictly increasing, the idempotency key with Site and Epoch
 	// Epoch names the site's outbox (its database): generated once when
 	// the outbox is created, so that a site whose database is replaced
 	// (seq from 1 again) is told apart from one repeating itself. Epochs
@@ -41,13 +41,13 @@ type Event struct {
 	// EpochFrom is the epoch's first seq when above 1: the outbox existed
 	// before epochs did (the site was upgraded) and its sequence goes on,
 	// so the center keeps what it has of the site.
-	EpochFrom int64 `json:"epoch_from,omitempty"`
-	Kind    string          `json:"kind"`
-	Key     string          `json:"key"` // the record's id at the site
-	At      time.Time       `json:"at"`  // when the change happened at the site
-	Op      string          `json:"op"`  // upsert
-	Doc     json.RawMessage `json:"doc"` // the whole record after the change
-	Changed []string        `json:"changed,omitempty"`
+	EpochFrom int64           `json:"epoch_from,omitempty"`
+	Kind      string          `json:"kind"`
+	Key       string          `json:"key"` // the record's id at the site
+	At        time.Time       `json:"at"`  // when the change happened at the site
+	Op        string          `json:"op"`  // upsert
+	Doc       json.RawMessage `json:"doc"` // the whole record after the change
+	Changed   []string        `json:"changed,omitempty"`
 }
 
 var siteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -83,14 +83,14 @@ func ValidSite(id string) bool { return siteRE.MatchString(id) }
 
 // Status is a site's status message.
 type Status struct {
-	V     int       `json:"v"`
-	Site  string    `json:"site"`
-	State string    `json:"state"`          // online or offline (the last will)
-	Head  int64     `json:"head,omitempty"` // the newest seq the broker acknowledged
+	V     int    `json:"v"`
+	Site  string `json:"site"`
+	State string `json:"state"`          // online or offline (the last will)
+	Head  int64  `json:"head,omitempty"` // the newest seq the broker acknowledged
 	// Epoch and EpochFrom: the outbox's, as in Event.
-	Epoch     string `json:"epoch,omitempty"`
-	EpochFrom int64  `json:"epoch_from,omitempty"`
-	At    time.Time `json:"at,omitempty"`   // when the site sent it (absent in the last will)
+	Epoch     string    `json:"epoch,omitempty"`
+	EpochFrom int64     `json:"epoch_from,omitempty"`
+	At        time.Time `json:"at,omitempty"` // when the site sent it (absent in the last will)
 }
 
 // ErrNewerVersion: the envelope is of a schema version this gateway does
