@@ -178,7 +178,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	engine.Observe(works)
 
 	// The duty room: roster (seeded from alerts: teams), handovers, duty log.
-	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, works, log.With("component", "duty"))
+	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, works, bus, log.With("component", "duty"))
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ const (
 	KindAlarm     = "alarm"
 	KindWorkOrder = "workorder"
 	KindIncident  = "incident"
+	// KindHandover is a shift handover (交接班), signed or accepted: key
+	// is its id, doc as the site's API returns it.
+	KindHandover = "handover"
 	// KindCommand carries a command's result (Result) up: key is the
 	// command's id.
 	KindCommand = "command"

@@ -50,6 +50,9 @@ func Envelope(site string, ev event.Event) (Event, bool, error) {
 		}
 	case ev.Type == event.EventIncident && ev.Incident != nil:
 		e.Kind, e.Key, doc = KindIncident, strconv.FormatInt(ev.Incident.ID, 10), ev.Incident
+	case ev.Type == event.EventHandover && ev.Handover != nil:
+		e.Kind, e.Key, doc = KindHandover, strconv.FormatInt(ev.Handover.ID, 10), ev.Handover
+		e.Changed = []string{"status"}
 	default:
 		return e, false, nil
 	}
