@@ -197,8 +197,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		alertEvents := bus.Subscribe(4096)
 		defer alertEvents.Close()
+		var sent alerts.SentObserver
+		if cfg.Replication != nil { // each message sent goes up to the center
+			sent = sentToBus{bus}
+		}
 		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Unack: engine, Events: alertEvents.C, Store: astore, Links: astore,
-			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties}); err != nil {
+			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties, Sent: sent}); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 	}

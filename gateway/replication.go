@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/replication/ha"
@@ -126,6 +127,15 @@ func lastChange(w *workorder.WorkOrder) time.Time {
 		}
 	}
 	return at
+}
+
+// sentToBus puts each message the site's alerting sent on the bus, for
+// the replication recorder (kind notification).
+type sentToBus struct{ bus *event.Bus }
+
+func (s sentToBus) NotificationSent(a alerts.Attempt) {
+	s.bus.Publish(event.Event{Type: event.EventSent, At: a.At, Sent: &event.Sent{ID: a.ID, At: a.At, Kind: a.Kind, Alerts: a.Alerts, Alarms: a.Alarms,
+		Person: a.Person, Channel: a.Channel, Endpoint: a.Endpoint, Try: a.Try, Status: a.Result, Drill: a.Drill}})
 }
 
 // siteReplication is the site side (replication: section): the bus's

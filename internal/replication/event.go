@@ -25,6 +25,9 @@ const (
 	// KindHandover is a shift handover (交接班), signed or accepted: key
 	// is its id, doc as the site's API returns it.
 	KindHandover = "handover"
+	// KindNotification is a message the site's alerting sent (event.Sent):
+	// key is the delivery attempt's id.
+	KindNotification = "notification"
 	// KindCommand carries a command's result (Result) up: key is the
 	// command's id.
 	KindCommand = "command"

@@ -37,3 +37,19 @@ func TestHandoverEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// A message the site's alerting sent goes up as kind notification keyed
+// by its delivery attempt's id, at when it was sent.
+func TestNotificationEnvelope(t *testing.T) {
+	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	e, ok, err := Envelope("north-1", event.Event{Type: event.EventSent, At: at, Sent: &event.Sent{ID: 41, At: at, Kind: "alert",
+		Alarms: []string{"pump-low-pressure:b3"}, Person: "wang", Channel: "sms", Try: 1, Status: "sent"}})
+	if err != nil || !ok {
+		t.Fatalf("not an envelope: %v", err)
+	}
+	var doc event.Sent
+	_ = json.Unmarshal(e.Doc, &doc)
+	if e.Kind != KindNotification || e.Key != "41" || !e.At.Equal(at) || doc.Person != "wang" || doc.Channel != "sms" || doc.Alarms[0] != "pump-low-pressure:b3" {
+		t.Errorf("%+v (doc %+v)", e, doc)
+	}
+}

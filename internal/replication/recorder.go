@@ -53,6 +53,8 @@ func Envelope(site string, ev event.Event) (Event, bool, error) {
 	case ev.Type == event.EventHandover && ev.Handover != nil:
 		e.Kind, e.Key, doc = KindHandover, strconv.FormatInt(ev.Handover.ID, 10), ev.Handover
 		e.Changed = []string{"status"}
+	case ev.Type == event.EventSent && ev.Sent != nil:
+		e.Kind, e.Key, doc = KindNotification, strconv.FormatInt(ev.Sent.ID, 10), ev.Sent
 	default:
 		return e, false, nil
 	}

@@ -26,6 +26,7 @@ const (
 	EventIncident  EventType = "incident"
 	EventNotify    EventType = "notify"   // a playbook asks for people in roles to be told
 	EventHandover  EventType = "handover" // a shift handover signed or accepted
+	EventSent      EventType = "sent"     // a message the site's alerting sent
 )
 
 // Event is one change, published on the Bus for the dashboard and alerting.
@@ -39,6 +40,24 @@ type Event struct {
 	Incident   *playbook.Incident      `json:"incident,omitempty"`
 	Notify     *playbook.Notification  `json:"notify,omitempty"`
 	Handover   *duty.Handover          `json:"handover,omitempty"`
+	Sent       *Sent                   `json:"sent,omitempty"`
+}
+
+// Sent is a message the site's alerting sent (alerts.Attempt with result
+// sent): to whom (a person id), by which channel, about which alerts and
+// alarms — never the address it went to.
+type Sent struct {
+	ID       int64     `json:"id"` // the delivery attempt's id at the site
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"` // alert, escalation, reminder, resolved, notify
+	Alerts   []string  `json:"alerts,omitempty"`
+	Alarms   []string  `json:"alarms,omitempty"`
+	Person   string    `json:"person"`
+	Channel  string    `json:"channel"`
+	Endpoint string    `json:"endpoint,omitempty"` // the budget's name, never a URL
+	Try      int       `json:"try"`
+	Status   string    `json:"status"` // sent
+	Drill    bool      `json:"drill"`
 }
 
 // Bus fans events out to subscribers without ever blocking the publisher:
