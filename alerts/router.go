@@ -118,6 +118,15 @@ type Deps struct {
 	Backoff   delivery.Backoff // per contact; default 1s doubling, 3 attempts
 	Sleep     delivery.Sleep   // waits between attempts; default delivery.WallSleep
 	Roster    Roster           // optional: the stored duty roster; nil: the config's teams: rotations
+	// Sent, when set, is told of each message sent (a delivery attempt
+	// recorded with result sent), without the address it went to: the
+	// event bus, for replication to the center. It must not block.
+	Sent SentObserver
+}
+
+// SentObserver is told of each message the router sent (see Deps.Sent).
+type SentObserver interface {
+	NotificationSent(a Attempt)
 }
 
 // Roster says who is on call for a team: the duty roster admins edit in the
@@ -644,6 +653,12 @@ func (r *Router) save(al *Alert) {
 func (r *Router) record(a *Attempt) {
 	if err := r.d.Store.AddAttempt(context.Background(), a); err != nil {
 		r.log.Error("recording a delivery attempt failed", "err", err)
+		return
+	}
+	if r.d.Sent != nil && a.Result == "sent" && a.Kind != "link_ack" && a.ID != 0 {
+		c := *a
+		c.Address, c.ClientIP, c.Error = "", "", "" // contact details stay at the site
+		r.d.Sent.NotificationSent(c)
 	}
 }
 

@@ -99,6 +99,25 @@ type alertHarness struct {
 	status int
 	hook   string
 	assets []collectors.Asset // default testAssetsA
+	told   sentLog            // what the router told its Sent observer
+}
+
+// sentLog is a Sent observer (the bus, in the gateway).
+type sentLog struct {
+	mu sync.Mutex
+	as []alerts.Attempt
+}
+
+func (l *sentLog) NotificationSent(a alerts.Attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.as = append(l.as, a)
+}
+
+func (l *sentLog) list() []alerts.Attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]alerts.Attempt(nil), l.as...)
 }
 
 type auditLog struct {
@@ -195,7 +214,7 @@ func (h *alertHarness) start(cfg alerts.Config, setup func(*alerts.Router)) {
 	}
 	r, err := alerts.NewRouter(cfg, alerts.Deps{Assets: assets, Alarms: h.src, Unack: h.src, Store: h.store, Links: h.store, Auditor: h.audits, Metrics: alerts.NewMetrics(h.reg),
 		Log: slog.New(slog.DiscardHandler), Now: h.time, Workers: 2, Tick: time.Hour,
-		Backoff: delivery.Backoff{Initial: time.Millisecond, Attempts: 3}, Sleep: noSleep})
+		Backoff: delivery.Backoff{Initial: time.Millisecond, Attempts: 3}, Sleep: noSleep, Sent: &h.told})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -700,5 +719,42 @@ func TestSendPlainToPersonOrTeam(t *testing.T) {
 	}
 	if err := h.r.SendPlain(context.Background(), "nobody", "x", "x"); !errors.Is(err, alerts.ErrNoRecipient) {
 		t.Fatalf("to nobody: %v", err)
+	}
+}
+
+// Each message sent is told to the Sent observer (replication to the
+// center) once recorded, with its id and without the address; a failed
+// attempt is not.
+func TestSentObserved(t *testing.T) {
+	h := newAlertHarness(t, nil)
+	h.fire("pump-fault", "b3-pump", "water_supply", rules.High)
+	h.advance(10 * time.Second)
+	h.messages(1)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.told.list()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	told := h.told.list()
+	if len(told) != 1 || told[0].ID == 0 || told[0].Person != "wang" || told[0].Kind != "alert" || told[0].Result != "sent" || told[0].Address != "" {
+		t.Fatalf("told %+v", told)
+	}
+	stored, err := h.store.Attempts(context.Background(), 10)
+	if err != nil || len(stored) != 1 || stored[0].ID != told[0].ID {
+		t.Fatalf("stored %+v %v: the observer is told the attempt stored", stored, err)
+	}
+	h.mu.Lock()
+	h.status = 500 // the receiver fails: attempts recorded, nothing told
+	h.mu.Unlock()
+	h.fire("leak", "b3-pump", "water_supply", rules.High)
+	h.advance(10 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if as, _ := h.store.Attempts(context.Background(), 10); len(as) > 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if as, _ := h.store.Attempts(context.Background(), 10); len(as) < 2 || as[0].Result == "sent" || len(h.told.list()) != 1 {
+		t.Fatalf("after a failure: attempts %+v, told %d", as, len(h.told.list()))
 	}
 }

@@ -183,8 +183,8 @@ func (h *Hub) Run(ctx context.Context) {
 				eventsC = nil
 				continue
 			}
-			if ev.Type == event.EventNotify {
-				continue
+			if ev.Type == event.EventNotify || ev.Type == event.EventHandover || ev.Type == event.EventSent {
+				continue // a handover (its duty log: callers' numbers) is for replication, not the screens
 			}
 			b, _ := json.Marshal(EventMsg{Type: string(ev.Type), Data: ev})
 			fanoutTo(b, forViewer(ev, b))

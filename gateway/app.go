@@ -178,7 +178,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	engine.Observe(works)
 
 	// The duty room: roster (seeded from alerts: teams), handovers, duty log.
-	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, works, log.With("component", "duty"))
+	duties, err := newDuty(ctx, cfg, store, engine, runner, orders, works, bus, log.With("component", "duty"))
 	if err != nil {
 		return err
 	}
@@ -197,8 +197,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		alertEvents := bus.Subscribe(4096)
 		defer alertEvents.Close()
+		var sent alerts.SentObserver
+		if cfg.Replication != nil { // each message sent goes up to the center
+			sent = sentToBus{bus}
+		}
 		if router, err = alerts.NewRouter(*cfg.Alerts, alerts.Deps{Assets: assets, Alarms: engine, Unack: engine, Events: alertEvents.C, Store: astore, Links: astore,
-			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties}); err != nil {
+			Publisher: pub, Metrics: alerts.NewMetrics(reg), Log: log.With("component", "alerts"), Roster: duties, Sent: sent}); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 	}
@@ -212,11 +216,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var centerHealth func() any
 	if cfg.Center != nil {
 		var svc service
-		if cfg.Center.HA != nil { // one instance of a group (center_ha.go)
-			center, commander, svc, centerUp, centerHealth, err = centerHA(ctx, cfg, reg, log.With("component", "center"))
-		} else {
-			center, commander, svc, centerUp, err = centerReplication(ctx, cfg, log.With("component", "center"))
-		}
+		center, commander, svc, centerUp, centerHealth, err = centerSide(ctx, cfg, reg, log.With("component", "center"))
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func runCenter(ctx context.Context, cfg *config.Config, log *slog.Logger) (err e
 		}
 		reg.MustRegister(auth.Metrics.Collectors()...)
 	}
-	center, commander, consumer, _, err := centerReplication(ctx, cfg, log.With("component", "center"))
+	center, commander, consumer, _, health, err := centerSide(ctx, cfg, reg, log.With("component", "center"))
 	if err != nil {
 		return err
 	}
@@ -52,6 +52,9 @@ func runCenter(ctx context.Context, cfg *config.Config, log *slog.Logger) (err e
 	api.MountCenter(dashboard.Center{Store: center, Commands: commander, Sites: cfg.Center.Sites, OfflineAfter: cfg.Center.OfflineAfter,
 		Now: time.Now, Log: log.With("component", "center")}, true)
 	api.MountCenterScreens(auth)
+	if health != nil {
+		api.AddHealth("center", health) // leader or not (escalations), consuming or not
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.run(gctx) }) // consuming, commands, gap replays

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -51,10 +50,8 @@ func centerHA(ctx context.Context, cfg *config.Config, reg prometheus.Registerer
 	subscribed := make(chan struct{})
 	var once sync.Once
 	consumer.Subscribed = func() { once.Do(func() { close(subscribed) }) }
-	d := ha.Deps{Store: center, Database: c.Database, Consumer: consumer, Log: log, Broker: broker, Singleton: cmd.Run}
-	if e := c.HA.Escalate; e != nil {
-		d.Sender = ha.Webhook{URL: e.Webhook, Client: &http.Client{Timeout: e.SendTimeout}}
-	}
+	d := ha.Deps{Store: center, Database: c.Database, Consumer: consumer, Log: log, Broker: broker, Singleton: cmd.Run,
+		Escalator: escalator(c, center, log)}
 	in := ha.New(*c.HA, c.ClientID, d)
 	in.RegisterMetrics(reg)
 	run := func(ctx context.Context) error {
@@ -63,4 +60,14 @@ func centerHA(ctx context.Context, cfg *config.Config, reg prometheus.Registerer
 		return in.Run(ctx)
 	}
 	return center, cmd, service{"center-instance", run}, subscribed, func() any { return in.Health() }, nil
+}
+
+// escalator is center.escalate's work (nil when not configured), run by
+// whoever leads.
+func escalator(c *replication.CenterConfig, store ha.EscalationStore, log *slog.Logger) *ha.Escalator {
+	e := c.Escalation()
+	if e == nil {
+		return nil
+	}
+	return ha.NewEscalator(*e, ha.EscalatorDeps{Store: store, Sites: c.Sites, By: c.ClientID, Log: log})
 }

@@ -55,14 +55,15 @@ func (p dutyPlanned) InProgress(_ context.Context, at time.Time) ([]duty.Planned
 var _ duty.PlannedWorks = dutyPlanned{}
 
 // newDuty builds the duty roster, handovers and log on the rules database,
-// seeding the roster from the alerts: people and teams, and loads it.
+// seeding the roster from the alerts: people and teams, and loads it;
+// obs (the event bus) is told of each handover signed or accepted.
 func newDuty(ctx context.Context, cfg *config.Config, store rulesStore, alarms duty.AlarmReader, incidents duty.IncidentReader,
-	orders *workorder.Service, works *planned.Service, log *slog.Logger) (*duty.Service, error) {
+	orders *workorder.Service, works *planned.Service, obs duty.Observer, log *slog.Logger) (*duty.Service, error) {
 	dstore, err := openDutyStore(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("duty: %w", err)
 	}
-	d := duty.Deps{Store: dstore, Orders: dutyOrders{store, orders}, Log: log, Now: time.Now, Location: time.Local,
+	d := duty.Deps{Store: dstore, Orders: dutyOrders{store, orders}, Observer: obs, Log: log, Now: time.Now, Location: time.Local,
 		Sources: duty.Sources{Alarms: alarms, History: store, Incidents: incidents, WorkOrders: store, PlannedWorks: dutyPlanned{works}}}
 	if a := cfg.Alerts; a != nil {
 		if a.TimeZone != "" {

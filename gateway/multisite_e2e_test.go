@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +31,17 @@ func TestSiteReplicatesToCenterIntegration(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	raw := demoYAML(t)
 	raw = []byte(strings.Replace(string(raw), "  dir: playbooks", "  dir: "+filepath.Join(root, "configs", "playbooks"), 1))
-	raw = append(raw, []byte("\nreplication: {every: 200ms}\ncenter:\n  database: "+url+"\n  offline_after: 1m\n")...)
+	// The center alone escalates what nobody acknowledged (after 1 s
+	// here), routed by the site's region.
+	var hooked sync.Map // escalation key → body
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooked.Store(r.Header.Get("Idempotency-Key"), string(b))
+	}))
+	defer hook.Close()
+	raw = append(raw, []byte("\nreplication: {every: 200ms}\ncenter:\n  database: "+url+"\n  offline_after: 1m\n"+
+		"  sites: [{id: yushan-garden, name: 玉山花园, region: 北区}]\n"+
+		"  escalate: {after: 1s, every: 200ms, priorities: [high], routes: [{id: north, regions: [北区], webhook: \""+hook.URL+"\"}]}\n")...)
 	s.config = t.TempDir() + "/multisite.yaml"
 	if err := os.WriteFile(s.config, raw, 0o600); err != nil {
 		t.Fatal(err)
@@ -71,6 +85,17 @@ func TestSiteReplicatesToCenterIntegration(t *testing.T) {
 		_ = c.QueryRow(ctx, `SELECT state FROM center_records WHERE site = 'yushan-garden' AND kind = $1 AND key = $2`, kind, key).Scan(&st)
 		return st
 	}
+	s.waitFor("the escalation of the unacknowledged alarm", 10*time.Second, func() bool {
+		n := 0
+		hooked.Range(func(k, v any) bool {
+			if strings.HasPrefix(k.(string), "escalation:yushan-garden:"+lowPressure+":") && strings.HasSuffix(k.(string), "@north") &&
+				strings.Contains(v.(string), `"text":"【升级报警】北区 玉山花园 · `) {
+				n++
+			}
+			return true
+		})
+		return n == 1
+	})
 	if code, body := s.postJSON("/api/v1/alarms/"+lowPressure+"/ack", `{"note": "已派人"}`); code != 200 {
 		t.Fatalf("ack: %d %s", code, body)
 	}

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/propgate/gateway/alerts"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/replication"
+	"github.com/propgate/gateway/internal/replication/ha"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
@@ -126,6 +129,15 @@ func lastChange(w *workorder.WorkOrder) time.Time {
 	return at
 }
 
+// sentToBus puts each message the site's alerting sent on the bus, for
+// the replication recorder (kind notification).
+type sentToBus struct{ bus *event.Bus }
+
+func (s sentToBus) NotificationSent(a alerts.Attempt) {
+	s.bus.Publish(event.Event{Type: event.EventSent, At: a.At, Sent: &event.Sent{ID: a.ID, At: a.At, Kind: a.Kind, Alerts: a.Alerts, Alarms: a.Alarms,
+		Person: a.Person, Channel: a.Channel, Endpoint: a.Endpoint, Try: a.Try, Status: a.Result, Drill: a.Drill}})
+}
+
 // siteReplication is the site side (replication: section): the bus's
 // changes into the outbox, the outbox to the broker, the center's
 // commands applied once each.
@@ -172,14 +184,28 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, svc s
 	}, sub.Close, nil
 }
 
-// centerReplication is the center side (center: section): every site's
-// events into PostgreSQL, commands down (and replays of what is missing);
-// the store also answers GET /api/v1/sites. up is closed the first time
-// the broker granted the consumer's subscription.
-func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger) (center *postgres.Center, cmd *replication.Commander, svc service, up <-chan struct{}, err error) {
+// centerSide is the center (center: section), alone or as one instance
+// of a group (center.ha:): the store, the commander, the service running
+// it, up (closed once the broker granted the consumer's subscription)
+// and what /healthz shows of it.
+func centerSide(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*postgres.Center, *replication.Commander, service, <-chan struct{}, func() any, error) {
+	if cfg.Center.HA != nil { // one instance of a group (center_ha.go)
+		return centerHA(ctx, cfg, reg, log)
+	}
+	return centerReplication(ctx, cfg, reg, log)
+}
+
+// centerReplication is the center side alone (center: section): every
+// site's events into PostgreSQL, commands down (and replays of what is
+// missing); the store also answers GET /api/v1/sites. With
+// center.escalate it escalates overdue alarms too, holding the leader
+// lock of group "center" like a group's leader (trivially: it is alone;
+// the lock keeps a second center started by mistake on the same database
+// from sending the same notifications).
+func centerReplication(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (center *postgres.Center, cmd *replication.Commander, svc service, up <-chan struct{}, health func() any, err error) {
 	center, err = postgres.OpenCenter(ctx, cfg.Center.Database)
 	if err != nil {
-		return nil, nil, service{}, nil, err
+		return nil, nil, service{}, nil, nil, err
 	}
 	c := cfg.Center
 	consumer := replication.NewConsumer(center, log, time.Now)
@@ -190,14 +216,38 @@ func centerReplication(ctx context.Context, cfg *config.Config, log *slog.Logger
 		SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(10 * time.Second))
 	if err != nil {
 		center.Close()
-		return nil, nil, service{}, nil, err
+		return nil, nil, service{}, nil, nil, err
 	}
 	client := paho.NewClient(consumer.ClientOptions(ctx, opts))
 	cmd = replication.NewCommander(center, replication.PahoSender{C: client}, replication.CommanderConfig{GapWait: c.GapWait, Resend: c.Resend, TTL: c.CommandTTL}, log, time.Now)
+	var esc func(ctx context.Context)
+	if e := escalator(c, center, log); e != nil {
+		if err := center.EnableHA(ctx); err != nil { // the notifications' tables
+			center.Close()
+			return nil, nil, service{}, nil, nil, fmt.Errorf("center: %w", err)
+		}
+		e.RegisterMetrics(reg)
+		session := postgres.NewLockSession(c.Database, postgres.LockOptions{Name: c.ClientID, Log: log})
+		leader := postgres.NewLeader(session, ha.LeaderLock(replication.DefaultGroup))
+		health = func() any { return map[string]any{"instance": c.ClientID, "leader": leader.Leading()} }
+		esc = func(ctx context.Context) {
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = session.Run(ctx) })
+			wg.Go(func() {
+				_ = leader.Run(ctx, func(ctx context.Context, t postgres.Term) { e.Run(ctx, session, t) })
+			})
+			wg.Wait()
+		}
+	}
 	run := func(ctx context.Context) error {
 		client.Connect()
 		defer client.Disconnect(250)
+		if esc != nil {
+			done := make(chan struct{})
+			go func() { defer close(done); esc(ctx) }()
+			defer func() { <-done }()
+		}
 		return cmd.Run(ctx)
 	}
-	return center, cmd, service{"center-consumer", run}, subscribed, nil
+	return center, cmd, service{"center-consumer", run}, subscribed, health, nil
 }

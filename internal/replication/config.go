@@ -51,6 +51,21 @@ type CenterConfig struct {
 	CommandTTL   time.Duration `yaml:"command_ttl"`   // the site refuses a command older than this; default 10m
 	Sites        []SiteInfo    `yaml:"sites"`         // what the screens call each site (optional)
 	HA           *HAConfig     `yaml:"ha"`            // one instance of a group on one PostgreSQL (ha_config.go)
+	// Escalate: alarms nobody acknowledged, escalated by the center to
+	// receivers routed by the site's region (escalate_config.go).
+	Escalate *EscalateConfig `yaml:"escalate"`
+}
+
+// Escalation is the escalation section in effect: center.escalate, or
+// the older center.ha.escalate; nil when neither is set.
+func (c *CenterConfig) Escalation() *EscalateConfig {
+	if c.Escalate != nil {
+		return c.Escalate
+	}
+	if c.HA != nil {
+		return c.HA.Escalate
+	}
+	return nil
 }
 
 // SiteInfo is what the center's screens call a site.
@@ -99,6 +114,9 @@ func (c *CenterConfig) SetDefaults(broker string) {
 	}
 	if c.CommandTTL == 0 {
 		c.CommandTTL = 10 * time.Minute
+	}
+	if c.Escalate != nil {
+		c.Escalate.SetDefaults()
 	}
 }
 
@@ -173,6 +191,18 @@ func (c *CenterConfig) Validate(demo bool) error {
 		}
 		if u, err := url.Parse(s.URL); s.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https")) {
 			return cfgerr.Errorf(fmt.Sprintf("sites[%d].url", i), "%q is not an http(s) URL", s.URL)
+		}
+	}
+	if c.Escalate != nil && c.HA != nil && c.HA.Escalate != nil {
+		return cfgerr.Errorf("ha.escalate", "is set besides center.escalate; fix: keep center.escalate only (ha.escalate is its older place)")
+	}
+	if c.Escalate != nil {
+		if err := c.Escalate.Validate(c.Sites); err != nil {
+			return cfgerr.Prefix("escalate", err)
+		}
+	} else if c.HA != nil && c.HA.Escalate != nil {
+		if err := c.HA.Escalate.Validate(c.Sites); err != nil {
+			return cfgerr.Prefix("ha.escalate", err)
 		}
 	}
 	return c.validate(demo, "ssl://center-broker.example:8883")

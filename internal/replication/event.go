@@ -22,6 +22,12 @@ const (
 	KindAlarm     = "alarm"
 	KindWorkOrder = "workorder"
 	KindIncident  = "incident"
+	// KindHandover is a shift handover (交接班), signed or accepted: key
+	// is its id, doc as the site's API returns it.
+	KindHandover = "handover"
+	// KindNotification is a message the site's alerting sent (event.Sent):
+	// key is the delivery attempt's id.
+	KindNotification = "notification"
 	// KindCommand carries a command's result (Result) up: key is the
 	// command's id.
 	KindCommand = "command"
@@ -29,15 +35,25 @@ const (
 
 // Event is one change, as published on propgate/v1/site/{site}/event/{kind}.
 type Event struct {
-	V       int             `json:"v"`
-	Site    string          `json:"site"`
-	Seq     int64           `json:"seq"` // the site's outbox sequence: strictly increasing, the idempotency key with Site
-	Kind    string          `json:"kind"`
-	Key     string          `json:"key"` // the record's id at the site
-	At      time.Time       `json:"at"`  // when the change happened at the site
-	Op      string          `json:"op"`  // upsert
-	Doc     json.RawMessage `json:"doc"` // the whole record after the change
-	Changed []string        `json:"changed,omitempty"`
+	V    int    `json:"v"`
+	Site string `json:"site"`
+	Seq  int64  `json:"seq"` // the site's outbox sequence: strictly increasing, the idempotency key with Site and Epoch
+	// Epoch names the site's outbox (its database): generated once when
+	// the outbox is created, so that a site whose database is replaced
+	// (seq from 1 again) is told apart from one repeating itself. Epochs
+	// sort by when they were made (a newer one sorts after). Absent (an
+	// older site gateway): the old behaviour, one sequence per site.
+	Epoch string `json:"epoch,omitempty"`
+	// EpochFrom is the epoch's first seq when above 1: the outbox existed
+	// before epochs did (the site was upgraded) and its sequence goes on,
+	// so the center keeps what it has of the site.
+	EpochFrom int64           `json:"epoch_from,omitempty"`
+	Kind      string          `json:"kind"`
+	Key       string          `json:"key"` // the record's id at the site
+	At        time.Time       `json:"at"`  // when the change happened at the site
+	Op        string          `json:"op"`  // upsert
+	Doc       json.RawMessage `json:"doc"` // the whole record after the change
+	Changed   []string        `json:"changed,omitempty"`
 }
 
 var siteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -73,11 +89,14 @@ func ValidSite(id string) bool { return siteRE.MatchString(id) }
 
 // Status is a site's status message.
 type Status struct {
-	V     int       `json:"v"`
-	Site  string    `json:"site"`
-	State string    `json:"state"`          // online or offline (the last will)
-	Head  int64     `json:"head,omitempty"` // the newest seq the broker acknowledged
-	At    time.Time `json:"at,omitempty"`   // when the site sent it (absent in the last will)
+	V     int    `json:"v"`
+	Site  string `json:"site"`
+	State string `json:"state"`          // online or offline (the last will)
+	Head  int64  `json:"head,omitempty"` // the newest seq the broker acknowledged
+	// Epoch and EpochFrom: the outbox's, as in Event.
+	Epoch     string    `json:"epoch,omitempty"`
+	EpochFrom int64     `json:"epoch_from,omitempty"`
+	At        time.Time `json:"at,omitempty"` // when the site sent it (absent in the last will)
 }
 
 // ErrNewerVersion: the envelope is of a schema version this gateway does
@@ -127,6 +146,12 @@ type Outbox interface {
 	Prune(ctx context.Context, sentBefore time.Time) (int64, error)
 }
 
+// Epocher is an outbox that knows its epoch (Event.Epoch): the
+// publisher's status carries it.
+type Epocher interface {
+	Epoch() (id string, from int64)
+}
+
 // Center applies events at the center.
 type Center interface {
 	// Apply stores e once per (site, seq); applied is false for a
@@ -150,6 +175,10 @@ type Site struct {
 	Contiguous   int64      `json:"complete_to"` // every event up to this seq is at the center
 	Head         int64      `json:"head_seq"`    // the newest seq known to exist at the site
 	Resynced     *time.Time `json:"resynced_at,omitempty"`
+	// Epoch is the site's current outbox epoch ("" before epochs), since
+	// when the center follows it (a replaced database starts a new one).
+	Epoch      string     `json:"epoch,omitempty"`
+	EpochSince *time.Time `json:"epoch_since,omitempty"`
 }
 
 // Record is one site record as the center holds it.

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"net/url"
 	"regexp"
 	"time"
 
@@ -24,26 +23,19 @@ type HAConfig struct {
 	// Timeout).
 	Every   time.Duration `yaml:"every"`
 	Timeout time.Duration `yaml:"timeout"`
-	// Escalate, when set: an alarm of these priorities left
-	// unacknowledged at its site this long is escalated by the center,
-	// once per occurrence.
+	// Escalate is the older place of center.escalate (kept working: a
+	// config sets one or the other, see CenterConfig.Escalation).
 	Escalate *EscalateConfig `yaml:"escalate"`
 }
 
-// EscalateConfig is ha.escalate.
-type EscalateConfig struct {
-	After      time.Duration `yaml:"after"`      // default 10m
-	Priorities []string      `yaml:"priorities"` // default [critical]
-	Every      time.Duration `yaml:"every"`      // how often the leader looks; default 10s
-	// Webhook receives each escalation (POST, JSON, header Idempotency-Key).
-	Webhook     string        `yaml:"webhook"`
-	SendTimeout time.Duration `yaml:"send_timeout"` // default 10s
-}
+// DefaultGroup is a group's name when ha.group is not set, and the group
+// whose leader lock a single center takes for its singleton work.
+const DefaultGroup = "center"
 
 // SetDefaults fills unset values.
 func (c *HAConfig) SetDefaults() {
 	if c.Group == "" {
-		c.Group = "center"
+		c.Group = DefaultGroup
 	}
 	if c.Every == 0 {
 		c.Every = time.Second
@@ -51,19 +43,8 @@ func (c *HAConfig) SetDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Second
 	}
-	if e := c.Escalate; e != nil {
-		if e.After == 0 {
-			e.After = 10 * time.Minute
-		}
-		if len(e.Priorities) == 0 {
-			e.Priorities = []string{"critical"}
-		}
-		if e.Every == 0 {
-			e.Every = 10 * time.Second
-		}
-		if e.SendTimeout == 0 {
-			e.SendTimeout = 10 * time.Second
-		}
+	if c.Escalate != nil {
+		c.Escalate.SetDefaults()
 	}
 }
 
@@ -81,24 +62,6 @@ func (c *HAConfig) Validate(clientID string) error {
 		return cfgerr.Errorf("every", "%v is out of range; fix: between 100ms and 10s (default 1s)", c.Every)
 	case c.Timeout < 100*time.Millisecond || c.Timeout > 30*time.Second:
 		return cfgerr.Errorf("timeout", "%v is out of range; fix: between 100ms and 30s (default 2s)", c.Timeout)
-	}
-	if e := c.Escalate; e != nil {
-		u, err := url.Parse(e.Webhook)
-		switch {
-		case e.Webhook == "":
-			return cfgerr.Errorf("escalate.webhook", "is required; fix: the URL that receives the center's escalations")
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			return cfgerr.Errorf("escalate.webhook", "is not an http(s) URL; fix: e.g. https://ops.example.com/hooks/center")
-		case e.After < 0 || e.Every < 0 || e.SendTimeout < 0:
-			return cfgerr.Errorf("escalate", "durations must not be negative")
-		}
-		for i, p := range e.Priorities {
-			switch p {
-			case "critical", "high", "medium", "low":
-			default:
-				return cfgerr.Errorf("escalate.priorities", "[%d] %q is not a priority; fix: critical, high, medium or low", i, p)
-			}
-		}
 	}
 	return nil
 }

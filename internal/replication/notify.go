@@ -10,9 +10,13 @@ import (
 // sent, sent by the center's leader only, so that two center instances
 // never both send it (docs/multisite.md, high availability).
 type Notification struct {
-	Key     string          `json:"key"` // the idempotency key: what it is about, once
-	Site    string          `json:"site"`
-	Kind    string          `json:"kind"` // escalation
+	Key  string `json:"key"` // the idempotency key: what it is about, once
+	Site string `json:"site"`
+	Kind string `json:"kind"` // escalation
+	// Route is the id of the route (center.escalate.routes) whose
+	// receiver it goes to; "" (recorded before routes existed): the
+	// default route.
+	Route   string          `json:"route,omitempty"`
 	Created time.Time       `json:"created"`
 	Payload json.RawMessage `json:"payload"`
 	// Attempt counts the sends, from 1. Above 1 the receiver may have had

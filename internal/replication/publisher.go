@@ -116,7 +116,11 @@ func (p *Publisher) housekeeping(ctx context.Context) {
 		}
 		head, err := p.outbox.Head(ctx)
 		if err == nil && (head != p.lastHead || now.Sub(p.lastStatus) >= every) {
-			b, _ := json.Marshal(Status{V: Version, Site: p.Site, State: "online", Head: head, At: now})
+			st := Status{V: Version, Site: p.Site, State: "online", Head: head, At: now}
+			if ep, ok := p.outbox.(Epocher); ok {
+				st.Epoch, st.EpochFrom = ep.Epoch()
+			}
+			b, _ := json.Marshal(st)
 			if err := rs.PublishRetained(ctx, StatusTopic(p.Site), b); err == nil {
 				p.lastHead, p.lastStatus = head, now
 			}

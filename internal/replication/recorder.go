@@ -50,6 +50,11 @@ func Envelope(site string, ev event.Event) (Event, bool, error) {
 		}
 	case ev.Type == event.EventIncident && ev.Incident != nil:
 		e.Kind, e.Key, doc = KindIncident, strconv.FormatInt(ev.Incident.ID, 10), ev.Incident
+	case ev.Type == event.EventHandover && ev.Handover != nil:
+		e.Kind, e.Key, doc = KindHandover, strconv.FormatInt(ev.Handover.ID, 10), ev.Handover
+		e.Changed = []string{"status"}
+	case ev.Type == event.EventSent && ev.Sent != nil:
+		e.Kind, e.Key, doc = KindNotification, strconv.FormatInt(ev.Sent.ID, 10), ev.Sent
 	default:
 		return e, false, nil
 	}

@@ -198,14 +198,15 @@ func TestSiteToCenterIntegration(t *testing.T) {
 
 	// 4. A redelivered event (QoS 1 duplicate, a bridge replay) changes
 	// nothing; an old event for a record never overwrites a newer one.
-	old := replication.Event{V: 1, Site: "yushan-garden", Seq: 2, Kind: replication.KindAlarm, Key: "pump-low:b3", Op: "upsert",
+	epoch, _ := outbox.Epoch() // the site's database: its events are of its epoch
+	old := replication.Event{V: 1, Site: "yushan-garden", Epoch: epoch, Seq: 2, Kind: replication.KindAlarm, Key: "pump-low:b3", Op: "upsert",
 		Doc: json.RawMessage(`{"id":"pump-low:b3","state":"acknowledged","priority":"high"}`)}
 	b, _ := json.Marshal(old)
 	if tok := sc.Publish(replication.EventTopic("yushan-garden", "alarm"), 1, false, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	waitFor(t, "the duplicate handled", func() bool { n, d := got.count(); _ = n; return d == 1 })
-	if ok, err := center.Apply(ctx, replication.Event{V: 1, Site: "yushan-garden", Seq: 7, Kind: "alarm", Key: "pump-low:b3", Doc: old.Doc}, time.Now()); err != nil || ok {
+	if ok, err := center.Apply(ctx, replication.Event{V: 1, Site: "yushan-garden", Epoch: epoch, Seq: 7, Kind: "alarm", Key: "pump-low:b3", Doc: old.Doc}, time.Now()); err != nil || ok {
 		t.Fatalf("seq 7 again: %v %v", ok, err)
 	}
 	sites, _ = center.Sites(ctx, time.Now(), time.Minute)

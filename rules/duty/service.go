@@ -37,8 +37,17 @@ type Deps struct {
 	// admin cannot remove them.
 	Required []string
 	Location *time.Location // dates in searches and printouts; default time.Local
+	// Observer, when set, is told of each handover signed or accepted
+	// (after it is stored): the event bus, for replication to the center.
+	Observer Observer
 	Log      *slog.Logger
 	Now      func() time.Time
+}
+
+// Observer is told of a handover's changes (signed, accepted), after
+// they are stored; it must not block.
+type Observer interface {
+	HandoverChanged(h Handover)
 }
 
 // Service is the roster, the handovers and the duty log.
@@ -389,6 +398,9 @@ func (s *Service) Sign(ctx context.Context, team, remarks string, by Who) (*Hand
 		return nil, err
 	}
 	s.d.Log.Info("handover signed", "handover", h.ID, "team", team, "by", by.Username, "open_items", h.Summary.Open())
+	if s.d.Observer != nil {
+		s.d.Observer.HandoverChanged(*h)
+	}
 	return h, nil
 }
 
@@ -418,6 +430,9 @@ func (s *Service) Accept(ctx context.Context, id int64, note string, by Who) (*H
 	}
 	h.Incoming, h.Status = &in, Accepted
 	s.d.Log.Info("handover accepted", "handover", id, "team", h.Team, "by", by.Username)
+	if s.d.Observer != nil {
+		s.d.Observer.HandoverChanged(*h)
+	}
 	return h, nil
 }
 

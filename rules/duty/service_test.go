@@ -62,7 +62,13 @@ type fixture struct {
 	orders *workorder.Service
 	svc    *duty.Service
 	path   string
+	told   observed
 }
+
+// observed keeps what the service told its observer (the bus).
+type observed struct{ hs []duty.Handover }
+
+func (o *observed) HandoverChanged(h duty.Handover) { o.hs = append(o.hs, h) }
 
 func newFixture(t *testing.T, src duty.Sources, seedTeams []duty.Team) *fixture {
 	t.Helper()
@@ -87,7 +93,7 @@ func (f *fixture) open(t *testing.T, src duty.Sources, seedTeams []duty.Team) {
 		src.WorkOrders = f.rules
 	}
 	f.svc = duty.NewService(duty.Deps{Store: f.store, Sources: src, Orders: orders{f.rules, f.orders}, People: people, Seed: seedTeams,
-		Required: []string{"engineering"}, Location: shanghai, Log: log, Now: f.clk.now})
+		Required: []string{"engineering"}, Location: shanghai, Log: log, Now: f.clk.now, Observer: &f.told})
 	if err := f.svc.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +253,12 @@ func TestHandoverRoundTrip(t *testing.T) {
 	}
 	if _, err := f.svc.Accept(ctx, 999, "", duty.Who{Username: "li.ming"}); !errors.Is(err, duty.ErrNotFound) {
 		t.Fatalf("no such handover: %v", err)
+	}
+	// The observer (the bus: replication to the center) was told of the
+	// signing and the acceptance, stored, and of nothing refused.
+	if hs := f.told.hs; len(hs) != 2 || hs[0].ID != h.ID || hs[0].Status != duty.Signed || hs[1].Status != duty.Accepted ||
+		hs[1].Incoming == nil || hs[1].Incoming.By != "wang.li" || !hs[1].Incoming.At.Equal(f.clk.t) {
+		t.Fatalf("observer told %+v", hs)
 	}
 	// Stored as it was: the snapshot, both signatures.
 	al[0].State = rules.StateNormal

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/duty"
 	"github.com/propgate/gateway/rules/playbook"
 	"github.com/propgate/gateway/rules/workorder"
 )
@@ -23,7 +24,9 @@ const (
 	EventAlarm     EventType = "alarm"
 	EventWorkOrder EventType = "workorder"
 	EventIncident  EventType = "incident"
-	EventNotify    EventType = "notify" // a playbook asks for people in roles to be told
+	EventNotify    EventType = "notify"   // a playbook asks for people in roles to be told
+	EventHandover  EventType = "handover" // a shift handover signed or accepted
+	EventSent      EventType = "sent"     // a message the site's alerting sent
 )
 
 // Event is one change, published on the Bus for the dashboard and alerting.
@@ -36,6 +39,25 @@ type Event struct {
 	Change     *workorder.HistoryEntry `json:"change,omitempty"`
 	Incident   *playbook.Incident      `json:"incident,omitempty"`
 	Notify     *playbook.Notification  `json:"notify,omitempty"`
+	Handover   *duty.Handover          `json:"handover,omitempty"`
+	Sent       *Sent                   `json:"sent,omitempty"`
+}
+
+// Sent is a message the site's alerting sent (alerts.Attempt with result
+// sent): to whom (a person id), by which channel, about which alerts and
+// alarms — never the address it went to.
+type Sent struct {
+	ID       int64     `json:"id"` // the delivery attempt's id at the site
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"` // alert, escalation, reminder, resolved, notify
+	Alerts   []string  `json:"alerts,omitempty"`
+	Alarms   []string  `json:"alarms,omitempty"`
+	Person   string    `json:"person"`
+	Channel  string    `json:"channel"`
+	Endpoint string    `json:"endpoint,omitempty"` // the budget's name, never a URL
+	Try      int       `json:"try"`
+	Status   string    `json:"status"` // sent
+	Drill    bool      `json:"drill"`
 }
 
 // Bus fans events out to subscribers without ever blocking the publisher:
@@ -51,6 +73,7 @@ var (
 	_ rules.Observer     = (*Bus)(nil)
 	_ workorder.Observer = (*Bus)(nil)
 	_ playbook.Observer  = (*Bus)(nil)
+	_ duty.Observer      = (*Bus)(nil)
 )
 
 // Sub is one subscriber.
@@ -144,6 +167,16 @@ func (b *Bus) IncidentChanged(in *playbook.Incident) {
 		at = in.Timeline[n-1].At // the change just recorded
 	}
 	b.Publish(Event{Type: EventIncident, At: at, Incident: in})
+}
+
+// HandoverChanged implements duty.Observer: at when it was signed, or
+// accepted.
+func (b *Bus) HandoverChanged(h duty.Handover) {
+	at := h.Outgoing.At
+	if h.Incoming != nil {
+		at = h.Incoming.At
+	}
+	b.Publish(Event{Type: EventHandover, At: at, Handover: &h})
 }
 
 // Notify implements playbook.Observer.

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/internal/i18n"
 	"github.com/propgate/gateway/internal/replication"
@@ -18,9 +22,11 @@ import (
 )
 
 // Escalation is the payload of a center escalation: a site's alarm nobody
-// acknowledged within ha.escalate.after.
+// acknowledged within center.escalate.after.
 type Escalation struct {
 	Site     string    `json:"site"`
+	SiteName string    `json:"site_name,omitempty"` // center.sites[].name
+	Region   string    `json:"region,omitempty"`    // center.sites[].region
 	Alarm    string    `json:"alarm"`
 	Name     string    `json:"name,omitempty"`
 	NameZH   string    `json:"name_zh,omitempty"`
@@ -32,46 +38,125 @@ type Escalation struct {
 	TextEN   string    `json:"text_en"`
 }
 
-// escalateLoop records an escalation for each overdue alarm (once per
-// occurrence: the key is site, alarm and since) and wakes the sender.
-func (in *Instance) escalateLoop(ctx context.Context) {
-	e := in.cfg.Escalate
-	every(ctx, e.Every, nil, func() {
-		now := in.d.Now()
-		due, err := in.d.Store.OverdueAlarms(ctx, e.Priorities, now.Add(-e.After), 500)
+// EscalationStore is what escalating needs of the center's database.
+type EscalationStore interface {
+	OverdueAlarms(ctx context.Context, priorities []string, before time.Time, limit int) ([]postgres.Overdue, error)
+	Escalate(ctx context.Context, key string, ns []replication.Notification, unrouted replication.Notification) (int, error)
+	Claim(ctx context.Context, s *postgres.LockSession, ep *postgres.Epoch, by string, limit int, stale time.Duration, now time.Time) ([]replication.Notification, error)
+	Sent(ctx context.Context, key string, at time.Time) error
+	Failed(ctx context.Context, key, why string, retry time.Time, maxAttempts int) error
+}
+
+// EscalatorDeps are an Escalator's collaborators.
+type EscalatorDeps struct {
+	Store EscalationStore
+	// Sender delivers a notification to its route's receiver (default:
+	// Routes over the config's webhooks).
+	Sender Sender
+	Sites  []replication.SiteInfo // center.sites: names and regions
+	By     string                 // who claims (the instance's client id)
+	Log    *slog.Logger
+	Now    func() time.Time
+	Loc    *time.Location // how times read in messages; default time.Local
+}
+
+// Escalator is the center's singleton work of escalating alarms nobody
+// acknowledged and sending the notifications, routed by the site's
+// region: run by whoever holds the leader lock — a group's leader, or a
+// single center (alone, trivially the leader; the lock still keeps a
+// second one started by mistake from sending too).
+type Escalator struct {
+	cfg     replication.EscalateConfig
+	d       EscalatorDeps
+	sites   map[string]replication.SiteInfo
+	metrics *escalationMetrics
+	kick    chan struct{}
+}
+
+// NewEscalator builds the work (nothing runs until Run); cfg has its
+// defaults and was validated.
+func NewEscalator(cfg replication.EscalateConfig, d EscalatorDeps) *Escalator {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Loc == nil {
+		d.Loc = time.Local
+	}
+	if d.Sender == nil {
+		d.Sender = NewRoutes(cfg.Receivers(), &http.Client{Timeout: cfg.SendTimeout})
+	}
+	sites := make(map[string]replication.SiteInfo, len(d.Sites))
+	for _, s := range d.Sites {
+		sites[s.ID] = s
+	}
+	return &Escalator{cfg: cfg, d: d, sites: sites, kick: make(chan struct{}, 1)}
+}
+
+// Run escalates and sends while the term lasts (ctx ends with it); s is
+// the leader's lock session: every claim goes through it.
+func (e *Escalator) Run(ctx context.Context, s *postgres.LockSession, t postgres.Term) {
+	var wg sync.WaitGroup
+	wg.Go(func() { e.escalateLoop(ctx) })
+	wg.Go(func() { e.dispatchLoop(ctx, s, t) })
+	wg.Wait()
+}
+
+// escalateLoop records the escalations of each overdue alarm (once per
+// occurrence: the key is site, alarm and since; one notification per
+// route covering the site) and wakes the sender.
+func (e *Escalator) escalateLoop(ctx context.Context) {
+	every(ctx, e.cfg.Every, nil, func() {
+		now := e.d.Now()
+		due, err := e.d.Store.OverdueAlarms(ctx, e.cfg.Priorities, now.Add(-e.cfg.After), 500)
 		if err != nil {
 			if ctx.Err() == nil {
-				in.d.Log.Warn("center: looking for overdue alarms", "err", err)
+				e.d.Log.Warn("center: looking for overdue alarms", "err", err)
 			}
 			return
 		}
+		added := 0
 		for _, o := range due {
-			n, err := escalation(o, now, in.d.Loc)
+			site := e.sites[o.Site]
+			routes := e.cfg.Match(o.Site, site.Region)
+			ns, unrouted, err := escalations(o, site, routes, now, e.d.Loc)
 			if err != nil {
-				in.d.Log.Warn("center: escalation not recorded", "site", o.Site, "alarm", o.Key, "err", err)
+				e.d.Log.Warn("center: escalation not recorded", "site", o.Site, "alarm", o.Key, "err", err)
 				continue
 			}
-			ok, err := in.d.Store.Enqueue(ctx, n)
+			n, err := e.d.Store.Escalate(ctx, o.Escalation, ns, unrouted)
 			if err != nil {
 				if ctx.Err() == nil {
-					in.d.Log.Warn("center: recording an escalation", "err", err)
+					e.d.Log.Warn("center: recording an escalation", "err", err)
 				}
 				return
 			}
-			if ok {
-				in.metrics.escalated()
+			if len(routes) == 0 {
+				e.metrics.notification("unrouted")
+				e.d.Log.Warn("center: an escalation no route covers: nobody is told; fix: a route for its region or site, or a default route (center.escalate.routes)",
+					"site", o.Site, "region", site.Region, "alarm", o.Key)
+				continue
 			}
+			if n > 0 {
+				e.metrics.escalated()
+			}
+			added += n
 		}
-		if len(due) > 0 {
+		if added > 0 {
 			select {
-			case in.kick <- struct{}{}:
+			case e.kick <- struct{}{}:
 			default:
 			}
 		}
 	})
 }
 
-func escalation(o postgres.Overdue, now time.Time, loc *time.Location) (replication.Notification, error) {
+// escalations builds an overdue alarm's notification for each route
+// (key: the escalation's key and the route's id), and the record of an
+// escalation no route covers.
+func escalations(o postgres.Overdue, site replication.SiteInfo, routes []replication.EscalationRoute, now time.Time, loc *time.Location) ([]replication.Notification, replication.Notification, error) {
 	var a struct {
 		Name   string `json:"name"`
 		NameZH string `json:"name_zh"`
@@ -79,23 +164,38 @@ func escalation(o postgres.Overdue, now time.Time, loc *time.Location) (replicat
 	}
 	_ = json.Unmarshal(o.Doc, &a) // the record came through Decode; a field it lacks stays empty
 	min := int(now.Sub(o.Since) / time.Minute)
-	p := Escalation{Site: o.Site, Alarm: o.Key, Name: a.Name, NameZH: a.NameZH, Priority: o.Priority, Since: o.Since, Value: a.Value, Minutes: min}
+	p := Escalation{Site: o.Site, SiteName: site.Name, Region: site.Region, Alarm: o.Key, Name: a.Name, NameZH: a.NameZH,
+		Priority: o.Priority, Since: o.Since, Value: a.Value, Minutes: min}
 	name := func(lang i18n.Lang) string {
 		if s := i18n.Pick(lang, a.NameZH, a.Name); s != "" {
 			return s
 		}
 		return o.Key
 	}
+	where := o.Site
+	if site.Name != "" {
+		where = site.Name
+	}
+	if site.Region != "" {
+		where = site.Region + " " + where
+	}
 	text := func(lang i18n.Lang) string {
-		return fmt.Sprintf("【%s】%s · %s（%s）%s %s，%s", i18n.T(lang, "msg.kind.escalation"), o.Site, name(lang), i18n.T(lang, "priority."+o.Priority),
+		return fmt.Sprintf("【%s】%s · %s（%s）%s %s，%s", i18n.T(lang, "msg.kind.escalation"), where, name(lang), i18n.T(lang, "priority."+o.Priority),
 			i18n.T(lang, "msg.since"), o.Since.In(loc).Format("01-02 15:04"), i18n.Tf(lang, "msg.center_unacked", min))
 	}
 	p.Text, p.TextEN = text(i18n.ZH), text(i18n.EN)
 	b, err := json.Marshal(p)
 	if err != nil {
-		return replication.Notification{}, err
+		return nil, replication.Notification{}, err
 	}
-	return replication.Notification{Key: o.Escalation, Site: o.Site, Kind: "escalation", Created: now, Payload: b}, nil
+	base := replication.Notification{Key: o.Escalation, Site: o.Site, Kind: "escalation", Created: now, Payload: b}
+	ns := make([]replication.Notification, 0, len(routes))
+	for _, r := range routes {
+		n := base
+		n.Key, n.Route = o.Escalation+"@"+r.ID, r.ID
+		ns = append(ns, n)
+	}
+	return ns, base, nil
 }
 
 // dispatchLoop sends what is recorded, claimed through the leader's lock
@@ -103,15 +203,14 @@ func escalation(o postgres.Overdue, now time.Time, loc *time.Location) (replicat
 // A notification whose sender died mid-send is sent again once its claim
 // is older than stale (longer than a send may take), with its attempt
 // number: the receiver can tell, and drops a copy by the key.
-func (in *Instance) dispatchLoop(ctx context.Context, t postgres.Term) {
-	e := in.cfg.Escalate
-	stale := e.SendTimeout + in.session.Grace() + time.Second
-	every(ctx, in.cfg.Every, in.kick, func() {
+func (e *Escalator) dispatchLoop(ctx context.Context, s *postgres.LockSession, t postgres.Term) {
+	stale := e.cfg.SendTimeout + s.Grace() + time.Second
+	every(ctx, s.Every(), e.kick, func() {
 		for ctx.Err() == nil {
-			batch, err := in.d.Store.Claim(ctx, in.session, t.Epoch, in.clientID, claimBatch, stale, in.d.Now())
+			batch, err := e.d.Store.Claim(ctx, s, t.Epoch, e.d.By, claimBatch, stale, e.d.Now())
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, postgres.ErrEpochOver) {
-					in.d.Log.Warn("center: claiming notifications", "err", err)
+					e.d.Log.Warn("center: claiming notifications", "err", err)
 				}
 				return
 			}
@@ -119,36 +218,96 @@ func (in *Instance) dispatchLoop(ctx context.Context, t postgres.Term) {
 				return
 			}
 			for _, n := range batch {
-				in.send(ctx, n)
+				e.send(ctx, n)
 			}
 		}
 	})
 }
 
-func (in *Instance) send(ctx context.Context, n replication.Notification) {
-	timeout := in.cfg.Escalate.SendTimeout
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	err := in.d.Sender.Send(sctx, n)
+func (e *Escalator) send(ctx context.Context, n replication.Notification) {
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
+	err := e.d.Sender.Send(sctx, n)
 	cancel()
 	// The outcome is a fact: recorded even if leadership ended meanwhile.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	if err == nil {
-		in.metrics.notification("sent")
-		if err := in.d.Store.Sent(rctx, n.Key, in.d.Now()); err != nil {
-			in.d.Log.Warn("center: recording a sent notification", "key", n.Key, "err", err)
+		e.metrics.notification("sent")
+		if err := e.d.Store.Sent(rctx, n.Key, e.d.Now()); err != nil {
+			e.d.Log.Warn("center: recording a sent notification", "key", n.Key, "err", err)
 		}
 		return
 	}
-	result := "retry"
-	if n.Attempt >= maxAttempts {
-		result = "failed"
+	result, attempts := "retry", maxAttempts
+	if n.Attempt >= maxAttempts || errors.Is(err, ErrNoRoute) {
+		result, attempts = "failed", 0 // a route no longer configured: given up at once
 	}
-	in.metrics.notification(result)
-	in.d.Log.Warn("center: notification not delivered", "key", n.Key, "attempt", n.Attempt, "err", err)
-	retry := in.d.Now().Add(min(time.Duration(n.Attempt)*10*time.Second, 5*time.Minute))
-	if err := in.d.Store.Failed(rctx, n.Key, err.Error(), retry, maxAttempts); err != nil {
-		in.d.Log.Warn("center: recording a failed notification", "key", n.Key, "err", err)
+	e.metrics.notification(result)
+	e.d.Log.Warn("center: notification not delivered", "key", n.Key, "route", n.Route, "attempt", n.Attempt, "err", err)
+	retry := e.d.Now().Add(min(time.Duration(n.Attempt)*10*time.Second, 5*time.Minute))
+	if err := e.d.Store.Failed(rctx, n.Key, err.Error(), retry, attempts); err != nil {
+		e.d.Log.Warn("center: recording a failed notification", "key", n.Key, "err", err)
+	}
+}
+
+// ErrNoRoute: a notification's route is not (any more) configured.
+var ErrNoRoute = errors.New("no such route under center.escalate.routes")
+
+// Routes sends each notification to its route's receiver; a notification
+// recorded before routes existed (route "") goes to the default route.
+type Routes map[string]Sender
+
+// NewRoutes is Routes over the routes' webhooks, posting with client.
+func NewRoutes(rs []replication.EscalationRoute, client *http.Client) Routes {
+	out := make(Routes, len(rs)+1)
+	for _, r := range rs {
+		out[r.ID] = Webhook{URL: r.Webhook, Client: client}
+		if r.Default() {
+			out[""] = out[r.ID]
+		}
+	}
+	return out
+}
+
+// Send implements Sender.
+func (r Routes) Send(ctx context.Context, n replication.Notification) error {
+	s, ok := r[n.Route]
+	if !ok {
+		return fmt.Errorf("route %q: %w", n.Route, ErrNoRoute)
+	}
+	return s.Send(ctx, n)
+}
+
+type escalationMetrics struct {
+	notifications *prometheus.CounterVec
+	escalations   prometheus.Counter
+}
+
+// RegisterMetrics registers gateway_center_escalations_total and
+// gateway_center_notifications_total{result} on reg (before Run).
+func (e *Escalator) RegisterMetrics(reg prometheus.Registerer) {
+	m := &escalationMetrics{
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_center_notifications_total",
+			Help: "Center notifications this instance tried to send as leader, by result: sent, retry (failed, tried again later), failed (given up), unrouted (an escalation no route covers: nobody told)."}, []string{"result"}),
+		escalations: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_center_escalations_total",
+			Help: "Overdue alarms this instance recorded for escalation as leader (each occurrence once per center, to each route covering its site)."}),
+	}
+	for _, r := range []string{"sent", "retry", "failed", "unrouted"} {
+		m.notifications.WithLabelValues(r)
+	}
+	reg.MustRegister(m.notifications, m.escalations)
+	e.metrics = m
+}
+
+func (m *escalationMetrics) notification(result string) {
+	if m != nil {
+		m.notifications.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *escalationMetrics) escalated() {
+	if m != nil {
+		m.escalations.Inc()
 	}
 }
 

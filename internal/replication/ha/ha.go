@@ -38,11 +38,6 @@ type Store interface {
 	RegisterInstance(ctx context.Context, group, clientID string, started, now time.Time) error
 	Instances(ctx context.Context, group string) ([]replication.Instance, error)
 	MarkDrained(ctx context.Context, clientID string, at time.Time) error
-	Enqueue(ctx context.Context, n replication.Notification) (bool, error)
-	Claim(ctx context.Context, s *postgres.LockSession, ep *postgres.Epoch, by string, limit int, stale time.Duration, now time.Time) ([]replication.Notification, error)
-	Sent(ctx context.Context, key string, at time.Time) error
-	Failed(ctx context.Context, key, why string, retry time.Time, maxAttempts int) error
-	OverdueAlarms(ctx context.Context, priorities []string, before time.Time, limit int) ([]postgres.Overdue, error)
 }
 
 // Sender delivers one notification; an error means not delivered (it is
@@ -59,16 +54,16 @@ type Deps struct {
 	// credentials, TLS); the instance sets the client id, the session and
 	// the handlers.
 	Broker func() *paho.ClientOptions
-	// Sender delivers escalations (nil: escalations are not enabled).
-	Sender   Sender
-	Consumer *replication.BatchConsumer // applies what this instance receives; Run by the instance
+	// Escalator, when set, escalates alarms nobody acknowledged while
+	// this instance leads (center.escalate).
+	Escalator *Escalator
+	Consumer  *replication.BatchConsumer // applies what this instance receives; Run by the instance
 	// Singleton, when set, is more of the group's one-at-a-time work (the
 	// center's replays of missing events and command resends): run while
 	// this instance leads, its context ended with the term.
 	Singleton func(ctx context.Context) error
 	Log       *slog.Logger
 	Now       func() time.Time
-	Loc       *time.Location // how times read in messages; default time.Local
 }
 
 // Instance is one center instance of a group.
@@ -79,7 +74,6 @@ type Instance struct {
 	metrics  *Metrics // nil until RegisterMetrics
 	session  *postgres.LockSession
 	leader   *postgres.Leader
-	kick     chan struct{}
 
 	consuming atomic.Bool
 	draining  atomic.Int64
@@ -104,11 +98,8 @@ func New(cfg replication.HAConfig, clientID string, d Deps) *Instance {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.Loc == nil {
-		d.Loc = time.Local
-	}
 	s := postgres.NewLockSession(d.Database, postgres.LockOptions{Name: clientID, Every: cfg.Every, Timeout: cfg.Timeout, Log: d.Log})
-	in := &Instance{cfg: cfg, clientID: clientID, d: d, session: s, leader: postgres.NewLeader(s, "center-leader:"+cfg.Group), kick: make(chan struct{}, 1)}
+	in := &Instance{cfg: cfg, clientID: clientID, d: d, session: s, leader: postgres.NewLeader(s, LeaderLock(cfg.Group))}
 	d.Consumer.Filter = replication.SharedFilter(cfg.Group)
 	return in
 }
@@ -140,6 +131,11 @@ func (in *Instance) Run(ctx context.Context) error {
 	wg.Wait()
 	return nil
 }
+
+// LeaderLock names the leader lock of a group: the one a single center
+// (no center.ha:) takes too, as group "center", so that it and a group
+// of that name never both do the singleton work on one database.
+func LeaderLock(group string) string { return "center-leader:" + group }
 
 // slotKey is the lock an instance holds while it consumes under clientID.
 func slotKey(clientID string) int64 { return postgres.LockKey("center-slot:" + clientID) }
@@ -218,9 +214,8 @@ func (in *Instance) lead(ctx context.Context, t postgres.Term) {
 			}
 		})
 	}
-	if in.cfg.Escalate != nil && in.d.Sender != nil {
-		wg.Go(func() { in.escalateLoop(ctx) })
-		wg.Go(func() { in.dispatchLoop(ctx, t) })
+	if in.d.Escalator != nil {
+		wg.Go(func() { in.d.Escalator.Run(ctx, in.session, t) })
 	}
 	wg.Wait()
 }
@@ -373,30 +368,21 @@ func wait(ctx context.Context, tok paho.Token, d time.Duration) error {
 
 // Metrics are an instance's metrics.
 type Metrics struct {
-	drains        *prometheus.CounterVec
-	notifications *prometheus.CounterVec
-	escalations   prometheus.Counter
+	drains *prometheus.CounterVec
 }
 
 // RegisterMetrics registers the instance's metrics on reg (before Run):
-// leadership (gateway_center_leader, _terms_total), consuming, drains,
-// escalations and notifications.
+// leadership (gateway_center_leader, _terms_total), consuming, drains;
+// and the escalator's, when there is one.
 func (in *Instance) RegisterMetrics(reg prometheus.Registerer) {
 	m := &Metrics{
 		drains: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_center_drains_total",
 			Help: "Broker sessions of gone center instances this instance emptied as leader, by result (done, failed)."}, []string{"result"}),
-		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_center_notifications_total",
-			Help: "Center notifications this instance tried to send as leader, by result: sent, retry (failed, tried again later), failed (given up)."}, []string{"result"}),
-		escalations: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_center_escalations_total",
-			Help: "Overdue alarms this instance recorded for escalation as leader (each occurrence once per group)."}),
 	}
 	for _, r := range []string{"done", "failed"} {
 		m.drains.WithLabelValues(r)
 	}
-	for _, r := range []string{"sent", "retry", "failed"} {
-		m.notifications.WithLabelValues(r)
-	}
-	reg.MustRegister(m.drains, m.notifications, m.escalations,
+	reg.MustRegister(m.drains,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_center_leader",
 			Help: "1 while this center instance is its group's leader (holds the PostgreSQL advisory lock and does the singleton work), else 0."},
 			func() float64 { return b2f(in.Leading()) }),
@@ -407,6 +393,9 @@ func (in *Instance) RegisterMetrics(reg prometheus.Registerer) {
 			func() float64 { return b2f(in.Consuming()) }),
 	)
 	in.metrics = m
+	if in.d.Escalator != nil {
+		in.d.Escalator.RegisterMetrics(reg)
+	}
 }
 
 func b2f(b bool) float64 {
@@ -419,17 +408,5 @@ func b2f(b bool) float64 {
 func (m *Metrics) drain(result string) {
 	if m != nil {
 		m.drains.WithLabelValues(result).Inc()
-	}
-}
-
-func (m *Metrics) notification(result string) {
-	if m != nil {
-		m.notifications.WithLabelValues(result).Inc()
-	}
-}
-
-func (m *Metrics) escalated() {
-	if m != nil {
-		m.escalations.Inc()
 	}
 }

@@ -49,15 +49,16 @@ func runInstance(id string) int {
 		return 1
 	}
 	defer center.Close()
-	cfg := replication.HAConfig{Every: 200 * time.Millisecond, Timeout: 500 * time.Millisecond,
-		Escalate: &replication.EscalateConfig{After: 500 * time.Millisecond, Every: 200 * time.Millisecond, Webhook: os.Getenv("HA_TEST_WEBHOOK")}}
+	cfg := replication.HAConfig{Every: 200 * time.Millisecond, Timeout: 500 * time.Millisecond}
 	cfg.SetDefaults()
+	esc := replication.EscalateConfig{After: 500 * time.Millisecond, Every: 200 * time.Millisecond, Webhook: os.Getenv("HA_TEST_WEBHOOK"), SendTimeout: 5 * time.Second}
+	esc.SetDefaults()
 	consumer := replication.NewBatchConsumer(center, log, time.Now, 2)
 	in := ha.New(cfg, id, ha.Deps{Store: center, Database: os.Getenv("HA_TEST_DB"), Consumer: consumer, Log: log,
 		Broker: func() *paho.ClientOptions {
 			return paho.NewClientOptions().AddBroker(os.Getenv("HA_TEST_BROKER")).SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond)
 		},
-		Sender: ha.Webhook{URL: os.Getenv("HA_TEST_WEBHOOK"), Client: &http.Client{Timeout: 5 * time.Second}}})
+		Escalator: ha.NewEscalator(esc, ha.EscalatorDeps{Store: center, By: id, Log: log})})
 	_ = in.Run(ctx)
 	return 0
 }
@@ -219,7 +220,7 @@ func TestCenterInstanceKilledIntegration(t *testing.T) {
 				key, state, prio := fmt.Sprintf("temp-high:ahu-%d", seq%40), "normal", "high"
 				if seq%10 == 0 {
 					key, state, prio = fmt.Sprintf("fire-alarm:zone-%d", seq), "unacknowledged", "critical"
-					critical.Store("escalation:"+site+":"+key+":"+now.Format(time.RFC3339Nano), true)
+					critical.Store("escalation:"+site+":"+key+":"+now.Format(time.RFC3339Nano)+"@default", true)
 				}
 				doc, _ := json.Marshal(map[string]any{"id": key, "name": "Fire alarm", "name_zh": "火灾报警", "state": state, "priority": prio, "since": now, "value": seq})
 				b, _ := json.Marshal(replication.Event{V: 1, Site: site, Seq: seq, Kind: replication.KindAlarm, Key: key, At: now, Op: "upsert", Doc: doc, Changed: []string{"state"}})

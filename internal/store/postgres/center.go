@@ -33,6 +33,15 @@ var centerMigrations = []string{
 		issued TIMESTAMPTZ NOT NULL, expires TIMESTAMPTZ NOT NULL, command JSON NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
 		result_at TIMESTAMPTZ, last_sent TIMESTAMPTZ, sends INTEGER NOT NULL DEFAULT 0);
 	CREATE INDEX center_commands_pending ON center_commands(site, status);`,
+	// Site epochs (docs/multisite.md): an event is once per (site, epoch,
+	// seq); a site follows its newest epoch (its seq tracking starts afresh
+	// on a new one); a record is replaced only by a change of a newer
+	// epoch, or of its epoch with a newer seq. '' is the epoch of what came
+	// without one (older site gateways): the oldest.
+	`ALTER TABLE center_events ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+	ALTER TABLE center_events DROP CONSTRAINT center_events_pkey, ADD PRIMARY KEY (site, epoch, seq);
+	ALTER TABLE center_records ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+	ALTER TABLE center_sites ADD COLUMN epoch TEXT NOT NULL DEFAULT '', ADD COLUMN epoch_since TIMESTAMPTZ;`,
 }
 
 // Center is the monitoring center's store of every site's records.
@@ -78,22 +87,24 @@ func (c *Center) Apply(ctx context.Context, e replication.Event, received time.T
 	}
 	applied := false
 	err = c.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO center_events (site, seq, v, kind, key, at, received, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (site, seq) DO NOTHING`, e.Site, e.Seq, e.V, e.Kind, text(e.Key), ts(e.At), received, string(env))
+		if err := followEpochs(ctx, tx, []string{e.Site}, []string{text(e.Epoch)}, []int64{e.EpochFrom}, received); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO center_events (site, epoch, seq, v, kind, key, at, received, envelope) VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (site, epoch, seq) DO NOTHING`, e.Site, e.Seq, e.V, e.Kind, text(e.Key), ts(e.At), received, string(env), text(e.Epoch))
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
 		applied = true
 		state, prio := summary(e.Kind, e.Doc)
-		if _, err := tx.Exec(ctx, `INSERT INTO center_records (site, kind, key, seq, at, state, priority, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (site, kind, key) DO UPDATE SET seq = excluded.seq, at = excluded.at, state = excluded.state, priority = excluded.priority, doc = excluded.doc
-			WHERE center_records.seq < excluded.seq`, e.Site, e.Kind, text(e.Key), e.Seq, ts(e.At), state, prio, string(e.Doc)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO center_records (site, kind, key, seq, at, state, priority, doc, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (site, kind, key) DO UPDATE SET seq = excluded.seq, at = excluded.at, state = excluded.state, priority = excluded.priority, doc = excluded.doc, epoch = excluded.epoch
+			WHERE `+newerChange, e.Site, e.Kind, text(e.Key), e.Seq, ts(e.At), state, prio, string(e.Doc), text(e.Epoch)); err != nil {
 			return err
 		}
-		if _, err = tx.Exec(ctx, `INSERT INTO center_sites (site, last_seq, last_seen, state_since) VALUES ($1, $2, $3, $3)
-			ON CONFLICT (site) DO UPDATE SET last_seq = GREATEST(center_sites.last_seq, excluded.last_seq), last_seen = GREATEST(center_sites.last_seen, excluded.last_seen),
-				state_since = CASE WHEN center_sites.state = 'online' THEN center_sites.state_since ELSE excluded.last_seen END, state = 'online'`,
-			e.Site, e.Seq, received); err != nil {
+		if _, err = tx.Exec(ctx, `UPDATE center_sites SET last_seq = CASE WHEN epoch = $4 THEN GREATEST(last_seq, $2) ELSE last_seq END, last_seen = GREATEST(last_seen, $3),
+				state_since = CASE WHEN state = 'online' THEN state_since ELSE $3 END, state = 'online' WHERE site = $1`,
+			e.Site, e.Seq, received, text(e.Epoch)); err != nil {
 			return err
 		}
 		if e.Kind == replication.KindCommand {
@@ -107,6 +118,40 @@ func (c *Center) Apply(ctx context.Context, e replication.Event, received time.T
 		return false, fmt.Errorf("center store: applying %s seq %d: %w", e.Site, e.Seq, err)
 	}
 	return applied, nil
+}
+
+// newerChange is the condition under which a stored record (center_records)
+// takes an incoming one (excluded): a newer epoch, or the same epoch and a
+// newer seq. Epochs sort by when the site made them ("C": byte order).
+const newerChange = `(center_records.epoch COLLATE "C" < excluded.epoch COLLATE "C"
+	OR (center_records.epoch = excluded.epoch AND center_records.seq < excluded.seq))`
+
+// followEpochs makes each site follow the newest epoch seen (the
+// parallel slices: a site, an epoch its events or status carry, the
+// epoch's first seq when above 1), creating the site's row when it is
+// new. On an epoch newer than the site's, the site's seq tracking starts
+// afresh (last seq, contiguous, head, gap, replay, resync) — except when
+// the site had no epoch yet and the new one continues the sequence
+// (epoch_from above 1: the same database, upgraded), which keeps it. An
+// older epoch (a late message from a replaced database) changes nothing.
+func followEpochs(ctx context.Context, tx pgx.Tx, sites, epochs []string, from []int64, now time.Time) error {
+	_, err := tx.Exec(ctx, `WITH input AS (
+			SELECT DISTINCT ON (site) site, epoch, from_seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(site, epoch, from_seq)
+			ORDER BY site, epoch COLLATE "C" DESC, from_seq DESC
+		), upd AS (
+			UPDATE center_sites s SET epoch = i.epoch, epoch_since = $4,
+				last_seq = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.last_seq ELSE 0 END,
+				contiguous = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.contiguous ELSE 0 END,
+				head = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.head ELSE 0 END,
+				gap_since = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.gap_since END,
+				replay_asked = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.replay_asked END,
+				resynced = CASE WHEN s.epoch = '' AND i.from_seq > 1 THEN s.resynced END
+			FROM input i WHERE s.site = i.site AND s.epoch COLLATE "C" < i.epoch COLLATE "C"
+		)
+		INSERT INTO center_sites (site, last_seq, last_seen, state_since, epoch, epoch_since)
+		SELECT site, 0, $4, $4, epoch, CASE WHEN epoch <> '' THEN $4::timestamptz END FROM input
+		ON CONFLICT (site) DO NOTHING`, sites, epochs, from, now)
+	return err
 }
 
 // applyResult records a command's result; a replay answered with a
@@ -140,9 +185,9 @@ func advance(ctx context.Context, tx pgx.Tx, site string, now time.Time) error {
 // status moves it on, and a gap that lasts GapWait is only asked for again
 // (a replay is applied once).
 func advanceAll(ctx context.Context, tx pgx.Tx, sites []string, now time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE center_sites s SET contiguous = (SELECT min(e.seq) FROM center_events e WHERE e.site = s.site AND e.seq > s.contiguous
-			AND NOT EXISTS (SELECT 1 FROM center_events f WHERE f.site = e.site AND f.seq = e.seq + 1))
-		WHERE s.site = ANY($1) AND EXISTS (SELECT 1 FROM center_events e WHERE e.site = s.site AND e.seq = s.contiguous + 1)`, sites); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE center_sites s SET contiguous = (SELECT min(e.seq) FROM center_events e WHERE e.site = s.site AND e.epoch = s.epoch AND e.seq > s.contiguous
+			AND NOT EXISTS (SELECT 1 FROM center_events f WHERE f.site = e.site AND f.epoch = e.epoch AND f.seq = e.seq + 1))
+		WHERE s.site = ANY($1) AND EXISTS (SELECT 1 FROM center_events e WHERE e.site = s.site AND e.epoch = s.epoch AND e.seq = s.contiguous + 1)`, sites); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `UPDATE center_sites SET gap_since = CASE WHEN GREATEST(last_seq, head) > contiguous THEN COALESCE(gap_since, $2) END,
@@ -158,11 +203,16 @@ func (c *Center) SiteStatus(ctx context.Context, st replication.Status, received
 		state = "offline"
 	}
 	err := c.tx(ctx, func(tx pgx.Tx) error {
+		if state == "online" { // the last will carries no epoch
+			if err := followEpochs(ctx, tx, []string{st.Site}, []string{text(st.Epoch)}, []int64{st.EpochFrom}, received); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO center_sites (site, last_seq, last_seen, head, state, state_since) VALUES ($1, 0, $2, $3, $4, $2)
-			ON CONFLICT (site) DO UPDATE SET head = GREATEST(center_sites.head, excluded.head),
+			ON CONFLICT (site) DO UPDATE SET head = CASE WHEN center_sites.epoch = $5 THEN GREATEST(center_sites.head, excluded.head) ELSE center_sites.head END,
 				last_seen = CASE WHEN excluded.state = 'online' THEN GREATEST(center_sites.last_seen, excluded.last_seen) ELSE center_sites.last_seen END,
 				state_since = CASE WHEN center_sites.state = excluded.state THEN center_sites.state_since ELSE excluded.state_since END,
-				state = excluded.state`, st.Site, received, st.Head, state); err != nil {
+				state = excluded.state`, st.Site, received, st.Head, state, text(st.Epoch)); err != nil {
 			return err
 		}
 		return advance(ctx, tx, st.Site, received)
@@ -271,7 +321,7 @@ func (c *Center) Command(ctx context.Context, id string) (CommandStatus, error) 
 // Sites lists every site known to the center, by id; a site is online
 // when it was heard from within offlineAfter of now.
 func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Duration) ([]replication.Site, error) {
-	rows, err := c.pool.Query(ctx, `SELECT s.site, s.last_seq, s.last_seen, s.contiguous, s.head, s.state, s.state_since, s.resynced,
+	rows, err := c.pool.Query(ctx, `SELECT s.site, s.last_seq, s.last_seen, s.contiguous, s.head, s.state, s.state_since, s.resynced, s.epoch, s.epoch_since,
 		COALESCE((SELECT json_object_agg(priority, n) FROM (SELECT priority, count(*) AS n FROM center_records r
 			WHERE r.site = s.site AND r.kind = 'alarm' AND r.state IN ('unacknowledged', 'acknowledged') GROUP BY priority) p), '{}'),
 		(SELECT count(*) FROM center_records r WHERE r.site = s.site AND r.kind = 'incident' AND r.state = 'open')
@@ -286,7 +336,7 @@ func (c *Center) Sites(ctx context.Context, now time.Time, offlineAfter time.Dur
 		var byPrio []byte
 		var state string
 		var since *time.Time
-		if err := rows.Scan(&s.Site, &s.LastSeq, &s.LastSeen, &s.Contiguous, &s.Head, &state, &since, &s.Resynced, &byPrio, &s.OpenIncidents); err != nil {
+		if err := rows.Scan(&s.Site, &s.LastSeq, &s.LastSeen, &s.Contiguous, &s.Head, &state, &since, &s.Resynced, &s.Epoch, &s.EpochSince, &byPrio, &s.OpenIncidents); err != nil {
 			return nil, fmt.Errorf("center store: sites: %w", err)
 		}
 		s.ActiveAlarms = map[string]int{}

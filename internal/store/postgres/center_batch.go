@@ -14,32 +14,34 @@ import (
 var _ replication.BatchCenter = (*Center)(nil)
 
 // applyBatchSQL applies a burst of events in one statement (one round
-// trip): the events new by (site, seq) are recorded, each record touched
-// takes the newest of them (only over an older stored seq), each site's
-// last contact moves forward. It returns the (site, seq) that were new.
+// trip): the events new by (site, epoch, seq) are recorded, each record
+// touched takes the newest of them (only over an older stored change:
+// newerChange), each site's last contact and last seq (of its current
+// epoch, followEpochs having run first) move forward. It returns the
+// (site, epoch, seq) that were new.
 const applyBatchSQL = `WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[])
-		AS t(site, seq, v, kind, key, at, envelope, state, priority, doc)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $12::text[])
+		AS t(site, seq, v, kind, key, at, envelope, state, priority, doc, epoch)
 ), ins AS (
-	INSERT INTO center_events (site, seq, v, kind, key, at, received, envelope)
-	SELECT site, seq, v, kind, key, at, $11, envelope::json FROM input
-	ON CONFLICT (site, seq) DO NOTHING
-	RETURNING site, seq
+	INSERT INTO center_events (site, epoch, seq, v, kind, key, at, received, envelope)
+	SELECT site, epoch, seq, v, kind, key, at, $11, envelope::json FROM input
+	ON CONFLICT (site, epoch, seq) DO NOTHING
+	RETURNING site, epoch, seq
 ), newest AS (
-	SELECT DISTINCT ON (i.site, i.kind, i.key) i.site, i.kind, i.key, i.seq, i.at, i.state, i.priority, i.doc
-	FROM input i JOIN ins ON ins.site = i.site AND ins.seq = i.seq
-	ORDER BY i.site, i.kind, i.key, i.seq DESC
+	SELECT DISTINCT ON (i.site, i.kind, i.key) i.site, i.kind, i.key, i.epoch, i.seq, i.at, i.state, i.priority, i.doc
+	FROM input i JOIN ins ON ins.site = i.site AND ins.epoch = i.epoch AND ins.seq = i.seq
+	ORDER BY i.site, i.kind, i.key, i.epoch COLLATE "C" DESC, i.seq DESC
 ), rec AS (
-	INSERT INTO center_records (site, kind, key, seq, at, state, priority, doc)
-	SELECT site, kind, key, seq, at, state, priority, doc::json FROM newest
-	ON CONFLICT (site, kind, key) DO UPDATE SET seq = excluded.seq, at = excluded.at, state = excluded.state, priority = excluded.priority, doc = excluded.doc
-	WHERE center_records.seq < excluded.seq
+	INSERT INTO center_records (site, kind, key, epoch, seq, at, state, priority, doc)
+	SELECT site, kind, key, epoch, seq, at, state, priority, doc::json FROM newest
+	ON CONFLICT (site, kind, key) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, at = excluded.at, state = excluded.state, priority = excluded.priority, doc = excluded.doc
+	WHERE ` + newerChange + `
 ), sites AS (
-	INSERT INTO center_sites (site, last_seq, last_seen)
-	SELECT site, max(seq), $11 FROM ins GROUP BY site
-	ON CONFLICT (site) DO UPDATE SET last_seq = GREATEST(center_sites.last_seq, excluded.last_seq), last_seen = GREATEST(center_sites.last_seen, excluded.last_seen)
+	UPDATE center_sites s SET last_seq = GREATEST(s.last_seq, COALESCE(n.seq, 0)), last_seen = GREATEST(s.last_seen, $11)
+	FROM (SELECT i.site, max(i.seq) FILTER (WHERE i.epoch = c.epoch) AS seq FROM ins i JOIN center_sites c ON c.site = i.site GROUP BY i.site) n
+	WHERE s.site = n.site
 )
-SELECT site, seq FROM ins`
+SELECT site, epoch, seq FROM ins`
 
 // ApplyBatch implements replication.BatchCenter: the same effect as Apply
 // for each event, for a whole burst in one transaction and one round trip
@@ -51,22 +53,24 @@ func (c *Center) ApplyBatch(ctx context.Context, in []replication.Received, rece
 		return applied, nil
 	}
 	type id struct {
-		site string
-		seq  int64
+		site, epoch string
+		seq         int64
 	}
 	first := make(map[id]int, len(in)) // a redelivery within the burst counts once
 	n := len(in)
 	sites, kinds, keys, envs, states, prios, docs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	seqs, vs, ats := make([]int64, 0, n), make([]int32, 0, n), make([]*time.Time, 0, n)
+	epochs, froms := make([]string, 0, n), make([]int64, 0, n)
 	for i, r := range in {
 		e := r.Event
-		k := id{e.Site, e.Seq}
+		k := id{e.Site, text(e.Epoch), e.Seq}
 		if _, dup := first[k]; dup {
 			continue
 		}
 		first[k] = i
 		state, prio := summary(e.Kind, e.Doc)
 		sites, seqs, vs, kinds, keys = append(sites, e.Site), append(seqs, e.Seq), append(vs, int32(e.V)), append(kinds, e.Kind), append(keys, text(e.Key))
+		epochs, froms = append(epochs, k.epoch), append(froms, e.EpochFrom)
 		var at *time.Time
 		if !e.At.IsZero() {
 			at = &e.At
@@ -86,13 +90,16 @@ func (c *Center) ApplyBatch(ctx context.Context, in []replication.Received, rece
 	err := c.tx(ctx, func(tx pgx.Tx) error {
 		clear(applied)
 		results, touched = results[:0], map[string]bool{}
-		rows, err := tx.Query(ctx, applyBatchSQL, sites, seqs, vs, kinds, keys, ats, envs, states, prios, docs, received)
+		if err := followEpochs(ctx, tx, sites, epochs, froms, received); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, applyBatchSQL, sites, seqs, vs, kinds, keys, ats, envs, states, prios, docs, received, epochs)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var k id
-			if err := rows.Scan(&k.site, &k.seq); err != nil {
+			if err := rows.Scan(&k.site, &k.epoch, &k.seq); err != nil {
 				rows.Close()
 				return err
 			}

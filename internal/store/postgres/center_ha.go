@@ -25,6 +25,14 @@ var centerHAMigrations = []string{
 	CREATE INDEX center_notifications_due ON center_notifications (next_try) WHERE state IN ('pending', 'sending');
 	CREATE FUNCTION center_ts(s TEXT) RETURNS TIMESTAMPTZ LANGUAGE plpgsql STABLE AS $$
 		BEGIN RETURN s::timestamptz; EXCEPTION WHEN others THEN RETURN NULL; END $$;`,
+	// Alerts routed by region: an escalation is one notification per
+	// route (route: the route's id; '' before routes: the default one),
+	// all recorded together under the escalation's key (site, alarm,
+	// since), which says the alarm occurrence was escalated — also when
+	// no route covered its site (state 'unrouted', never sent).
+	`ALTER TABLE center_notifications ADD COLUMN route TEXT NOT NULL DEFAULT '', ADD COLUMN escalation TEXT;
+	UPDATE center_notifications SET escalation = key WHERE kind = 'escalation';
+	CREATE INDEX center_notifications_escalation ON center_notifications (escalation);`,
 }
 
 // EnableHA applies the tables of a center run as several instances.
@@ -71,15 +79,38 @@ func (c *Center) MarkDrained(ctx context.Context, clientID string, at time.Time)
 	return nil
 }
 
-// Enqueue records a notification to send, once per key: false when the
-// key was recorded before (by this instance or another).
-func (c *Center) Enqueue(ctx context.Context, n replication.Notification) (bool, error) {
-	tag, err := c.pool.Exec(ctx, `INSERT INTO center_notifications (key, site, kind, created, payload, next_try) VALUES ($1, $2, $3, $4, $5, $4)
-		ON CONFLICT (key) DO NOTHING`, text(n.Key), text(n.Site), n.Kind, n.Created, string(n.Payload))
+// Escalate records the escalation of one alarm occurrence (key: its
+// escalation key, Overdue.Escalation) in one transaction: a notification
+// per route, each once under its own key; with none (no route covers the
+// site) a row in state 'unrouted' that is never sent, so that the
+// occurrence is not looked at again. It returns how many notifications
+// are new (0: this escalation was recorded before, by any instance).
+func (c *Center) Escalate(ctx context.Context, key string, ns []replication.Notification, unrouted replication.Notification) (int, error) {
+	added := 0
+	err := c.tx(ctx, func(tx pgx.Tx) error {
+		added = 0
+		rows := ns
+		state := "pending"
+		if len(ns) == 0 {
+			rows, state = []replication.Notification{unrouted}, "unrouted"
+		}
+		for _, n := range rows {
+			tag, err := tx.Exec(ctx, `INSERT INTO center_notifications (key, site, kind, created, payload, next_try, route, escalation, state)
+				VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8) ON CONFLICT (key) DO NOTHING`,
+				text(n.Key), text(n.Site), n.Kind, n.Created, string(n.Payload), text(n.Route), text(key), state)
+			if err != nil {
+				return err
+			}
+			if state == "pending" {
+				added += int(tag.RowsAffected())
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return false, fmt.Errorf("center store: notification %s: %w", n.Key, err)
+		return 0, fmt.Errorf("center store: escalation %s: %w", key, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return added, nil
 }
 
 // Claim takes up to limit notifications due for sending, marking them
@@ -97,7 +128,7 @@ func (c *Center) Claim(ctx context.Context, s *LockSession, ep *Epoch, by string
 				ORDER BY created, key LIMIT $2 FOR UPDATE SKIP LOCKED)
 			UPDATE center_notifications n SET state = 'sending', attempts = n.attempts + 1, claimed_by = $1, claimed_at = $3
 			FROM due WHERE n.key = due.key
-			RETURNING n.key, n.site, n.kind, n.created, n.payload, n.attempts`, by, limit, now, stale.Microseconds())
+			RETURNING n.key, n.site, n.kind, n.route, n.created, n.payload, n.attempts`, by, limit, now, stale.Microseconds())
 		if err != nil {
 			return err
 		}
@@ -105,7 +136,7 @@ func (c *Center) Claim(ctx context.Context, s *LockSession, ep *Epoch, by string
 		for rows.Next() {
 			var n replication.Notification
 			var payload []byte
-			if err := rows.Scan(&n.Key, &n.Site, &n.Kind, &n.Created, &payload, &n.Attempt); err != nil {
+			if err := rows.Scan(&n.Key, &n.Site, &n.Kind, &n.Route, &n.Created, &payload, &n.Attempt); err != nil {
 				return err
 			}
 			n.Payload = json.RawMessage(payload)
@@ -142,7 +173,7 @@ func (c *Center) Failed(ctx context.Context, key, why string, retry time.Time, m
 }
 
 // NotificationCounts counts the notifications by state (pending, sending,
-// sent, failed), for /metrics and tests.
+// sent, failed, unrouted), for /metrics and tests.
 func (c *Center) NotificationCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := c.pool.Query(ctx, `SELECT state, count(*) FROM center_notifications GROUP BY state`)
 	if err != nil {
@@ -176,7 +207,7 @@ func (c *Center) OverdueAlarms(ctx context.Context, priorities []string, before 
 	rows, err := c.pool.Query(ctx, `SELECT r.site, r.key, r.seq, r.state, r.priority, r.doc, s.since, s.k FROM center_records r,
 		LATERAL (SELECT center_ts(r.doc->>'since') AS since, 'escalation:' || r.site || ':' || r.key || ':' || (r.doc->>'since') AS k) s
 		WHERE r.kind = 'alarm' AND r.state = 'unacknowledged' AND r.priority = ANY($1) AND s.since <= $2
-		AND NOT EXISTS (SELECT 1 FROM center_notifications n WHERE n.key = s.k)
+		AND NOT EXISTS (SELECT 1 FROM center_notifications n WHERE n.escalation = s.k)
 		ORDER BY s.since LIMIT $3`, priorities, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("center store: overdue alarms: %w", err)

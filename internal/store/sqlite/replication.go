@@ -20,18 +20,31 @@ var replicationMigrations = []string{
 	// the command's id; result NULL while it is being applied).
 	`ALTER TABLE replication_outbox ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;
 	CREATE TABLE replication_commands (id TEXT PRIMARY KEY, received INTEGER NOT NULL, result TEXT);`,
+	// The outbox's epoch, made once when this migration runs (with the
+	// outbox, or on the upgrade of an older one): when it was made (UTC,
+	// to the millisecond, so that a newer epoch sorts after) and 8 random
+	// hex digits; first_seq is its first seq (above 1 on an upgrade: the
+	// sequence goes on). A replaced database gets a new one.
+	`CREATE TABLE replication_epoch (epoch TEXT NOT NULL, first_seq INTEGER NOT NULL, created INTEGER NOT NULL);
+	INSERT INTO replication_epoch (epoch, first_seq, created) SELECT
+		replace(strftime('%Y%m%d%H%M%f', 'now'), '.', '') || lower(hex(randomblob(4))),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'replication_outbox'), 0) + 1,
+		CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER);`,
 }
 
 // ReplicationOutbox is the site's queue of changes for the center, in the
 // rules database file.
 type ReplicationOutbox struct {
-	d   *DB
-	now func() time.Time
+	d     *DB
+	now   func() time.Time
+	epoch string
+	from  int64 // the epoch's first seq
 }
 
 var (
 	_ replication.Outbox     = (*ReplicationOutbox)(nil)
 	_ replication.CommandLog = (*ReplicationOutbox)(nil)
+	_ replication.Epocher    = (*ReplicationOutbox)(nil)
 )
 
 // NewReplicationOutbox adds the outbox table to an open database.
@@ -39,7 +52,24 @@ func NewReplicationOutbox(d *DB) (*ReplicationOutbox, error) {
 	if err := d.Migrate("replication", replicationMigrations); err != nil {
 		return nil, err
 	}
-	return &ReplicationOutbox{d: d, now: time.Now}, nil
+	o := &ReplicationOutbox{d: d, now: time.Now}
+	if err := d.r.QueryRow(`SELECT epoch, first_seq FROM replication_epoch`).Scan(&o.epoch, &o.from); err != nil {
+		return nil, fmt.Errorf("replication outbox: its epoch: %w", err)
+	}
+	return o, nil
+}
+
+// Epoch implements replication.Epocher: the outbox's epoch and its first
+// seq (1 for an outbox made with its epoch).
+func (o *ReplicationOutbox) Epoch() (string, int64) { return o.epoch, o.from }
+
+// stamp puts the outbox's epoch on e (every event of this outbox is of
+// it, also those stored before epochs existed).
+func (o *ReplicationOutbox) stamp(e *replication.Event) {
+	e.Epoch, e.EpochFrom = o.epoch, 0
+	if o.from > 1 {
+		e.EpochFrom = o.from
+	}
 }
 
 // Append implements replication.Outbox: the sequence is the row's, and
@@ -53,6 +83,7 @@ func (o *ReplicationOutbox) Append(ctx context.Context, e *replication.Event) er
 		if e.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
+		o.stamp(e)
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -79,6 +110,7 @@ func (o *ReplicationOutbox) Unsent(ctx context.Context, limit int) ([]replicatio
 	}
 	out := make([]replication.Event, len(es))
 	for i, e := range es {
+		o.stamp(e)
 		out[i] = *e
 	}
 	return out, nil
