@@ -10,6 +10,7 @@ import (
 
 	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/httpjson"
+	"github.com/propgate/gateway/internal/centerkpi"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules"
 )
@@ -80,6 +81,8 @@ type CenterSite struct {
 	Name   string `json:"name,omitempty"`
 	Region string `json:"region,omitempty"`
 	URL    string `json:"url,omitempty"`
+	// SLABreaches: open work orders past a deadline now (centerkpi.Breached).
+	SLABreaches int `json:"sla_breaches"`
 }
 
 func (x *centerAPI) sites(w http.ResponseWriter, r *http.Request) {
@@ -89,13 +92,20 @@ func (x *centerAPI) sites(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
 		return
 	}
+	open, err := x.c.Store.Records(r.Context(), replication.KindWorkOrder, "", centerStates[replication.KindWorkOrder]["open"], 1_000_000)
+	if err != nil {
+		x.c.Log.Error("sites overview: open work orders", "err", err)
+		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
+		return
+	}
+	breaches, _ := centerkpi.Breaches(open, x.c.Now())
 	p := scope(r)
 	out := []CenterSite{}
 	for _, s := range sites {
 		if !p.SeesSite(s.Site) {
 			continue
 		}
-		cs := CenterSite{Site: s}
+		cs := CenterSite{Site: s, SLABreaches: breaches[s.Site]}
 		for _, info := range x.c.Sites {
 			if info.ID == s.Site {
 				cs.Name, cs.Region, cs.URL = info.Name, info.Region, info.URL

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/propgate/gateway/internal/i18n"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules/monthly"
 	"github.com/propgate/gateway/rules/workorder"
@@ -110,7 +111,7 @@ func (b *Builder) Build(ctx context.Context, month string, sees func(site string
 		return nil, err
 	}
 	m := &Month{Month: month, From: from, To: to, TimeZone: b.cfg.Location.String(), Generated: now, Partial: now.Before(to),
-		GoodOrderNote: "设备完好率需各站点的设备清单与故障报警规则，未同步到监控中心：请看各站点月报 / equipment in good order needs each site's assets and fault rules, which are not replicated: see each site's own report"}
+		GoodOrderNote: i18n.Both("center.kpis.good_order_note")}
 	bySite := map[string][]*workorder.WorkOrder{}
 	var all []*workorder.WorkOrder
 	for _, r := range recs {
