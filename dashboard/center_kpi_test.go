@@ -1,0 +1,259 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/propgate/gateway/dashboard/access"
+	"github.com/propgate/gateway/internal/centerkpi"
+	"github.com/propgate/gateway/internal/replication"
+	"github.com/propgate/gateway/internal/store/postgres"
+	"github.com/propgate/gateway/internal/testenv"
+	"github.com/propgate/gateway/rules/workorder"
+)
+
+// kpiOrders are two sites' work orders as they replicate them. November
+// 2026 in Asia/Shanghai; the figures are judged at the month's end (now
+// is in December). Expected, by the site's definitions:
+//
+//	north-1: orders 1, 2, 3 and 5 count (4 is a drill; 5 was created at
+//	00:30 on 1 November in Shanghai, 31 October in UTC); handled 3/4;
+//	accepted on time 3/4 (2 late); resolved on time 2/4 (2 late, 5 open
+//	past its deadline); emergencies on site in time 1/1 in 120 s;
+//	call-backs 1 of 2 due (2's is overdue); late orders 2.
+//	south-2: order 1 counts (2 cancelled): every rate 1/1, no emergency.
+//	total: handled 4/5, responses 4/5, repairs on time 3/5, call-backs 2/3.
+//
+// Open now (5 December 10:00): north-1's 5 (resolution past due) and 6
+// (within its deadlines); south-2's 3 (not accepted past its response
+// deadline), 4 (in progress past its resolution deadline), 5 (a drill).
+func kpiOrders(t *testing.T) map[string][]workorder.WorkOrder {
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cb := func(s, outcome string) []workorder.Callback {
+		return []workorder.Callback{{At: at(s), By: "li.na", Outcome: outcome}}
+	}
+	return map[string][]workorder.WorkOrder{
+		"north-1": {
+			{ID: 1, Type: workorder.Repair, Status: workorder.CallbackDone, Created: at("2026-11-03 09:00"), ResponseDue: at("2026-11-03 09:30"), AcceptedAt: at("2026-11-03 09:10"),
+				ResolutionDue: at("2026-11-03 13:10"), ResolvedAt: at("2026-11-03 11:00"), CallbackDue: at("2026-11-04 11:00"), Callbacks: cb("2026-11-04 10:00", workorder.Satisfied)},
+			{ID: 2, Type: workorder.Complaint, Status: workorder.Resolved, Created: at("2026-11-10 10:00"), ResponseDue: at("2026-11-10 10:30"), AcceptedAt: at("2026-11-10 11:00"),
+				ResolutionDue: at("2026-11-11 11:00"), ResolvedAt: at("2026-11-12 09:00"), ResolvedLate: true, CallbackDue: at("2026-11-15 09:00")},
+			{ID: 3, Type: workorder.Fault, Source: "rule", Status: workorder.Closed, Created: at("2026-11-20 08:00"), ResponseDue: at("2026-11-20 08:05"), AcceptedAt: at("2026-11-20 08:01"),
+				ArrivalDue: at("2026-11-20 08:03"), OnSiteAt: at("2026-11-20 08:02"), ResolutionDue: at("2026-11-20 12:00"), ResolvedAt: at("2026-11-20 10:00")},
+			{ID: 4, Type: workorder.Repair, Drill: true, Status: workorder.Accepted, Created: at("2026-11-21 08:00"), ResponseDue: at("2026-11-21 08:05"), ResolutionDue: at("2026-11-21 09:00")},
+			{ID: 5, Type: workorder.Repair, Status: workorder.Accepted, Created: at("2026-11-01 00:30"), ResponseDue: at("2026-11-01 01:00"), AcceptedAt: at("2026-11-01 00:40"),
+				ResolutionDue: at("2026-11-01 04:40")},
+			{ID: 6, Type: workorder.Repair, Status: workorder.Opened, Created: at("2026-12-05 09:00"), ResponseDue: at("2026-12-05 10:30"), ResolutionDue: at("2026-12-05 14:00")},
+			{ID: 7, Type: workorder.Repair, Status: workorder.Closed, Created: at("2026-10-31 23:50"), ResponseDue: at("2026-11-01 00:20"), ResolutionDue: at("2026-11-01 04:00")},
+		},
+		"south-2": {
+			{ID: 1, Type: workorder.Help, Status: workorder.CallbackDone, Created: at("2026-11-15 14:00"), ResponseDue: at("2026-11-15 14:30"), AcceptedAt: at("2026-11-15 14:05"),
+				ResolutionDue: at("2026-11-15 18:05"), ResolvedAt: at("2026-11-15 16:00"), CallbackDue: at("2026-11-16 16:00"), Callbacks: cb("2026-11-16 09:00", workorder.FairlySatisfied)},
+			{ID: 2, Type: workorder.Repair, Status: workorder.Cancelled, Created: at("2026-11-16 14:00"), ResponseDue: at("2026-11-16 14:30"), ResolutionDue: at("2026-11-16 18:00")},
+			{ID: 3, Type: workorder.Repair, Status: workorder.Dispatched, Created: at("2026-12-05 08:00"), ResponseDue: at("2026-12-05 08:30"), ResolutionDue: at("2026-12-05 12:30")},
+			{ID: 4, Type: workorder.Repair, Status: workorder.InProgress, Created: at("2026-12-04 08:00"), ResponseDue: at("2026-12-04 08:30"), AcceptedAt: at("2026-12-04 08:10"),
+				ResolutionDue: at("2026-12-05 09:00")},
+			{ID: 5, Type: workorder.Repair, Drill: true, Status: workorder.Opened, Created: at("2026-12-05 07:00"), ResponseDue: at("2026-12-05 07:30"), ResolutionDue: at("2026-12-05 08:00")},
+		},
+	}
+}
+
+func nearPtr(a *float64, want float64) bool { return a != nil && math.Abs(*a-want) < 1e-9 }
+
+// The center computes each site's figures from the replicated work
+// orders as the site does, per site and in total, in the company's time
+// zone; a user scoped to one site sees only it and a total over it; the
+// overview counts each site's open orders past a deadline; the monthly
+// report renders in Chinese (HTML) and as a workbook with a row per site
+// and the total.
+func TestCenterKPIsIntegration(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	ctx := context.Background()
+	center, err := postgres.OpenCenter(ctx, pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer center.Close()
+	received := time.Date(2026, 12, 5, 2, 0, 0, 0, time.UTC)
+	seq := map[string]int64{}
+	apply := func(site, key string, doc []byte) {
+		seq[site]++
+		e := replication.Event{V: replication.Version, Site: site, Seq: seq[site], Kind: replication.KindWorkOrder, Key: key, At: received, Op: "upsert", Doc: doc}
+		if _, err := center.Apply(ctx, e, received); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for site, ws := range kpiOrders(t) {
+		for _, w := range ws {
+			first := w
+			first.Status, first.AcceptedAt, first.ResolvedAt, first.Callbacks = workorder.Opened, time.Time{}, time.Time{}, nil
+			b, _ := json.Marshal(first) // an older version first: the center keeps the newest
+			apply(site, jsonInt(w.ID), b)
+			b, _ = json.Marshal(w)
+			apply(site, jsonInt(w.ID), b)
+		}
+	}
+	apply("north-1", "bad", []byte(`{"id":"x","created":"2026-11-05T00:00:00Z"}`)) // not a work order: left out, counted
+
+	now := time.Date(2026, 12, 5, 2, 0, 0, 0, time.UTC) // 10:00 in Shanghai
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	known := []replication.SiteInfo{{ID: "north-1", Name: "北一花园", Region: "北区"}, {ID: "south-2", Name: "南二广场", Region: "南区"}, {ID: "east-3", Name: "东三苑"}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &API{mux: http.NewServeMux()}
+	a.MountCenter(Center{Store: center, OfflineAfter: time.Hour, Now: func() time.Time { return now }, Log: log, Sites: known}, true)
+	a.MountCenterKPIs(CenterKPIs{Months: centerkpi.New(center, centerkpi.Config{Location: sh, Sites: known}, func() time.Time { return now }),
+		Sites: center, Known: known, Now: func() time.Time { return now }, Log: log})
+	all := access.Principal{Username: "zhao.min", Role: access.Engineer}
+	north := access.Principal{Username: "wang.qiang", Role: access.Operator, Sites: []string{"north-*"}}
+	get := func(p access.Principal, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r = r.WithContext(access.WithPrincipal(r.Context(), p))
+		w := httptest.NewRecorder()
+		a.mux.ServeHTTP(w, r)
+		return w
+	}
+	month := func(p access.Principal) centerkpi.Month {
+		w := get(p, "/api/v1/center/kpis?month=2026-11")
+		if w.Code != 200 {
+			t.Fatalf("kpis: %d %s", w.Code, w.Body)
+		}
+		var m centerkpi.Month
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	m := month(all)
+	if len(m.Sites) != 3 || m.Sites[0].Site != "east-3" || m.Sites[1].Site != "north-1" || m.Sites[2].Site != "south-2" || m.Sites[1].Name != "北一花园" || m.Sites[1].Region != "北区" {
+		t.Fatalf("sites %+v", m.Sites)
+	}
+	if m.TimeZone != "Asia/Shanghai" || !m.From.Equal(time.Date(2026, 10, 31, 16, 0, 0, 0, time.UTC)) || m.Partial || m.Undecodable != 1 {
+		t.Errorf("month %s from %s partial %v undecodable %d", m.TimeZone, m.From, m.Partial, m.Undecodable)
+	}
+	type want struct {
+		orders, handled, late, cbDue, cbDone int
+		handling, response, resolution, callback float64
+		arrival, mtta                            *float64
+	}
+	f := func(v float64) *float64 { return &v }
+	check := func(name string, r centerkpi.Row, w want) {
+		t.Helper()
+		k := r.KPIs
+		if k.WorkOrders != w.orders || k.Handled != w.handled || r.Late != w.late || k.Callbacks.Due != w.cbDue || k.Callbacks.Done != w.cbDone {
+			t.Errorf("%s: orders %d handled %d late %d call-backs %d/%d; want %+v", name, k.WorkOrders, k.Handled, r.Late, k.Callbacks.Done, k.Callbacks.Due, w)
+		}
+		if !nearPtr(k.HandlingRate.Value, w.handling) || !nearPtr(k.ResponseOnTimeRate.Value, w.response) || !nearPtr(k.ResolutionOnTimeRate.Value, w.resolution) || !nearPtr(k.CallbackRate.Value, w.callback) {
+			t.Errorf("%s: handling %v response %v resolution %v callback %v; want %+v", name, k.HandlingRate.Value, k.ResponseOnTimeRate.Value, k.ResolutionOnTimeRate.Value, k.CallbackRate.Value, w)
+		}
+		if (w.arrival == nil) != (k.ArrivalOnTimeRate.Value == nil) || w.arrival != nil && !nearPtr(k.ArrivalOnTimeRate.Value, *w.arrival) ||
+			(w.mtta == nil) != (k.MeanTimeToArrive.Value == nil) || w.mtta != nil && !nearPtr(k.MeanTimeToArrive.Value, *w.mtta) {
+			t.Errorf("%s: arrival %v mean time to arrive %v; want %v %v", name, k.ArrivalOnTimeRate.Value, k.MeanTimeToArrive.Value, w.arrival, w.mtta)
+		}
+		if k.HandlingRate.Target != 1 || k.CallbackRate.Target != 0.95 || k.GoodOrder.Target != 0.98 || k.GoodOrder.Value != nil || k.MeanTimeToArrive.Target != 180 {
+			t.Errorf("%s: targets %+v %+v %+v", name, k.HandlingRate, k.CallbackRate, k.GoodOrder)
+		}
+	}
+	check("north-1", m.Sites[1], want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120)})
+	check("south-2", m.Sites[2], want{orders: 1, handled: 1, late: 0, cbDue: 1, cbDone: 1, handling: 1, response: 1, resolution: 1, callback: 1})
+	check("total", m.Total, want{orders: 5, handled: 4, late: 2, cbDue: 3, cbDone: 2, handling: 0.8, response: 0.8, resolution: 0.6, callback: 2.0 / 3, arrival: f(1), mtta: f(120)})
+	if k := m.Sites[1].KPIs; *k.HandlingRate.Met || !*k.ArrivalOnTimeRate.Met || !*k.MeanTimeToArrive.Met || k.Drills != 1 {
+		t.Errorf("north-1 verdicts: handling met %v, arrival met %v, drills %d", *k.HandlingRate.Met, *k.ArrivalOnTimeRate.Met, k.Drills)
+	}
+	if k := m.Sites[2].KPIs; !*k.HandlingRate.Met || k.Cancelled != 1 || k.ArrivalOnTimeRate.Met != nil {
+		t.Errorf("south-2: handling met %v cancelled %d arrival %+v", *k.HandlingRate.Met, k.Cancelled, k.ArrivalOnTimeRate)
+	}
+	if k := m.Sites[0].KPIs; k.WorkOrders != 0 || k.HandlingRate.Value != nil {
+		t.Errorf("east-3 (no orders): %+v", k)
+	}
+
+	// A user of the north sites: north-1 only, and a total over it alone.
+	n := month(north)
+	if len(n.Sites) != 1 || n.Sites[0].Site != "north-1" {
+		t.Fatalf("north user's sites %+v", n.Sites)
+	}
+	check("north user's total", n.Total, want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120)})
+
+	// The overview: open orders past a deadline now, per site.
+	w := get(all, "/api/v1/sites")
+	var sites []CenterSite
+	if err := json.Unmarshal(w.Body.Bytes(), &sites); err != nil || w.Code != 200 {
+		t.Fatalf("sites: %d %s", w.Code, w.Body)
+	}
+	got := map[string]int{}
+	for _, s := range sites {
+		got[s.Site.Site] = s.SLABreaches
+	}
+	if len(got) != 2 || got["north-1"] != 1 || got["south-2"] != 2 {
+		t.Errorf("SLA breaches %v; want north-1 1 (order 5), south-2 2 (orders 3 and 4)", got)
+	}
+
+	if w := get(all, "/api/v1/center/kpis?month=2027-01"); w.Code != http.StatusBadRequest {
+		t.Errorf("a month not begun: %d", w.Code)
+	}
+	if w := get(all, "/api/v1/center/kpis?month=November"); w.Code != http.StatusBadRequest {
+		t.Errorf("not YYYY-MM: %d", w.Code)
+	}
+
+	// The report: Chinese headings and the figures; the north user's has no south site.
+	w = get(all, "/api/v1/center/reports/monthly?month=2026-11")
+	html := w.Body.String()
+	for _, s := range []string{"集团物业服务月报", "各站点服务指标", "处理率", "回访率", "维修及时率", "设备完好率", "合计", "北一花园", "南二广场",
+		`data-kpi="handling_rate">75.0%`, `data-kpi="resolution_on_time_rate">60.0%`, `data-kpi="callback_rate">66.7%`, `data-kpi="mean_time_to_arrive">2m0s`, "≥ 95.0%", "Asia/Shanghai"} {
+		if !strings.Contains(html, s) {
+			t.Errorf("HTML report lacks %q", s)
+		}
+	}
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Errorf("HTML report: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if h := get(north, "/api/v1/center/reports/monthly?month=2026-11").Body.String(); strings.Contains(h, "南二广场") || !strings.Contains(h, "北一花园") {
+		t.Error("the north user's report shows another region's site")
+	}
+	w = get(all, "/api/v1/center/reports/monthly?month=2026-11&format=xlsx")
+	if w.Code != 200 || !strings.Contains(w.Header().Get("Content-Disposition"), "center-monthly-report-2026-11.xlsx") {
+		t.Fatalf("XLSX: %d %v", w.Code, w.Header())
+	}
+	x, err := excelize.OpenReader(bytes.NewReader(w.Body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	rows, err := x.GetRows(centerkpi.SheetKPIs, excelize.Options{RawCellValue: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 7 || !strings.HasPrefix(rows[1][3], "处理率") || rows[3][0] != "东三苑" || rows[4][0] != "北一花园" || rows[4][1] != "北区" || rows[4][2] != "4" ||
+		rows[4][3] != "0.75" || rows[5][0] != "南二广场" || rows[5][3] != "1" || !strings.HasPrefix(rows[6][0], "合计") || rows[6][2] != "5" || rows[6][3] != "0.8" ||
+		rows[6][len(rows[6])-1] != "2" || rows[4][9] != "120" {
+		t.Errorf("KPI sheet rows %q", rows)
+	}
+	cbs, err := x.GetRows(centerkpi.SheetCallbacks)
+	if err != nil || len(cbs) != 5 || cbs[4][4] != "3" || cbs[4][5] != "2" || cbs[2][6] != "1" {
+		t.Errorf("call-back sheet %q %v", cbs, err)
+	}
+	if w := get(all, "/api/v1/center/reports/monthly?month=2026-11&format=pdf"); w.Code != http.StatusBadRequest {
+		t.Errorf("format pdf: %d", w.Code)
+	}
+}
