@@ -153,7 +153,7 @@ func TestCenterKPIsIntegration(t *testing.T) {
 		t.Errorf("month %s from %s partial %v undecodable %d", m.TimeZone, m.From, m.Partial, m.Undecodable)
 	}
 	type want struct {
-		orders, handled, late, cbDue, cbDone int
+		orders, handled, late, cbDue, cbDone     int
 		handling, response, resolution, callback float64
 		arrival, mtta                            *float64
 	}
