@@ -9,10 +9,14 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/xuri/excelize/v2"
 
 	"github.com/propgate/gateway/dashboard/access"
@@ -256,4 +260,59 @@ func TestCenterKPIsIntegration(t *testing.T) {
 	if w := get(all, "/api/v1/center/reports/monthly?month=2026-11&format=pdf"); w.Code != http.StatusBadRequest {
 		t.Errorf("format pdf: %d", w.Code)
 	}
+
+	// The pages as Chromium shows them to the north user: the wall's card
+	// with its SLA breaches and the link to the KPIs; the KPI page's rows.
+	a.MountCenterScreens(nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mux.ServeHTTP(w, r.WithContext(access.WithPrincipal(r.Context(), north)))
+	}))
+	defer srv.Close()
+	ctx, cancel := chromiumTab(t)
+	defer cancel()
+	var card, link, north1, total, target, title string
+	var shot []byte
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(srv.URL+"/?lang=zh"),
+		chromedp.WaitVisible(`.sitecard[data-site="north-1"] .breaches`),
+		chromedp.Text(`.sitecard[data-site="north-1"]`, &card),
+		chromedp.AttributeValue(`#kpilink`, "href", &link, nil),
+		chromedp.Navigate(srv.URL+"/static/center-kpis.html?month=2026-11"),
+		chromedp.WaitVisible(`#rows tr.total td[data-kpi="handling_rate"]`),
+		chromedp.Title(&title),
+		chromedp.Text(`#rows tr[data-site="north-1"]`, &north1),
+		chromedp.Text(`#rows tr.total`, &total),
+		chromedp.Text(`#rows tr.target`, &target),
+		chromedp.FullScreenshot(&shot, 100),
+	); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.TempDir(), "gateway-screenshots") // for people to look at, as rules/monthly's
+	if os.MkdirAll(dir, 0o755) == nil && os.WriteFile(filepath.Join(dir, "center-kpis.png"), shot, 0o644) == nil {
+		t.Logf("screenshot: %s", filepath.Join(dir, "center-kpis.png"))
+	}
+	if !strings.Contains(card, "超时未完成工单: 1") || !strings.Contains(link, "center-kpis.html") {
+		t.Errorf("wall card %q, link %q", card, link)
+	}
+	if title != "各站点服务指标" || !strings.Contains(north1, "北一花园") || !strings.Contains(north1, "75.0%") || !strings.Contains(north1, "2m0s") ||
+		!strings.Contains(total, "合计") || strings.Contains(total, "80.0%") || !strings.Contains(target, "≥ 95.0%") {
+		t.Errorf("KPI page: title %q, north-1 %q, total %q (the north user's: 75.0%%), targets %q", title, north1, total, target)
+	}
+}
+
+// chromiumTab is a headless Debian Chromium tab (make deps installs it).
+func chromiumTab(t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
+	bin := "/usr/bin/chromium"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("chromium"); err != nil {
+			t.Fatal("chromium is not installed; run `make deps` (apt-get install chromium)")
+		}
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900))
+	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	return ctx, func() { cancelT(); cancel(); cancelAlloc() }
 }
