@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"math"
 	"net/http"
@@ -309,10 +311,27 @@ func chromiumTab(t *testing.T) (context.Context, context.CancelFunc) {
 			t.Fatal("chromium is not installed; run `make deps` (apt-get install chromium)")
 		}
 	}
+	// Not t.TempDir: Chromium's helpers may still be writing the profile
+	// when the browser has exited; the directory goes once they are done.
+	profile, err := os.MkdirTemp("", "center-kpis-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900))
-	ctx, cancel := chromedp.NewContext(alloc)
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1400, 900))
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithErrorf(func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "IPAddressSpace") { // newer Chromium's enum values cdproto does not know
+			stdlog.Print(msg) // not t.Log: chromedp may call this after the test
+		}
+	}))
 	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	return ctx, func() { cancelT(); cancel(); cancelAlloc() }
+	return ctx, func() {
+		cancelT()
+		cancel()
+		cancelAlloc()
+		for i := 0; i < 100 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
