@@ -6,11 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/httpjson"
-	"github.com/propgate/gateway/internal/centerkpi"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules"
 )
@@ -66,7 +66,13 @@ func (a *API) MountCenter(c Center, screens bool) {
 	a.mux.HandleFunc("POST /api/v1/alarms/{id}/ack", x.ack) // ?site=…: the site's own API's shape
 }
 
-type centerAPI struct{ c Center }
+type centerAPI struct {
+	c Center
+
+	mu         sync.Mutex // one computation of the breaches at a time
+	breachesAt time.Time
+	byBreach   map[string]int // the overview's SLA breaches (center_kpi_api.go)
+}
 
 // scope is the request's principal's site filter (everything without a
 // dashboard: section: the API is then read-only anyway).
@@ -92,13 +98,12 @@ func (x *centerAPI) sites(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
 		return
 	}
-	open, err := x.c.Store.Records(r.Context(), replication.KindWorkOrder, "", centerStates[replication.KindWorkOrder]["open"], 1_000_000)
+	breaches, err := x.breaches(r.Context())
 	if err != nil {
 		x.c.Log.Error("sites overview: open work orders", "err", err)
 		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
 		return
 	}
-	breaches, _ := centerkpi.Breaches(open, x.c.Now())
 	p := scope(r)
 	out := []CenterSite{}
 	for _, s := range sites {

@@ -335,3 +335,51 @@ func chromiumTab(t *testing.T) (context.Context, context.CancelFunc) {
 		}
 	}
 }
+
+// countingCenter counts the reads of open work orders.
+type countingCenter struct {
+	*fakeCenter
+	reads int
+	doc   []byte
+}
+
+func (c *countingCenter) Records(_ context.Context, kind, _ string, _ []string, _ int) ([]replication.Record, error) {
+	if kind != replication.KindWorkOrder {
+		return nil, nil
+	}
+	c.reads++
+	return []replication.Record{{Site: "north-1", Kind: kind, Key: "1", Doc: c.doc}}, nil
+}
+
+// The overview's SLA breaches are computed at most every 5 s however many
+// walls poll, and again after.
+func TestCenterSitesBreachesComputedAtMostEvery5s(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	doc, _ := json.Marshal(workorder.WorkOrder{ID: 1, Status: workorder.Opened, Created: now.Add(-time.Hour), ResponseDue: now.Add(-time.Minute), ResolutionDue: now.Add(time.Hour)})
+	c := &countingCenter{fakeCenter: &fakeCenter{}, doc: doc}
+	a := &API{mux: http.NewServeMux()}
+	a.MountCenter(Center{Store: c, OfflineAfter: time.Minute, Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
+	breaches := func() int {
+		w := httptest.NewRecorder()
+		a.mux.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/sites", nil))
+		var sites []CenterSite
+		if err := json.Unmarshal(w.Body.Bytes(), &sites); err != nil || len(sites) != 2 || sites[0].Site.Site != "north-1" {
+			t.Fatalf("sites: %d %s", w.Code, w.Body)
+		}
+		return sites[0].SLABreaches
+	}
+	for range 3 {
+		if n := breaches(); n != 1 {
+			t.Fatalf("north-1's breaches %d, want 1", n)
+		}
+		now = now.Add(time.Second)
+	}
+	if c.reads != 1 {
+		t.Errorf("%d reads of the open orders within 3 s, want 1", c.reads)
+	}
+	now = now.Add(5 * time.Second)
+	breaches()
+	if c.reads != 2 {
+		t.Errorf("%d reads after 8 s, want 2", c.reads)
+	}
+}
