@@ -57,6 +57,7 @@ async function load() {
     const targets = `<tr class="target"><td>${esc(tr("center.kpis.target"))}</td><td></td><td></td>` + columns.map(([id]) => `<td class="n">${esc(target(m.total.kpis[id]))}</td>`).join("") + "<td></td></tr>";
     $("rows").innerHTML = targets + m.sites.map(r => row(r, false)).join("") + row(m.total, true);
     $("definitions").textContent = trf("center.kpis.definitions", m.time_zone) + (m.partial ? " " + tr("center.report.partial") : "");
+    $("goodnote").textContent = tr(m.good_order_reported ? "center.kpis.good_order_days" : "center.kpis.good_order_note");
     $("undecodable").textContent = m.undecodable ? trf("center.report.undecodable", m.undecodable) : "";
     $("err").textContent = "";
     $("conn").textContent = tr("live");

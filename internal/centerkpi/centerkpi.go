@@ -31,6 +31,13 @@ type Orders interface {
 	WorkOrdersCreated(ctx context.Context, from, to time.Time) ([]replication.Record, error)
 }
 
+// GoodOrderDays reads the sites' equipment in good order per day
+// (replication.KindGoodOrder, sent by each site); a store without it
+// leaves the figure empty.
+type GoodOrderDays interface {
+	GoodOrderDays(ctx context.Context, fromDay, toDay string) ([]replication.Record, error)
+}
+
 // Row is one site's month, or the total over the sites shown.
 type Row struct {
 	Site   string          `json:"site,omitempty"` // "" for the total
@@ -55,8 +62,11 @@ type Month struct {
 	// Undecodable counts replicated docs left out because they are not a
 	// work order (a site sending a newer or broken schema); logged too.
 	Undecodable int `json:"undecodable"`
-	// GoodOrderNote says why equipment in good order has no value here.
-	GoodOrderNote string `json:"good_order_note"`
+	// GoodOrderReported: the sites sent equipment in good order per day
+	// (replication.KindGoodOrder); GoodOrderNote says how it is counted,
+	// or why it has no value.
+	GoodOrderReported bool   `json:"good_order_reported"`
+	GoodOrderNote     string `json:"good_order_note"`
 }
 
 // Config is what the figures are judged by.
@@ -126,6 +136,28 @@ func (b *Builder) Build(ctx context.Context, month string, sees func(site string
 		bySite[r.Site] = append(bySite[r.Site], w)
 		all = append(all, w)
 	}
+	good := map[string]*replication.GoodOrderDay{} // site → the month's sums
+	if gd, ok := b.orders.(GoodOrderDays); ok {
+		days, err := gd.GoodOrderDays(ctx, from.Format("2006-01-02"), to.Format("2006-01-02"))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range days {
+			if !sees(r.Site) {
+				continue
+			}
+			var d replication.GoodOrderDay
+			if err := json.Unmarshal(r.Doc, &d); err != nil || d.AssetSeconds <= 0 {
+				m.Undecodable++
+				continue
+			}
+			addGood(good, r.Site, d)
+			addGood(good, "", d)
+			if bySite[r.Site] == nil {
+				bySite[r.Site] = []*workorder.WorkOrder{} // a row, orders or not
+			}
+		}
+	}
 	names := map[string]replication.SiteInfo{}
 	for _, s := range b.cfg.Sites {
 		names[s.ID] = s
@@ -144,9 +176,14 @@ func (b *Builder) Build(ctx context.Context, month string, sees func(site string
 	for _, s := range sites {
 		row := b.row(bySite[s], from, to, now)
 		row.Site, row.Name, row.Region = s, names[s].Name, names[s].Region
+		b.goodOrder(row.KPIs, good[s])
 		m.Sites = append(m.Sites, row)
 	}
 	m.Total = b.row(all, from, to, now)
+	b.goodOrder(m.Total.KPIs, good[""])
+	if len(good) > 0 {
+		m.GoodOrderReported, m.GoodOrderNote = true, i18n.Both("center.kpis.good_order_days")
+	}
 	if m.Sites == nil {
 		m.Sites = []Row{}
 	}
@@ -207,4 +244,44 @@ func Breaches(recs []replication.Record, now time.Time) (bySite map[string]int, 
 		}
 	}
 	return bySite, bad
+}
+
+// addGood adds a day's asset-time and down time to site's sums.
+func addGood(m map[string]*replication.GoodOrderDay, site string, d replication.GoodOrderDay) {
+	g := m[site]
+	if g == nil {
+		g = &replication.GoodOrderDay{Kinds: map[string]replication.GoodOrderTime{}}
+		m[site] = g
+	}
+	g.AssetSeconds += d.AssetSeconds
+	g.DownSeconds += d.DownSeconds
+	g.Day = "" // a month
+	for k, t := range d.Kinds {
+		s := g.Kinds[k]
+		s.AssetSeconds += t.AssetSeconds
+		s.DownSeconds += t.DownSeconds
+		g.Kinds[k] = s
+	}
+	if g.From.IsZero() || d.From.Before(g.From) {
+		g.From = d.From
+	}
+	if d.To.After(g.To) {
+		g.To = d.To
+	}
+}
+
+// goodOrder sets equipment in good order from the days' sums, as the site
+// computes it: 1 − down time / asset-time; Of is the asset kinds.
+func (b *Builder) goodOrder(k *workorder.KPIs, g *replication.GoodOrderDay) {
+	if g == nil || g.AssetSeconds <= 0 {
+		return
+	}
+	v := 1 - g.DownSeconds/g.AssetSeconds
+	met := v >= k.GoodOrder.Target-1e-9
+	k.GoodOrder.Value, k.GoodOrder.Met, k.GoodOrder.Of = &v, &met, len(g.Kinds)
+	for kind, t := range g.Kinds {
+		if t.AssetSeconds > 0 {
+			k.Availability[kind] = 1 - t.DownSeconds/t.AssetSeconds
+		}
+	}
 }

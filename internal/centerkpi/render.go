@@ -228,7 +228,11 @@ func (m *Month) XLSX(w io.Writer) error {
 			style(SheetKPIs, n, 1, bold)
 		}
 	}
-	put(SheetKPIs, 5+len(rows), []any{i18n.T(i18n.ZH, "center.kpis.good_order_note") + " " + i18n.T(i18n.EN, "center.kpis.good_order_note")})
+	note := "center.kpis.good_order_note"
+	if m.GoodOrderReported {
+		note = "center.kpis.good_order_days"
+	}
+	put(SheetKPIs, 5+len(rows), []any{i18n.Both(note)})
 
 	cbHead := []any{b("center.site"), b("center.kpis.orders"), b("center.report.handled"), b("center.report.cancelled"), b("center.report.cb_due"),
 		b("center.report.cb_done"), b("center.report.cb_satisfied"), b("center.report.cb_fairly"), b("center.report.cb_unsatisfied")}

@@ -38,3 +38,26 @@ func (c *Center) WorkOrdersCreated(ctx context.Context, from, to time.Time) ([]r
 	}
 	return out, rows.Err()
 }
+
+// GoodOrderDays lists every site's equipment-in-good-order figures
+// (replication.KindGoodOrder, key YYYY-MM-DD) for the days in
+// [fromDay, toDay), by site and day.
+func (c *Center) GoodOrderDays(ctx context.Context, fromDay, toDay string) ([]replication.Record, error) {
+	rows, err := c.pool.Query(ctx, `SELECT site, key, doc FROM center_records WHERE kind = $1 AND key >= $2 AND key < $3 ORDER BY site COLLATE "C", key`,
+		replication.KindGoodOrder, fromDay, toDay)
+	if err != nil {
+		return nil, fmt.Errorf("center store: good order %s–%s: %w", fromDay, toDay, err)
+	}
+	defer rows.Close()
+	out := []replication.Record{}
+	for rows.Next() {
+		r := replication.Record{Kind: replication.KindGoodOrder}
+		var doc []byte
+		if err := rows.Scan(&r.Site, &r.Key, &doc); err != nil {
+			return nil, fmt.Errorf("center store: good order: %w", err)
+		}
+		r.Doc = doc
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
