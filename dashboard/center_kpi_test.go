@@ -85,6 +85,8 @@ func kpiOrders(t *testing.T) map[string][]workorder.WorkOrder {
 	}
 }
 
+func ptr(v float64) *float64 { return &v }
+
 func nearPtr(a *float64, want float64) bool { return a != nil && math.Abs(*a-want) < 1e-9 }
 
 // The center computes each site's figures from the replicated work
@@ -121,6 +123,24 @@ func TestCenterKPIsIntegration(t *testing.T) {
 		}
 	}
 	apply("north-1", "bad", []byte(`{"id":"x","created":"2026-11-05T00:00:00Z"}`)) // not a work order: left out, counted
+	// Equipment in good order, as each site sends it per day: north-1 1 h
+	// of a pump down on the 10th over two assets; south-2 10 % of a day;
+	// days outside November are left out.
+	good := func(site, day string, assetSeconds, down float64) {
+		b, _ := json.Marshal(replication.GoodOrderDay{Day: day, AssetSeconds: assetSeconds, DownSeconds: down,
+			Kinds: map[string]replication.GoodOrderTime{"pump_room": {AssetSeconds: assetSeconds / 2, DownSeconds: down}, "elevator": {AssetSeconds: assetSeconds / 2}}})
+		seq[site]++
+		e := replication.Event{V: replication.Version, Site: site, Seq: seq[site], Kind: replication.KindGoodOrder, Key: day, At: received, Op: "upsert", Doc: b}
+		if _, err := center.Apply(ctx, e, received); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good("north-1", "2026-10-31", 172800, 86400)
+	good("north-1", "2026-11-10", 172800, 7200) // sent again below with the day's final figure
+	good("north-1", "2026-11-10", 172800, 3600)
+	good("north-1", "2026-11-11", 172800, 0)
+	good("south-2", "2026-11-15", 86400, 8640)
+	good("south-2", "2026-12-01", 86400, 86400)
 
 	now := time.Date(2026, 12, 5, 2, 0, 0, 0, time.UTC) // 10:00 in Shanghai
 	sh, _ := time.LoadLocation("Asia/Shanghai")
@@ -161,7 +181,7 @@ func TestCenterKPIsIntegration(t *testing.T) {
 	type want struct {
 		orders, handled, late, cbDue, cbDone     int
 		handling, response, resolution, callback float64
-		arrival, mtta                            *float64
+		arrival, mtta, good                      *float64
 	}
 	f := func(v float64) *float64 { return &v }
 	check := func(name string, r centerkpi.Row, w want) {
@@ -177,13 +197,20 @@ func TestCenterKPIsIntegration(t *testing.T) {
 			(w.mtta == nil) != (k.MeanTimeToArrive.Value == nil) || w.mtta != nil && !nearPtr(k.MeanTimeToArrive.Value, *w.mtta) {
 			t.Errorf("%s: arrival %v mean time to arrive %v; want %v %v", name, k.ArrivalOnTimeRate.Value, k.MeanTimeToArrive.Value, w.arrival, w.mtta)
 		}
-		if k.HandlingRate.Target != 1 || k.CallbackRate.Target != 0.95 || k.GoodOrder.Target != 0.98 || k.GoodOrder.Value != nil || k.MeanTimeToArrive.Target != 180 {
+		if k.HandlingRate.Target != 1 || k.CallbackRate.Target != 0.95 || k.GoodOrder.Target != 0.98 || k.MeanTimeToArrive.Target != 180 {
 			t.Errorf("%s: targets %+v %+v %+v", name, k.HandlingRate, k.CallbackRate, k.GoodOrder)
 		}
+		if (w.good == nil) != (k.GoodOrder.Value == nil) || w.good != nil && (!nearPtr(k.GoodOrder.Value, *w.good) || *k.GoodOrder.Met != (*w.good >= 0.98)) {
+			t.Errorf("%s: equipment in good order %v (met %v); want %v", name, k.GoodOrder.Value, k.GoodOrder.Met, w.good)
+		}
 	}
-	check("north-1", m.Sites[1], want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120)})
-	check("south-2", m.Sites[2], want{orders: 1, handled: 1, late: 0, cbDue: 1, cbDone: 1, handling: 1, response: 1, resolution: 1, callback: 1})
-	check("total", m.Total, want{orders: 5, handled: 4, late: 2, cbDue: 3, cbDone: 2, handling: 0.8, response: 0.8, resolution: 0.6, callback: 2.0 / 3, arrival: f(1), mtta: f(120)})
+	check("north-1", m.Sites[1], want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120), good: f(1 - 3600.0/345600)})
+	check("south-2", m.Sites[2], want{orders: 1, handled: 1, late: 0, cbDue: 1, cbDone: 1, handling: 1, response: 1, resolution: 1, callback: 1, good: f(0.9)})
+	check("total", m.Total, want{orders: 5, handled: 4, late: 2, cbDue: 3, cbDone: 2, handling: 0.8, response: 0.8, resolution: 0.6, callback: 2.0 / 3, arrival: f(1), mtta: f(120),
+		good: f(1 - 12240.0/432000)})
+	if a := m.Sites[1].KPIs.Availability; !nearPtr(ptr(a["pump_room"]), 1-3600.0/172800) || !nearPtr(ptr(a["elevator"]), 1) || !m.GoodOrderReported {
+		t.Errorf("north-1 by asset kind %v, reported %v", a, m.GoodOrderReported)
+	}
 	if k := m.Sites[1].KPIs; *k.HandlingRate.Met || !*k.ArrivalOnTimeRate.Met || !*k.MeanTimeToArrive.Met || k.Drills != 1 {
 		t.Errorf("north-1 verdicts: handling met %v, arrival met %v, drills %d", *k.HandlingRate.Met, *k.ArrivalOnTimeRate.Met, k.Drills)
 	}
@@ -199,7 +226,8 @@ func TestCenterKPIsIntegration(t *testing.T) {
 	if len(n.Sites) != 1 || n.Sites[0].Site != "north-1" {
 		t.Fatalf("north user's sites %+v", n.Sites)
 	}
-	check("north user's total", n.Total, want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120)})
+	check("north user's total", n.Total, want{orders: 4, handled: 3, late: 2, cbDue: 2, cbDone: 1, handling: 0.75, response: 0.75, resolution: 0.5, callback: 0.5, arrival: f(1), mtta: f(120),
+		good: f(1 - 3600.0/345600)})
 
 	// The overview: open orders past a deadline now, per site.
 	w := get(all, "/api/v1/sites")
@@ -226,7 +254,7 @@ func TestCenterKPIsIntegration(t *testing.T) {
 	w = get(all, "/api/v1/center/reports/monthly?month=2026-11")
 	html := w.Body.String()
 	for _, s := range []string{"集团物业服务月报", "各站点服务指标", "处理率", "回访率", "维修及时率", "设备完好率", "合计", "北一花园", "南二广场",
-		`data-kpi="handling_rate">75.0%`, `data-kpi="resolution_on_time_rate">60.0%`, `data-kpi="callback_rate">66.7%`, `data-kpi="mean_time_to_arrive">2m0s`, "≥ 95.0%", "Asia/Shanghai"} {
+		`data-kpi="handling_rate">75.0%`, `data-kpi="resolution_on_time_rate">60.0%`, `data-kpi="callback_rate">66.7%`, `data-kpi="mean_time_to_arrive">2m0s`, `data-kpi="good_order">97.2%`, "≥ 95.0%", "按日上报", "Asia/Shanghai"} {
 		if !strings.Contains(html, s) {
 			t.Errorf("HTML report lacks %q", s)
 		}
