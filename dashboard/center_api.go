@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/propgate/gateway/dashboard/access"
@@ -65,7 +66,13 @@ func (a *API) MountCenter(c Center, screens bool) {
 	a.mux.HandleFunc("POST /api/v1/alarms/{id}/ack", x.ack) // ?site=…: the site's own API's shape
 }
 
-type centerAPI struct{ c Center }
+type centerAPI struct {
+	c Center
+
+	mu         sync.Mutex // one computation of the breaches at a time
+	breachesAt time.Time
+	byBreach   map[string]int // the overview's SLA breaches (center_kpi_api.go)
+}
 
 // scope is the request's principal's site filter (everything without a
 // dashboard: section: the API is then read-only anyway).
@@ -80,6 +87,8 @@ type CenterSite struct {
 	Name   string `json:"name,omitempty"`
 	Region string `json:"region,omitempty"`
 	URL    string `json:"url,omitempty"`
+	// SLABreaches: open work orders past a deadline now (centerkpi.Breached).
+	SLABreaches int `json:"sla_breaches"`
 }
 
 func (x *centerAPI) sites(w http.ResponseWriter, r *http.Request) {
@@ -89,13 +98,19 @@ func (x *centerAPI) sites(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
 		return
 	}
+	breaches, err := x.breaches(r.Context())
+	if err != nil {
+		x.c.Log.Error("sites overview: open work orders", "err", err)
+		httpjson.Error(w, http.StatusInternalServerError, "the center's database did not answer; see the gateway log")
+		return
+	}
 	p := scope(r)
 	out := []CenterSite{}
 	for _, s := range sites {
 		if !p.SeesSite(s.Site) {
 			continue
 		}
-		cs := CenterSite{Site: s}
+		cs := CenterSite{Site: s, SLABreaches: breaches[s.Site]}
 		for _, info := range x.c.Sites {
 			if info.ID == s.Site {
 				cs.Name, cs.Region, cs.URL = info.Name, info.Region, info.URL

@@ -223,8 +223,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 		defer closeLogged(log, "center store", center.Close)
 		extra = append(extra, svc)
 	}
+	equipmentOrder := rules.NewEquipment(engine, store).InZone(cfg.Rules.Orders.Calendar.Location())
 	if cfg.Replication != nil {
-		svcs, closeSub, err := siteReplication(cfg, store, bus, siteServices{alarms: engine, orders: orders, orderList: store, steps: runner},
+		svcs, closeSub, err := siteReplication(cfg, store, bus, siteServices{alarms: engine, orders: orders, orderList: store, steps: runner,
+			equipment: equipmentOrder, assets: assets, loc: cfg.Rules.Orders.Calendar.Location()},
 			centerUp, log.With("component", "replication"))
 		if err != nil {
 			return err
@@ -251,7 +253,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 	api.ShowConfig(status) // /healthz: the running config and the last reload
 	// The service standard (issue 12): KPIs against targets, equipment in
 	// good order, the alarm system's health, the monthly report.
-	equipmentOrder := rules.NewEquipment(engine, store).InZone(cfg.Rules.Orders.Calendar.Location())
 	reports := workorder.NewReports(store, equipmentOrder, cfg.Rules.Orders, time.Now)
 	alarmHealth := alarmkpi.New(cfg.Rules.AlarmKPIs, store, engine, reports.Location(), time.Now)
 	api.MountRules(dashboard.Rules{Alarms: engine, AlarmActions: engine, History: store, WorkOrders: orders, Orders: store, Reports: reports})

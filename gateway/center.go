@@ -17,6 +17,7 @@ import (
 	"github.com/propgate/gateway/dashboard"
 	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/gateway/config"
+	"github.com/propgate/gateway/internal/centerkpi"
 )
 
 // runCenter is `gateway center`: the monitoring center (集团监控中心). No
@@ -51,6 +52,9 @@ func runCenter(ctx context.Context, cfg *config.Config, log *slog.Logger) (err e
 		Site: cfg.Site, SiteName: cfg.SiteName, Demo: cfg.Demo})
 	api.MountCenter(dashboard.Center{Store: center, Commands: commander, Sites: cfg.Center.Sites, OfflineAfter: cfg.Center.OfflineAfter,
 		Now: time.Now, Log: log.With("component", "center")}, true)
+	api.MountCenterKPIs(dashboard.CenterKPIs{ // the sites' figures per site and in total, by the center's rules.targets and calendar
+		Months: centerkpi.New(center, centerkpi.Config{Targets: cfg.Rules.Orders.Targets, Location: cfg.Rules.Orders.Calendar.Location(), Sites: cfg.Center.Sites}, time.Now),
+		Sites:  center, Known: cfg.Center.Sites, Now: time.Now, Log: log.With("component", "center")})
 	api.MountCenterScreens(auth)
 	if health != nil {
 		api.AddHealth("center", health) // leader or not (escalations), consuming or not

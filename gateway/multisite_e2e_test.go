@@ -105,6 +105,14 @@ func TestSiteReplicatesToCenterIntegration(t *testing.T) {
 		t.Fatalf("work orders %+v", ws)
 	}
 	s.waitFor("the work order at the center", 5*time.Second, func() bool { return centerState("workorder", strconv.FormatInt(ws[0].ID, 10)) == ws[0].Status })
+	// The site's equipment in good order, today's, sent at start (the
+	// center sums the days: docs/multisite.md, Cross-site KPIs).
+	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01-02")
+	s.waitFor("today's equipment in good order at the center", 5*time.Second, func() bool {
+		var assetSeconds float64
+		_ = c.QueryRow(ctx, `SELECT (doc->>'asset_seconds')::float8 FROM center_records WHERE site = 'yushan-garden' AND kind = 'good_order' AND key = $1`, today).Scan(&assetSeconds)
+		return assetSeconds > 0
+	})
 	// Every event once, in order, gap-free.
 	var n, maxSeq int64
 	if err := c.QueryRow(ctx, `SELECT count(*), max(seq) FROM center_events WHERE site = 'yushan-garden'`).Scan(&n, &maxSeq); err != nil || n != maxSeq || n < 3 {

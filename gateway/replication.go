@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/propgate/gateway/alerts"
+	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/internal/replication/ha"
@@ -43,6 +44,11 @@ type siteServices struct {
 		Incidents(ctx context.Context, openOnly bool) ([]*playbook.Incident, error)
 	}
 	site string
+	// equipment is the site's equipment in good order, sent per day to
+	// the center (nil: not sent), over assets, days in loc.
+	equipment replication.GoodOrderSource
+	assets    []collectors.Asset
+	loc       *time.Location
 }
 
 // ApplyCommand implements replication.Applier: an error is the site's
@@ -164,7 +170,7 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, svc s
 	if err != nil {
 		return nil, nil, err
 	}
-	return []service{
+	svcs := []service{
 		{"replication-recorder", rec.Run},
 		{"replication-publisher", func(ctx context.Context) error {
 			if centerUp != nil {
@@ -181,7 +187,12 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, svc s
 			pub.Site, pub.Heartbeat, pub.Retention = cfg.Site, c.Heartbeat, c.Retention
 			return pub.Run(ctx)
 		}},
-	}, sub.Close, nil
+	}
+	if svc.equipment != nil { // 设备完好率 per day: the center sums it (docs/multisite.md, Cross-site KPIs)
+		gr := replication.NewGoodOrderReporter(cfg.Site, svc.equipment, svc.assets, svc.loc, outbox, rec.Kick, log, time.Now)
+		svcs = append(svcs, service{"replication-good-order", gr.Run})
+	}
+	return svcs, sub.Close, nil
 }
 
 // centerSide is the center (center: section), alone or as one instance

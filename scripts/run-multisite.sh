@@ -121,6 +121,7 @@ cat <<MSG
   *  演示系统 DEMO: three simulated sites and a monitoring center.        *
   ************************************************************************
   Monitoring center (集团监控中心):  http://127.0.0.1:8080/?token=$WALL_TOKEN
+     KPIs and monthly report (服务指标与月报): http://127.0.0.1:8080/static/center-kpis.html?token=$WALL_TOKEN
      log in on that page:  wang.li / $OPERATOR_PASSWORD (operator, every site)
                            zhao.bei / $OPERATOR_PASSWORD (operator, north-* only)
                            zhang.wei / $ENGINEER_PASSWORD (engineer)   admin / $ADMIN_PASSWORD

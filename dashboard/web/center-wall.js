@@ -1,7 +1,8 @@
 // The monitoring center's multi-site wall (gateway center): each site's
-// status, active alarms by priority, open incidents and work orders,
-// offline sites flagged with since when; the alarms of every site in the
-// viewer's scope. Data: GET /api/v1/sites and /api/v1/alarms, every 2 s,
+// status, active alarms by priority, open incidents, open work orders past
+// a deadline (SLA breaches), offline sites flagged with since when; the
+// alarms of every site in the viewer's scope; a link to the KPIs and the
+// monthly report (center-kpis.html). Data: GET /api/v1/sites and /api/v1/alarms, every 2 s,
 // with the wall token (?token=) or the user's login (their sites only).
 "use strict";
 const params = new URLSearchParams(location.search);
@@ -43,7 +44,8 @@ function siteCard(s) {
   return `<div class="${cls}" data-site="${esc(s.site)}"><h3>${esc(s.name || s.site)}</h3>
     <div class="state">${esc(state)}</div><div>${esc(trf("center.last_seen", when(s.last_seen)))}</div>
     <div>${esc(tr("center.active_alarms"))}: ${alarms}</div>
-    <div>${esc(tr("center.open_incidents"))}: <b>${s.open_incidents}</b></div>${missing}${resynced}${drill}</div>`;
+    <div>${esc(tr("center.open_incidents"))}: <b>${s.open_incidents}</b></div>
+    <div class="${s.sla_breaches ? "breaches" : ""}">${esc(tr("center.sla_breaches"))}: <b>${s.sla_breaches || 0}</b></div>${missing}${resynced}${drill}</div>`;
 }
 
 const siteNames = new Map();
@@ -78,6 +80,7 @@ $("loginform").addEventListener("submit", async ev => {
   } catch (e) { $("loginerr").textContent = tr("center.login_failed"); }
 });
 
+$("kpilink").href = "/static/center-kpis.html" + (token ? "?token=" + encodeURIComponent(token) : ""); // the KPIs and monthly report
 applyI18n();
 refresh();
 setInterval(refresh, 2000);
