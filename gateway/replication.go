@@ -164,6 +164,7 @@ func siteReplication(cfg *config.Config, store rulesStore, bus *event.Bus, svc s
 	rec := replication.NewRecorder(cfg.Site, outbox, sub.C, log)
 	c := cfg.Replication
 	svc.site = cfg.Site
+	rec.Repair, rec.Dropped = svc, sub.Dropped // a crash's or a burst's lost changes: the current records at start and after a drop
 	cmds := replication.NewSiteCommands(cfg.Site, outbox, outbox, svc, svc, rec.Kick, log, time.Now)
 	opts, err := c.ClientOptions(paho.NewClientOptions().SetClientID(c.ClientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(10 * time.Second))

@@ -221,10 +221,8 @@ func (s *SiteCommands) replay(ctx context.Context, c Command, now time.Time) err
 		if err != nil {
 			return err
 		}
-		for i := range evs {
-			if err := s.outbox.Append(ctx, &evs[i]); err != nil {
-				return err
-			}
+		if err := appendAll(ctx, s.outbox, evs); err != nil {
+			return err
 		}
 		s.logger.Warn("replication: the center asked for events past the retention; sent a snapshot of the current records",
 			"from", c.From, "oldest", oldest, "records", len(evs))

@@ -11,15 +11,42 @@ import (
 )
 
 // Recorder writes the site's changes, as the event bus carries them, into
-// the outbox. It reads its own bus subscription (the bus never blocks the
-// engine; a drop is counted in gateway_events_dropped_total, and the
-// snapshot a site sends at start repairs it at the center).
+// the outbox. It reads its own bus subscription: the bus never blocks the
+// engine, so a burst can overflow it (counted in
+// gateway_events_dropped_total), and a record's change is committed before
+// the bus carries it, so a crash between the two loses that change. With
+// Repair set, both are repaired: at start and whenever the subscription
+// has dropped events, the recorder appends a snapshot of the site's
+// current records (after the events already queued, so that no older
+// change follows it), and the center converges on the current state.
 type Recorder struct {
 	site   string
 	outbox Outbox
 	events <-chan event.Event
 	log    *slog.Logger
 	kick   chan struct{}
+
+	// Repair, when set, lists the current records (the full resync's
+	// snapshot); Dropped says how many events the subscription lost.
+	Repair  Snapshotter
+	Dropped func() uint64
+	// Repaired, when set, is told of each snapshot appended (tests).
+	Repaired func(records int)
+}
+
+// appendAll appends evs in one transaction when the outbox can.
+func appendAll(ctx context.Context, o Outbox, evs []Event) error {
+	if b, ok := o.(interface {
+		AppendAll(ctx context.Context, evs []Event) error
+	}); ok {
+		return b.AppendAll(ctx, evs)
+	}
+	for i := range evs {
+		if err := o.Append(ctx, &evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewRecorder records events from the channel (a bus subscription) into
@@ -68,7 +95,19 @@ func Envelope(site string, ev event.Event) (Event, bool, error) {
 
 // Run records until ctx ends or the channel closes.
 func (r *Recorder) Run(ctx context.Context) error {
+	var dropped uint64
+	repair := r.Repair != nil // at start: what a crash may have lost
 	for {
+		if repair {
+			if !r.drain(ctx) {
+				return nil
+			}
+			if r.Dropped != nil {
+				dropped = r.Dropped()
+			}
+			r.repair(ctx)
+			repair = false
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -76,21 +115,65 @@ func (r *Recorder) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			e, ok, err := Envelope(r.site, ev)
-			if err != nil {
-				r.log.Error("replication: not recorded", "err", err)
-				continue
+			r.record(ctx, ev)
+			if r.Repair != nil && r.Dropped != nil && r.Dropped() != dropped {
+				r.log.Warn("replication: the event bus dropped changes; sending a snapshot of the current records", "dropped", r.Dropped()-dropped)
+				repair = true
 			}
-			if !ok {
-				continue
-			}
-			if err := r.outbox.Append(ctx, &e); err != nil {
-				r.log.Error("replication: outbox append failed", "kind", e.Kind, "key", e.Key, "err", err)
-				continue
-			}
-			r.Kick()
 		}
 	}
+}
+
+// drain records every event already queued (false: the channel closed or
+// ctx ended).
+func (r *Recorder) drain(ctx context.Context) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case ev, ok := <-r.events:
+			if !ok {
+				return false
+			}
+			r.record(ctx, ev)
+		default:
+			return true
+		}
+	}
+}
+
+// repair appends a snapshot of the current records.
+func (r *Recorder) repair(ctx context.Context) {
+	evs, err := r.Repair.Snapshot(ctx)
+	if err == nil {
+		err = appendAll(ctx, r.outbox, evs)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("replication: snapshot of the current records not recorded", "err", err)
+		}
+		return
+	}
+	r.Kick()
+	if r.Repaired != nil {
+		r.Repaired(len(evs))
+	}
+}
+
+func (r *Recorder) record(ctx context.Context, ev event.Event) {
+	e, ok, err := Envelope(r.site, ev)
+	if err != nil {
+		r.log.Error("replication: not recorded", "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	if err := r.outbox.Append(ctx, &e); err != nil {
+		r.log.Error("replication: outbox append failed", "kind", e.Kind, "key", e.Key, "err", err)
+		return
+	}
+	r.Kick()
 }
 
 // Kick wakes the publisher (non-blocking, coalesced).

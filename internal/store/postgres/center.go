@@ -226,6 +226,30 @@ func (c *Center) SiteStatus(ctx context.Context, st replication.Status, received
 // Gaps implements replication.CommandStore: sites missing events for at
 // least wait, not asked to replay within wait.
 func (c *Center) Gaps(ctx context.Context, now time.Time, wait time.Duration) ([]replication.Gap, error) {
+	// The bursts of an HA instance leave the contiguous marks to this
+	// (called each second by the commander, on the leader).
+	if err := c.tx(ctx, func(tx pgx.Tx) error {
+		var sites []string
+		rows, err := tx.Query(ctx, `SELECT site FROM center_sites WHERE GREATEST(last_seq, head) > contiguous OR gap_since IS NOT NULL`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return err
+			}
+			sites = append(sites, s)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(sites) == 0 {
+			return err
+		}
+		return advanceAll(ctx, tx, sites, now)
+	}); err != nil {
+		return nil, fmt.Errorf("center store: gaps: %w", err)
+	}
 	rows, err := c.pool.Query(ctx, `SELECT site, contiguous + 1, GREATEST(last_seq, head), gap_since FROM center_sites
 		WHERE gap_since IS NOT NULL AND gap_since <= $1 AND (replay_asked IS NULL OR replay_asked <= $1) ORDER BY site`, now.Add(-wait))
 	if err != nil {

@@ -87,6 +87,11 @@ func TestCenterApplyBatchGapsAndResultsIntegration(t *testing.T) {
 	if _, err := c.ApplyBatch(ctx, []replication.Received{ev(1, "alarm", "x", alarm), ev(3, "alarm", "y", alarm)}, t0); err != nil {
 		t.Fatal(err)
 	}
+	// The commander's tick sees the hole (bursts leave the marks to it),
+	// and asks for it once it has lasted the wait.
+	if gaps, err := c.Gaps(ctx, t0, 10*time.Second); err != nil || len(gaps) != 0 {
+		t.Fatalf("a hole just seen: gaps %+v %v, want none yet", gaps, err)
+	}
 	gaps, err := c.Gaps(ctx, t0.Add(time.Minute), 10*time.Second)
 	if err != nil || len(gaps) != 1 || gaps[0].Site != "a" || gaps[0].From != 2 || gaps[0].Head != 3 {
 		t.Fatalf("after seqs 1 and 3: gaps %+v %v, want seq 2 missing from a", gaps, err)
@@ -106,7 +111,8 @@ func TestCenterApplyBatchGapsAndResultsIntegration(t *testing.T) {
 	if err := c.SiteStatus(ctx, replication.Status{V: 1, Site: "a", State: "online", Head: 6}, t0.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	gaps, err = c.Gaps(ctx, t0.Add(time.Minute), 10*time.Second)
+	_, _ = c.Gaps(ctx, t0.Add(time.Minute), 10*time.Second)
+	gaps, err = c.Gaps(ctx, t0.Add(2*time.Minute), 10*time.Second)
 	if err != nil || len(gaps) != 1 || gaps[0].From != 5 || gaps[0].Head != 6 {
 		t.Fatalf("head 6 after seq 4: gaps %+v %v, want 5..6 missing", gaps, err)
 	}

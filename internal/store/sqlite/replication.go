@@ -98,6 +98,40 @@ func (o *ReplicationOutbox) Append(ctx context.Context, e *replication.Event) er
 	return nil
 }
 
+// AppendAll appends evs in one transaction (a snapshot of the current
+// records: thousands of rows in one commit, not one commit each), setting
+// each one's Seq.
+func (o *ReplicationOutbox) AppendAll(ctx context.Context, evs []replication.Event) error {
+	err := o.d.tx(ctx, func(tx *sql.Tx) error {
+		for i := range evs {
+			e := &evs[i]
+			res, err := tx.ExecContext(ctx, `INSERT INTO replication_outbox (kind, key, at, envelope) VALUES (?, ?, ?, '')`, e.Kind, e.Key, ms(e.At))
+			if err != nil {
+				return err
+			}
+			if e.Seq, err = res.LastInsertId(); err != nil {
+				return err
+			}
+			o.stamp(e)
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if _, err = tx.ExecContext(ctx, `UPDATE replication_outbox SET envelope = ? WHERE seq = ?`, string(b), e.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range evs {
+			evs[i].Seq = 0
+		}
+		return fmt.Errorf("replication outbox: %d events: %w", len(evs), err)
+	}
+	return nil
+}
+
 // Unsent implements replication.Outbox.
 func (o *ReplicationOutbox) Unsent(ctx context.Context, limit int) ([]replication.Event, error) {
 	rows, err := o.d.r.QueryContext(ctx, `SELECT envelope FROM replication_outbox WHERE sent = 0 AND envelope != '' ORDER BY seq LIMIT ?`, limit)

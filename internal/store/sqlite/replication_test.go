@@ -94,3 +94,33 @@ func TestReplicationOutboxEpochUpgrade(t *testing.T) {
 		t.Fatalf("appended %+v", e)
 	}
 }
+
+// A snapshot goes into the outbox in one transaction: consecutive seqs
+// after the events before it, each envelope whole and stamped with the
+// epoch, all unsent in order.
+func TestReplicationOutboxAppendAll(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "r.db"), "rules", rulesMigrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	o, err := NewReplicationOutbox(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAlarm(t, o, "before")
+	evs := []replication.Event{
+		{V: 1, Site: "s", Kind: "alarm", Key: "a", Op: "upsert", At: time.Now(), Doc: json.RawMessage(`{"state":"normal"}`)},
+		{V: 1, Site: "s", Kind: "workorder", Key: "7", Op: "upsert", At: time.Now(), Doc: json.RawMessage(`{"status":"opened"}`)},
+	}
+	if err := o.AppendAll(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Seq != 2 || evs[1].Seq != 3 || evs[1].Epoch == "" {
+		t.Fatalf("seqs %d %d, epoch %q; want 2 3 and the outbox's epoch", evs[0].Seq, evs[1].Seq, evs[1].Epoch)
+	}
+	un, err := o.Unsent(t.Context(), 10)
+	if err != nil || len(un) != 3 || un[1].Key != "a" || un[2].Key != "7" || string(un[2].Doc) != `{"status":"opened"}` || un[2].Epoch != evs[1].Epoch {
+		t.Fatalf("unsent %+v %v", un, err)
+	}
+}
