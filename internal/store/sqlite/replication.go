@@ -75,27 +75,10 @@ func (o *ReplicationOutbox) stamp(e *replication.Event) {
 // Append implements replication.Outbox: the sequence is the row's, and
 // the row is whole before any reader can see it (one transaction).
 func (o *ReplicationOutbox) Append(ctx context.Context, e *replication.Event) error {
-	err := o.d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO replication_outbox (kind, key, at, envelope) VALUES (?, ?, ?, '')`, e.Kind, e.Key, ms(e.At))
-		if err != nil {
-			return err
-		}
-		if e.Seq, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		o.stamp(e)
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE replication_outbox SET envelope = ? WHERE seq = ?`, string(b), e.Seq)
-		return err
-	})
-	if err != nil {
-		e.Seq = 0
-		return fmt.Errorf("replication outbox: %w", err)
-	}
-	return nil
+	evs := []replication.Event{*e}
+	err := o.AppendAll(ctx, evs)
+	*e = evs[0]
+	return err
 }
 
 // AppendAll appends evs in one transaction (a snapshot of the current
