@@ -13,6 +13,8 @@ import (
 	"github.com/propgate/gateway/dashboard/httpjson"
 	"github.com/propgate/gateway/internal/replication"
 	"github.com/propgate/gateway/rules"
+	"github.com/propgate/gateway/rules/playbook"
+	"github.com/propgate/gateway/rules/workorder"
 )
 
 // CenterStore is the monitoring center's records of every site (the
@@ -163,8 +165,12 @@ func (x *centerAPI) list(kind string) http.HandlerFunc {
 			if !p.SeesSite(rec.Site) {
 				continue
 			}
+			raw := rec.Doc
+			if !staff(r) { // the wall token: what the site's own wall gets
+				raw = recordForViewer(kind, raw)
+			}
 			var doc map[string]any
-			if json.Unmarshal(rec.Doc, &doc) != nil || doc == nil {
+			if json.Unmarshal(raw, &doc) != nil || doc == nil {
 				doc = map[string]any{}
 			}
 			doc["site"] = rec.Site // the record as the site's API shows it, and where it is
@@ -284,4 +290,38 @@ func (x *centerAPI) command(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.Write(w, http.StatusOK, cs)
+}
+
+// recordForViewer is a replicated record as the site's own API shows it to the
+// wall token (ForViewer of its type: no callers' names and numbers, notes
+// or what people wrote); a record that does not decode shows as empty.
+func recordForViewer(kind string, raw []byte) []byte {
+	var v any
+	switch kind {
+	case replication.KindAlarm:
+		var a rules.Alarm
+		if json.Unmarshal(raw, &a) != nil {
+			return []byte("{}")
+		}
+		v = a.ForViewer()
+	case replication.KindWorkOrder:
+		var w workorder.WorkOrder
+		if json.Unmarshal(raw, &w) != nil {
+			return []byte("{}")
+		}
+		v = w.ForViewer()
+	case replication.KindIncident:
+		var in playbook.Incident
+		if json.Unmarshal(raw, &in) != nil {
+			return []byte("{}")
+		}
+		v = in.ForViewer()
+	default:
+		return []byte("{}")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []byte("{}")
+	}
+	return b
 }

@@ -129,3 +129,51 @@ func TestCenterAPIScopesAndCommands(t *testing.T) {
 		t.Errorf("issued %+v", f.issued)
 	}
 }
+
+// personCenter holds a work order and an alarm with what people wrote.
+type personCenter struct{ fakeCenter }
+
+func (f *personCenter) Records(_ context.Context, kind, site string, _ []string, _ int) ([]replication.Record, error) {
+	doc := `{"id":7,"status":"opened","caller_name":"李女士","caller_phone":"13912345678","room":"3-1-1802"}`
+	if kind == replication.KindAlarm {
+		doc = `{"id":"a","state":"acknowledged","acked_by":"wang.qiang","ack_note":"住户李女士13912345678来电"}`
+	}
+	return []replication.Record{{Site: "north-1", Kind: kind, Key: "7", State: "opened", Doc: json.RawMessage(doc)}}, nil
+}
+
+// At the center the wall token gets what a site's own wall gets: no
+// caller's name or number, no notes; people with a login see them.
+func TestCenterWallTokenSeesNoPersonalDetails(t *testing.T) {
+	f := &personCenter{fakeCenter{cmds: map[string]replication.CommandStatus{}}}
+	a := &API{mux: http.NewServeMux()}
+	a.MountCenter(Center{Store: f, Commands: f, OfflineAfter: time.Minute, Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, true)
+	get := func(p access.Principal, path string) string {
+		r := httptest.NewRequest("GET", path, nil)
+		r = r.WithContext(access.WithPrincipal(r.Context(), p))
+		w := httptest.NewRecorder()
+		a.mux.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("%s as %s: %d %s", path, p.Role, w.Code, w.Body)
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, w.Body.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	wall := access.Principal{Username: "wall", Role: access.Viewer}
+	for _, path := range []string{"/api/v1/workorders?status=all", "/api/v1/alarms?state=all"} {
+		body := get(wall, path)
+		for _, secret := range []string{"李女士", "13912345678"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("the wall token reads %q in %s: %s", secret, path, body)
+			}
+		}
+		if !strings.Contains(body, `"site":"north-1"`) {
+			t.Errorf("%s for the wall: %s", path, body)
+		}
+	}
+	if body := get(access.Principal{Username: "zhang.wei", Role: access.Engineer}, "/api/v1/workorders?status=all"); !strings.Contains(body, "13912345678") {
+		t.Errorf("an engineer should see the caller's number: %s", body)
+	}
+}

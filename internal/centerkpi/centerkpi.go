@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -147,7 +148,7 @@ func (b *Builder) Build(ctx context.Context, month string, sees func(site string
 				continue
 			}
 			var d replication.GoodOrderDay
-			if err := json.Unmarshal(r.Doc, &d); err != nil || d.AssetSeconds <= 0 {
+			if err := json.Unmarshal(r.Doc, &d); err != nil || !plausibleDay(r.Key, d) {
 				m.Undecodable++
 				continue
 			}
@@ -284,4 +285,29 @@ func (b *Builder) goodOrder(k *workorder.KPIs, g *replication.GoodOrderDay) {
 			k.Availability[kind] = 1 - t.DownSeconds/t.AssetSeconds
 		}
 	}
+}
+
+// maxAssetSeconds bounds one site's asset-time in a day: 100,000 assets.
+const maxAssetSeconds = 100_000 * 86_400
+
+// plausibleDay checks a site's day before it counts: the record's key is
+// the day it says, a real date, and every figure finite with 0 ≤ down ≤
+// asset ≤ maxAssetSeconds (a site cannot outweigh every other one in the
+// total, nor make the sums infinite).
+func plausibleDay(key string, d replication.GoodOrderDay) bool {
+	if _, err := time.Parse("2006-01-02", key); err != nil || d.Day != key || len(d.Kinds) > 64 {
+		return false
+	}
+	ok := func(asset, down float64) bool {
+		return !math.IsNaN(asset) && !math.IsNaN(down) && asset > 0 && asset <= maxAssetSeconds && down >= 0 && down <= asset
+	}
+	if !ok(d.AssetSeconds, d.DownSeconds) {
+		return false
+	}
+	for _, k := range d.Kinds {
+		if !ok(k.AssetSeconds, k.DownSeconds) && !(k.AssetSeconds == 0 && k.DownSeconds == 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -140,7 +140,7 @@ func (c *BatchConsumer) Offer(ctx context.Context, topic string, payload []byte,
 		}
 		return err == nil
 	}
-	e, err := Decode(topic, payload)
+	e, err := DecodeAt(topic, payload, c.now())
 	if err == nil && !utf8.Valid(payload) {
 		err = errors.New("replication: " + topic + ": the envelope is not valid UTF-8")
 	}

@@ -120,7 +120,7 @@ func (c *CenterConfig) SetDefaults(broker string) {
 	}
 }
 
-var brokerRE = regexp.MustCompile(`^(tcp|ssl|tls|ws|wss|mqtt|mqtts)://[^/\s]+$`)
+var brokerRE = regexp.MustCompile(`^(tcp|ssl|tls|ws|wss|mqtt|mqtts)://[^/\s@]+$`)
 
 func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
 
@@ -131,6 +131,10 @@ func (c *Conn) validate(demo bool, example string) error {
 		return cfgerr.Errorf("broker", "is required; fix: e.g. %s (or configure mqtt.broker)", example)
 	}
 	u, err := url.Parse(c.Broker)
+	if err == nil && u.User != nil {
+		// Never echoed: it may hold a password.
+		return cfgerr.Errorf("broker", "holds a user name (and perhaps a password) before @; fix: the broker's address only, credentials in username and password (from ${ENV})")
+	}
 	if err != nil || !brokerRE.MatchString(c.Broker) {
 		return cfgerr.Errorf("broker", "%q is not a broker URL; fix: e.g. %s", c.Broker, example)
 	}

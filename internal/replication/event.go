@@ -5,6 +5,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the envelope schema this gateway writes and reads.
@@ -103,11 +105,65 @@ type Status struct {
 // not know; the consumer parks it (counted), never guesses.
 var ErrNewerVersion = errors.New("newer envelope version")
 
+// Limits on what a site may send (a site's gateway is trusted with its own
+// records, not with the center's resources): one envelope at most
+// MaxEnvelope bytes, a key at most MaxKey bytes, a kind a short lowercase
+// word (kinds unknown to this center are still stored: kinds are added
+// within version 1), an epoch in the outbox's own form.
+const (
+	MaxEnvelope = 1 << 20
+	MaxKey      = 200
+)
+
+var (
+	kindRE  = regexp.MustCompile(`^[a-z][a-z_]{0,31}$`)
+	epochRE = regexp.MustCompile(`^\d{17}[0-9a-f]{8}$`)
+)
+
+// epochSkew is how far in the future an epoch's time may be (a site's
+// clock a little ahead); an epoch further ahead would outrank the site's
+// real one for ever.
+const epochSkew = 24 * time.Hour
+
+// CheckEpoch refuses an epoch not in the outbox's form (the UTC time to the
+// millisecond, 8 hex digits) or made more than a day after now. "" (a
+// site older than epochs) passes.
+func CheckEpoch(epoch string, now time.Time) error {
+	if epoch == "" {
+		return nil
+	}
+	if !epochRE.MatchString(epoch) {
+		return fmt.Errorf("epoch %.40q is not an outbox epoch", epoch)
+	}
+	t, err := time.Parse("20060102150405.000", epoch[:14]+"."+epoch[14:17])
+	if err != nil {
+		return fmt.Errorf("epoch %q: %w", epoch, err)
+	}
+	if !now.IsZero() && t.After(now.Add(epochSkew)) {
+		return fmt.Errorf("epoch %q is from %s, after now", epoch, t.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Decode parses and checks an envelope received on topic: the site in
 // the topic and in the envelope must agree (a site can publish only under
 // its own prefix, enforced by the broker's ACL; this catches the rest).
 func Decode(topic string, payload []byte) (Event, error) {
+	return DecodeAt(topic, payload, time.Time{})
+}
+
+// DecodeAt is Decode that also refuses an epoch made after now (plus a
+// day's skew); the center's consumers use it.
+func DecodeAt(topic string, payload []byte, now time.Time) (Event, error) {
 	var e Event
+	if len(payload) > MaxEnvelope {
+		return e, fmt.Errorf("replication: %s: envelope of %d bytes, more than %d", topic, len(payload), MaxEnvelope)
+	}
+	// PostgreSQL's json keeps "\u0000" but cannot extract it as text:
+	// one such doc would fail every query reading that field.
+	if bytes.Contains(payload, []byte(`\u0000`)) {
+		return e, fmt.Errorf("replication: %s: the envelope contains a NUL character", topic)
+	}
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return e, fmt.Errorf("replication: %s: not an envelope: %w", topic, err)
 	}
@@ -119,10 +175,17 @@ func Decode(topic string, payload []byte) (Event, error) {
 	switch {
 	case !ok || e.V < 1:
 		return e, fmt.Errorf("replication: %s: not a version-1 event", topic)
-	case site != e.Site || !siteRE.MatchString(site):
-		return e, fmt.Errorf("replication: %s: the envelope says site %q", topic, e.Site)
+	case site != e.Site || !siteRE.MatchString(site) || len(site) > MaxKey:
+		return e, fmt.Errorf("replication: %s: the envelope says site %.60q", topic, e.Site)
 	case kind != e.Kind || e.Key == "" || e.Seq <= 0 || len(e.Doc) == 0:
-		return e, fmt.Errorf("replication: %s: incomplete envelope (kind %q, key %q, seq %d)", topic, e.Kind, e.Key, e.Seq)
+		return e, fmt.Errorf("replication: %s: incomplete envelope (kind %.40q, key %.60q, seq %d)", topic, e.Kind, e.Key, e.Seq)
+	case !kindRE.MatchString(e.Kind):
+		return e, fmt.Errorf("replication: %s: kind %.40q is not a kind", topic, e.Kind)
+	case len(e.Key) > MaxKey || !utf8.ValidString(e.Key):
+		return e, fmt.Errorf("replication: %s: key of %d bytes (at most %d, UTF-8)", topic, len(e.Key), MaxKey)
+	}
+	if err := CheckEpoch(e.Epoch, now); err != nil {
+		return e, fmt.Errorf("replication: %s: %w", topic, err)
 	}
 	return e, nil
 }

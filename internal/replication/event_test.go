@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecode(t *testing.T) {
@@ -26,5 +27,34 @@ func TestDecode(t *testing.T) {
 	}
 	if _, err := Decode("propgate/v1/site/north-1/event/alarm", []byte(strings.Replace(ok, `"v":1`, `"v":2`, 1))); !errors.Is(err, ErrNewerVersion) {
 		t.Errorf("newer version: %v", err)
+	}
+}
+
+// What a site sends is bounded: a malicious or broken site cannot make the
+// center store huge envelopes or keys that break its indexes, a NUL that
+// breaks every query reading that field, a made-up kind, or an epoch that
+// would outrank its real one for ever.
+func TestDecodeRefusesWhatWouldHurtTheCenter(t *testing.T) {
+	ok := `{"v":1,"site":"north-1","seq":7,"kind":"alarm","key":"r:a","op":"upsert","epoch":"20261205090000000a1b2c3d4","doc":{"state":"acknowledged"}}`
+	topic := "propgate/v1/site/north-1/event/alarm"
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	if _, err := DecodeAt(topic, []byte(ok), now); err != nil {
+		t.Fatalf("a good envelope: %v", err)
+	}
+	for _, c := range []struct{ name, topic, payload, want string }{
+		{"huge", topic, strings.Replace(ok, `"acknowledged"`, `"`+strings.Repeat("x", MaxEnvelope)+`"`, 1), "more than 1048576"},
+		{"NUL in the doc", topic, strings.Replace(ok, `"acknowledged"`, `"a\u0000"`, 1), "NUL character"},
+		{"long key", topic, strings.Replace(ok, `"r:a"`, `"`+strings.Repeat("k", MaxKey+1)+`"`, 1), "key of 201 bytes"},
+		{"odd kind", "propgate/v1/site/north-1/event/Alarm!", strings.Replace(ok, `"alarm"`, `"Alarm!"`, 1), "is not a kind"},
+		{"epoch not an epoch", topic, strings.Replace(ok, `20261205090000000a1b2c3d4`, `~`, 1), "is not an outbox epoch"},
+		{"epoch from the future", topic, strings.Replace(ok, `20261205090000000a1b2c3d4`, `29991231000000000a1b2c3d4`, 1), "after now"},
+	} {
+		if _, err := DecodeAt(c.topic, []byte(c.payload), now); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// A day's skew is allowed (a site clock a little ahead).
+	if _, err := DecodeAt(topic, []byte(strings.Replace(ok, `20261205090000000`, `20261206090000000`, 1)), now); err != nil {
+		t.Errorf("an epoch 23 h ahead: %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func (c *Consumer) Handle(ctx context.Context, topic string, payload []byte) err
 	if strings.HasSuffix(topic, "/status") {
 		return c.status(ctx, topic, payload)
 	}
-	e, err := Decode(topic, payload)
+	e, err := DecodeAt(topic, payload, c.now())
 	if err != nil {
 		if errors.Is(err, ErrNewerVersion) {
 			c.log.Warn("replication: envelope from a newer gateway parked", "topic", topic, "err", err)
@@ -97,7 +97,11 @@ func applyStatus(ctx context.Context, center interface {
 }, log *slog.Logger, now func() time.Time, topic string, payload []byte) error {
 	site, ok := SiteOfTopic(topic)
 	var st Status
-	if err := json.Unmarshal(payload, &st); !ok || err != nil || (st.Site != "" && st.Site != site) {
+	if err := json.Unmarshal(payload, &st); !ok || err != nil || (st.Site != "" && st.Site != site) || len(payload) > MaxEnvelope {
+		log.Warn("replication: bad status", "topic", topic, "err", err)
+		return nil
+	}
+	if err := CheckEpoch(st.Epoch, now()); err != nil {
 		log.Warn("replication: bad status", "topic", topic, "err", err)
 		return nil
 	}

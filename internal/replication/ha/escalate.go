@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -128,10 +130,12 @@ func (e *Escalator) escalateLoop(ctx context.Context) {
 			}
 			n, err := e.d.Store.Escalate(ctx, o.Escalation, ns, unrouted)
 			if err != nil {
-				if ctx.Err() == nil {
-					e.d.Log.Warn("center: recording an escalation", "err", err)
+				if ctx.Err() != nil {
+					return
 				}
-				return
+				// One alarm the store refuses must not hold up the others.
+				e.d.Log.Warn("center: recording an escalation", "site", o.Site, "err", err)
+				continue
 			}
 			if len(routes) == 0 {
 				e.metrics.notification("unrouted")
@@ -163,6 +167,9 @@ func escalations(o postgres.Overdue, site replication.SiteInfo, routes []replica
 		Value  string `json:"value"`
 	}
 	_ = json.Unmarshal(o.Doc, &a) // the record came through Decode; a field it lacks stays empty
+	// What the site wrote goes into a chat message: one short line each
+	// (no newlines to fake another message's lines, no markup length).
+	a.Name, a.NameZH, a.Value = plainLine(a.Name), plainLine(a.NameZH), plainLine(a.Value)
 	min := int(now.Sub(o.Since) / time.Minute)
 	p := Escalation{Site: o.Site, SiteName: site.Name, Region: site.Region, Alarm: o.Key, Name: a.Name, NameZH: a.NameZH,
 		Priority: o.Priority, Since: o.Since, Value: a.Value, Minutes: min}
@@ -170,7 +177,7 @@ func escalations(o postgres.Overdue, site replication.SiteInfo, routes []replica
 		if s := i18n.Pick(lang, a.NameZH, a.Name); s != "" {
 			return s
 		}
-		return o.Key
+		return plainLine(o.Key)
 	}
 	where := o.Site
 	if site.Name != "" {
@@ -350,4 +357,19 @@ func (w Webhook) Send(ctx context.Context, n replication.Notification) error {
 		return fmt.Errorf("webhook: answered %s", resp.Status)
 	}
 	return nil
+}
+
+// plainLine is site-supplied text for a message: control characters
+// (newlines included) as spaces, at most 64 characters.
+func plainLine(s string) string {
+	r := []rune(strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) || c == '\u2028' || c == '\u2029' {
+			return ' '
+		}
+		return c
+	}, s))
+	if len(r) > 64 {
+		r = append(r[:63], '…')
+	}
+	return string(r)
 }
