@@ -21,7 +21,6 @@ import (
 	"github.com/propgate/gateway/collectors/mqtt"
 	"github.com/propgate/gateway/collectors/sim"
 	"github.com/propgate/gateway/dashboard"
-	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/demoreceiver"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/guard"
@@ -92,18 +91,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer closeLogged(log, "alerts store", astore.Close)
 	}
-	var auth *access.Auth
-	if cfg.Dashboard != nil {
-		audits, err := openAuditStore(ctx, cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
-		if err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		defer closeLogged(log, "audit store", audits.Close)
-		if auth, err = access.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		reg.MustRegister(auth.Metrics.Collectors()...)
+	auth, closeAuth, err := openAuth(ctx, cfg, reg, log)
+	if err != nil {
+		return err
 	}
+	defer closeAuth()
 
 	// The writer: started first, stopped after everything that feeds it.
 	writer := influx.New(cfg.InfluxDB, cfg.Site, assets, reg, metrics.Dropped, log.With("component", "influx"))

@@ -15,7 +15,6 @@ import (
 
 	"github.com/propgate/gateway/collectors"
 	"github.com/propgate/gateway/dashboard"
-	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/centerkpi"
 )
@@ -30,18 +29,11 @@ func runCenter(ctx context.Context, cfg *config.Config, log *slog.Logger) (err e
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
-	var auth *access.Auth
-	if cfg.Dashboard != nil {
-		audits, err := openAuditStore(ctx, cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
-		if err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		defer closeLogged(log, "audit store", audits.Close)
-		if auth, err = access.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
-			return fmt.Errorf("dashboard: %w", err)
-		}
-		reg.MustRegister(auth.Metrics.Collectors()...)
+	auth, closeAuth, err := openAuth(ctx, cfg, reg, log)
+	if err != nil {
+		return err
 	}
+	defer closeAuth()
 	center, commander, consumer, _, health, err := centerSide(ctx, cfg, reg, log.With("component", "center"))
 	if err != nil {
 		return err

@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/propgate/gateway/alerts"
+	"github.com/propgate/gateway/dashboard/access"
 	"github.com/propgate/gateway/dashboard/audit"
+	"github.com/propgate/gateway/gateway/config"
 	"github.com/propgate/gateway/internal/store/postgres"
 	"github.com/propgate/gateway/internal/store/sqlite"
 	"github.com/propgate/gateway/rules"
@@ -153,4 +158,23 @@ func openAuditStore(ctx context.Context, db string, maxRows int) (auditStore, er
 		return nil, err
 	}
 	return sqlite.OpenAudit(db, maxRows)
+}
+
+// openAuth is the dashboard's logins and audit (nil without a dashboard:
+// section: the API is read-only); closeAuth closes the audit store.
+func openAuth(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (auth *access.Auth, closeAuth func(), err error) {
+	if cfg.Dashboard == nil {
+		return nil, func() {}, nil
+	}
+	audits, err := openAuditStore(ctx, cfg.Dashboard.AuditDatabase, cfg.Dashboard.AuditMaxRows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dashboard: %w", err)
+	}
+	closeAuth = func() { closeLogged(log, "audit store", audits.Close) }
+	if auth, err = access.NewAuth(*cfg.Dashboard, audits, log.With("component", "auth")); err != nil {
+		closeAuth()
+		return nil, nil, fmt.Errorf("dashboard: %w", err)
+	}
+	reg.MustRegister(auth.Metrics.Collectors()...)
+	return auth, closeAuth, nil
 }

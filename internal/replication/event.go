@@ -145,15 +145,11 @@ func CheckEpoch(epoch string, now time.Time) error {
 	return nil
 }
 
-// Decode parses and checks an envelope received on topic: the site in
-// the topic and in the envelope must agree (a site can publish only under
-// its own prefix, enforced by the broker's ACL; this catches the rest).
-func Decode(topic string, payload []byte) (Event, error) {
-	return DecodeAt(topic, payload, time.Time{})
-}
-
-// DecodeAt is Decode that also refuses an epoch made after now (plus a
-// day's skew); the center's consumers use it.
+// DecodeAt parses and checks an envelope received on topic at now: the
+// site in the topic and in the envelope must agree (a site can publish
+// only under its own prefix, enforced by the broker's ACL; this catches
+// the rest), sizes and forms within the limits above, its epoch not made
+// after now plus a day (a zero now skips that check).
 func DecodeAt(topic string, payload []byte, now time.Time) (Event, error) {
 	var e Event
 	if len(payload) > MaxEnvelope {

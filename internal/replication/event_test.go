@@ -9,7 +9,7 @@ import (
 
 func TestDecode(t *testing.T) {
 	ok := `{"v":1,"site":"north-1","seq":7,"kind":"alarm","key":"r:a","op":"upsert","doc":{"state":"acknowledged"}}`
-	if e, err := Decode("propgate/v1/site/north-1/event/alarm", []byte(ok)); err != nil || e.Seq != 7 || e.Key != "r:a" {
+	if e, err := DecodeAt("propgate/v1/site/north-1/event/alarm", []byte(ok), time.Time{}); err != nil || e.Seq != 7 || e.Key != "r:a" {
 		t.Fatalf("%+v %v", e, err)
 	}
 	for _, c := range []struct{ name, topic, payload, want string }{
@@ -21,11 +21,11 @@ func TestDecode(t *testing.T) {
 		{"version 0", "propgate/v1/site/north-1/event/alarm", strings.Replace(ok, `"v":1`, `"v":0`, 1), "not a version-1 event"},
 		{"wildcard site", "propgate/v1/site/+/event/alarm", strings.Replace(ok, `"north-1"`, `"+"`, 1), `the envelope says site "+"`},
 	} {
-		if _, err := Decode(c.topic, []byte(c.payload)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := DecodeAt(c.topic, []byte(c.payload), time.Time{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
-	if _, err := Decode("propgate/v1/site/north-1/event/alarm", []byte(strings.Replace(ok, `"v":1`, `"v":2`, 1))); !errors.Is(err, ErrNewerVersion) {
+	if _, err := DecodeAt("propgate/v1/site/north-1/event/alarm", []byte(strings.Replace(ok, `"v":1`, `"v":2`, 1)), time.Time{}); !errors.Is(err, ErrNewerVersion) {
 		t.Errorf("newer version: %v", err)
 	}
 }

@@ -31,7 +31,7 @@ func TestGeneratorIntegration(t *testing.T) {
 	}
 	defer sub.Disconnect(100)
 	if tok := sub.Subscribe(replication.EventFilter, 1, func(_ paho.Client, m paho.Message) {
-		e, err := replication.Decode(m.Topic(), m.Payload())
+		e, err := replication.DecodeAt(m.Topic(), m.Payload(), time.Time{})
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
